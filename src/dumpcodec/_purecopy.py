@@ -1,0 +1,1 @@
+"""Pure-Python twin of the COPY BINARY codec (placeholder until the twin lands)."""

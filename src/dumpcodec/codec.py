@@ -1,0 +1,78 @@
+"""The COPY BINARY codec: one API, two implementations, one switch.
+
+``DUMPCODEC_IMPL=c`` uses the Cython core ``dumpcodec._fastcopy`` and fails with an
+ImportError naming the cause when it is not built; ``DUMPCODEC_IMPL=python`` uses the
+pure-Python twin ``dumpcodec._purecopy``; unset (or ``auto``), the C core is used when
+it imports, otherwise the twin with a RuntimeWarning (never silently).  ``IMPL`` is the
+name of the active implementation.
+
+Both implementations export the same names (see ``_purecopy`` for the reference
+behaviour and docstrings):
+
+``Decoder(types=None, *, names=None, raw=False)``
+    Push decoder.  ``feed(data) -> list[tuple]`` accepts pieces split anywhere and
+    returns the rows completed by this piece; ``close()`` raises CopyFormatError when
+    the trailer was not seen.  ``types`` is one spec per column (OID, type name such
+    as ``"numeric(12,2)"`` or ``"int4[]"``, or a ``pgtypes.TypeInfo``); ``None`` or
+    ``raw=True`` gives ``bytes`` per field.  Attributes: ``rows`` (rows decoded),
+    ``offset`` (bytes consumed), ``done`` (trailer seen), ``flags``.
+``iter_rows(fileobj, types=None, *, names=None, raw=False, read_size=...)``
+    Pull form over a binary file object.
+``Encoder(types, *, names=None)``
+    ``header() -> bytes``, ``encode(rows) -> bytes`` (many rows, one block),
+    ``trailer() -> bytes``.  A bad value raises EncodeError/TypeError naming the
+    column and row, and the encoder stays usable.
+``write_stream(fileobj, rows, types, *, names=None, block_size=...) -> int``
+    Header, rows, trailer to a file object in large writes; returns bytes written.
+``Scanner(ncols=None)``
+    Walks framing without decoding values.  ``feed(data) -> int`` returns rows
+    completed in this piece; attributes ``rows``, ``offset``, ``done``, ``flags``,
+    ``header_size``, ``tuple_end`` (absolute offset just past the last complete tuple).
+    ``close()`` raises when the trailer was not seen.  Releases the GIL in C.
+``Chunker(chunk_size=DEFAULT_CHUNK_SIZE)``
+    Cuts one raw COPY BINARY stream into complete streams of bounded size:
+    ``feed(data) -> list[(bytes, rows)]``, ``close() -> list[(bytes, rows)]``; each
+    piece is header + whole tuples + trailer; a tuple larger than ``chunk_size`` goes
+    alone in its piece.
+``scan(buf) -> (rows, size)``
+    Validates a whole in-memory stream and counts its rows.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+_requested = os.environ.get("DUMPCODEC_IMPL", "auto").strip().lower() or "auto"
+
+if _requested == "c":
+    try:
+        from . import _fastcopy as _impl
+    except ImportError as exc:  # never fall back when C was asked for
+        raise ImportError(
+            "DUMPCODEC_IMPL=c but the Cython core dumpcodec._fastcopy cannot be "
+            f"imported ({exc}); build it with 'pip install .' or set DUMPCODEC_IMPL=python"
+        ) from exc
+    IMPL = "c"
+elif _requested == "python":
+    from . import _purecopy as _impl
+    IMPL = "python"
+elif _requested == "auto":
+    try:
+        from . import _fastcopy as _impl
+        IMPL = "c"
+    except ImportError as exc:
+        warnings.warn(
+            f"dumpcodec: C core not available ({exc}); using the pure-Python codec",
+            RuntimeWarning, stacklevel=2)
+        from . import _purecopy as _impl
+        IMPL = "python"
+else:
+    raise ImportError(f"DUMPCODEC_IMPL must be 'c', 'python' or 'auto', not {_requested!r}")
+
+__all__ = ["IMPL"]
+for _name in ("Decoder", "iter_rows", "Encoder", "write_stream", "Scanner",
+              "Chunker", "scan", "DEFAULT_CHUNK_SIZE", "DEFAULT_READ_SIZE",
+              "DEFAULT_BLOCK_SIZE", "MAX_FIELD_SIZE"):
+    if hasattr(_impl, _name):
+        globals()[_name] = getattr(_impl, _name)
+        __all__.append(_name)

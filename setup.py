@@ -14,16 +14,18 @@ if os.environ.get("DUMPCODEC_ASAN"):
     extra_compile_args = ["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"]
     extra_link_args = ["-fsanitize=address"]
 
-ext = Extension(
-    "dumpcodec._fastcopy",
-    sources=["src/_fastcopy.pyx"],
-    extra_compile_args=extra_compile_args,
-    extra_link_args=extra_link_args,
-)
+exts = [
+    Extension(
+        "dumpcodec._fastcopy",
+        sources=["src/_fastcopy.pyx"],
+        extra_compile_args=extra_compile_args,
+        extra_link_args=extra_link_args,
+    ),
+]
 
 setup(
     ext_modules=cythonize(
-        [ext],
+        exts,
         language_level=3,
         compiler_directives={
             # Bounds are checked by hand on every read of the input buffer; these

@@ -1,0 +1,71 @@
+"""The ``dumpcodec`` command line: ``create | ls | verify | cat | load | demo | bench``.
+
+Each group of subcommands lives in its own module with a ``register(subparsers)``
+function that adds its parsers and sets ``func`` (called with the parsed args,
+returning an exit code).  Exit codes: 0 all good, 1 some tables failed, 2 usage or
+input errors.  Errors print as one line on stderr, with a traceback only under
+``--debug``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from ..errors import DumpcodecError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# module name -> imported lazily so that one broken group cannot break the others
+_GROUPS = ["archive_cmds", "db_cmds", "demo", "bench"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+    from ..codec import IMPL
+    parser = argparse.ArgumentParser(
+        prog="dumpcodec",
+        description="Dump PostgreSQL tables into streamable archives and restore them.",
+        epilog="Run 'dumpcodec COMMAND --help' for each command's options and examples.",
+    )
+    parser.add_argument("--version", action="version",
+                        version=f"dumpcodec {__version__} (codec: {IMPL})")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in _GROUPS:
+        try:
+            mod = importlib.import_module(f"{__name__}.{group}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{group}":
+                raise
+            continue
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("dumpcodec: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK if args.command == "cat" else EXIT_FAILED
+    except (DumpcodecError, OSError, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"dumpcodec {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # psycopg errors and the unexpected: still one line
+        if args.debug:
+            raise
+        print(f"dumpcodec {args.command}: error: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return EXIT_FAILED

@@ -21,6 +21,13 @@ exts = [
         extra_compile_args=extra_compile_args,
         extra_link_args=extra_link_args,
     ),
+    # libpq is not linked: dumpcodec/pump.py hands it psycopg's own libpq at run time
+    Extension(
+        "dumpcodec._pgpump",
+        sources=["src/_pgpump.pyx"],
+        extra_compile_args=extra_compile_args,
+        extra_link_args=extra_link_args,
+    ),
 ]
 
 setup(

@@ -1,0 +1,361 @@
+# cython: language_level=3
+"""Move COPY data between a psycopg connection and Python in large blocks.
+
+psycopg's ``Copy.read()`` returns one row per Python call, which caps a dump at about
+2 M rows/s while the server streams 9.5 M.  This module drives the *same* libpq that
+psycopg uses (through function pointers that ``dumpcodec.pump`` looks up at run time, so
+nothing is linked at build time and the libpq bundled by ``psycopg[binary]`` works as well
+as the system one) and loops over ``PQgetCopyData`` / ``PQputCopyData`` with the GIL
+released, handing Python one block of about a megabyte at a time.
+
+Only the loop lives here; finding libpq, error classes and the Python fallback are in
+``dumpcodec/pump.py``.  Every function takes the ``PGconn*`` as an integer address
+(``conn.pgconn.pgconn_ptr``); the caller holds the psycopg connection's lock.
+"""
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy
+from libc.stdint cimport uintptr_t
+
+ctypedef int (*f_getcopydata)(void*, char**, int) noexcept nogil
+ctypedef int (*f_putcopydata)(void*, const char*, int) noexcept nogil
+ctypedef int (*f_putcopyend)(void*, const char*) noexcept nogil
+ctypedef void (*f_freemem)(void*) noexcept nogil
+ctypedef void* (*f_getresult)(void*) noexcept nogil
+ctypedef int (*f_resultstatus)(const void*) noexcept nogil
+ctypedef void (*f_clear)(void*) noexcept nogil
+ctypedef char* (*f_errormessage)(const void*) noexcept nogil
+ctypedef char* (*f_resulterrormessage)(const void*) noexcept nogil
+ctypedef char* (*f_resulterrorfield)(const void*, int) noexcept nogil
+ctypedef int (*f_sendquery)(void*, const char*) noexcept nogil
+ctypedef int (*f_setnonblocking)(void*, int) noexcept nogil
+ctypedef int (*f_isnonblocking)(const void*) noexcept nogil
+ctypedef char* (*f_cmdtuples)(void*) noexcept nogil
+ctypedef void* (*f_getcancel)(void*) noexcept nogil
+ctypedef int (*f_cancel)(void*, char*, int) noexcept nogil
+ctypedef void (*f_freecancel)(void*) noexcept nogil
+
+# ExecStatusType values (libpq-fe.h; stable since 7.4)
+cdef enum:
+    PGRES_COMMAND_OK = 1
+    PGRES_COPY_OUT = 3
+    PGRES_COPY_IN = 4
+PG_DIAG_SQLSTATE = ord('C')
+PG_DIAG_MESSAGE_PRIMARY = ord('M')
+
+# the names dumpcodec.pump must resolve, in this order
+FUNCTIONS = (
+    "PQgetCopyData", "PQputCopyData", "PQputCopyEnd", "PQfreemem", "PQgetResult",
+    "PQresultStatus", "PQclear", "PQerrorMessage", "PQresultErrorMessage",
+    "PQresultErrorField", "PQsendQuery", "PQsetnonblocking", "PQisnonblocking",
+    "PQcmdTuples", "PQgetCancel", "PQcancel", "PQfreeCancel",
+)
+
+
+class PumpError(Exception):
+    """libpq or the server reported an error: args are (message, sqlstate or None)."""
+
+
+cdef class LibPQ:
+    """The libpq entry points, from addresses looked up by the caller."""
+    cdef f_getcopydata getcopydata
+    cdef f_putcopydata putcopydata
+    cdef f_putcopyend putcopyend
+    cdef f_freemem freemem
+    cdef f_getresult getresult
+    cdef f_resultstatus resultstatus
+    cdef f_clear clear
+    cdef f_errormessage errormessage
+    cdef f_resulterrormessage resulterrormessage
+    cdef f_resulterrorfield resulterrorfield
+    cdef f_sendquery sendquery
+    cdef f_setnonblocking setnonblocking
+    cdef f_isnonblocking isnonblocking
+    cdef f_cmdtuples cmdtuples
+    cdef f_getcancel getcancel
+    cdef f_cancel cancel
+    cdef f_freecancel freecancel
+    cdef readonly object description
+
+    def __init__(self, addresses, description=""):
+        """``addresses``: mapping of every name in FUNCTIONS to a non-zero address."""
+        missing = [n for n in FUNCTIONS if not addresses.get(n)]
+        if missing:
+            raise ValueError(f"libpq functions not found: {', '.join(missing)}")
+        self.getcopydata = <f_getcopydata><uintptr_t>addresses["PQgetCopyData"]
+        self.putcopydata = <f_putcopydata><uintptr_t>addresses["PQputCopyData"]
+        self.putcopyend = <f_putcopyend><uintptr_t>addresses["PQputCopyEnd"]
+        self.freemem = <f_freemem><uintptr_t>addresses["PQfreemem"]
+        self.getresult = <f_getresult><uintptr_t>addresses["PQgetResult"]
+        self.resultstatus = <f_resultstatus><uintptr_t>addresses["PQresultStatus"]
+        self.clear = <f_clear><uintptr_t>addresses["PQclear"]
+        self.errormessage = <f_errormessage><uintptr_t>addresses["PQerrorMessage"]
+        self.resulterrormessage = <f_resulterrormessage><uintptr_t>addresses["PQresultErrorMessage"]
+        self.resulterrorfield = <f_resulterrorfield><uintptr_t>addresses["PQresultErrorField"]
+        self.sendquery = <f_sendquery><uintptr_t>addresses["PQsendQuery"]
+        self.setnonblocking = <f_setnonblocking><uintptr_t>addresses["PQsetnonblocking"]
+        self.isnonblocking = <f_isnonblocking><uintptr_t>addresses["PQisnonblocking"]
+        self.cmdtuples = <f_cmdtuples><uintptr_t>addresses["PQcmdTuples"]
+        self.getcancel = <f_getcancel><uintptr_t>addresses["PQgetCancel"]
+        self.cancel = <f_cancel><uintptr_t>addresses["PQcancel"]
+        self.freecancel = <f_freecancel><uintptr_t>addresses["PQfreeCancel"]
+        self.description = description
+
+    # -- helpers (GIL held) -------------------------------------------------------
+
+    cdef object _conn_error(self, void* conn):
+        cdef char* msg = self.errormessage(conn)
+        text = msg.decode("utf-8", "replace").strip() if msg != NULL else "unknown libpq error"
+        return PumpError(text or "unknown libpq error", None)
+
+    cdef object _result_error(self, void* res, void* conn):
+        cdef char* msg
+        cdef char* state
+        if res == NULL:
+            return self._conn_error(conn)
+        # the primary message alone: the full one repeats "ERROR:" and context lines
+        msg = self.resulterrorfield(res, PG_DIAG_MESSAGE_PRIMARY)
+        if msg == NULL:
+            msg = self.resulterrormessage(res)
+        state = self.resulterrorfield(res, PG_DIAG_SQLSTATE)
+        text = msg.decode("utf-8", "replace").strip() if msg != NULL else ""
+        sqlstate = state.decode("ascii", "replace") if state != NULL else None
+        if not text:
+            text = f"unexpected result status {self.resultstatus(res)}"
+        return PumpError(text, sqlstate)
+
+    cdef void _drain_results(self, void* conn) noexcept nogil:
+        # A command is only finished once PQgetResult returns NULL; until then the
+        # connection cannot take another query.
+        cdef void* res
+        while True:
+            res = self.getresult(conn)
+            if res == NULL:
+                return
+            self.clear(res)
+
+    cdef object _finish(self, void* conn):
+        """Collect the COPY's final result; return its row count or raise."""
+        cdef void* res
+        cdef int status
+        cdef char* ntup
+        with nogil:
+            res = self.getresult(conn)
+            status = self.resultstatus(res) if res != NULL else -1
+        if status != PGRES_COMMAND_OK:
+            err = self._result_error(res, conn)
+            if res != NULL:
+                self.clear(res)
+            with nogil:
+                self._drain_results(conn)
+            raise err
+        ntup = self.cmdtuples(res)
+        rows = int(ntup.decode("ascii")) if ntup != NULL and ntup[0] != 0 else -1
+        self.clear(res)
+        with nogil:
+            self._drain_results(conn)
+        return rows
+
+    cdef int _start(self, void* conn, bytes query, int expect) except -1:
+        """Send ``query`` in blocking mode and wait for the COPY state ``expect``."""
+        cdef const char* q = query
+        cdef int ok
+        cdef void* res
+        cdef int status
+        with nogil:
+            ok = self.sendquery(conn, q)
+        if not ok:
+            raise self._conn_error(conn)
+        with nogil:
+            res = self.getresult(conn)
+            status = self.resultstatus(res) if res != NULL else -1
+        if status != expect:
+            err = self._result_error(res, conn)
+            if res != NULL:
+                self.clear(res)
+            with nogil:
+                self._drain_results(conn)
+            raise err
+        self.clear(res)
+        return 0
+
+    cdef void _cancel(self, void* conn) noexcept nogil:
+        cdef void* c = self.getcancel(conn)
+        cdef char errbuf[256]
+        if c != NULL:
+            self.cancel(c, errbuf, 256)
+            self.freecancel(c)
+
+    # -- COPY TO STDOUT -----------------------------------------------------------
+
+    def copy_out(self, Py_ssize_t conn_ptr, bytes query, write, Py_ssize_t block_size=1 << 20):
+        """Run ``query`` (a ``COPY ... TO STDOUT``) and call ``write(bytes)`` per block.
+
+        Blocks hold whole CopyData messages (rows, for COPY BINARY) and are at least
+        ``block_size`` bytes except the last.  Returns ``(rows, nbytes)``; rows is the
+        server's count from the command tag.  An exception raised by ``write`` cancels
+        the COPY, drains the connection back to idle and propagates; a server error
+        raises PumpError(message, sqlstate).
+        """
+        cdef void* conn = <void*><uintptr_t>conn_ptr
+        cdef int was_nb
+        cdef char* msg = NULL
+        cdef int n = 0
+        cdef char* buf
+        cdef char* newbuf
+        cdef Py_ssize_t cap, used = 0, total = 0
+        cdef bint pending = False   # a message waits in ``msg`` for room in ``buf``
+        cdef char* pmsg = NULL
+        if block_size < 4096:
+            block_size = 4096
+        cap = block_size + 65536
+        buf = <char*>malloc(cap)
+        if buf == NULL:
+            raise MemoryError()
+        was_nb = self.isnonblocking(conn)
+        # blocking mode: PQgetCopyData(async=0) then waits on the socket itself
+        if was_nb:
+            self.setnonblocking(conn, 0)
+        try:
+            self._start(conn, query, PGRES_COPY_OUT)
+            while True:
+                with nogil:
+                    while True:
+                        if not pending:
+                            n = self.getcopydata(conn, &msg, 0)
+                            if n < 0:
+                                break
+                        pending = False
+                        if n > cap - used:
+                            if used > 0:
+                                pending = True   # flush first, keep this message
+                                break
+                            newbuf = <char*>realloc(buf, n)
+                            if newbuf == NULL:
+                                pending = True
+                                break
+                            buf = newbuf
+                            cap = n
+                        memcpy(buf + used, msg, n)
+                        used += n
+                        self.freemem(msg)
+                        msg = NULL
+                        if used >= block_size:
+                            break
+                if pending and used == 0:
+                    with nogil:
+                        self._abort_out(conn, msg)
+                    msg = NULL
+                    pending = False
+                    raise MemoryError(f"cannot allocate {n} bytes for a COPY row")
+                if used > 0:
+                    block = PyBytes_FromStringAndSize(buf, used)
+                    total += used
+                    used = 0
+                    try:
+                        write(block)
+                    except BaseException:
+                        pmsg = msg if pending else NULL
+                        with nogil:
+                            self._abort_out(conn, pmsg)
+                        msg = NULL
+                        pending = False
+                        raise
+                if not pending and n < 0:
+                    break
+            if n == -2:
+                err = self._conn_error(conn)
+                with nogil:
+                    self._drain_results(conn)
+                raise err
+            rows = self._finish(conn)
+            return rows, total
+        finally:
+            if msg != NULL:
+                self.freemem(msg)
+            free(buf)
+            if was_nb:
+                self.setnonblocking(conn, 1)
+
+    cdef void _abort_out(self, void* conn, char* pending_msg) noexcept nogil:
+        # Stop the server, then read and drop whatever it already sent, so that the
+        # connection is idle again (or in a failed transaction) instead of stuck in COPY.
+        cdef char* m = NULL
+        cdef int n
+        if pending_msg != NULL:
+            self.freemem(pending_msg)
+        self._cancel(conn)
+        while True:
+            n = self.getcopydata(conn, &m, 0)
+            if n < 0:
+                break
+            self.freemem(m)
+        self._drain_results(conn)
+
+    # -- COPY FROM STDIN ----------------------------------------------------------
+
+    def copy_in_start(self, Py_ssize_t conn_ptr, bytes query):
+        """Send ``query`` (a ``COPY ... FROM STDIN``); return the previous nonblocking flag.
+
+        The connection is switched to blocking mode until ``copy_in_end``.
+        """
+        cdef void* conn = <void*><uintptr_t>conn_ptr
+        cdef int was_nb = self.isnonblocking(conn)
+        if was_nb:
+            self.setnonblocking(conn, 0)
+        try:
+            self._start(conn, query, PGRES_COPY_IN)
+        except BaseException:
+            if was_nb:
+                self.setnonblocking(conn, 1)
+            raise
+        return was_nb
+
+    def copy_in_put(self, Py_ssize_t conn_ptr, const unsigned char[::1] data,
+                    Py_ssize_t piece=1 << 20):
+        """Send ``data`` with the GIL released, in pieces of at most ``piece`` bytes."""
+        cdef void* conn = <void*><uintptr_t>conn_ptr
+        cdef Py_ssize_t off = 0, size = data.shape[0], k
+        cdef int rc = 1
+        cdef const char* p
+        if size == 0:
+            return
+        p = <const char*>&data[0]
+        with nogil:
+            while off < size:
+                k = size - off
+                if k > piece:
+                    k = piece
+                rc = self.putcopydata(conn, p + off, <int>k)
+                if rc != 1:
+                    break
+                off += k
+        if rc != 1:
+            raise self._conn_error(conn)
+
+    def copy_in_end(self, Py_ssize_t conn_ptr, int was_nb, error=None):
+        """End the COPY (or abort it with ``error``, a str) and collect its result.
+
+        Returns the row count; raises PumpError with the server's message when the
+        server rejected the data (or, after an abort, the server's report of it).
+        The nonblocking flag is restored in every case.
+        """
+        cdef void* conn = <void*><uintptr_t>conn_ptr
+        cdef int rc
+        cdef bytes err_b = None
+        cdef const char* err_p = NULL
+        if error is not None:
+            err_b = str(error).encode("utf-8", "replace")
+            err_p = err_b
+        try:
+            with nogil:
+                rc = self.putcopyend(conn, err_p)
+            if rc != 1:
+                exc = self._conn_error(conn)
+                with nogil:
+                    self._drain_results(conn)
+                raise exc
+            return self._finish(conn)
+        finally:
+            if was_nb:
+                self.setnonblocking(conn, 1)

@@ -1,2 +1,1331 @@
 # cython: language_level=3
-"""Cython core of the COPY BINARY codec (placeholder until the core lands)."""
+"""Cython core of the COPY BINARY codec, built as ``dumpcodec._fastcopy``.
+
+Same API and behaviour as the pure-Python twin ``dumpcodec._purecopy`` (the oracle of
+the differential tests): same rows, same bytes, same CopyFormatError messages.
+
+What is in C here: the framing (a resumable, bounds-checked walker), the push Decoder's
+hot loop, the Scanner (which releases the GIL), the Chunker, the Encoder's growable
+buffer, and the hot types.  Rare types, stand-ins and error texts come from the twin's
+Python modules, so that both implementations cannot drift apart.
+"""
+from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t, uint8_t
+from libc.string cimport memcpy, memcmp, memchr
+from libc.stdlib cimport malloc, realloc, free
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.ref cimport Py_INCREF, PyObject
+
+from dumpcodec.errors import CopyFormatError
+
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    static inline uint16_t dc_u16(const unsigned char *p) {
+        return (uint16_t)(((uint16_t)p[0] << 8) | p[1]);
+    }
+    static inline uint32_t dc_u32(const unsigned char *p) {
+        uint32_t v; memcpy(&v, p, 4); return __builtin_bswap32(v);
+    }
+    static inline uint64_t dc_u64(const unsigned char *p) {
+        uint64_t v; memcpy(&v, p, 8); return __builtin_bswap64(v);
+    }
+    static inline void dc_put16(unsigned char *p, uint16_t x) {
+        p[0] = (unsigned char)(x >> 8); p[1] = (unsigned char)x;
+    }
+    static inline void dc_put32(unsigned char *p, uint32_t x) {
+        x = __builtin_bswap32(x); memcpy(p, &x, 4);
+    }
+    static inline void dc_put64(unsigned char *p, uint64_t x) {
+        x = __builtin_bswap64(x); memcpy(p, &x, 8);
+    }
+    """
+    uint16_t dc_u16(const unsigned char *p) nogil
+    uint32_t dc_u32(const unsigned char *p) nogil
+    uint64_t dc_u64(const unsigned char *p) nogil
+    void dc_put16(unsigned char *p, uint16_t x) nogil
+    void dc_put32(unsigned char *p, uint32_t x) nogil
+    void dc_put64(unsigned char *p, uint64_t x) nogil
+
+
+# ---------------------------------------------------------------------------
+# Constants (the same values as the twin)
+
+MAX_FIELD_SIZE = 1 << 30
+DEFAULT_CHUNK_SIZE = 64 << 20
+DEFAULT_READ_SIZE = 1 << 20
+DEFAULT_BLOCK_SIZE = 1 << 20
+
+cdef int64_t C_MAX_FIELD = 1 << 30
+cdef const unsigned char *SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+DEF SIGLEN = 11
+DEF HEADLEN = 19
+
+
+# ---------------------------------------------------------------------------
+# The framing walker: a resumable state machine that consumes bytes in pieces of
+# any size, keeps at most 19 bytes of its own (a partial length word or header),
+# never reads past the piece it is given, and never allocates.  It is the single
+# source of truth for framing errors; the decoders' fast loops hand over to it
+# whenever a tuple is incomplete or suspicious.
+
+cdef enum:
+    ST_HEAD = 0     # collecting the 19-byte fixed header
+    ST_EXT = 1      # skipping the header extension (left bytes)
+    ST_COUNT = 2    # collecting the int16 field count (or trailer)
+    ST_OIDLEN = 3   # collecting the OID field's length word
+    ST_OIDDATA = 4  # skipping the OID field's bytes
+    ST_LEN = 5      # collecting a field's length word
+    ST_DATA = 6     # skipping a field's bytes
+    ST_DONE = 7     # trailer seen
+    ST_ERROR = 8    # an error was raised; the stream is unusable
+
+cdef enum:
+    E_NONE = 0
+    E_SIGNATURE = 1
+    E_FLAGS = 2
+    E_EXTLEN = 3
+    E_COUNT_NEG = 4
+    E_COUNT_MISMATCH = 5
+    E_LEN_NEG = 6
+    E_LEN_HUGE = 7
+    E_AFTER_TRAILER = 8
+    E_OIDLEN = 9
+    E_EXTLIMIT = 10
+
+
+cdef struct Walker:
+    int state
+    int have                 # bytes collected in scratch
+    unsigned char scratch[HEADLEN]
+    int64_t left             # bytes still to skip (extension, field data)
+    int32_t nfields          # field count of the current tuple
+    int32_t fidx             # index of the current field (0-based)
+    int32_t ncols            # expected field count, -1 when unknown
+    uint32_t flags
+    int oids
+    int64_t offset           # absolute offset of the next byte to consume
+    int64_t rows             # complete tuples
+    int64_t tuple_start      # absolute offset of the current tuple
+    int64_t item_start       # absolute offset of the current count/length word
+    int64_t header_size
+    int64_t tuple_end        # absolute offset just past the last complete tuple
+    int64_t ext_len
+    int err
+    int64_t err_offset
+    int64_t err_value
+    int32_t err_field        # 1-based field number, 0 for the OID field
+
+
+cdef void walker_init(Walker *w, int32_t ncols) noexcept nogil:
+    memset_walker(w)
+    w.state = ST_HEAD
+    w.ncols = ncols
+
+
+cdef void memset_walker(Walker *w) noexcept nogil:
+    w.state = ST_HEAD
+    w.have = 0
+    w.left = 0
+    w.nfields = 0
+    w.fidx = 0
+    w.ncols = -1
+    w.flags = 0
+    w.oids = 0
+    w.offset = 0
+    w.rows = 0
+    w.tuple_start = 0
+    w.item_start = 0
+    w.header_size = 0
+    w.tuple_end = 0
+    w.ext_len = 0
+    w.err = E_NONE
+    w.err_offset = 0
+    w.err_value = 0
+    w.err_field = 0
+
+
+cdef inline int walker_fail(Walker *w, int code, int64_t offset, int64_t value,
+                            int32_t field) noexcept nogil:
+    w.err = code
+    w.err_offset = offset
+    w.err_value = value
+    w.err_field = field
+    w.state = ST_ERROR
+    return -1
+
+
+cdef inline int walker_next_field(Walker *w) noexcept nogil:
+    """Advance past a finished field; return 1 when the tuple is complete."""
+    w.fidx += 1
+    if w.fidx >= w.nfields:
+        w.rows += 1
+        w.tuple_end = w.offset
+        w.state = ST_COUNT
+        w.have = 0
+        return 1
+    w.state = ST_LEN
+    w.have = 0
+    return 0
+
+
+cdef Py_ssize_t walk(Walker *w, const unsigned char *p, Py_ssize_t n,
+                     int stop_at_unit) noexcept nogil:
+    """Consume up to n bytes; return the count consumed, or -1 on error.
+
+    With stop_at_unit, return right after the header, a tuple or the trailer
+    completes (so the caller can act on a whole unit).
+    """
+    cdef Py_ssize_t pos = 0
+    cdef Py_ssize_t take
+    cdef int32_t cnt, ln
+    cdef uint32_t flags
+    cdef int64_t ext
+    while pos < n:
+        st = w.state
+        if st == ST_COUNT:
+            if w.have == 0:
+                w.item_start = w.offset
+                w.tuple_start = w.offset
+            # fast path: the whole word is here
+            if w.have == 0 and n - pos >= 2:
+                cnt = <int16_t>dc_u16(p + pos)
+                pos += 2
+                w.offset += 2
+            else:
+                w.scratch[w.have] = p[pos]
+                w.have += 1
+                pos += 1
+                w.offset += 1
+                if w.have < 2:
+                    continue
+                cnt = <int16_t>dc_u16(w.scratch)
+                w.have = 0
+            if cnt == -1:
+                w.state = ST_DONE
+                if stop_at_unit:
+                    return pos
+                continue
+            if cnt < 0:
+                return walker_fail(w, E_COUNT_NEG, w.item_start, cnt, 0)
+            if w.ncols < 0:
+                w.ncols = cnt
+            elif cnt != w.ncols:
+                return walker_fail(w, E_COUNT_MISMATCH, w.item_start, cnt, 0)
+            w.nfields = cnt
+            w.fidx = 0
+            if w.oids:
+                w.state = ST_OIDLEN
+            elif cnt == 0:
+                w.fidx = -1
+                if walker_next_field(w) and stop_at_unit:
+                    return pos
+            else:
+                w.state = ST_LEN
+        elif st == ST_LEN or st == ST_OIDLEN:
+            if w.have == 0:
+                w.item_start = w.offset
+            if w.have == 0 and n - pos >= 4:
+                ln = <int32_t>dc_u32(p + pos)
+                pos += 4
+                w.offset += 4
+            else:
+                w.scratch[w.have] = p[pos]
+                w.have += 1
+                pos += 1
+                w.offset += 1
+                if w.have < 4:
+                    continue
+                ln = <int32_t>dc_u32(w.scratch)
+                w.have = 0
+            if st == ST_OIDLEN and ln != 4:
+                return walker_fail(w, E_OIDLEN, w.item_start, ln, 0)
+            if ln < -1:
+                return walker_fail(w, E_LEN_NEG, w.item_start, ln, w.fidx + 1)
+            if ln > C_MAX_FIELD:
+                return walker_fail(w, E_LEN_HUGE, w.item_start, ln, w.fidx + 1)
+            if st == ST_OIDLEN:
+                if ln > 0:
+                    w.left = ln
+                    w.state = ST_OIDDATA
+                elif w.nfields == 0:
+                    w.fidx = -1
+                    if walker_next_field(w) and stop_at_unit:
+                        return pos
+                else:
+                    w.state = ST_LEN
+            elif ln > 0:
+                w.left = ln
+                w.state = ST_DATA
+            else:
+                if walker_next_field(w) and stop_at_unit:
+                    return pos
+        elif st == ST_DATA or st == ST_OIDDATA:
+            take = n - pos
+            if take > w.left:
+                take = <Py_ssize_t>w.left
+            pos += take
+            w.offset += take
+            w.left -= take
+            if w.left == 0:
+                if st == ST_OIDDATA:
+                    if w.nfields == 0:
+                        w.fidx = -1
+                        if walker_next_field(w) and stop_at_unit:
+                            return pos
+                    else:
+                        w.state = ST_LEN
+                else:
+                    if walker_next_field(w) and stop_at_unit:
+                        return pos
+        elif st == ST_HEAD:
+            take = HEADLEN - w.have
+            if take > n - pos:
+                take = n - pos
+            memcpy(w.scratch + w.have, p + pos, take)
+            w.have += take
+            pos += take
+            w.offset += take
+            if w.have >= SIGLEN and memcmp(w.scratch, SIGNATURE, SIGLEN) != 0:
+                return walker_fail(w, E_SIGNATURE, 0, 0, 0)
+            if w.have < HEADLEN:
+                continue
+            flags = dc_u32(w.scratch + 11)
+            if flags & 0xFFFE0000u:
+                return walker_fail(w, E_FLAGS, 11, flags, 0)
+            w.flags = flags
+            w.oids = (flags & 0x10000u) != 0
+            ext = <int32_t>dc_u32(w.scratch + 15)
+            if ext < 0:
+                return walker_fail(w, E_EXTLEN, 15, ext, 0)
+            if ext > C_MAX_FIELD:
+                return walker_fail(w, E_EXTLIMIT, 15, ext, 0)
+            w.ext_len = ext
+            w.have = 0
+            if ext > 0:
+                w.left = ext
+                w.state = ST_EXT
+            else:
+                w.header_size = HEADLEN
+                w.tuple_end = HEADLEN
+                w.state = ST_COUNT
+                if stop_at_unit:
+                    return pos
+        elif st == ST_EXT:
+            take = n - pos
+            if take > w.left:
+                take = <Py_ssize_t>w.left
+            pos += take
+            w.offset += take
+            w.left -= take
+            if w.left == 0:
+                w.header_size = w.offset
+                w.tuple_end = w.offset
+                w.state = ST_COUNT
+                if stop_at_unit:
+                    return pos
+        elif st == ST_DONE:
+            return walker_fail(w, E_AFTER_TRAILER, w.offset, n - pos, 0)
+        else:
+            return -1
+    return pos
+
+
+cdef inline Py_ssize_t scan_tuples(Walker *w, const unsigned char *p, Py_ssize_t n) noexcept nogil:
+    """Fast walk over complete tuples in p[0:n] (walker at a tuple boundary).
+
+    Returns the bytes consumed; stops at the first tuple that is incomplete or
+    suspicious (the general walker then takes over and reports any error), or
+    right after the trailer.
+    """
+    cdef Py_ssize_t pos = 0, q
+    cdef int32_t cnt, i, ln
+    cdef int32_t ncols = w.ncols
+    cdef int oids = w.oids
+    cdef int64_t rows = 0
+    while n - pos >= 2:
+        cnt = <int16_t>dc_u16(p + pos)
+        if cnt < 0 or oids:
+            break
+        if ncols < 0:
+            ncols = cnt
+            w.ncols = cnt
+        elif cnt != ncols:
+            break
+        q = pos + 2
+        i = 0
+        while i < cnt:
+            if n - q < 4:
+                break
+            ln = <int32_t>dc_u32(p + q)
+            q += 4
+            if ln < 0:
+                if ln != -1:
+                    break
+            elif ln <= C_MAX_FIELD and ln <= n - q:
+                q += ln
+            else:
+                break
+            i += 1
+        if i < cnt:
+            break
+        pos = q
+        rows += 1
+    if pos > 0:
+        w.rows += rows
+        w.offset += pos
+        w.tuple_end = w.offset
+    return pos
+
+
+# ---------------------------------------------------------------------------
+# Error messages: the twin's texts, imported (never copied) so they cannot drift.
+
+from dumpcodec import _purecopy as _pc
+import struct as _struct
+
+cdef object _struct_error = _struct.error
+cdef object _EncodeError = _pc.EncodeError
+cdef bytes _TRAILER = b"\xff\xff"
+cdef bytes _HEADER = SIGNATURE[:SIGLEN] + b"\x00" * 8
+
+
+cdef object _header_error(int64_t off, str text):
+    return CopyFormatError(_pc.P_HEADER.format(off=off) + ": " + text, off, None, None)
+
+
+cdef object _row_error(int64_t row, int64_t off, str text):
+    return CopyFormatError(_pc.P_ROW.format(row=row, off=off) + ": " + text, off, row, None)
+
+
+cdef object _field_error(int32_t col, int64_t row, int64_t off, str text, object names):
+    return _pc._field_error(col, row, off, text, names)
+
+
+cdef object walker_error(Walker *w, object names):
+    """The CopyFormatError for the walker's recorded error."""
+    cdef int code = w.err
+    cdef int64_t row = w.rows + 1
+    if code == E_SIGNATURE:
+        return _header_error(0, _pc.E_SIGNATURE)
+    if code == E_FLAGS:
+        return _header_error(11, _pc.E_CRITICAL_FLAGS.format(flags=w.err_value & 0xFFFE0000))
+    if code == E_EXTLEN:
+        return _header_error(15, _pc.E_EXT_NEGATIVE.format(n=w.err_value))
+    if code == E_EXTLIMIT:
+        return _header_error(15, _pc.E_EXT_LIMIT.format(n=w.err_value))
+    if code == E_COUNT_NEG:
+        return _row_error(row, w.err_offset, _pc.E_FIELD_COUNT.format(n=w.err_value))
+    if code == E_COUNT_MISMATCH:
+        return _row_error(row, w.err_offset, _pc.E_FIELD_COUNT_MISMATCH.format(
+            n=w.err_value, ncols=w.ncols))
+    if code == E_LEN_NEG:
+        return _field_error(w.err_field, row, w.err_offset,
+                            _pc.E_LENGTH_NEGATIVE.format(n=w.err_value), names)
+    if code == E_LEN_HUGE:
+        return _field_error(w.err_field, row, w.err_offset,
+                            _pc.E_LENGTH_LIMIT.format(n=w.err_value), names)
+    if code == E_OIDLEN:
+        return _field_error(0, row, w.err_offset, _pc.E_OID_LENGTH.format(n=w.err_value), names)
+    if code == E_AFTER_TRAILER:
+        return CopyFormatError(_pc.P_STREAM.format(off=w.err_offset) + ": " + _pc.E_AFTER_TRAILER,
+                               w.err_offset, None, None)
+    return SystemError(f"dumpcodec._fastcopy: unexpected walker state (error code {code})")
+
+
+cdef inline int prefix_bad(Walker *w) noexcept nogil:
+    """True when the header bytes seen so far (fewer than 11) cannot start a stream."""
+    return w.state == ST_HEAD and w.have < SIGLEN and memcmp(w.scratch, SIGNATURE, w.have) != 0
+
+
+cdef object walker_close_error(Walker *w, object names):
+    """The CopyFormatError for a stream that ended before its trailer, or None."""
+    cdef int64_t row = w.rows + 1
+    cdef int64_t end = w.offset
+    st = w.state
+    if st == ST_DONE:
+        return None
+    if st == ST_HEAD or st == ST_EXT:
+        if prefix_bad(w):
+            return _header_error(0, _pc.E_SIGNATURE)
+        return _header_error(0, _pc.E_END_HEADER.format(end=end))
+    if st == ST_COUNT and w.have == 0:
+        return _row_error(row, end, _pc.E_END_TRAILER.format(end=end))
+    if st == ST_COUNT:
+        return _row_error(row, w.tuple_start, _pc.E_END_COUNT.format(end=end))
+    if st == ST_LEN or st == ST_OIDLEN:
+        off = w.offset - w.have
+    else:
+        off = w.item_start
+    field = 0 if (st == ST_OIDLEN or st == ST_OIDDATA) else w.fidx + 1
+    return _field_error(field, row, off, _pc.E_END_FIELD.format(end=end), names)
+
+
+# ---------------------------------------------------------------------------
+# Buffers
+
+cdef class _Buf:
+    """A growable C byte buffer (the decoder's tail, the encoder's output)."""
+    cdef unsigned char *data
+    cdef Py_ssize_t len
+    cdef Py_ssize_t cap
+
+    def __cinit__(self):
+        self.data = NULL
+        self.len = 0
+        self.cap = 0
+
+    def __dealloc__(self):
+        if self.data != NULL:
+            free(self.data)
+            self.data = NULL
+
+    cdef int grow(self, Py_ssize_t extra) except -1:
+        """Make room for extra more bytes (amortised doubling)."""
+        cdef Py_ssize_t need = self.len + extra
+        cdef Py_ssize_t newcap
+        cdef unsigned char *nd
+        if need <= self.cap:
+            return 0
+        newcap = self.cap * 2 if self.cap else 65536
+        while newcap < need:
+            newcap *= 2
+        nd = <unsigned char *>realloc(self.data, newcap)
+        if nd == NULL:
+            raise MemoryError()
+        self.data = nd
+        self.cap = newcap
+        return 0
+
+    cdef inline int reserve(self, Py_ssize_t extra) except -1:
+        if self.len + extra > self.cap:
+            return self.grow(extra)
+        return 0
+
+    cdef int append(self, const unsigned char *p, Py_ssize_t n) except -1:
+        if n <= 0:
+            return 0
+        self.reserve(n)
+        memcpy(self.data + self.len, p, n)
+        self.len += n
+        return 0
+
+    cdef void release(self) noexcept:
+        """Give back a large allocation once it is empty (a huge tuple passed)."""
+        if self.cap > (16 << 20):
+            free(self.data)
+            self.data = NULL
+            self.cap = 0
+        self.len = 0
+
+
+# ---------------------------------------------------------------------------
+# Scanner
+
+cdef Py_ssize_t _scan_feed(Walker *w, const unsigned char *p, Py_ssize_t n) noexcept nogil:
+    """Walk all of p[0:n]; -1 on error."""
+    cdef Py_ssize_t pos = 0, k
+    while pos < n:
+        if w.state == ST_COUNT and w.have == 0:
+            k = scan_tuples(w, p + pos, n - pos)
+            pos += k
+            if pos >= n:
+                break
+        k = walk(w, p + pos, n - pos, 1)
+        if k < 0:
+            return -1
+        pos += k
+    return pos
+
+
+cdef class _FramingBase:
+    """Walker, sticky error and the attributes common to all stream consumers."""
+    cdef Walker w
+    cdef object _names
+    cdef object _error
+    cdef int _fed
+
+    cdef int _init_walker(self, object ncols) except -1:
+        cdef int32_t nc = -1
+        if ncols is not None:
+            if not 0 <= ncols <= 32767:
+                raise ValueError(f"ncols must be between 0 and 32767, not {ncols}")
+            nc = ncols
+        walker_init(&self.w, nc)
+        self._error = None
+        self._fed = 0
+        return 0
+
+    cdef object _fail(self, object exc):
+        self._error = exc
+        return exc
+
+    cdef int _after_piece(self) except -1:
+        """The twin checks a partial signature only on the first piece it parses."""
+        if not self._fed:
+            self._fed = 1
+            if prefix_bad(&self.w):
+                raise self._fail(_header_error(0, _pc.E_SIGNATURE))
+        return 0
+
+    cdef int _walk_error(self) except -1:
+        raise self._fail(walker_error(&self.w, self._names))
+
+    def close(self):
+        """Declare the end of the stream; raise CopyFormatError if it was truncated."""
+        if self._error is not None:
+            raise self._error
+        err = walker_close_error(&self.w, self._names)
+        if err is not None:
+            raise self._fail(err)
+
+    @property
+    def rows(self) -> int:
+        return self.w.rows
+
+    @property
+    def offset(self) -> int:
+        if self.w.state == ST_DONE:
+            return self.w.tuple_end + 2
+        return self.w.tuple_end
+
+    @property
+    def done(self) -> bool:
+        return self.w.state == ST_DONE
+
+    @property
+    def flags(self):
+        return self.w.flags if self.w.header_size else None
+
+    @property
+    def header_size(self):
+        return self.w.header_size if self.w.header_size else None
+
+    @property
+    def tuple_end(self) -> int:
+        return self.w.tuple_end
+
+
+cdef class Scanner(_FramingBase):
+    """Walk the framing without decoding values: count rows, validate structure.
+
+    ``feed(data) -> int`` returns the rows completed by this piece; the walk runs
+    with the GIL released.  See ``dumpcodec._purecopy.Scanner``.
+    """
+
+    def __init__(self, ncols=None):
+        self._init_walker(ncols)
+        self._names = None
+
+    def feed(self, data) -> int:
+        cdef Py_buffer view
+        cdef int64_t before = self.w.rows
+        cdef Py_ssize_t r
+        if self._error is not None:
+            raise self._error
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            if view.len == 0:
+                return 0
+            with nogil:
+                r = _scan_feed(&self.w, <const unsigned char *>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+        if r < 0:
+            self._walk_error()
+        self._after_piece()
+        return self.w.rows - before
+
+
+def scan(buf) -> tuple:
+    """Validate a whole in-memory COPY BINARY stream; return ``(rows, size)``."""
+    cdef Scanner s = Scanner()
+    s.feed(buf)
+    s.close()
+    return (s.w.rows, len(buf))
+
+
+# ---------------------------------------------------------------------------
+# Chunker
+
+cdef Py_ssize_t scan_tuples_limit(Walker *w, const unsigned char *p, Py_ssize_t n,
+                                  Py_ssize_t limit, int64_t *nrows) noexcept nogil:
+    """Like scan_tuples, but take only whole tuples whose total stays <= limit."""
+    cdef Py_ssize_t pos = 0, q
+    cdef int32_t cnt, i, ln
+    cdef int32_t ncols = w.ncols
+    cdef int64_t rows = 0
+    if w.oids:
+        return 0
+    while n - pos >= 2:
+        cnt = <int16_t>dc_u16(p + pos)
+        if cnt < 0:
+            break
+        if ncols < 0:
+            ncols = cnt
+            w.ncols = cnt
+        elif cnt != ncols:
+            break
+        q = pos + 2
+        i = 0
+        while i < cnt:
+            if n - q < 4:
+                break
+            ln = <int32_t>dc_u32(p + q)
+            q += 4
+            if ln < 0:
+                if ln != -1:
+                    break
+            elif ln <= C_MAX_FIELD and ln <= n - q:
+                q += ln
+            else:
+                break
+            i += 1
+        if i < cnt or q > limit:
+            break
+        pos = q
+        rows += 1
+    if pos > 0:
+        w.rows += rows
+        w.offset += pos
+        w.tuple_end = w.offset
+    nrows[0] = rows
+    return pos
+
+
+cdef class Chunker(_FramingBase):
+    """Cut one COPY BINARY stream into complete streams of at most ``chunk_size`` bytes.
+
+    See ``dumpcodec._purecopy.Chunker``: each piece is the original header + whole
+    tuples + trailer; a tuple larger than a piece goes alone in its piece.
+    """
+    cdef readonly Py_ssize_t chunk_size
+    cdef _Buf _hdr
+    cdef _Buf _part
+    cdef _Buf _cur
+    cdef int64_t _part_rows
+    cdef int64_t _emitted
+
+    def __init__(self, chunk_size=DEFAULT_CHUNK_SIZE, ncols=None):
+        if chunk_size < HEADLEN + 2:
+            raise ValueError(f"chunk_size must be at least {HEADLEN + 2}, not {chunk_size}")
+        self._init_walker(ncols)
+        self._names = None
+        self.chunk_size = chunk_size
+        self._hdr = _Buf()
+        self._part = _Buf()
+        self._cur = _Buf()
+        self._part_rows = 0
+        self._emitted = 0
+
+    cdef int _flush(self, list out) except -1:
+        cdef Py_ssize_t total = self._hdr.len + self._part.len + 2
+        cdef bytes piece = PyBytes_FromStringAndSize(NULL, total)
+        cdef unsigned char *d = <unsigned char *>PyBytes_AS_STRING(piece)
+        memcpy(d, self._hdr.data, self._hdr.len)
+        if self._part.len:
+            memcpy(d + self._hdr.len, self._part.data, self._part.len)
+        d[total - 2] = 0xFF
+        d[total - 1] = 0xFF
+        out.append((piece, self._part_rows))
+        self._emitted += 1
+        self._part.len = 0
+        self._part_rows = 0
+        return 0
+
+    cdef int _add_tuple(self, const unsigned char *p, Py_ssize_t size, list out) except -1:
+        cdef Py_ssize_t room = self.chunk_size - self.w.header_size - 2
+        if self._part_rows and self._part.len + size > room:
+            self._flush(out)
+        self._part.append(p, size)
+        self._part_rows += 1
+        return 0
+
+    cdef int _on_trailer(self, list out) except -1:
+        if self._part_rows or not self._emitted:
+            self._flush(out)
+        return 0
+
+    def feed(self, data) -> list:
+        cdef Py_buffer view
+        cdef list out = []
+        if self._error is not None:
+            raise self._error
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            if view.len:
+                self._feed(<const unsigned char *>view.buf, view.len, out)
+        finally:
+            PyBuffer_Release(&view)
+        return out
+
+    cdef int _feed(self, const unsigned char *p, Py_ssize_t n, list out) except -1:
+        cdef Walker *w = &self.w
+        cdef Py_ssize_t pos = 0, k, room, limit
+        cdef int64_t before, nrows = 0
+        while pos < n:
+            st = w.state
+            if st == ST_HEAD or st == ST_EXT:
+                k = walk(w, p + pos, n - pos, 1)
+                if k < 0:
+                    self._walk_error()
+                self._hdr.append(p + pos, k)
+                pos += k
+            elif st == ST_COUNT and w.have == 0 and self._cur.len == 0:
+                room = self.chunk_size - w.header_size - 2
+                limit = room - self._part.len
+                if limit > 0:
+                    k = scan_tuples_limit(w, p + pos, n - pos, limit, &nrows)
+                    if k:
+                        self._part.append(p + pos, k)
+                        self._part_rows += nrows
+                        pos += k
+                        if pos >= n:
+                            break
+                before = w.rows
+                k = walk(w, p + pos, n - pos, 1)
+                if k < 0:
+                    self._walk_error()
+                if w.state == ST_DONE:
+                    self._on_trailer(out)
+                elif w.rows > before:
+                    self._add_tuple(p + pos, k, out)
+                else:
+                    self._cur.append(p + pos, k)
+                pos += k
+            elif st == ST_DONE or st == ST_ERROR:
+                walk(w, p + pos, n - pos, 1)
+                self._walk_error()
+            else:
+                before = w.rows
+                k = walk(w, p + pos, n - pos, 1)
+                if k < 0:
+                    self._walk_error()
+                self._cur.append(p + pos, k)
+                pos += k
+                if w.state == ST_DONE:
+                    self._cur.len = 0
+                    self._on_trailer(out)
+                elif w.rows > before:
+                    self._add_tuple(self._cur.data, self._cur.len, out)
+                    self._cur.release()
+        self._after_piece()
+        return 0
+
+    def close(self) -> list:
+        _FramingBase.close(self)
+        return []
+
+
+# ---------------------------------------------------------------------------
+# Per-column codecs.  A column is either one of the hot types handled in C, or
+# delegated to the twin's per-type Python function (pgtypes) once per value.
+
+cdef enum:
+    K_PY = 0        # the twin's Python decode/encode
+
+
+cdef struct _ColCodec:
+    int kind
+    PyObject *pydec     # borrowed: kept alive by the owner's list of TypeInfo
+    PyObject *pyenc
+
+
+cdef int setup_col(_ColCodec *c, object ti) except -1:
+    c.kind = K_PY
+    c.pydec = <PyObject *>ti.decode
+    c.pyenc = <PyObject *>ti.encode
+    return 0
+
+
+cdef object decode_value(_ColCodec *c, const unsigned char *p, int32_t ln):
+    cdef object b = PyBytes_FromStringAndSize(<const char *>p, ln)
+    return (<object>c.pydec)(b)
+
+
+# ---------------------------------------------------------------------------
+# Decoder
+
+cdef extern from "Python.h":
+    PyObject *PyTuple_New(Py_ssize_t n) except NULL
+    void PyTuple_SET_ITEM(PyObject *t, Py_ssize_t i, PyObject *o)
+    void Py_DECREF(PyObject *o)
+    int PyObject_GC_IsTracked(PyObject *o)
+    void PyObject_GC_UnTrack(void *o)
+    int PyList_Append(object lst, PyObject *item) except -1
+
+
+cdef class Decoder(_FramingBase):
+    """Push decoder: ``feed(data)`` pieces split anywhere, get complete rows back.
+
+    See ``dumpcodec._purecopy.Decoder``.  The tail of an incomplete tuple is kept
+    between pieces (only that tuple's bytes); complete tuples are decoded straight
+    from the piece given.
+    """
+    cdef _Buf _tail
+    cdef object _infos
+    cdef list _decs         # per column: the twin's Python decoder (None in raw mode)
+    cdef int _raw
+    cdef Py_ssize_t _ncol
+    cdef _ColCodec *_cols
+
+    def __cinit__(self):
+        self._cols = NULL
+
+    def __dealloc__(self):
+        if self._cols != NULL:
+            free(self._cols)
+            self._cols = NULL
+
+    def __init__(self, types=None, *, names=None, raw=False):
+        ncols = None
+        self._infos = None
+        if types is not None:
+            types = list(types)
+            ncols = len(types)
+            if not raw:
+                from dumpcodec import pgtypes
+                self._infos = [pgtypes.resolve(t) for t in types]
+        if names is not None and ncols is not None and len(names) != ncols:
+            raise ValueError(f"{len(names)} names for {ncols} columns")
+        self._init_walker(ncols)
+        self._names = list(names) if names is not None else None
+        self._tail = _Buf()
+        if self._infos:
+            self._raw = 0
+            self._decs = [ti.decode for ti in self._infos]
+            self._ncol = len(self._infos)
+            self._cols = <_ColCodec *>malloc(sizeof(_ColCodec) * self._ncol)
+            if self._cols == NULL:
+                raise MemoryError()
+            for i, ti in enumerate(self._infos):
+                setup_col(&self._cols[i], ti)
+        else:
+            self._raw = 1
+            self._decs = None
+            self._ncol = 0
+
+    @property
+    def types(self):
+        """The resolved TypeInfo per column, or None in raw mode."""
+        return None if self._infos is None else list(self._infos)
+
+    def feed(self, data) -> list:
+        """Add bytes; return the rows completed by them (possibly none)."""
+        cdef Py_buffer view
+        cdef list out = []
+        if self._error is not None:
+            raise self._error
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            if view.len:
+                self._feed(<const unsigned char *>view.buf, view.len, out)
+        finally:
+            PyBuffer_Release(&view)
+        return out
+
+    cdef int _feed(self, const unsigned char *p, Py_ssize_t n, list out) except -1:
+        cdef Walker *w = &self.w
+        cdef Py_ssize_t pos = 0, k
+        cdef int64_t before
+        while pos < n:
+            st = w.state
+            if st == ST_COUNT and w.have == 0 and self._tail.len == 0:
+                k = self._run(p + pos, n - pos, w.offset, out)
+                w.offset += k
+                pos += k
+                if pos >= n or w.state == ST_DONE:
+                    continue
+                # The tuple at pos is incomplete or malformed: the walker decides.
+                before = w.rows
+                k = walk(w, p + pos, n - pos, 1)
+                if k < 0:
+                    self._walk_error()
+                self._tail.append(p + pos, k)
+                pos += k
+                if w.state == ST_DONE:
+                    self._tail.len = 0
+                elif w.rows > before:
+                    self._finish_tail(out)
+            elif st == ST_HEAD or st == ST_EXT or st == ST_DONE or st == ST_ERROR:
+                k = walk(w, p + pos, n - pos, 1)
+                if k < 0:
+                    self._walk_error()
+                pos += k
+            else:
+                before = w.rows
+                k = walk(w, p + pos, n - pos, 1)
+                if k < 0:
+                    self._walk_error()
+                self._tail.append(p + pos, k)
+                pos += k
+                if w.state == ST_DONE:
+                    self._tail.len = 0
+                elif w.rows > before:
+                    self._finish_tail(out)
+        self._after_piece()
+        return 0
+
+    cdef int _finish_tail(self, list out) except -1:
+        """Decode the one complete tuple the walker just finished in the tail."""
+        cdef Walker *w = &self.w
+        cdef Py_ssize_t k
+        w.rows -= 1
+        k = self._run(self._tail.data, self._tail.len, w.offset - self._tail.len, out)
+        if k != self._tail.len or w.rows == 0:
+            raise SystemError("dumpcodec._fastcopy: tail tuple not decoded")
+        self._tail.release()
+        return 0
+
+    cdef Py_ssize_t _run(self, const unsigned char *p, Py_ssize_t n, int64_t base,
+                         list out) except -1:
+        """Decode the complete tuples at p[0:n]; return the bytes consumed.
+
+        Stops at a tuple that is incomplete or whose framing is wrong (the walker
+        then reports it), and right after the trailer.  A value error is raised
+        only once the whole tuple's framing is known to be good (as in the twin).
+        """
+        cdef Walker *w = &self.w
+        cdef Py_ssize_t pos = 0, q
+        cdef int32_t cnt, i, ln
+        cdef int32_t ncols = w.ncols
+        cdef int oids = w.oids
+        cdef int raw = self._raw
+        cdef PyObject *row
+        cdef PyObject *v
+        cdef int ok, untrack
+        cdef object verr, val
+        cdef _ColCodec *cols = self._cols
+        while n - pos >= 2:
+            cnt = <int16_t>dc_u16(p + pos)
+            if cnt < 0:
+                if cnt == -1:
+                    w.state = ST_DONE
+                    w.tuple_end = base + pos
+                    pos += 2
+                break
+            if ncols < 0:
+                ncols = cnt
+                w.ncols = cnt
+            elif cnt != ncols:
+                break
+            q = pos + 2
+            if oids:
+                if n - q < 8 or <int32_t>dc_u32(p + q) != 4:
+                    break
+                q += 8
+            row = PyTuple_New(cnt)
+            ok = 1
+            untrack = 1
+            verr = None
+            i = 0
+            while i < cnt:
+                if n - q < 4:
+                    ok = 0
+                    break
+                ln = <int32_t>dc_u32(p + q)
+                if ln < 0:
+                    if ln != -1:
+                        ok = 0
+                        break
+                    Py_INCREF(None)
+                    PyTuple_SET_ITEM(row, i, <PyObject *>None)
+                    q += 4
+                elif ln > C_MAX_FIELD or ln > n - q - 4:
+                    ok = 0
+                    break
+                else:
+                    if verr is None:
+                        try:
+                            if raw:
+                                val = PyBytes_FromStringAndSize(<const char *>p + q + 4, ln)
+                            else:
+                                val = decode_value(&cols[i], p + q + 4, ln)
+                        except (ValueError, _struct_error, OverflowError) as exc:
+                            verr = _field_error(i + 1, w.rows + 1, base + q, str(exc), self._names)
+                            val = None
+                    else:
+                        val = None
+                    v = <PyObject *>val
+                    Py_INCREF(val)
+                    PyTuple_SET_ITEM(row, i, v)
+                    if untrack and PyObject_GC_IsTracked(v):
+                        untrack = 0
+                    q += 4 + ln
+                i += 1
+            if not ok:
+                Py_DECREF(row)
+                break
+            if verr is not None:
+                Py_DECREF(row)
+                raise verr
+            if untrack:
+                PyObject_GC_UnTrack(row)
+            PyList_Append(out, row)
+            Py_DECREF(row)
+            w.rows += 1
+            pos = q
+            w.tuple_end = base + pos
+        return pos
+
+
+def iter_rows(fileobj, types=None, *, names=None, raw=False, read_size=DEFAULT_READ_SIZE):
+    """Pull form: yield the rows of the COPY BINARY stream read from ``fileobj``."""
+    dec = Decoder(types, names=names, raw=raw)
+    read = fileobj.read
+    while True:
+        data = read(read_size)
+        if not data:
+            break
+        rows = dec.feed(data)
+        if rows:
+            yield from rows
+    dec.close()
+
+
+# ---------------------------------------------------------------------------
+# Encoder
+
+cdef extern from "Python.h":
+    PyObject **PySequence_Fast_ITEMS(object o)
+    Py_ssize_t PySequence_Fast_GET_SIZE(object o)
+
+
+cdef class Encoder:
+    """Rows in, COPY BINARY bytes out (see ``dumpcodec._purecopy.Encoder``).
+
+    Rows are written into a growable C buffer; a call that fails leaves nothing
+    behind (the buffer is reset to where the call began) and the encoder usable.
+    """
+    cdef _Buf _buf
+    cdef object _infos
+    cdef object _names
+    cdef list _encs
+    cdef int64_t _rows
+    cdef int32_t _ncols
+    cdef _ColCodec *_cols
+
+    def __cinit__(self):
+        self._cols = NULL
+
+    def __dealloc__(self):
+        if self._cols != NULL:
+            free(self._cols)
+            self._cols = NULL
+
+    def __init__(self, types=None, *, names=None):
+        self._infos = None
+        self._ncols = -1
+        self._encs = None
+        if types is not None:
+            from dumpcodec import pgtypes
+            self._infos = [pgtypes.resolve(t) for t in types]
+            if len(self._infos) > 32767:
+                raise ValueError(f"ncols must be between 0 and 32767, not {len(self._infos)}")
+            self._ncols = len(self._infos)
+            self._encs = [ti.encode for ti in self._infos]
+            self._cols = <_ColCodec *>malloc(sizeof(_ColCodec) * (self._ncols + 1))
+            if self._cols == NULL:
+                raise MemoryError()
+            for i, ti in enumerate(self._infos):
+                setup_col(&self._cols[i], ti)
+        if names is not None and self._infos is not None and len(names) != self._ncols:
+            raise ValueError(f"{len(names)} names for {self._ncols} columns")
+        if names is not None and self._infos is None:
+            self._ncols = len(names)
+        self._names = list(names) if names is not None else None
+        self._rows = 0
+        self._buf = _Buf()
+
+    @property
+    def types(self):
+        return None if self._infos is None else list(self._infos)
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    def header(self) -> bytes:
+        return _HEADER
+
+    def trailer(self) -> bytes:
+        return _TRAILER
+
+    cdef object _error(self, cls, object col, int64_t row, str text):
+        if col is None:
+            msg = _pc.EP_ROW.format(row=row) + ": " + text
+        elif self._names is not None and col <= len(self._names):
+            msg = _pc.EP_FIELD_NAMED.format(col=col, name=self._names[col - 1], row=row) + ": " + text
+        else:
+            msg = _pc.EP_FIELD.format(col=col, row=row) + ": " + text
+        exc = cls(msg)
+        exc.row = row
+        exc.column = col
+        return exc
+
+    def encode(self, rows) -> bytes:
+        """Encode many rows into one block of tuples (no header, no trailer)."""
+        cdef _Buf buf = self._buf
+        buf.len = 0
+        try:
+            self._encode(rows)
+            return PyBytes_FromStringAndSize(<const char *>buf.data, buf.len)
+        finally:
+            buf.len = 0
+            if buf.cap > (64 << 20):
+                buf.release()
+
+    cdef int _encode(self, rows) except -1:
+        cdef _Buf buf = self._buf
+        cdef int64_t row_no = self._rows
+        cdef int32_t ncols = self._ncols
+        cdef Py_ssize_t nvals, i
+        cdef PyObject **items
+        cdef object seq, v
+        cdef int raw = self._infos is None
+        for row in rows:
+            row_no += 1
+            if type(row) is tuple or type(row) is list:
+                seq = row
+                nvals = PySequence_Fast_GET_SIZE(seq)
+            else:
+                try:
+                    nvals = len(row)
+                except TypeError:
+                    raise self._error(TypeError, None, row_no, _pc.EE_NOT_SEQUENCE.format(
+                        tname=type(row).__name__)) from None
+                seq = list(row)
+                if PySequence_Fast_GET_SIZE(seq) > nvals:
+                    del seq[nvals:]
+            if ncols < 0:
+                if nvals > 32767:
+                    raise self._error(_EncodeError, None, row_no,
+                                      _pc.EE_ROW_LENGTH.format(n=nvals, ncols=32767))
+                ncols = <int32_t>nvals
+            if nvals != ncols:
+                raise self._error(_EncodeError, None, row_no,
+                                  _pc.EE_ROW_LENGTH.format(n=nvals, ncols=ncols))
+            items = PySequence_Fast_ITEMS(seq)
+            nvals = PySequence_Fast_GET_SIZE(seq)
+            if nvals > ncols:
+                nvals = ncols
+            buf.reserve(2)
+            dc_put16(buf.data + buf.len, <uint16_t>ncols)
+            buf.len += 2
+            for i in range(nvals):
+                v = <object>items[i]
+                if v is None:
+                    buf.reserve(4)
+                    dc_put32(buf.data + buf.len, 0xFFFFFFFFu)
+                    buf.len += 4
+                elif raw:
+                    self._encode_raw(v, i + 1, row_no)
+                else:
+                    self._encode_typed(&self._cols[i], v, i + 1, row_no)
+        self._rows = row_no
+        self._ncols = ncols
+        return 0
+
+    cdef int _encode_raw(self, object v, int32_t col, int64_t row_no) except -1:
+        cdef Py_buffer view
+        cdef _Buf buf = self._buf
+        if not (isinstance(v, bytes) or isinstance(v, bytearray) or isinstance(v, memoryview)):
+            raise self._error(TypeError, col, row_no, _pc.EE_RAW_TYPE.format(tname=type(v).__name__))
+        if isinstance(v, memoryview) and not v.c_contiguous:
+            v = bytes(v)
+        PyObject_GetBuffer(v, &view, PyBUF_SIMPLE)
+        try:
+            if view.len > C_MAX_FIELD:
+                raise self._error(_EncodeError, col, row_no, _pc.EE_RAW_LIMIT.format(n=view.len))
+            buf.reserve(4 + view.len)
+            dc_put32(buf.data + buf.len, <uint32_t>view.len)
+            memcpy(buf.data + buf.len + 4, view.buf, view.len)
+            buf.len += 4 + view.len
+        finally:
+            PyBuffer_Release(&view)
+        return 0
+
+    cdef int _encode_typed(self, _ColCodec *c, object v, int32_t col, int64_t row_no) except -1:
+        cdef _Buf buf = self._buf
+        cdef Py_ssize_t start = buf.len
+        cdef int r
+        try:
+            r = encode_value(c, v, buf)
+        except TypeError as exc:
+            buf.len = start
+            raise self._error(TypeError, col, row_no, str(exc)) from None
+        except (ValueError, OverflowError, _struct_error) as exc:
+            buf.len = start
+            raise self._error(_EncodeError, col, row_no, str(exc)) from None
+        if r == 0:
+            return 0
+        # encode_value could not write it in C: the twin's Python encoder
+        try:
+            b = (<object>c.pyenc)(v)
+        except TypeError as exc:
+            raise self._error(TypeError, col, row_no, str(exc)) from None
+        except (ValueError, OverflowError, _struct_error) as exc:
+            raise self._error(_EncodeError, col, row_no, str(exc)) from None
+        if len(b) > C_MAX_FIELD:
+            raise self._error(_EncodeError, col, row_no, _pc.EE_RAW_LIMIT.format(n=len(b)))
+        self._put_field(b)
+        return 0
+
+    cdef int _put_field(self, object b) except -1:
+        cdef Py_buffer view
+        cdef _Buf buf = self._buf
+        PyObject_GetBuffer(b, &view, PyBUF_SIMPLE)
+        try:
+            buf.reserve(4 + view.len)
+            dc_put32(buf.data + buf.len, <uint32_t>view.len)
+            memcpy(buf.data + buf.len + 4, view.buf, view.len)
+            buf.len += 4 + view.len
+        finally:
+            PyBuffer_Release(&view)
+        return 0
+
+
+cdef int encode_value(_ColCodec *c, object v, _Buf buf) except -1:
+    """Write v (length word + bytes) for a hot type; return 1 to ask for the twin."""
+    return 1
+
+
+def write_stream(fileobj, rows, types=None, *, names=None, block_size=DEFAULT_BLOCK_SIZE) -> int:
+    """Write a whole COPY BINARY stream (header, rows, trailer) to ``fileobj``.
+
+    Same batching as the twin: rows are encoded in growing batches and written in
+    blocks of about ``block_size`` bytes; returns the number of bytes written.
+    """
+    enc = Encoder(types, names=names)
+    write = fileobj.write
+    total = 0
+    head = enc.header()
+    pending = [head]
+    plen = len(head)
+    batch = []
+    batch_rows = 256
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= batch_rows:
+            block = enc.encode(batch)
+            batch = []
+            pending.append(block)
+            plen += len(block)
+            if len(block) < block_size // 2 and batch_rows < 1 << 20:
+                batch_rows *= 2
+            if plen >= block_size:
+                data = b"".join(pending)
+                write(data)
+                total += len(data)
+                pending = []
+                plen = 0
+    if batch:
+        block = enc.encode(batch)
+        pending.append(block)
+    pending.append(enc.trailer())
+    data = b"".join(pending)
+    write(data)
+    total += len(data)
+    return total

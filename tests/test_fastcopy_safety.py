@@ -1,0 +1,171 @@
+"""Safety of the Cython core ``dumpcodec._fastcopy`` on hostile input.
+
+Every truncation, bit flip and huge length of sample streams, fed whole and in
+pieces, must never crash the interpreter and must give exactly the pure-Python
+twin's result: the same rows, or the same error class, message, offset, row and
+column, raised by the same call.  Also: the Scanner releases the GIL, and the
+Encoder stays usable after an error.
+"""
+import random
+import struct
+import sys
+import threading
+import time
+
+import pytest
+
+from dumpcodec import _purecopy as pure
+from dumpcodec.errors import CopyFormatError
+
+fast = pytest.importorskip("dumpcodec._fastcopy",
+                           reason="the Cython core is not built")
+
+SIG = b"PGCOPY\n\xff\r\n\x00"
+HEADER = SIG + b"\x00\x00\x00\x00\x00\x00\x00\x00"
+TRAILER = b"\xff\xff"
+
+
+def tup(*fields):
+    out = struct.pack(">h", len(fields))
+    for f in fields:
+        out += b"\xff\xff\xff\xff" if f is None else struct.pack(">i", len(f)) + f
+    return out
+
+
+SAMPLES = {
+    "small": HEADER + tup(b"\x00\x00\x00\x01", b"abc") + tup(None, b"")
+    + tup(b"\x00\x00\x00\x03", None) + TRAILER,
+    "extension": SIG + struct.pack(">I", 0xFFFF) + struct.pack(">i", 3) + b"xyz"
+    + tup(b"q" * 9) + tup(None) + TRAILER,
+    "oids": SIG + struct.pack(">I", 1 << 16) + b"\x00\x00\x00\x00"
+    + b"\x00\x01\x00\x00\x00\x04\x00\x00\x30\x39\x00\x00\x00\x01z" * 2 + TRAILER,
+    "zero columns": HEADER + tup() + tup() + TRAILER,
+}
+
+
+def outcome(mod, cls_name, data, pieces, **kw):
+    """Run one consumer over pieces; return what it produced, error included."""
+    cls = getattr(mod, cls_name)
+    obj = cls(**kw)
+    got = []
+    for i, p in enumerate(pieces):
+        try:
+            got.append(obj.feed(p))
+        except CopyFormatError as e:
+            return got, ("feed", i, str(e), e.offset, e.row, e.column)
+    try:
+        got.append(obj.close())
+    except CopyFormatError as e:
+        return got, ("close", str(e), e.offset, e.row, e.column)
+    state = (obj.rows, obj.offset, obj.done, obj.flags, obj.tuple_end)
+    return got, state
+
+
+def compare(data, pieces):
+    for cls_name, kw in (("Decoder", {}), ("Scanner", {}), ("Chunker", {"chunk_size": 40})):
+        assert outcome(fast, cls_name, data, pieces, **kw) \
+            == outcome(pure, cls_name, data, pieces, **kw), (cls_name, data, pieces)
+
+
+def splits(data, rng):
+    yield [data]
+    yield [data[i:i + 1] for i in range(len(data))]
+    for _ in range(3):
+        cuts = sorted(rng.sample(range(len(data) + 1), min(3, len(data) + 1)))
+        yield [data[a:b] for a, b in zip([0] + cuts, cuts + [len(data)])]
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_every_truncation(name):
+    data = SAMPLES[name]
+    rng = random.Random(1)
+    for cut in range(len(data) + 1):
+        for pieces in splits(data[:cut], rng):
+            compare(data[:cut], pieces)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_every_bit_flip(name):
+    data = SAMPLES[name]
+    rng = random.Random(2)
+    for i in range(len(data)):
+        for bit in range(8):
+            bad = bytearray(data)
+            bad[i] ^= 1 << bit
+            bad = bytes(bad)
+            compare(bad, [bad])
+            cut = rng.randrange(len(bad) + 1)
+            compare(bad, [bad[:cut], bad[cut:]])
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_huge_and_hostile_words_everywhere(name):
+    data = SAMPLES[name]
+    words = [b"\x7f\xff\xff\xff", b"\x80\x00\x00\x00", b"\xff\xff\xff\xfe",
+             b"\x40\x00\x00\x01", b"\x40\x00\x00\x00", b"\x00\x00\x10\x00", b"\xff\xff\xff\xff"]
+    for i in range(len(data)):
+        for w in words:
+            bad = data[:i] + w + data[i + len(w):]
+            compare(bad, [bad])
+            compare(bad, [bad[:i + 2], bad[i + 2:]])
+            compare(bad + b"\x00" * 16, [bad + b"\x00" * 16])
+
+
+def test_random_garbage_and_appended_data():
+    rng = random.Random(3)
+    for _ in range(300):
+        junk = bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+        for data in (junk, HEADER + junk, SAMPLES["small"] + junk, HEADER + tup(b"a") + junk):
+            compare(data, [data])
+            if data:
+                cut = rng.randrange(len(data))
+                compare(data, [data[:cut], data[cut:]])
+
+
+def test_scanner_releases_the_gil():
+    # With a long switch interval the other thread can only run while the main
+    # thread gives the GIL up by itself: during the scan, if it releases the GIL.
+    body = tup(b"\x00" * 8, b"\x00" * 4) * 400_000
+    data = HEADER + body + TRAILER
+    ticks = []
+    stop = threading.Event()
+    started = threading.Event()
+
+    def ticker():
+        started.set()
+        while not stop.is_set():
+            ticks.append(1)
+            time.sleep(0)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)
+    t = threading.Thread(target=ticker)
+    t.start()
+    started.wait()
+    try:
+        during = 0
+        for _ in range(3):
+            sc = fast.Scanner()
+            before = len(ticks)
+            sc.feed(data)
+            during += len(ticks) - before
+            sc.close()
+            assert sc.rows == 400_000
+            if during > 0:
+                break
+    finally:
+        stop.set()
+        t.join()
+        sys.setswitchinterval(old)
+    assert during > 0
+
+
+def test_encoder_usable_after_errors_raw():
+    enc = fast.Encoder()
+    good = enc.encode([(b"a", None)])
+    with pytest.raises(TypeError):
+        enc.encode([(b"a", None), (b"b", 3)])
+    with pytest.raises(ValueError):
+        enc.encode([(b"a",)])
+    assert enc.encode([(b"a", None)]) == good
+    assert enc.rows == 2

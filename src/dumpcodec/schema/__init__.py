@@ -1,0 +1,40 @@
+"""Table definitions: introspect, serialize, compare, and recreate (DDL).
+
+The ``schema`` layer of dumpcodec, pure Python on psycopg 3:
+
+* :mod:`.model` -- the dataclasses (:class:`TableDef`, :class:`ColumnDef`, ...) and
+  their versioned JSON form;
+* :mod:`.capture` -- reading definitions from a live database's catalog;
+* :mod:`.selectors` -- resolving what users type (``schema.table``, patterns, schema
+  names, opaque ids) into tables;
+* :mod:`.compare` -- differences between a definition and a live table, and whether a
+  binary COPY (or a re-encoding load) is possible;
+* :mod:`.ddl` -- statements recreating a table, by phase, with every text expression
+  checked by a SQL parser.
+"""
+from __future__ import annotations
+
+from typing import List
+
+from .capture import capture_live_if_exists, capture_table, capture_tables, capture_types
+from .compare import Comparison, Difference, compare, describe, type_widening, typmod_widening
+from .ddl import PHASES, DDLPlan, checked_expression, ddl_plan, existing_types_for
+from .model import (FORMAT_VERSION, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
+                    IndexDef, IndexElem, SequenceDef, TableDef, TypeDef, TypeRef)
+from .selectors import TableRef, partition_leaves, resolve_selectors
+
+
+def copy_columns(tdef: TableDef) -> List[str]:
+    """The columns a COPY of this table lists, in table order (generated ones left out:
+    the server computes them and refuses values for them)."""
+    return [c.name for c in tdef.columns if c.generated is None]
+
+
+__all__ = [
+    "FORMAT_VERSION", "PHASES", "AttributeDef", "ColumnDef", "Comparison", "ConstraintDef",
+    "DDLPlan", "Difference", "DomainCheck", "IndexDef", "IndexElem", "SequenceDef",
+    "TableDef", "TableRef", "TypeDef", "TypeRef", "capture_live_if_exists",
+    "capture_table", "capture_tables", "capture_types", "checked_expression", "compare",
+    "copy_columns", "ddl_plan", "describe", "existing_types_for", "partition_leaves",
+    "resolve_selectors", "type_widening", "typmod_widening",
+]

@@ -1,0 +1,587 @@
+"""Generate the DDL that recreates a table from its :class:`~.model.TableDef`.
+
+Nothing from a definition is executed as text.  Statements are composed with
+``psycopg.sql`` (every identifier an ``sql.Identifier``, every string a ``sql.Literal``,
+every number an int), except the pieces PostgreSQL can give only as text:
+
+* expressions (defaults, CHECKs, generated columns, domain defaults and checks, index
+  expressions and predicates): each is parsed with pglast as ``SELECT (<expr>\\n)`` and
+  must be exactly one plain SELECT with one unnamed target and nothing else; the
+  statement then embeds exactly that parenthesised text, so a trailing ``--`` comment
+  cannot swallow the rest of the statement;
+* partition keys and bounds: parsed inside a skeleton CREATE TABLE that must come out
+  as exactly one CREATE TABLE with nothing but the key (or bound);
+* built-in type names (``format_type`` text such as ``timestamp(3) without time zone``):
+  parsed as the type of a column and required to name the recorded type;
+* operator names (exclusion constraints): symbol characters only.
+
+On top of that, every finished statement is parsed again and must be exactly one
+statement of the expected kind.  A refusal raises
+:class:`~dumpcodec.errors.UnsafeExpressionError` naming the table, the column or
+constraint, and the text.
+
+Target schema: with ``target_schema``, the table and every object of the table's own
+schema that it uses (its owned sequences, its user-defined types, the parent of a
+partition, foreign-key targets in that schema) are created in / looked up in the target
+schema; objects in other schemas stay where they are.  Expressions were captured
+relative to the table's own schema (see :mod:`.capture`), so the plan's ``setup``
+statement sets ``search_path`` to the target schema; run it first in every session that
+executes a phase (:meth:`DDLPlan.execute` does).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import pglast
+import psycopg
+from psycopg import sql
+
+from ..errors import SchemaError, UnsafeExpressionError
+from .model import (FK_ACTIONS, FK_MATCH, ColumnDef, ConstraintDef, IndexDef, IndexElem,
+                    SequenceDef, TableDef, TypeDef, TypeRef)
+
+PHASES = ("types", "table", "post_data", "foreign_keys", "sequences", "comments")
+
+_OPERATOR_RE = re.compile(r"^[+\-*/<>=~!@#%^&|`?]{1,63}$")
+
+
+# -- checking text pieces ---------------------------------------------------------------
+
+def _parse(text: str):
+    try:
+        return pglast.parse_sql(text)
+    except pglast.parser.ParseError as exc:
+        raise ValueError(f"does not parse: {exc}") from None
+
+
+def checked_expression(expr: str, where: str) -> sql.SQL:
+    """``(expr)`` as SQL, after proving it is exactly one SQL expression."""
+    if not isinstance(expr, str) or not expr.strip():
+        raise UnsafeExpressionError(f"{where}: empty expression")
+    # A newline ends a trailing "--" comment inside the parentheses; the parse below
+    # sees exactly the text the statement will embed.
+    wrapped = f"({expr}\n)" if "--" in expr else f"({expr})"
+    try:
+        stmts = _parse(f"SELECT {wrapped}")
+        if len(stmts) != 1:
+            raise ValueError(f"{len(stmts)} statements")
+        sel = stmts[0].stmt
+        if type(sel).__name__ != "SelectStmt":
+            raise ValueError(f"a {type(sel).__name__}, not an expression")
+        others = [f for f in ("distinctClause", "intoClause", "fromClause", "whereClause",
+                              "groupClause", "havingClause", "windowClause", "valuesLists",
+                              "sortClause", "limitOffset", "limitCount", "lockingClause",
+                              "withClause", "larg", "rarg") if getattr(sel, f, None)]
+        if others or sel.op.value != 0:
+            raise ValueError(f"more than an expression ({', '.join(others) or 'set op'})")
+        if not sel.targetList or len(sel.targetList) != 1 or sel.targetList[0].name:
+            raise ValueError("not exactly one expression")
+    except ValueError as exc:
+        raise UnsafeExpressionError(f"{where}: refused expression {expr!r}: {exc}") from None
+    return sql.SQL(wrapped)
+
+
+def _checked_clause(skeleton: str, piece: str, where: str, check) -> sql.SQL:
+    """Validate ``piece`` inside ``skeleton`` (which has one ``{}``)."""
+    if not isinstance(piece, str) or not piece.strip():
+        raise UnsafeExpressionError(f"{where}: empty text")
+    text = piece + "\n" if "--" in piece else piece
+    try:
+        stmts = _parse(skeleton.format(text))
+        if len(stmts) != 1:
+            raise ValueError(f"{len(stmts)} statements")
+        check(stmts[0].stmt)
+    except (ValueError, AttributeError) as exc:
+        raise UnsafeExpressionError(f"{where}: refused {piece!r}: {exc}") from None
+    return sql.SQL(text)
+
+
+def _check_bound(stmt) -> None:
+    if (type(stmt).__name__ != "CreateStmt" or stmt.partbound is None or stmt.tableElts
+            or stmt.partspec is not None or len(stmt.inhRelations or ()) != 1
+            or stmt.options or stmt.tablespacename or stmt.accessMethod):
+        raise ValueError("not just a partition bound")
+
+
+def _check_partkey(stmt) -> None:
+    if (type(stmt).__name__ != "CreateStmt" or stmt.partspec is None or stmt.tableElts
+            or stmt.partbound is not None or stmt.inhRelations or stmt.options
+            or stmt.tablespacename or stmt.accessMethod):
+        raise ValueError("not just a partition key")
+
+
+def _builtin_type_sql(text: str, elem: str, where: str) -> sql.SQL:
+    def check(stmt):
+        elts = getattr(stmt, "tableElts", None)
+        if type(stmt).__name__ != "CreateStmt" or not elts or len(elts) != 1:
+            raise ValueError("not a single type")
+        col = elts[0]
+        if (type(col).__name__ != "ColumnDef" or col.constraints or col.collClause
+                or col.typeName is None or col.typeName.names[-1].sval != elem):
+            raise ValueError(f"not the type {elem!r}")
+    return _checked_clause("CREATE TABLE x (c {})", text, where, check)
+
+
+def _operator_sql(schema: Optional[str], op: str, where: str) -> sql.Composable:
+    if not isinstance(op, str) or not _OPERATOR_RE.match(op) or "--" in op or "/*" in op:
+        raise UnsafeExpressionError(f"{where}: refused operator {op!r}")
+    if schema:
+        return sql.SQL("OPERATOR({}.{})").format(sql.Identifier(schema), sql.SQL(op))
+    return sql.SQL("OPERATOR({})").format(sql.SQL(op))
+
+
+_EXPECTED_NODE = {"CREATE TABLE": "CreateStmt", "CREATE INDEX": "IndexStmt",
+                  "ALTER TABLE": "AlterTableStmt", "CREATE TYPE ENUM": "CreateEnumStmt",
+                  "CREATE DOMAIN": "CreateDomainStmt", "CREATE TYPE": "CompositeTypeStmt",
+                  "CREATE TYPE RANGE": "CreateRangeStmt", "CREATE SEQUENCE": "CreateSeqStmt",
+                  "ALTER SEQUENCE": "AlterSeqStmt", "SELECT": "SelectStmt",
+                  "COMMENT": "CommentStmt"}
+
+
+def _final(stmt: sql.Composed, kind: str, where: str) -> sql.Composed:
+    """Belt and braces: the finished statement is exactly one statement of ``kind``."""
+    text = stmt.as_string(None)
+    try:
+        parsed = _parse(text)
+    except ValueError as exc:
+        raise UnsafeExpressionError(f"{where}: generated {kind} does not parse ({exc}): "
+                                    f"{text}") from None
+    if len(parsed) != 1 or type(parsed[0].stmt).__name__ != _EXPECTED_NODE[kind]:
+        raise UnsafeExpressionError(f"{where}: generated text is not one {kind} "
+                                    f"statement: {text}")
+    return stmt
+
+
+# -- the plan -------------------------------------------------------------------------
+
+@dataclass
+class DDLPlan:
+    """The statements recreating one table, by phase (see ``PHASES`` for the order).
+
+    ``setup`` sets ``search_path`` to the target schema; run it before any phase in
+    each session (the expressions were captured relative to the table's schema).
+    """
+    schema: str
+    name: str
+    setup: List[sql.Composed] = field(default_factory=list)
+    types: List[sql.Composed] = field(default_factory=list)
+    table: List[sql.Composed] = field(default_factory=list)
+    post_data: List[sql.Composed] = field(default_factory=list)
+    foreign_keys: List[sql.Composed] = field(default_factory=list)
+    sequences: List[sql.Composed] = field(default_factory=list)
+    comments: List[sql.Composed] = field(default_factory=list)
+    skipped_types: List[str] = field(default_factory=list)   # already there and equal
+
+    def statements(self, phases: Sequence[str] = PHASES) -> Iterator[sql.Composed]:
+        for phase in phases:
+            if phase not in PHASES:
+                raise ValueError(f"unknown DDL phase {phase!r}")
+            yield from getattr(self, phase)
+
+    def as_strings(self, phases: Sequence[str] = PHASES,
+                   context: Optional[psycopg.Connection] = None) -> List[str]:
+        return [s.as_string(context) for s in self.statements(phases)]
+
+    def execute(self, conn: psycopg.Connection, phases: Sequence[str] = PHASES) -> None:
+        """Run ``setup`` and the given phases on ``conn``; search_path is restored."""
+        old = conn.execute("SELECT pg_catalog.current_setting('search_path')").fetchone()[0]
+        try:
+            for stmt in self.setup:
+                conn.execute(stmt)
+            for stmt in self.statements(phases):
+                conn.execute(stmt)
+        finally:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+                conn.execute("SELECT pg_catalog.set_config('search_path', %s, false)",
+                             (old,))
+
+
+class _Builder:
+    def __init__(self, t: TableDef, target_schema: Optional[str]):
+        self.t = t
+        self.schema = target_schema or t.schema
+        self.where = f"table {t.schema}.{t.name}"
+        self.table_ident = sql.Identifier(self.schema, t.name)
+
+    def map_schema(self, schema: str) -> str:
+        return self.schema if schema == self.t.schema else schema
+
+    def ident(self, schema: Optional[str], name: str) -> sql.Identifier:
+        if schema is None:
+            return sql.Identifier(name)
+        return sql.Identifier(self.map_schema(schema), name)
+
+    def expr(self, text: str, what: str) -> sql.SQL:
+        return checked_expression(text, f"{self.where}, {what}")
+
+    # types
+    def type_sql(self, ref: Union[TypeRef, ColumnDef], what: str, ndims: int = 0) -> sql.Composable:
+        if isinstance(ref, ColumnDef):
+            ref = ref.type_ref()
+        extra = sql.SQL("[]" * max(0, ndims - 1))
+        if ref.builtin:
+            return sql.Composed([_builtin_type_sql(ref.text, ref.name,
+                                                   f"{self.where}, {what} type"), extra])
+        base = self.ident(ref.schema, ref.name)
+        return sql.Composed([base, sql.SQL("[]" if ref.is_array else ""), extra])
+
+    def collate(self, name: Optional[str], schema: Optional[str]) -> sql.Composable:
+        if name is None:
+            return sql.SQL("")
+        return sql.SQL(" COLLATE {}").format(
+            sql.Identifier(schema, name) if schema else sql.Identifier(name))
+
+
+def _seq_options(b: _Builder, s: SequenceDef, with_type: bool) -> sql.Composed:
+    parts = []
+    if with_type:
+        if s.data_type not in ("smallint", "integer", "bigint"):
+            raise SchemaError(f"{b.where}: sequence {s.name!r}: bad data type")
+        parts.append(sql.SQL("AS " + s.data_type))
+    parts += [sql.SQL("INCREMENT BY {}").format(sql.Literal(int(s.increment))),
+              sql.SQL("MINVALUE {}").format(sql.Literal(int(s.min_value))),
+              sql.SQL("MAXVALUE {}").format(sql.Literal(int(s.max_value))),
+              sql.SQL("START WITH {}").format(sql.Literal(int(s.start))),
+              sql.SQL("CACHE {}").format(sql.Literal(int(s.cache))),
+              sql.SQL("CYCLE" if s.cycle else "NO CYCLE")]
+    return sql.SQL(" ").join(parts)
+
+
+def _elem_sql(b: _Builder, e: IndexElem, what: str, exclusion: bool) -> sql.Composed:
+    if (e.column is None) == (e.expression is None):
+        raise SchemaError(f"{b.where}, {what}: an element needs a column or an expression")
+    parts: List[sql.Composable] = [
+        sql.Identifier(e.column) if e.column is not None
+        else sql.SQL("({})").format(b.expr(e.expression, what))]
+    if e.collation:
+        parts.append(b.collate(e.collation, e.collation_schema))
+    if e.opclass:
+        parts.append(sql.SQL(" {}").format(
+            sql.Identifier(e.opclass_schema, e.opclass) if e.opclass_schema
+            else sql.Identifier(e.opclass)))
+    if e.descending:
+        parts.append(sql.SQL(" DESC"))
+    if e.nulls_first != e.descending:
+        parts.append(sql.SQL(" NULLS FIRST" if e.nulls_first else " NULLS LAST"))
+    if exclusion:
+        if e.operator is None:
+            raise SchemaError(f"{b.where}, {what}: exclusion element without operator")
+        parts.append(sql.SQL(" WITH {}").format(
+            _operator_sql(e.operator_schema, e.operator, f"{b.where}, {what}")))
+    return sql.Composed(parts)
+
+
+def _idents(names: Sequence[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def _deferrable(c: ConstraintDef) -> sql.SQL:
+    if not c.deferrable:
+        return sql.SQL("")
+    return sql.SQL(" DEFERRABLE INITIALLY DEFERRED" if c.deferred else " DEFERRABLE")
+
+
+def _column_sql(b: _Builder, c: ColumnDef) -> sql.Composed:
+    what = f"column {c.name!r}"
+    parts: List[sql.Composable] = [sql.Identifier(c.name), sql.SQL(" "),
+                                   b.type_sql(c, what, c.ndims)]
+    parts.append(b.collate(c.collation, c.collation_schema))
+    if c.generated is not None:
+        parts.append(sql.SQL(" GENERATED ALWAYS AS {} STORED").format(
+            b.expr(c.generated, f"{what} generated expression")))
+    elif c.identity is not None:
+        if c.identity not in ("a", "d"):
+            raise SchemaError(f"{b.where}, {what}: bad identity {c.identity!r}")
+        parts.append(sql.SQL(" GENERATED ALWAYS AS IDENTITY" if c.identity == "a"
+                             else " GENERATED BY DEFAULT AS IDENTITY"))
+        seq = next((s for s in b.t.sequences if s.identity and s.column == c.name), None)
+        if seq is not None:
+            parts.append(sql.SQL(" (SEQUENCE NAME {} {})").format(
+                b.ident(seq.schema, seq.name), _seq_options(b, seq, False)))
+    if c.default is not None and c.generated is None:
+        parts.append(sql.SQL(" DEFAULT {}").format(b.expr(c.default, f"{what} default")))
+    if c.not_null:
+        parts.append(sql.SQL(" NOT NULL"))
+    return sql.Composed(parts)
+
+
+def _check_sql(b: _Builder, c: ConstraintDef) -> sql.Composed:
+    return sql.SQL("CONSTRAINT {} CHECK {}{}").format(
+        sql.Identifier(c.name), b.expr(c.expression, f"constraint {c.name!r}"),
+        sql.SQL(" NO INHERIT" if c.no_inherit else ""))
+
+
+def _own(b: _Builder, items):
+    """What this table creates itself (a partition inherits the rest from its parent)."""
+    return [x for x in items if not (b.t.kind == "partition" and x.inherited)]
+
+
+def _type_statements(b: _Builder, ty: TypeDef) -> List[sql.Composed]:
+    where = f"{b.where}, type {ty.schema}.{ty.name}"
+    name = b.ident(ty.schema, ty.name)
+    if ty.kind == "enum":
+        return [_final(sql.SQL("CREATE TYPE {} AS ENUM ({})").format(
+            name, sql.SQL(", ").join(sql.Literal(l) for l in ty.labels)),
+            "CREATE TYPE ENUM", where)]
+    if ty.kind == "domain":
+        if ty.base is None:
+            raise SchemaError(f"{where}: domain without base type")
+        parts = [sql.SQL("CREATE DOMAIN {} AS {}").format(
+            name, b.type_sql(ty.base, f"type {ty.name!r} base")),
+            b.collate(ty.collation, ty.collation_schema)]
+        if ty.default is not None:
+            parts.append(sql.SQL(" DEFAULT {}").format(
+                checked_expression(ty.default, f"{where} default")))
+        if ty.not_null:
+            parts.append(sql.SQL(" NOT NULL"))
+        for chk in ty.checks:
+            parts.append(sql.SQL(" CONSTRAINT {} CHECK {}").format(
+                sql.Identifier(chk.name),
+                checked_expression(chk.expression, f"{where}, check {chk.name!r}")))
+        return [_final(sql.Composed(parts), "CREATE DOMAIN", where)]
+    if ty.kind == "composite":
+        attrs = sql.SQL(", ").join(
+            sql.Composed([sql.Identifier(a.name), sql.SQL(" "),
+                          b.type_sql(a.type, f"type {ty.name!r} attribute {a.name!r}"),
+                          b.collate(a.collation, a.collation_schema)])
+            for a in ty.attributes)
+        return [_final(sql.SQL("CREATE TYPE {} AS ({})").format(name, attrs),
+                       "CREATE TYPE", where)]
+    if ty.kind == "range":
+        if ty.base is None:
+            raise SchemaError(f"{where}: range without subtype")
+        opts = [sql.SQL("SUBTYPE = {}").format(b.type_sql(ty.base, f"type {ty.name!r}"))]
+        if ty.subtype_opclass:
+            opts.append(sql.SQL("SUBTYPE_OPCLASS = {}").format(
+                b.ident(ty.subtype_opclass_schema, ty.subtype_opclass)))
+        if ty.collation:
+            opts.append(sql.SQL("COLLATION = {}").format(
+                b.ident(ty.collation_schema, ty.collation)))
+        if ty.subtype_diff:
+            opts.append(sql.SQL("SUBTYPE_DIFF = {}").format(
+                b.ident(ty.subtype_diff_schema, ty.subtype_diff)))
+        if ty.multirange_name:
+            opts.append(sql.SQL("MULTIRANGE_TYPE_NAME = {}").format(
+                b.ident(ty.schema, ty.multirange_name)))
+        return [_final(sql.SQL("CREATE TYPE {} AS RANGE ({})").format(
+            name, sql.SQL(", ").join(opts)), "CREATE TYPE RANGE", where)]
+    return []   # extension and base types are never created here
+
+
+def _normalized_type(ty: TypeDef, table_schema: str) -> dict:
+    d = dataclasses.asdict(ty)
+    for k in ("comment", "schema"):
+        d.pop(k)
+
+    def fix(ref):
+        if ref is not None:
+            ref.pop("text")
+            ref.pop("oid")
+            if ref["schema"] == table_schema:
+                ref["schema"] = None
+    fix(d["base"])
+    for a in d["attributes"]:
+        fix(a["type"])
+    return d
+
+
+def _type_matches(want: TypeDef, want_schema: str, have: TypeDef,
+                  have_schema: str) -> bool:
+    if want.kind == "enum" and have.kind == "enum":
+        # Extra labels in the target are harmless; ours must all be there, in order.
+        pos = [have.labels.index(l) if l in have.labels else -1 for l in want.labels]
+        return -1 not in pos and pos == sorted(pos)
+    if want.kind in ("extension", "base"):
+        return True
+    return _normalized_type(want, want_schema) == _normalized_type(have, have_schema)
+
+
+def existing_types_for(conn: psycopg.Connection, tdef: TableDef,
+                       target_schema: Optional[str] = None) -> Dict[Tuple[str, str], TypeDef]:
+    """The target database's versions of the types ``tdef`` needs, by (schema, name)
+    as they would be created (after the target-schema mapping)."""
+    from .capture import capture_types
+    target = target_schema or tdef.schema
+    out: Dict[Tuple[str, str], TypeDef] = {}
+    for ty in tdef.types:
+        schema = target if ty.schema == tdef.schema else ty.schema
+        row = conn.execute("SELECT t.oid FROM pg_catalog.pg_type t JOIN "
+                           "pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
+                           "WHERE n.nspname = %s AND t.typname = %s",
+                           (schema, ty.name)).fetchone()
+        if row is not None:
+            found = capture_types(conn, [row[0]])
+            if found:
+                out[(schema, ty.name)] = found[-1]
+    return out
+
+
+ExistingTypes = Union[None, psycopg.Connection, Mapping[Tuple[str, str], TypeDef]]
+
+
+def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
+             existing_types: ExistingTypes = None) -> DDLPlan:
+    """Statements recreating ``tdef`` (in ``target_schema`` when given), by phase.
+
+    ``existing_types``: the target's types, as :func:`existing_types_for` gives them (or
+    a connection to look them up): a type that exists and matches is skipped, one that
+    exists and differs is a :class:`SchemaError`, an extension type that is missing is
+    a :class:`SchemaError`.  Without it every type is created (and a CREATE fails if
+    it exists).
+    """
+    b = _Builder(tdef, target_schema)
+    t = tdef
+    where = b.where
+    plan = DDLPlan(schema=b.schema, name=t.name)
+    plan.setup.append(sql.SQL("SELECT pg_catalog.set_config('search_path', {}, false)")
+                      .format(sql.Literal(sql.Identifier(b.schema).as_string(None))))
+
+    if isinstance(existing_types, psycopg.Connection):
+        existing_types = existing_types_for(existing_types, tdef, target_schema)
+
+    # types
+    skipped = set()
+    for ty in t.types:
+        key = (b.map_schema(ty.schema), ty.name)
+        if existing_types is not None:
+            have = existing_types.get(key)
+            if have is not None:
+                if not _type_matches(ty, t.schema, have, b.schema):
+                    raise SchemaError(f"{where}: type {key[0]}.{key[1]} exists in the target "
+                                      f"with a different definition ({have.kind}) than the "
+                                      f"dump's ({ty.kind})")
+                plan.skipped_types.append(f"{key[0]}.{key[1]}")
+                skipped.add(key)
+                continue
+            if ty.kind in ("extension", "base"):
+                raise SchemaError(f"{where}: type {key[0]}.{key[1]} is missing in the target"
+                                  + (f" (install extension {ty.extension!r})"
+                                     if ty.extension else ""))
+        plan.types.extend(_type_statements(b, ty))
+
+    # table: owned serial sequences first, since defaults refer to them
+    serials = [s for s in t.sequences if not s.identity]
+    for s in serials:
+        plan.table.append(_final(sql.SQL("CREATE SEQUENCE {} {}").format(
+            b.ident(s.schema, s.name), _seq_options(b, s, True)), "CREATE SEQUENCE", where))
+    checks = [c for c in _own(b, t.constraints) if c.kind == "check"]
+    items: List[sql.Composable] = []
+    if t.kind == "partition":
+        if not (t.parent_schema and t.parent_name and t.partition_bound):
+            raise SchemaError(f"{where}: partition without parent or bound")
+        items += [_check_sql(b, c) for c in checks if c.validated]
+        head = sql.SQL("CREATE TABLE {} PARTITION OF {}{} ").format(
+            b.table_ident, b.ident(t.parent_schema, t.parent_name),
+            sql.SQL(" ({})").format(sql.SQL(", ").join(items)) if items else sql.SQL(""))
+        stmt = [head, _checked_clause("CREATE TABLE x PARTITION OF y {}", t.partition_bound,
+                                      f"{where}, partition bound", _check_bound)]
+    else:
+        items += [_column_sql(b, c) for c in t.columns]
+        items += [_check_sql(b, c) for c in checks if c.validated]
+        stmt = [sql.SQL("CREATE {}TABLE {} ({})").format(
+            sql.SQL("UNLOGGED " if t.unlogged else ""), b.table_ident,
+            sql.SQL(", ").join(items))]
+    if t.partition_key is not None:
+        stmt += [sql.SQL(" PARTITION BY "),
+                 _checked_clause("CREATE TABLE x () PARTITION BY {}", t.partition_key,
+                                 f"{where}, partition key", _check_partkey)]
+    elif t.kind == "partitioned":
+        raise SchemaError(f"{where}: partitioned table without partition key")
+    plan.table.append(_final(sql.Composed(stmt), "CREATE TABLE", where))
+    for s in serials:
+        if s.column is not None:
+            plan.table.append(_final(sql.SQL("ALTER SEQUENCE {} OWNED BY {}").format(
+                b.ident(s.schema, s.name), sql.Identifier(b.schema, t.name, s.column)),
+                "ALTER SEQUENCE", where))
+
+    # post data: keys, exclusion constraints, indexes, checks added NOT VALID
+    alter = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ")
+    for c in _own(b, t.constraints):
+        what = f"constraint {c.name!r}"
+        head = alter.format(b.table_ident, sql.Identifier(c.name))
+        if c.kind in ("primary_key", "unique"):
+            body = sql.SQL("{}{} ({}){}{}").format(
+                sql.SQL("PRIMARY KEY" if c.kind == "primary_key" else "UNIQUE"),
+                sql.SQL(" NULLS NOT DISTINCT" if c.nulls_not_distinct else ""),
+                _idents(c.columns),
+                sql.SQL(" INCLUDE ({})").format(_idents(c.include)) if c.include
+                else sql.SQL(""), _deferrable(c))
+        elif c.kind == "exclusion":
+            if not c.method or not c.elements:
+                raise SchemaError(f"{where}, {what}: exclusion without method or elements")
+            body = sql.SQL("EXCLUDE USING {} ({}){}{}{}").format(
+                sql.Identifier(c.method),
+                sql.SQL(", ").join(_elem_sql(b, e, what, True) for e in c.elements),
+                sql.SQL(" INCLUDE ({})").format(_idents(c.include)) if c.include
+                else sql.SQL(""),
+                sql.SQL(" WHERE ({})").format(b.expr(c.predicate, f"{what} predicate"))
+                if c.predicate else sql.SQL(""), _deferrable(c))
+        elif c.kind == "check" and not c.validated:
+            body = sql.SQL("CHECK {}{} NOT VALID").format(
+                b.expr(c.expression, what), sql.SQL(" NO INHERIT" if c.no_inherit else ""))
+        else:
+            continue
+        plan.post_data.append(_final(sql.Composed([head, body]), "ALTER TABLE", where))
+    for ix in _own(b, t.indexes):
+        what = f"index {ix.name!r}"
+        if not ix.elements:
+            raise SchemaError(f"{where}, {what}: no elements")
+        stmt = sql.SQL("CREATE {}INDEX {} ON {} USING {} ({}){}{}{}").format(
+            sql.SQL("UNIQUE " if ix.unique else ""), sql.Identifier(ix.name), b.table_ident,
+            sql.Identifier(ix.method),
+            sql.SQL(", ").join(_elem_sql(b, e, what, False) for e in ix.elements),
+            sql.SQL(" INCLUDE ({})").format(_idents(ix.include)) if ix.include
+            else sql.SQL(""),
+            sql.SQL(" NULLS NOT DISTINCT" if ix.nulls_not_distinct else ""),
+            sql.SQL(" WHERE {}").format(b.expr(ix.predicate, f"{what} predicate"))
+            if ix.predicate else sql.SQL(""))
+        plan.post_data.append(_final(stmt, "CREATE INDEX", where))
+
+    # foreign keys
+    for c in _own(b, t.constraints):
+        if c.kind != "foreign_key":
+            continue
+        if c.on_update not in FK_ACTIONS or c.on_delete not in FK_ACTIONS \
+                or c.match not in ("s", "f"):
+            raise SchemaError(f"{where}, constraint {c.name!r}: bad foreign key options")
+        stmt = sql.Composed([
+            alter.format(b.table_ident, sql.Identifier(c.name)),
+            sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) MATCH {} ON UPDATE {} "
+                    "ON DELETE {}{}{}").format(
+                _idents(c.columns), b.ident(c.ref_schema, c.ref_table),
+                _idents(c.ref_columns), sql.SQL(FK_MATCH[c.match]),
+                sql.SQL(FK_ACTIONS[c.on_update]), sql.SQL(FK_ACTIONS[c.on_delete]),
+                _deferrable(c), sql.SQL("" if c.validated else " NOT VALID"))])
+        plan.foreign_keys.append(_final(stmt, "ALTER TABLE", where))
+
+    # sequence values, looked up through the column so identity sequences work too
+    table_text = sql.Identifier(b.schema, t.name).as_string(None)
+    for s in t.sequences:
+        if s.column is None or s.last_value is None:
+            continue
+        plan.sequences.append(_final(sql.SQL(
+            "SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence({}, {}), {}, {})")
+            .format(sql.Literal(table_text), sql.Literal(s.column),
+                    sql.Literal(int(s.last_value)), sql.Literal(bool(s.is_called))),
+            "SELECT", where))
+
+    # comments
+    if t.comment is not None:
+        plan.comments.append(_final(sql.SQL("COMMENT ON TABLE {} IS {}").format(
+            b.table_ident, sql.Literal(t.comment)), "COMMENT", where))
+    for c in t.columns:
+        if c.comment is not None:
+            plan.comments.append(_final(sql.SQL("COMMENT ON COLUMN {} IS {}").format(
+                sql.Identifier(b.schema, t.name, c.name), sql.Literal(c.comment)),
+                "COMMENT", where))
+    created = {(b.map_schema(ty.schema), ty.name) for ty in t.types} - skipped
+    for ty in t.types:
+        if (ty.comment is not None and ty.kind in ("enum", "composite", "range", "domain")
+                and (b.map_schema(ty.schema), ty.name) in created):
+            plan.comments.append(_final(sql.SQL("COMMENT ON {} {} IS {}").format(
+                sql.SQL("DOMAIN" if ty.kind == "domain" else "TYPE"),
+                b.ident(ty.schema, ty.name), sql.Literal(ty.comment)), "COMMENT", where))
+    return plan

@@ -1,0 +1,387 @@
+"""Table definitions as plain data: the dataclasses and their versioned JSON form.
+
+A :class:`TableDef` holds everything needed to recreate one table (columns, constraints,
+indexes, owned sequences, the user-defined types its columns need, comments) as
+structured fields, never as replayable SQL text: the only text kept is the handful of
+expressions PostgreSQL can give only as text (defaults, CHECKs, generated columns, index
+expressions and predicates, partition keys and bounds), and the DDL layer checks each of
+them with a real SQL parser before use.
+
+Names are stored bare (``schema`` and ``name`` in separate fields), never as dotted
+strings, because identifiers may themselves contain dots.
+
+JSON: ``TableDef.to_json()`` gives ``{"format": 1, ...}`` with lists in a stable order
+(columns by position, constraints / indexes / sequences by name, types in dependency
+order), so two captures of the same table give the same ``json.dumps(sort_keys=True)``
+text.  ``TableDef.from_json()`` checks the version and the type of every field and raises
+:class:`~dumpcodec.errors.SchemaError` naming the offending path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from ..errors import SchemaError
+
+#: Version of the JSON form written by :meth:`TableDef.to_json`.
+FORMAT_VERSION = 1
+
+#: OIDs below this are built into the server and equal on every server version we
+#: support; OIDs of user-defined (and extension) objects differ between databases.
+FIRST_NORMAL_OID = 16384
+
+TABLE_KINDS = ("table", "partitioned", "partition")
+TYPE_KINDS = ("enum", "domain", "composite", "range", "extension", "base")
+CONSTRAINT_KINDS = ("primary_key", "unique", "check", "exclusion", "foreign_key")
+#: pg_constraint.confupdtype / confdeltype codes, spelled as SQL.
+FK_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL",
+              "d": "SET DEFAULT"}
+FK_MATCH = {"s": "SIMPLE", "f": "FULL", "p": "PARTIAL"}
+
+
+@dataclass
+class TypeRef:
+    """A reference to a type, as used by a domain, a composite attribute or a range.
+
+    ``text`` is ``format_type()`` output; ``schema``/``name`` name the element type
+    (for arrays) or the type itself; ``oid`` is the referenced type's OID as it was on
+    the source server (only meaningful for built-in types).
+    """
+    text: str
+    oid: int
+    schema: str
+    name: str
+    typmod: int = -1
+    is_array: bool = False
+    kind: str = "b"               # pg_type.typtype of the element type
+    builtin: bool = True          # built into the server (OID below 16384)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass
+class ColumnDef:
+    """One column, in table order (dropped columns never appear)."""
+    name: str
+    type: str                     # format_type(): 'numeric(12,2)', 'integer[]', 'mood'
+    type_oid: int                 # the column's type OID on the source server
+    type_schema: str              # schema of the element type (or the type itself)
+    type_elem: str                # bare name of the element type (or the type itself)
+    typmod: int = -1
+    ndims: int = 0                # pg_attribute.attndims (informational, not enforced)
+    is_array: bool = False
+    type_kind: str = "b"          # pg_type.typtype of the element type: b e d c r m p
+    builtin: bool = True          # the element type is built into the server
+    not_null: bool = False
+    default: Optional[str] = None
+    identity: Optional[str] = None    # 'a' (ALWAYS), 'd' (BY DEFAULT) or None
+    generated: Optional[str] = None   # expression of a STORED generated column
+    collation: Optional[str] = None   # bare collation name when not the type's default
+    collation_schema: Optional[str] = None
+    position: int = 0             # 1-based among the non-dropped columns
+    comment: Optional[str] = None
+
+    @property
+    def type_name(self) -> str:
+        """Schema-qualified name of the (element) type, e.g. 'public.mood'."""
+        return f"{self.type_schema}.{self.type_elem}"
+
+    def type_ref(self) -> TypeRef:
+        return TypeRef(self.type, self.type_oid, self.type_schema, self.type_elem,
+                       self.typmod, self.is_array, self.type_kind, self.builtin)
+
+
+@dataclass
+class IndexElem:
+    """One element of an index or exclusion constraint: a column or an expression."""
+    column: Optional[str] = None
+    expression: Optional[str] = None
+    collation: Optional[str] = None
+    collation_schema: Optional[str] = None
+    opclass: Optional[str] = None         # only when not the default for the type
+    opclass_schema: Optional[str] = None
+    descending: bool = False
+    nulls_first: bool = False             # PostgreSQL's default: True only when DESC
+    operator: Optional[str] = None        # exclusion constraints: the WITH operator
+    operator_schema: Optional[str] = None
+
+
+@dataclass
+class IndexDef:
+    """An index that does not back a constraint (those are in ``constraints``)."""
+    name: str
+    method: str
+    elements: List[IndexElem]
+    include: List[str] = field(default_factory=list)
+    unique: bool = False
+    nulls_not_distinct: bool = False
+    predicate: Optional[str] = None
+    inherited: bool = False        # attached to an index on the partitioned parent
+
+
+@dataclass
+class ConstraintDef:
+    """A table constraint; which fields are used depends on ``kind``."""
+    name: str
+    kind: str                      # one of CONSTRAINT_KINDS
+    columns: List[str] = field(default_factory=list)   # pk / unique / fk (local side)
+    include: List[str] = field(default_factory=list)   # pk / unique / exclusion
+    expression: Optional[str] = None                   # check
+    no_inherit: bool = False
+    validated: bool = True
+    deferrable: bool = False
+    deferred: bool = False
+    nulls_not_distinct: bool = False
+    method: Optional[str] = None                       # exclusion
+    elements: List[IndexElem] = field(default_factory=list)   # exclusion
+    predicate: Optional[str] = None                    # exclusion WHERE
+    ref_schema: Optional[str] = None                   # foreign key
+    ref_table: Optional[str] = None
+    ref_columns: List[str] = field(default_factory=list)
+    on_update: str = "a"
+    on_delete: str = "a"
+    match: str = "s"
+    inherited: bool = False        # comes from the partitioned parent
+
+
+@dataclass
+class SequenceDef:
+    """A sequence the table owns (serial or identity), with its current state."""
+    schema: str
+    name: str
+    column: Optional[str]
+    identity: bool
+    data_type: str                 # 'bigint', 'integer' or 'smallint'
+    start: int
+    increment: int
+    min_value: int
+    max_value: int
+    cache: int = 1
+    cycle: bool = False
+    last_value: Optional[int] = None
+    is_called: bool = False
+
+
+@dataclass
+class DomainCheck:
+    name: str
+    expression: str                # refers to the value as VALUE
+
+
+@dataclass
+class AttributeDef:
+    """An attribute of a composite type."""
+    name: str
+    type: TypeRef
+    collation: Optional[str] = None
+    collation_schema: Optional[str] = None
+
+
+@dataclass
+class TypeDef:
+    """A user-defined type a table needs, captured recursively."""
+    schema: str
+    name: str
+    kind: str                      # one of TYPE_KINDS
+    labels: List[str] = field(default_factory=list)          # enum, in sort order
+    base: Optional[TypeRef] = None                            # domain base / range subtype
+    not_null: bool = False                                    # domain
+    default: Optional[str] = None                             # domain
+    collation: Optional[str] = None                           # domain / range
+    collation_schema: Optional[str] = None
+    checks: List[DomainCheck] = field(default_factory=list)   # domain
+    attributes: List[AttributeDef] = field(default_factory=list)  # composite
+    subtype_opclass: Optional[str] = None                     # range, when not default
+    subtype_opclass_schema: Optional[str] = None
+    subtype_diff: Optional[str] = None                        # range
+    subtype_diff_schema: Optional[str] = None
+    multirange_name: Optional[str] = None                     # range, PostgreSQL 14+
+    extension: Optional[str] = None                           # owned by this extension
+    comment: Optional[str] = None
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass
+class TableDef:
+    """Everything needed to recreate one table and check a live one against it."""
+    schema: str
+    name: str
+    kind: str = "table"            # 'table', 'partitioned' or 'partition'
+    unlogged: bool = False
+    partition_key: Optional[str] = None      # pg_get_partkeydef(): 'RANGE (created)'
+    partition_bound: Optional[str] = None    # 'FOR VALUES FROM (...) TO (...)', 'DEFAULT'
+    parent_schema: Optional[str] = None
+    parent_name: Optional[str] = None
+    columns: List[ColumnDef] = field(default_factory=list)
+    constraints: List[ConstraintDef] = field(default_factory=list)
+    indexes: List[IndexDef] = field(default_factory=list)
+    sequences: List[SequenceDef] = field(default_factory=list)
+    types: List[TypeDef] = field(default_factory=list)
+    comment: Optional[str] = None
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def column_comments(self) -> Dict[str, str]:
+        return {c.name: c.comment for c in self.columns if c.comment is not None}
+
+    def column(self, name: str) -> ColumnDef:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+    def to_json(self) -> Dict[str, Any]:
+        """The versioned, stable JSON form (a dict ready for ``json.dumps``)."""
+        out: Dict[str, Any] = {"format": FORMAT_VERSION}
+        out.update(_to_plain(self))
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> "TableDef":
+        """Rebuild from :meth:`to_json` output; :class:`SchemaError` on bad input."""
+        if not isinstance(data, dict):
+            raise SchemaError(f"table definition: expected a JSON object, got "
+                              f"{type(data).__name__}")
+        version = data.get("format")
+        if version != FORMAT_VERSION:
+            raise SchemaError(f"table definition: unsupported format {version!r} "
+                              f"(this version reads format {FORMAT_VERSION})")
+        body = {k: v for k, v in data.items() if k != "format"}
+        tdef = _from_plain(cls, body, "table")
+        _check_semantics(tdef)
+        return tdef
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(x) for x in obj]
+    return obj
+
+
+_HINTS: Dict[type, Dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> Dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _from_plain(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _from_plain(args[0], value, path)
+    if origin in (list, List):
+        if not isinstance(value, list):
+            raise SchemaError(f"{path}: expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(tp)
+        return [_from_plain(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise SchemaError(f"{path}: expected an object, got {type(value).__name__}")
+        hints = _hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        unknown = sorted(set(value) - names)
+        if unknown:
+            raise SchemaError(f"{path}: unknown field(s) {', '.join(unknown)}")
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            if f.name not in value:
+                if (f.default is dataclasses.MISSING
+                        and f.default_factory is dataclasses.MISSING):
+                    raise SchemaError(f"{path}: missing field {f.name!r}")
+                continue
+            kwargs[f.name] = _from_plain(hints[f.name], value[f.name], f"{path}.{f.name}")
+        return tp(**kwargs)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SchemaError(f"{path}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SchemaError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise SchemaError(f"{path}: expected a string, got {value!r}")
+        if "\x00" in value:
+            raise SchemaError(f"{path}: NUL character in {value!r}")
+        return value
+    raise SchemaError(f"{path}: unsupported field type {tp!r}")  # pragma: no cover
+
+
+def _check_semantics(t: TableDef) -> None:
+    """Checks beyond field types: enumerations, names, positions."""
+    where = f"table {t.schema}.{t.name}"
+    if not t.schema or not t.name:
+        raise SchemaError(f"{where}: empty schema or table name")
+    if t.kind not in TABLE_KINDS:
+        raise SchemaError(f"{where}: kind {t.kind!r} is not one of {TABLE_KINDS}")
+    if t.kind == "partition" and (t.parent_schema is None or t.parent_name is None
+                                  or t.partition_bound is None):
+        raise SchemaError(f"{where}: a partition needs parent_schema, parent_name and "
+                          f"partition_bound")
+    if t.kind == "partitioned" and t.partition_key is None:
+        raise SchemaError(f"{where}: a partitioned table needs partition_key")
+    seen = set()
+    for i, c in enumerate(t.columns, 1):
+        if not c.name:
+            raise SchemaError(f"{where}: column {i} has an empty name")
+        if c.name in seen:
+            raise SchemaError(f"{where}: duplicate column {c.name!r}")
+        seen.add(c.name)
+        if c.position != i:
+            raise SchemaError(f"{where}: column {c.name!r} has position {c.position}, "
+                              f"expected {i}")
+        if c.identity not in (None, "a", "d"):
+            raise SchemaError(f"{where}: column {c.name!r}: identity {c.identity!r} is "
+                              f"not 'a', 'd' or null")
+        if c.identity and c.generated:
+            raise SchemaError(f"{where}: column {c.name!r} is both identity and generated")
+    for con in t.constraints:
+        if con.kind not in CONSTRAINT_KINDS:
+            raise SchemaError(f"{where}: constraint {con.name!r}: kind {con.kind!r} is not "
+                              f"one of {CONSTRAINT_KINDS}")
+        if con.on_update not in FK_ACTIONS or con.on_delete not in FK_ACTIONS:
+            raise SchemaError(f"{where}: constraint {con.name!r}: bad foreign key action")
+        if con.match not in FK_MATCH:
+            raise SchemaError(f"{where}: constraint {con.name!r}: bad match type "
+                              f"{con.match!r}")
+        if con.kind == "check" and not con.expression:
+            raise SchemaError(f"{where}: check constraint {con.name!r} has no expression")
+        if con.kind == "foreign_key" and (not con.ref_table or not con.ref_schema
+                                          or len(con.ref_columns) != len(con.columns)):
+            raise SchemaError(f"{where}: foreign key {con.name!r}: bad reference")
+        for col in list(con.columns) + list(con.include):
+            if col not in seen:
+                raise SchemaError(f"{where}: constraint {con.name!r} names unknown "
+                                  f"column {col!r}")
+    for ix in t.indexes:
+        if not ix.elements:
+            raise SchemaError(f"{where}: index {ix.name!r} has no elements")
+    for ty in t.types:
+        if ty.kind not in TYPE_KINDS:
+            raise SchemaError(f"{where}: type {ty.schema}.{ty.name}: kind {ty.kind!r} is "
+                              f"not one of {TYPE_KINDS}")
+    for s in t.sequences:
+        if s.column is not None and s.column not in seen:
+            raise SchemaError(f"{where}: sequence {s.name!r} belongs to unknown column "
+                              f"{s.column!r}")
+        if s.data_type not in ("smallint", "integer", "bigint"):
+            raise SchemaError(f"{where}: sequence {s.name!r}: data type {s.data_type!r} "
+                              f"is not smallint, integer or bigint")

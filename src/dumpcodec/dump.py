@@ -1,0 +1,611 @@
+"""Dump live PostgreSQL tables into an archive: :func:`create_dump`.
+
+What happens, in order:
+
+1. One connection opens a ``REPEATABLE READ, READ ONLY`` transaction (on the caller's
+   exported snapshot with ``snapshot=``), resolves every selector, captures every
+   table definition and checks every option (``where``, ``columns``) *before* any
+   output is written.
+2. Each table's data moves as raw COPY bytes through :mod:`dumpcodec.pump` (no Python
+   call per row, no decoding) straight into the archive's ``TableWriter.write``, which
+   cuts it into chunk members.  Tables whose column types lack binary send/receive
+   functions use text COPY, recorded as the table's ``format`` in the manifest.
+3. With ``jobs > 1``, worker threads with their own connections join the same
+   snapshot (``SET TRANSACTION SNAPSHOT``) and each streams one table at a time into a
+   bounded queue (``QUEUE_BLOCKS`` blocks of about a megabyte); the single archive
+   writer drains the queues in table order, so the archive's layout does not depend on
+   timing and memory stays bounded by ``jobs * QUEUE_BLOCKS`` blocks.
+4. A file destination is written under a temporary name in the same directory and
+   renamed at the end; on any failure the temporary file is removed, so no partial
+   archive is ever left under the requested name.  ``'-'`` writes to stdout.
+
+Table ids default to ``schema.name``; ``id_map`` maps opaque ids (DaCHS-style
+``rd-id#table``) to ``(schema, name)``, and a selector naming such an id keeps it as the
+table id.  Sequences owned by a table are stored in its
+definition with ``last_value`` and ``is_called``.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import psycopg
+import psycopg.conninfo
+from psycopg import sql
+
+from . import __version__, pump
+from .errors import DumpError, SchemaError, SelectorError
+from .progress import Progress
+
+#: blocks of about pump.DEFAULT_BLOCK_SIZE a worker may buffer ahead of the writer
+QUEUE_BLOCKS = 8
+
+_END = object()
+
+
+@dataclass
+class TableDumpStats:
+    """What was dumped for one table."""
+    table_id: str
+    schema: str
+    name: str
+    rows: int
+    nbytes: int                  # raw COPY bytes, before compression
+    seconds: float
+    format: str                  # 'binary' or 'text'
+    where: Optional[str] = None
+    columns: List[str] = field(default_factory=list)
+
+
+@dataclass
+class DumpSummary:
+    """The result of :func:`create_dump`."""
+    tables: List[TableDumpStats]
+    seconds: float
+    archive_bytes: Optional[int]   # size of the archive file (None for a stream)
+    path: Optional[str]
+    snapshot: Optional[str]
+    pump: str                      # 'libpq' or 'python' (see dumpcodec.pump)
+    server_version: str = ""
+
+    @property
+    def rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tables)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def bytes_per_second(self) -> float:
+        return self.nbytes / self.seconds if self.seconds > 0 else 0.0
+
+
+# -- connections and snapshot ---------------------------------------------------------
+
+def _connect(conninfo: str) -> psycopg.Connection:
+    return psycopg.connect(conninfo, autocommit=True)
+
+
+def _begin_snapshot(conn: psycopg.Connection, snapshot: Optional[str]) -> None:
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    if snapshot:
+        # SET TRANSACTION SNAPSHOT takes a literal only, not a parameter
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+
+
+# -- binary capability ----------------------------------------------------------------
+
+_TYPE_INFO_SQL = """
+SELECT t.typsend <> 0 AND t.typreceive <> 0, t.typtype, t.typbasetype, t.typrelid,
+       CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem ELSE 0 END,
+       COALESCE((SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid), 0),
+       COALESCE((SELECT r.rngtypid FROM pg_catalog.pg_range r
+                 WHERE r.rngmultitypid = t.oid), 0)
+FROM pg_catalog.pg_type t WHERE t.oid = %s
+"""
+
+
+def binary_capable(conn: psycopg.Connection, type_oids: Sequence[int],
+                   cache: Optional[Dict[int, bool]] = None) -> bool:
+    """Whether every type (and every type inside it) has binary send and receive.
+
+    Follows domains to their base type, arrays to their element, composites to their
+    attributes and ranges/multiranges to their subtype: binary COPY of a container fails
+    when any part has no send/receive function (aclitem, some extension types).
+    """
+    cache = {} if cache is None else cache
+
+    def ok(oid: int, depth: int = 0) -> bool:
+        if oid in cache:
+            return cache[oid]
+        if depth > 30:
+            return False
+        cache[oid] = True    # provisional: breaks cycles through composites
+        row = conn.execute(_TYPE_INFO_SQL, (oid,)).fetchone()
+        if row is None:
+            cache[oid] = False
+            return False
+        has, typtype, base, relid, elem, sub, rng = row
+        good = bool(has)
+        if good and typtype == "d" and base:
+            good = ok(base, depth + 1)
+        if good and elem:
+            good = ok(elem, depth + 1)
+        if good and sub:
+            good = ok(sub, depth + 1)
+        if good and rng:
+            good = ok(rng, depth + 1)
+        if good and typtype == "c" and relid:
+            for (aoid,) in conn.execute(
+                    "SELECT atttypid FROM pg_catalog.pg_attribute WHERE attrelid = %s "
+                    "AND attnum > 0 AND NOT attisdropped", (relid,)).fetchall():
+                if not ok(aoid, depth + 1):
+                    good = False
+                    break
+        cache[oid] = good
+        return good
+
+    return all(ok(o) for o in type_oids)
+
+
+# -- planning -------------------------------------------------------------------------
+
+@dataclass
+class _TablePlan:
+    table_id: str
+    schema: str
+    name: str
+    definition: Any              # schema.TableDef
+    columns: List[str]
+    types: List[Any]
+    format: str
+    query: sql.Composable
+    where: Optional[str]
+    estimated_bytes: Optional[int]
+    via_root: bool = False
+
+
+def _copy_columns(tdef) -> List[str]:
+    from . import schema
+    fn = getattr(schema, "copy_columns", None)
+    if fn is not None:
+        return list(fn(tdef))
+    return [c.name for c in tdef.columns if not c.generated]
+
+
+def _type_specs(tdef, columns: List[str]) -> List[Any]:
+    from . import schema
+    fn = getattr(schema, "type_specs", None)
+    if fn is not None:
+        return list(fn(tdef, columns))
+    return [tdef.column(c).type for c in columns]
+
+
+def _resolve(conn: psycopg.Connection, selectors: Sequence[str], partitions: str,
+             id_map: Optional[Dict[str, Tuple[str, str]]]):
+    from . import schema
+    if partitions not in ("leaves", "root"):
+        raise ValueError(f"partitions must be 'leaves' or 'root', not {partitions!r}")
+    refs = schema.resolve_selectors(conn, list(selectors), id_map=id_map)
+    if not refs:
+        raise SelectorError(f"no table matches {', '.join(map(str, selectors)) or '(nothing)'}")
+    if partitions == "root":
+        return refs
+    out, seen = [], set()
+    for ref in refs:
+        kind = conn.execute(
+            "SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+            (ref.schema, ref.name)).fetchone()
+        subs = schema.partition_leaves(conn, ref.schema, ref.name) \
+            if kind and kind[0] == "p" else [ref]
+        for sub in subs:
+            if (sub.schema, sub.name) not in seen:
+                seen.add((sub.schema, sub.name))
+                out.append(sub)
+    return out
+
+
+def _lookup_option(opts: Optional[Dict[str, Any]], ref, table_id: str, used: set):
+    if not opts:
+        return None
+    for key in (table_id, f"{ref.schema}.{ref.name}", ref.name):
+        if key in opts:
+            used.add(key)
+            return opts[key]
+    return None
+
+
+def _plan_tables(conn, refs, where, columns, id_map) -> List[_TablePlan]:
+    from . import schema
+    plans: List[_TablePlan] = []
+    used_where: set = set()
+    used_cols: set = set()
+    cache: Dict[int, bool] = {}
+    seen_ids = set()
+    for ref in refs:
+        table_id = ref.table_id
+        if table_id in seen_ids:
+            raise SelectorError(f"two tables would get the same id {table_id!r}")
+        seen_ids.add(table_id)
+        tdef = schema.capture_table(conn, ref.schema, ref.name)
+        cols = _copy_columns(tdef)
+        wanted = _lookup_option(columns, ref, table_id, used_cols)
+        if wanted is not None:
+            if isinstance(wanted, str):
+                wanted = [c.strip() for c in wanted.split(",") if c.strip()]
+            unknown = [c for c in wanted if c not in cols]
+            if unknown:
+                raise SchemaError(
+                    f"{table_id}: no column(s) {', '.join(map(repr, unknown))} to dump "
+                    f"(columns: {', '.join(cols)})")
+            if len(set(wanted)) != len(wanted):
+                raise SchemaError(f"{table_id}: a column is named twice in {wanted}")
+            cols = list(wanted)
+        if not cols:
+            raise SchemaError(f"{table_id}: no columns to dump")
+        cond = _lookup_option(where, ref, table_id, used_where)
+        col_oids = [tdef.column(c).type_oid for c in cols]
+        fmt = "binary" if binary_capable(conn, col_oids, cache) else "text"
+        via_root = tdef.kind == "partitioned"
+        ident = sql.Identifier(ref.schema, ref.name)
+        collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+        opts = sql.SQL(" (FORMAT binary)") if fmt == "binary" else sql.SQL("")
+        if cond is None and not via_root:
+            query = sql.SQL("COPY {} ({}) TO STDOUT{}").format(ident, collist, opts)
+        else:
+            # A partitioned table (PostgreSQL < 17) and a filter need a query; ONLY keeps
+            # inheritance children out, as plain COPY of a table does.
+            only = sql.SQL("" if via_root else "ONLY ")
+            select = sql.SQL("SELECT {} FROM {}{}").format(collist, only, ident)
+            if cond is not None:
+                if not str(cond).strip():
+                    raise ValueError(f"{table_id}: empty WHERE condition")
+                # the user's own condition, run with the user's own credentials: text
+                select = sql.SQL("{} WHERE {}").format(select, sql.SQL(str(cond)))
+            query = sql.SQL("COPY ({}) TO STDOUT{}").format(select, opts)
+        est = conn.execute(
+            "SELECT pg_catalog.pg_total_relation_size(%s::regclass)",
+            (ident.as_string(conn),)).fetchone()[0]
+        plans.append(_TablePlan(table_id, ref.schema, ref.name, tdef, cols,
+                                _type_specs(tdef, cols), fmt, query,
+                                None if cond is None else str(cond), est or None, via_root))
+    for opts_, used, what in ((where, used_where, "--where"), (columns, used_cols, "--columns")):
+        extra = sorted(set(opts_ or {}) - used)
+        if extra:
+            raise SelectorError(f"{what} names table(s) not in the dump: {', '.join(extra)}")
+    # Check each query now (plan only), so that a bad WHERE fails before any output.
+    for p in plans:
+        if p.where is None:
+            continue
+        try:
+            conn.execute("SAVEPOINT dumpcodec_check")
+            conn.execute(sql.SQL("EXPLAIN {}").format(
+                sql.SQL("SELECT 1 FROM {} WHERE {}").format(
+                    sql.Identifier(p.schema, p.name), sql.SQL(p.where))))
+            conn.execute("RELEASE SAVEPOINT dumpcodec_check")
+        except psycopg.Error as exc:
+            conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_check")
+            raise DumpError(f"{p.table_id}: bad WHERE condition {p.where!r}: "
+                            f"{getattr(exc.diag, 'message_primary', None) or exc}") from None
+    return plans
+
+
+# -- data movement --------------------------------------------------------------------
+
+def _definition_json(tdef) -> Dict[str, Any]:
+    return tdef.to_json() if hasattr(tdef, "to_json") else tdef
+
+
+def _extra(plan: _TablePlan) -> Dict[str, Any]:
+    extra: Dict[str, Any] = {}
+    if plan.where is not None:
+        extra["where"] = plan.where
+    if plan.via_root:
+        extra["via_root"] = True
+    seqs = getattr(plan.definition, "sequences", None) or []
+    if seqs:
+        extra["sequences"] = [
+            {"schema": s.schema, "name": s.name, "last_value": s.last_value,
+             "is_called": s.is_called} for s in seqs]
+    return extra
+
+
+def _worker(conninfo: str, snapshot: str, jobs_q: "queue.Queue",
+            outs: Dict[int, "queue.Queue"], errors: list, stop: threading.Event) -> None:
+    conn = None
+    try:
+        conn = _connect(conninfo)
+        _begin_snapshot(conn, snapshot)
+        while not stop.is_set():
+            try:
+                idx, plan = jobs_q.get_nowait()
+            except queue.Empty:
+                break
+            out = outs[idx]
+
+            def put(block, out=out):
+                while True:
+                    if stop.is_set():
+                        raise DumpError("dump aborted")
+                    try:
+                        out.put(block, timeout=0.5)
+                        return
+                    except queue.Full:
+                        continue
+
+            t0 = time.perf_counter()
+            try:
+                rows, nbytes = pump.copy_out(conn, plan.query, put)
+            except BaseException as exc:
+                out.put(("error", exc))
+                raise
+            out.put((_END, rows, nbytes, time.perf_counter() - t0))
+    except BaseException as exc:  # reported to the main thread through ``errors``
+        errors.append(exc)
+        stop.set()
+    finally:
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+
+def _dump_serial(conn, plans, writer, progress: Progress) -> List[TableDumpStats]:
+    stats = []
+    for p in plans:
+        tw = writer.add_table(p.table_id, _definition_json(p.definition), p.columns, p.types, p.format,
+                              _extra(p))
+        progress.table_start(p.table_id, p.estimated_bytes)
+
+        def write(block, tw=tw, tid=p.table_id):
+            tw.write(block)
+            progress.advance(tid, len(block))
+
+        t0 = time.perf_counter()
+        rows, nbytes = pump.copy_out(conn, p.query, write)
+        tw.close()
+        dt = time.perf_counter() - t0
+        progress.table_done(p.table_id, rows, nbytes, dt)
+        stats.append(TableDumpStats(p.table_id, p.schema, p.name, rows, nbytes, dt,
+                                    p.format, p.where, p.columns))
+    return stats
+
+
+def _dump_parallel(conninfo, snapshot, plans, writer, jobs,
+                   progress: Progress) -> List[TableDumpStats]:
+    jobs_q: "queue.Queue" = queue.Queue()
+    outs: Dict[int, queue.Queue] = {}
+    for i, p in enumerate(plans):
+        jobs_q.put((i, p))
+        outs[i] = queue.Queue(maxsize=QUEUE_BLOCKS)
+    errors: list = []
+    stop = threading.Event()
+    threads = [threading.Thread(target=_worker, name=f"dumpcodec-dump-{k}",
+                                args=(conninfo, snapshot, jobs_q, outs, errors, stop),
+                                daemon=True)
+               for k in range(min(jobs, len(plans)))]
+    for t in threads:
+        t.start()
+    stats = []
+    try:
+        for i, p in enumerate(plans):
+            tw = writer.add_table(p.table_id, _definition_json(p.definition), p.columns, p.types, p.format,
+                                  _extra(p))
+            progress.table_start(p.table_id, p.estimated_bytes)
+            out = outs[i]
+            while True:
+                try:
+                    item = out.get(timeout=0.5)
+                except queue.Empty:
+                    if errors:
+                        raise errors[0]
+                    if not any(t.is_alive() for t in threads) and out.empty():
+                        raise DumpError(f"{p.table_id}: dump worker ended without data")
+                    continue
+                if isinstance(item, bytes):
+                    tw.write(item)
+                    progress.advance(p.table_id, len(item))
+                    continue
+                if item[0] == "error":
+                    raise item[1]
+                _, rows, nbytes, dt = item
+                break
+            tw.close()
+            progress.table_done(p.table_id, rows, nbytes, dt)
+            stats.append(TableDumpStats(p.table_id, p.schema, p.name, rows, nbytes, dt,
+                                        p.format, p.where, p.columns))
+            del outs[i]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    return stats
+
+
+# -- destination ----------------------------------------------------------------------
+
+class _Destination:
+    """A file written under a temporary name and renamed on success, or a stream."""
+
+    def __init__(self, dest: Union[str, os.PathLike, IO[bytes]]):
+        self.path: Optional[str] = None
+        self.tmp: Optional[str] = None
+        self.fileobj: Optional[IO[bytes]] = None
+        self._own = False
+        if isinstance(dest, (str, os.PathLike)) and str(dest) == "-":
+            self.fileobj = sys.stdout.buffer
+        elif isinstance(dest, (str, os.PathLike)):
+            self.path = os.path.abspath(os.fspath(dest))
+            if os.path.isdir(self.path):
+                raise IsADirectoryError(f"{self.path} is a directory")
+            d = os.path.dirname(self.path)
+            if not os.path.isdir(d):
+                raise FileNotFoundError(f"no directory {d} for {self.path}")
+        else:
+            self.fileobj = dest
+
+    def open(self) -> IO[bytes]:
+        if self.path is not None:
+            fd, self.tmp = tempfile.mkstemp(
+                prefix=f".{os.path.basename(self.path)}.", suffix=".partial",
+                dir=os.path.dirname(self.path))
+            self.fileobj = os.fdopen(fd, "wb")
+            self._own = True
+        return self.fileobj
+
+    def commit(self) -> Optional[int]:
+        if self._own:
+            self.fileobj.flush()
+            os.fsync(self.fileobj.fileno())
+            self.fileobj.close()
+            os.chmod(self.tmp, 0o666 & ~_umask())
+            os.replace(self.tmp, self.path)
+            self.tmp = None
+            return os.path.getsize(self.path)
+        try:
+            self.fileobj.flush()
+        except (AttributeError, OSError):
+            pass
+        return None
+
+    def discard(self) -> None:
+        if self._own:
+            try:
+                self.fileobj.close()
+            except OSError:
+                pass
+            if self.tmp and os.path.exists(self.tmp):
+                os.unlink(self.tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# -- the entry point ------------------------------------------------------------------
+
+def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
+                selectors: Sequence[str],
+                dest: Union[str, os.PathLike, IO[bytes]],
+                *,
+                backend: Optional[str] = "zstd",
+                level: Optional[int] = 3,
+                chunk_size: Optional[int] = None,
+                jobs: int = 1,
+                snapshot: Optional[str] = None,
+                where: Optional[Dict[str, str]] = None,
+                columns: Optional[Dict[str, Sequence[str]]] = None,
+                id_map: Optional[Dict[str, Tuple[str, str]]] = None,
+                partitions: str = "leaves",
+                progress: Optional[Progress] = None) -> DumpSummary:
+    """Dump the tables ``selectors`` name into an archive at ``dest``.
+
+    ``conninfo_or_conn``: a conninfo string (URI or ``key=value``; empty for the libpq
+    environment) or an open psycopg connection that is not inside a transaction (it is
+    used for the snapshot and left open).  ``dest``: a path (written atomically), a
+    binary file object, or ``'-'`` for stdout.  ``backend``/``level``/``chunk_size`` go
+    to :func:`dumpcodec.archive.open_dump`.  ``jobs``: parallel connections (needs a
+    conninfo; with a connection object, workers connect with its conninfo).
+    ``snapshot``: an exported snapshot id to dump from.  ``where``: ``{table: condition}``
+    (SQL text, run with your credentials).  ``columns``: ``{table: [names]}``.  Table keys
+    may be the table id, ``schema.name`` or the bare name.  ``partitions``: ``'leaves'``
+    dumps each partition, ``'root'`` dumps a partitioned table through its root.
+
+    Raises SelectorError/SchemaError/DumpError (nothing written) or psycopg errors.
+    """
+    from .archive import open_dump
+
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
+    progress = progress or Progress()
+    t_start = time.perf_counter()
+    own_conn = not isinstance(conninfo_or_conn, psycopg.Connection)
+    conn = _connect(conninfo_or_conn) if own_conn else conninfo_or_conn
+    old_autocommit = None
+    destination = _Destination(dest)
+    writer = None
+    try:
+        if not own_conn:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                raise DumpError("create_dump needs a connection that is not inside a "
+                                "transaction (it opens its own snapshot)")
+            old_autocommit = conn.autocommit
+            conn.autocommit = True
+        _begin_snapshot(conn, snapshot)
+        exported = snapshot
+        if jobs > 1 and not snapshot:
+            exported = conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()[0]
+        refs = _resolve(conn, selectors, partitions, id_map)
+        plans = _plan_tables(conn, refs, where, columns, id_map)
+        server_version = conn.execute("SHOW server_version").fetchone()[0]
+        encoding = conn.execute("SHOW client_encoding").fetchone()[0]
+
+        fileobj = destination.open()
+        opts: Dict[str, Any] = {}
+        if level is not None:
+            opts["level"] = level
+        if chunk_size is not None:
+            opts["chunk_size"] = chunk_size
+        writer = open_dump(fileobj, "w", backend=backend, **opts)
+        writer.set_info(server_version=server_version, client_encoding=encoding,
+                        snapshot=exported, created_by=f"dumpcodec {__version__}")
+        progress.start("dump", len(plans))
+        if jobs > 1 and len(plans) > 1:
+            worker_dsn = conninfo_or_conn if own_conn else _conninfo_of(conn)
+            stats = _dump_parallel(worker_dsn, exported, plans, writer, jobs, progress)
+        else:
+            stats = _dump_serial(conn, plans, writer, progress)
+        writer.close()
+        writer = None
+        conn.execute("COMMIT")
+        size = destination.commit()
+        progress.finish()
+        return DumpSummary(stats, time.perf_counter() - t_start, size, destination.path,
+                           exported, pump.PUMP, server_version)
+    except BaseException:
+        progress.finish()
+        if writer is not None:
+            try:
+                writer.abort() if hasattr(writer, "abort") else None
+            except Exception:
+                pass
+        destination.discard()
+        try:
+            if not conn.closed and conn.info.transaction_status != \
+                    psycopg.pq.TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass
+        raise
+    finally:
+        if own_conn:
+            conn.close()
+        elif old_autocommit is not None and not conn.closed:
+            try:
+                conn.autocommit = old_autocommit
+            except psycopg.Error:
+                pass
+
+
+def _conninfo_of(conn: psycopg.Connection) -> str:
+    """A conninfo reaching the same database (password included when one was used)."""
+    params = conn.info.get_parameters()
+    pw = conn.info.password
+    if pw:
+        params["password"] = pw
+    return psycopg.conninfo.make_conninfo(**params)

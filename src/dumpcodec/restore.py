@@ -1,0 +1,938 @@
+"""Restore an archive into a live database: :func:`restore_dump`.
+
+Each table is restored in its own transaction on a connection from a bounded pool:
+
+1. the user-defined types it needs (each in a savepoint: a type that already exists,
+   or that a parallel table created first, is left as it is);
+2. the table itself (``if_exists``: ``error`` refuses an existing table, ``skip``
+   leaves it alone, ``replace`` drops and recreates it *in the same transaction*, so a
+   failure keeps the old table and its data, ``truncate`` empties it, ``append`` loads
+   into it as it is);
+3. the data: ``COPY ... FROM STDIN (FORMAT binary)`` with the dump's explicit column
+   list, fed by :mod:`dumpcodec.pump` in large writes; the chunk members of a table are
+   joined into one COPY stream (headers and trailers between chunks dropped);
+4. the row count from the server is checked against the archive's footer (and the
+   archive checks every member's checksum as it is read) *before* commit;
+5. primary key, unique and other constraints, indexes, owned sequences (``setval``
+   with ``is_called``), comments; then COMMIT.
+
+A table that fails is rolled back and reported with its reason; the others go on.
+After all tables: foreign keys whose referenced table exists (each in its own
+transaction, failures reported), then ANALYZE of the restored tables.
+
+Schema drift: when the target table exists (``append``/``truncate``), its live
+definition is compared with the dump's (:func:`dumpcodec.schema.compare`).  Column order
+and extra live columns that can take their default need nothing (COPY names its
+columns); lossless widenings (int4 -> int8, varchar(10) -> text, ...) are loaded by
+decoding the dump's rows with the dump's types and encoding them with the live types;
+a narrowing or missing column refuses the table up front with the differences listed.
+
+DaCHS dumps (no definitions): the table must exist (or be described by the caller
+through ``definitions``); its live definition gives the column list, and a decode test
+of the first chunk with the live column types checks that the data fits before
+loading it as it is.
+
+Parallelism (``jobs``): from a seekable file, tables are restored by ``jobs`` threads,
+each with its own connection and its own reader of the archive (a partition waits for
+its parent table).  From a pipe (one pass through the archive), the data of one table
+after the other is read by the calling thread, and each table's post-data phase
+(indexes, constraints, sequences, commit) is handed to one of ``jobs - 1`` background
+threads while the next table's data loads, so index builds overlap; at most ``jobs``
+connections are open in either case.
+"""
+from __future__ import annotations
+
+import fnmatch
+import io
+import os
+import struct
+import sys
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import psycopg
+from psycopg import sql
+
+from . import pump
+from .errors import ArchiveError, DumpcodecError, RestoreError, SchemaError
+from .progress import Progress
+
+IF_EXISTS = ("error", "replace", "append", "truncate", "skip")
+
+_SIGNATURE = b"PGCOPY\n\377\r\n\0"
+
+
+@dataclass
+class TableRestoreResult:
+    """One table restored (or skipped)."""
+    table_id: str
+    target: str                 # schema.name it went to
+    action: str                 # created, replaced, appended, truncated, skipped
+    rows: int = 0
+    nbytes: int = 0
+    seconds: float = 0.0
+    reencoded: bool = False     # rows went through the codec (schema drift)
+
+
+@dataclass
+class RestoreSummary:
+    """The result of :func:`restore_dump`."""
+    ok: List[TableRestoreResult] = field(default_factory=list)
+    failed: List[Tuple[str, str]] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+    seconds: float = 0.0
+    pump: str = pump.PUMP
+
+    @property
+    def rows(self) -> int:
+        return sum(t.rows for t in self.ok)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.ok)
+
+    @property
+    def success(self) -> bool:
+        return not self.failed
+
+
+# -- archive access -------------------------------------------------------------------
+
+@dataclass
+class _Item:
+    """One table of the archive, as restore needs it."""
+    table_id: str
+    format: str
+    columns: Optional[List[str]]
+    types: Optional[List[str]]
+    definition: Any               # schema.TableDef or None (DaCHS)
+    extra: Dict[str, Any]
+    info: Any                     # the archive's own table object
+
+
+def _item_from(info) -> _Item:
+    from . import schema
+    get = (lambda k, d=None: info.get(k, d)) if isinstance(info, dict) else \
+        (lambda k, d=None: getattr(info, k, d))
+    definition = get("definition")
+    if isinstance(definition, dict):
+        definition = schema.TableDef.from_json(definition)
+    return _Item(table_id=get("table_id"), format=get("format", "binary") or "binary",
+                 columns=list(get("columns")) if get("columns") else None,
+                 types=list(get("types")) if get("types") else None,
+                 definition=definition, extra=dict(get("extra") or {}), info=info)
+
+
+def _expected_rows(item: _Item, reader=None) -> Optional[int]:
+    """Row count from the footer (streaming readers fill it once the data is read)."""
+    for src in (item.info,):
+        for key in ("rows",):
+            v = src.get(key) if isinstance(src, dict) else getattr(src, key, None)
+            if isinstance(v, int) and not isinstance(v, bool):
+                return v
+    footer = getattr(item.info, "footer", None)
+    if isinstance(footer, dict) and isinstance(footer.get("rows"), int):
+        return footer["rows"]
+    return None
+
+
+def _header_size(buf: bytes) -> int:
+    if len(buf) < 19 or buf[:11] != _SIGNATURE:
+        raise ArchiveError("a chunk does not start with the COPY BINARY signature")
+    (ext,) = struct.unpack("!I", buf[15:19])
+    return 19 + ext
+
+
+class _Joiner:
+    """Joins chunk streams (each header + tuples + trailer) into one COPY stream.
+
+    ``feed(piece, chunk_no)`` returns the bytes to send; pieces may split anywhere.  The
+    first chunk's header is kept, every later one dropped; each chunk's 2-byte trailer is
+    held back and only the last one is sent (``close()``).
+    """
+
+    def __init__(self, binary: bool = True):
+        self.binary = binary
+        self.chunk = -1
+        self.head = b""        # the start of a chunk, until its header is complete
+        self.tail = b""        # the last two bytes seen (a trailer candidate)
+        self.in_header = False
+
+    def feed(self, piece, chunk: int) -> bytes:
+        piece = bytes(piece)
+        if not self.binary:
+            return piece
+        out = []
+        if chunk != self.chunk:
+            self.chunk = chunk
+            self.tail = b""       # the previous chunk's trailer: dropped
+            self.in_header = True
+            self.head = b""
+        if self.in_header:
+            self.head += piece
+            if len(self.head) < 19:
+                return b""
+            hs = _header_size(self.head)
+            if len(self.head) < hs:
+                return b""
+            piece = self.head[hs:] if chunk > 0 else self.head
+            self.in_header = False
+            self.head = b""
+        data = self.tail + piece
+        if len(data) <= 2:
+            self.tail = data
+            return b""
+        self.tail = data[-2:]
+        out.append(data[:-2])
+        return b"".join(out)
+
+    def close(self) -> bytes:
+        if not self.binary:
+            return b""
+        if self.chunk < 0:
+            return b""
+        if self.tail != b"\xff\xff":
+            raise ArchiveError("a chunk does not end with the COPY BINARY trailer")
+        return self.tail
+
+
+def _iter_pieces(reader, item: _Item) -> Iterator[Tuple[bytes, int]]:
+    """(piece, chunk number) over a table's data in a seekable archive."""
+    data = reader.read_raw(item.table_id)
+    yield from _number_chunks(data)
+
+
+def _number_chunks(data) -> Iterator[Tuple[bytes, int]]:
+    # The archive yields either whole chunks (bytes), or (chunk_no, piece) pairs, or
+    # iterators of pieces per chunk; normalise to (piece, chunk_no).
+    for k, part in enumerate(data):
+        if isinstance(part, (bytes, bytearray, memoryview)):
+            yield part, k
+        elif isinstance(part, tuple) and len(part) == 2:
+            a, b = part
+            if isinstance(a, int):
+                yield b, a
+            else:
+                yield a, b
+        else:
+            for piece in part:
+                yield piece, k
+
+
+# -- connections ----------------------------------------------------------------------
+
+class _Pool:
+    """At most ``size`` autocommit connections, handed out one thread at a time."""
+
+    def __init__(self, conninfo: str, size: int, encoding: Optional[str]):
+        self.conninfo = conninfo
+        self.size = size
+        self.encoding = encoding
+        self._free: List[psycopg.Connection] = []
+        self._all: List[psycopg.Connection] = []
+        self._cond = threading.Condition()
+
+    def get(self) -> psycopg.Connection:
+        with self._cond:
+            while True:
+                while self._free:
+                    c = self._free.pop()
+                    if not c.closed:
+                        return c
+                    self._all.remove(c)
+                if len(self._all) < self.size:
+                    break
+                self._cond.wait()
+            conn = psycopg.connect(self.conninfo, autocommit=True)
+            self._all.append(conn)
+        if self.encoding:
+            # text values in the dump travel in this encoding (binary COPY too)
+            conn.execute(sql.SQL("SET client_encoding TO {}").format(
+                sql.Literal(self.encoding)))
+        return conn
+
+    def put(self, conn: psycopg.Connection) -> None:
+        with self._cond:
+            self._free.append(conn)
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            for c in self._all:
+                try:
+                    c.close()
+                except Exception:
+                    pass
+            self._all.clear()
+            self._free.clear()
+
+
+def _rollback(conn: psycopg.Connection) -> None:
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+    except psycopg.Error:
+        try:
+            conn.close()
+        except Exception:
+            pass
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, psycopg.Error):
+        diag = getattr(exc, "diag", None)
+        msg = (diag.message_primary if diag is not None and diag.message_primary
+               else str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        return f"{type(exc).__name__}: {msg}"
+    text = str(exc).strip()
+    return text if text else type(exc).__name__
+
+
+# -- the per-table work ---------------------------------------------------------------
+
+@dataclass
+class _Options:
+    target_schema: Optional[str]
+    if_exists: str
+    data: bool
+    indexes: bool
+    definitions: Dict[str, Any]
+    progress: Progress
+    type_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _target_of(item: _Item, opts: _Options) -> Tuple[str, str, Any]:
+    """(schema, name, definition or None) the table goes to."""
+    described = opts.definitions.get(item.table_id)
+    tdef = item.definition
+    if described is not None:
+        if isinstance(described, str):
+            schema_, _, name = described.rpartition(".")
+            if not schema_:
+                schema_ = "public"
+            return opts.target_schema or schema_, name, tdef
+        tdef = described
+    if tdef is not None:
+        return opts.target_schema or tdef.schema, tdef.name, tdef
+    schema_, dot, name = item.table_id.rpartition(".")
+    if not dot or "#" in item.table_id or "/" in item.table_id:
+        raise RestoreError(
+            f"{item.table_id}: the archive has no definition for this table (a DaCHS "
+            f"dump?); name an existing table for it (definitions={{id: 'schema.table'}}"
+            f" or --table-map)")
+    return opts.target_schema or schema_, name, None
+
+
+def _ddl(conn, tdef, target_schema: str):
+    from . import schema
+    # existing_types: types already in the target (and equal) are not created again
+    return schema.ddl_plan(tdef, target_schema, existing_types=conn)
+
+
+def _run_all(conn, statements, savepoint_ignore: Tuple[str, ...] = ()) -> None:
+    for stmt in statements or ():
+        if savepoint_ignore:
+            conn.execute("SAVEPOINT dumpcodec_sp")
+            try:
+                conn.execute(stmt)
+            except psycopg.Error as exc:
+                if exc.sqlstate in savepoint_ignore:
+                    conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_sp")
+                    continue
+                raise
+            conn.execute("RELEASE SAVEPOINT dumpcodec_sp")
+        else:
+            conn.execute(stmt)
+
+
+# SQLSTATEs of "it is already there": duplicate_object, duplicate_table,
+# duplicate_schema, unique_violation (a concurrent CREATE TYPE of the same name)
+_ALREADY_THERE = ("42710", "42P07", "42P06", "23505")
+
+
+def _referencing_fks(conn, schema_: str, name: str):
+    return conn.execute(
+        """SELECT cn.nspname, cr.relname, c.conname, pg_catalog.pg_get_constraintdef(c.oid)
+           FROM pg_catalog.pg_constraint c
+           JOIN pg_catalog.pg_class cr ON cr.oid = c.conrelid
+           JOIN pg_catalog.pg_namespace cn ON cn.oid = cr.relnamespace
+           WHERE c.contype = 'f' AND c.confrelid = (
+               SELECT t.oid FROM pg_catalog.pg_class t JOIN pg_catalog.pg_namespace n
+               ON n.oid = t.relnamespace WHERE n.nspname = %s AND t.relname = %s)
+             AND c.conrelid <> c.confrelid AND c.conparentid = 0""",
+        (schema_, name)).fetchall()
+
+
+class _Prepared:
+    """A table whose transaction is open and whose data is loaded."""
+
+    def __init__(self, item, conn, schema_, name, tdef, plan, action, rows, nbytes,
+                 t0, reencoded, readd_fks):
+        self.item, self.conn = item, conn
+        self.schema, self.name, self.tdef, self.plan = schema_, name, tdef, plan
+        self.action, self.rows, self.nbytes, self.t0 = action, rows, nbytes, t0
+        self.reencoded = reencoded
+        self.readd_fks = readd_fks
+
+
+def _load_table(conn, item: _Item, pieces: Callable[[], Iterable[Tuple[bytes, int]]],
+                opts: _Options) -> Optional[_Prepared]:
+    """Phases 1-4 in an open transaction on ``conn``; None when skipped."""
+    from . import schema
+    t0 = time.perf_counter()
+    schema_, name, tdef = _target_of(item, opts)
+    conn.execute("BEGIN")
+    live = schema.capture_live_if_exists(conn, schema_, name)
+    action = "created"
+    plan = None
+    readd_fks = []
+    if live is not None:
+        mode = opts.if_exists
+        if mode == "error":
+            raise RestoreError(f"table {schema_}.{name} already exists "
+                               f"(--if-exists replace|append|truncate|skip)")
+        if mode == "skip":
+            conn.execute("ROLLBACK")
+            return None
+        if mode == "replace" and tdef is not None:
+            readd_fks = [r for r in _referencing_fks(conn, schema_, name)]
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema_, name)))
+            live = None
+            action = "replaced"
+        elif mode == "replace":
+            raise RestoreError(f"{item.table_id}: cannot replace {schema_}.{name}: the "
+                               f"archive has no definition to recreate it from")
+        else:
+            action = "truncated" if mode == "truncate" else "appended"
+    if live is None:
+        if tdef is None:
+            raise RestoreError(f"{item.table_id}: table {schema_}.{name} does not exist "
+                               f"and the archive has no definition for it (a DaCHS dump "
+                               f"loads into an existing table)")
+        plan = _ddl(conn, tdef, schema_)
+        _run_all(conn, plan.setup)
+        _run_all(conn, [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+            sql.Identifier(schema_))], _ALREADY_THERE)
+        _run_all(conn, plan.types, _ALREADY_THERE)
+        _run_all(conn, plan.table)
+    elif opts.if_exists == "truncate":
+        conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(schema_, name)))
+
+    rows = nbytes = 0
+    reencoded = False
+    if opts.data and item.extra.get("data", True) is not False:
+        rows, nbytes, reencoded = _copy_in(conn, item, pieces, schema_, name, tdef, live,
+                                           opts)
+    for fk in readd_fks:
+        # foreign keys of other tables that pointed at the replaced table
+        conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+            sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2]), sql.SQL(fk[3])))
+    return _Prepared(item, conn, schema_, name, tdef, plan, action, rows, nbytes, t0,
+                     reencoded, readd_fks)
+
+
+def _copy_in(conn, item, pieces, schema_, name, tdef, live, opts) -> Tuple[int, int, bool]:
+    from . import schema
+    fmt = item.format
+    columns = item.columns
+    reencode = None
+    if live is not None:
+        if tdef is not None:
+            cmp = schema.compare(tdef, live)
+            if not cmp.copy_compatible:
+                if not cmp.can_map_by_name:
+                    raise RestoreError(
+                        f"{item.table_id}: the live table {schema_}.{name} differs in ways "
+                        f"that cannot be loaded: " + "; ".join(
+                            str(d) for d in cmp.differences if d.blocks_copy))
+                if fmt != "binary":
+                    raise RestoreError(f"{item.table_id}: text-format data cannot be "
+                                       f"re-encoded for the live table's types")
+                reencode = (item.types or _type_specs(tdef, columns),
+                            _type_specs(live, columns))
+        else:
+            live_cols = _copy_columns(live)
+            if columns is None:
+                columns = live_cols
+            missing = [c for c in columns if c not in live_cols]
+            if missing:
+                raise RestoreError(f"{item.table_id}: live table {schema_}.{name} has no "
+                                   f"column(s) {', '.join(missing)}")
+    if columns is None and tdef is not None:
+        columns = _copy_columns(tdef)
+    target = sql.Identifier(schema_, name)
+    collist = sql.SQL("")
+    if columns:
+        collist = sql.SQL(" ({})").format(sql.SQL(", ").join(map(sql.Identifier, columns)))
+    opt = sql.SQL(" (FORMAT binary)") if fmt == "binary" else sql.SQL("")
+    query = sql.SQL("COPY {}{} FROM STDIN{}").format(target, collist, opt)
+    joiner = _Joiner(binary=fmt == "binary")
+    progress = opts.progress
+    tid = item.table_id
+    decode_test = live is not None and tdef is None and fmt == "binary"
+    nbytes = 0
+    if reencode is not None:
+        from . import codec
+        src_types, dst_types = reencode
+        encoder = codec.Encoder(dst_types)
+        with pump.CopyIn(conn, query) as cp:
+            cp.write(encoder.header())
+            chunk_no, dec = None, None
+            for piece, k in pieces():
+                if k != chunk_no:
+                    if dec is not None:
+                        dec.close()
+                    dec = codec.Decoder(src_types, names=columns)
+                    chunk_no = k
+                rows_ = dec.feed(piece)
+                if rows_:
+                    cp.write(encoder.encode(rows_))
+                nbytes += len(piece)
+                progress.advance(tid, len(piece))
+            if dec is not None:
+                dec.close()
+            cp.write(encoder.trailer())
+        rows = cp.rows
+    else:
+        with pump.CopyIn(conn, query) as cp:
+            for piece, k in pieces():
+                if decode_test:
+                    _decode_test(piece, live, columns, item.table_id)
+                    decode_test = False
+                out = joiner.feed(piece, k)
+                if out:
+                    cp.write(out)
+                nbytes += len(piece)
+                progress.advance(tid, len(piece))
+            cp.write(joiner.close())
+        rows = cp.rows
+    expected = _expected_rows(item)
+    if expected is not None and rows >= 0 and rows != expected:
+        raise RestoreError(f"{item.table_id}: loaded {rows} rows but the archive says "
+                           f"{expected}")
+    return rows, nbytes, reencode is not None
+
+
+def _decode_test(piece, live, columns, table_id) -> None:
+    """DaCHS dumps carry no types: decode the first rows with the live types."""
+    from . import codec
+    from .errors import CopyFormatError
+    dec = codec.Decoder(_type_specs(live, columns), names=columns)
+    try:
+        dec.feed(bytes(piece)[:1 << 20])
+    except (CopyFormatError, ValueError) as exc:
+        raise RestoreError(f"{table_id}: the dump's data does not fit the live table's "
+                           f"columns ({', '.join(columns)}): {exc}") from None
+
+
+def _copy_columns(tdef) -> List[str]:
+    from . import schema
+    fn = getattr(schema, "copy_columns", None)
+    if fn is not None:
+        return list(fn(tdef))
+    return [c.name for c in tdef.columns if not c.generated]
+
+
+def _type_specs(tdef, columns) -> List[Any]:
+    from . import schema
+    fn = getattr(schema, "type_specs", None)
+    if fn is not None:
+        return list(fn(tdef, columns))
+    return [tdef.column(c).type for c in columns]
+
+
+def _finish_table(p: _Prepared, opts: _Options) -> TableRestoreResult:
+    """Phase 5 and COMMIT."""
+    conn = p.conn
+    if p.plan is not None:
+        if opts.indexes:
+            _run_all(conn, p.plan.post_data)
+        _run_all(conn, getattr(p.plan, "sequences", None))
+        _run_all(conn, getattr(p.plan, "comments", None))
+    elif p.tdef is not None and p.action in ("appended", "truncated") and p.tdef.sequences:
+        # loading into an existing table: move its sequences on as the dump had them
+        _set_sequences(conn, p.tdef, p.schema)
+    conn.execute("COMMIT")
+    return TableRestoreResult(p.item.table_id, f"{p.schema}.{p.name}", p.action, p.rows,
+                              p.nbytes, time.perf_counter() - p.t0, p.reencoded)
+
+
+def _set_sequences(conn, tdef, target_schema: str) -> None:
+    for s in tdef.sequences:
+        if s.last_value is None:
+            continue
+        seq_schema = target_schema if s.schema == tdef.schema else s.schema
+        exists = conn.execute("SELECT pg_catalog.to_regclass(%s)",
+                              (sql.Identifier(seq_schema, s.name).as_string(conn),)
+                              ).fetchone()[0]
+        if exists:
+            conn.execute("SELECT pg_catalog.setval(%s::regclass, %s, %s)",
+                         (sql.Identifier(seq_schema, s.name).as_string(conn),
+                          s.last_value, s.is_called))
+
+
+# -- foreign keys and analyze ---------------------------------------------------------
+
+def _relation_exists(conn, schema_: str, name: str) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+        (schema_, name)).fetchone() is not None
+
+
+def _foreign_keys(conn, done: List[Tuple[_Item, str, str, Any]], opts: _Options,
+                  summary: RestoreSummary) -> None:
+    from . import schema
+    for item, schema_, name, tdef in done:
+        if tdef is None:
+            continue
+        fks = [c for c in tdef.constraints if c.kind == "foreign_key" and not c.inherited]
+        if not fks:
+            continue
+        plan = schema.ddl_plan(tdef, schema_)
+        _run_all(conn, plan.setup)
+        stmts = list(getattr(plan, "foreign_keys", []) or [])
+        for con, stmt in zip(sorted(fks, key=lambda c: c.name), _match_fk_statements(
+                fks, stmts)):
+            ref_schema = schema_ if con.ref_schema == tdef.schema else con.ref_schema
+            if not _relation_exists(conn, ref_schema, con.ref_table):
+                summary.warnings.append(
+                    f"{item.table_id}: foreign key {con.name} not created: referenced "
+                    f"table {ref_schema}.{con.ref_table} does not exist")
+                continue
+            exists = conn.execute(
+                "SELECT 1 FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t "
+                "ON t.oid = c.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = "
+                "t.relnamespace WHERE n.nspname = %s AND t.relname = %s AND c.conname = %s",
+                (schema_, name, con.name)).fetchone()
+            if exists:
+                continue
+            try:
+                conn.execute("BEGIN")
+                conn.execute(stmt)
+                conn.execute("COMMIT")
+            except psycopg.Error as exc:
+                _rollback(conn)
+                summary.failed.append((item.table_id,
+                                       f"foreign key {con.name}: {_reason(exc)}"))
+
+
+def _match_fk_statements(fks, stmts):
+    """Pair each FK (sorted by name) with its statement (ddl_plan order, by name)."""
+    by_name = {}
+    for st in stmts:
+        text = st.as_string(None) if hasattr(st, "as_string") else str(st)
+        by_name[text] = st
+    out = []
+    for con in sorted(fks, key=lambda c: c.name):
+        quoted = sql.Identifier(con.name).as_string(None)
+        match = next((st for text, st in by_name.items() if quoted in text), None)
+        out.append(match)
+    return out
+
+
+# -- the entry point ------------------------------------------------------------------
+
+def _open_reader(source):
+    from .archive import open_dump
+    return open_dump(source, "r")
+
+
+def _select(items: List[_Item], tables: Optional[Sequence[str]]) -> List[_Item]:
+    if not tables:
+        return items
+    out = []
+    used = set()
+    for it in items:
+        names = {it.table_id}
+        if it.definition is not None:
+            names.add(f"{it.definition.schema}.{it.definition.name}")
+            names.add(it.definition.name)
+        for pat in tables:
+            if any(fnmatch.fnmatchcase(n, pat) for n in names):
+                used.add(pat)
+                out.append(it)
+                break
+    unknown = [p for p in tables if p not in used]
+    if unknown:
+        from .errors import SelectorError
+        raise SelectorError(f"no table in the archive matches {', '.join(unknown)}")
+    return out
+
+
+def _wanted(item: _Item, tables: Optional[Sequence[str]]) -> bool:
+    if not tables:
+        return True
+    try:
+        return bool(_select([item], tables))
+    except DumpcodecError:
+        return False
+
+
+def restore_dump(conninfo: str,
+                 source: Union[str, os.PathLike, IO[bytes]],
+                 *,
+                 tables: Optional[Sequence[str]] = None,
+                 target_schema: Optional[str] = None,
+                 if_exists: str = "error",
+                 jobs: int = 1,
+                 data: bool = True,
+                 indexes: bool = True,
+                 definitions: Optional[Dict[str, Any]] = None,
+                 analyze: bool = True,
+                 progress: Optional[Progress] = None) -> RestoreSummary:
+    """Restore the archive ``source`` (path, binary file object, or ``'-'`` for stdin).
+
+    ``tables``: table ids or shell patterns (also matched against ``schema.name``) to
+    restore, all when None.  ``target_schema``: restore every table into this schema.
+    ``if_exists``: one of ``error``, ``replace``, ``append``, ``truncate``, ``skip``.
+    ``jobs``: connections used in parallel (see the module docstring).  ``data=False``
+    creates the tables only; ``indexes=False`` skips keys and indexes.
+    ``definitions``: ``{table_id: TableDef or 'schema.table'}`` for archives without
+    definitions (DaCHS) or to redirect a table.  Returns a :class:`RestoreSummary`; per
+    table failures are in ``failed``, not raised.  Errors that stop everything (an
+    unreadable archive, no connection, a bad option) raise.
+    """
+    if if_exists not in IF_EXISTS:
+        raise ValueError(f"if_exists must be one of {', '.join(IF_EXISTS)}, not {if_exists!r}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
+    t_start = time.perf_counter()
+    progress = progress or Progress()
+    opts = _Options(target_schema, if_exists, data, indexes, dict(definitions or {}),
+                    progress)
+    summary = RestoreSummary()
+    if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
+        source = sys.stdin.buffer
+    seekable = isinstance(source, (str, os.PathLike)) or _is_seekable(source)
+    reader = _open_reader(source)
+    encoding = _archive_encoding(reader)
+    pool = _Pool(conninfo, jobs, encoding)
+    done: List[Tuple[_Item, str, str, Any]] = []
+    try:
+        if seekable:
+            _restore_seekable(reader, source, pool, jobs, opts, tables, summary, done)
+        else:
+            _restore_stream(reader, pool, jobs, opts, tables, summary, done)
+        conn = pool.get()
+        try:
+            if data or True:
+                _foreign_keys(conn, done, opts, summary)
+            if analyze and data:
+                for item, schema_, name, _ in done:
+                    try:
+                        conn.execute(sql.SQL("ANALYZE {}").format(
+                            sql.Identifier(schema_, name)))
+                    except psycopg.Error as exc:
+                        summary.warnings.append(f"{item.table_id}: ANALYZE failed: "
+                                                f"{_reason(exc)}")
+        finally:
+            pool.put(conn)
+    finally:
+        pool.close()
+        try:
+            reader.close()
+        except Exception:
+            pass
+        progress.finish()
+    summary.seconds = time.perf_counter() - t_start
+    return summary
+
+
+def _is_seekable(f) -> bool:
+    try:
+        return bool(f.seekable()) and hasattr(f, "name")
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _archive_encoding(reader) -> Optional[str]:
+    info = getattr(reader, "info", None)
+    if callable(info):
+        info = info()
+    if isinstance(info, dict):
+        enc = info.get("client_encoding")
+        if isinstance(enc, str) and enc:
+            return enc
+    return None
+
+
+def _record(result_or_exc, item: _Item, target, summary: RestoreSummary, done, opts,
+            lock: threading.Lock) -> None:
+    with lock:
+        if isinstance(result_or_exc, BaseException):
+            reason = _reason(result_or_exc)
+            summary.failed.append((item.table_id, reason))
+            opts.progress.table_done(item.table_id, 0, 0, 0.0, reason)
+        elif result_or_exc is None:
+            summary.skipped.append(item.table_id)
+            opts.progress.table_done(item.table_id, 0, 0, 0.0, None)
+        else:
+            r = result_or_exc
+            summary.ok.append(r)
+            done.append((item,) + target)
+            opts.progress.table_done(item.table_id, r.rows, r.nbytes, r.seconds)
+
+
+def _parent_id(item: _Item, items: List[_Item]) -> Optional[str]:
+    d = item.definition
+    if d is None or not getattr(d, "parent_name", None):
+        return None
+    for other in items:
+        od = other.definition
+        if od is not None and od.schema == d.parent_schema and od.name == d.parent_name:
+            return other.table_id
+    return None
+
+
+def _restore_one(conn, item, pieces, opts) -> Tuple[Optional[TableRestoreResult], Tuple]:
+    schema_, name, tdef = _target_of(item, opts)
+    prepared = _load_table(conn, item, pieces, opts)
+    if prepared is None:
+        return None, (schema_, name, tdef)
+    return _finish_table(prepared, opts), (schema_, name, tdef)
+
+
+def _restore_seekable(reader, source, pool, jobs, opts, tables, summary, done) -> None:
+    items = _select([_item_from(t) for t in reader.tables()], tables)
+    opts.progress.start("restore", len(items))
+    lock = threading.Lock()
+    events = {it.table_id: threading.Event() for it in items}
+    ok_ids = set()
+    local = threading.local()
+    readers = []
+
+    def my_reader():
+        if jobs == 1:
+            return reader
+        r = getattr(local, "reader", None)
+        if r is None:
+            r = _open_reader(source if not hasattr(source, "name") else source.name)
+            local.reader = r
+            with lock:
+                readers.append(r)
+        return r
+
+    def task(item: _Item):
+        try:
+            parent = _parent_id(item, items)
+            if parent is not None:
+                events[parent].wait()
+                if parent not in ok_ids:
+                    raise RestoreError(f"its parent table {parent} was not restored")
+            conn = pool.get()
+            try:
+                opts.progress.table_start(item.table_id)
+                result, target = _restore_one(
+                    conn, item, lambda: _iter_pieces(my_reader(), item), opts)
+            except BaseException:
+                _rollback(conn)
+                raise
+            finally:
+                pool.put(conn)
+            if result is not None:
+                with lock:
+                    ok_ids.add(item.table_id)
+            _record(result, item, target, summary, done, opts, lock)
+        except (Exception) as exc:
+            _record(exc, item, None, summary, done, opts, lock)
+        finally:
+            events[item.table_id].set()
+
+    try:
+        if jobs == 1:
+            for it in items:
+                task(it)
+        else:
+            with ThreadPoolExecutor(max_workers=jobs,
+                                    thread_name_prefix="dumpcodec-restore") as ex:
+                list(ex.map(task, items))
+    finally:
+        for r in readers:
+            try:
+                r.close()
+            except Exception:
+                pass
+    order = {it.table_id: i for i, it in enumerate(items)}
+    summary.ok.sort(key=lambda r: order.get(r.table_id, 0))
+    done.sort(key=lambda d: order.get(d[0].table_id, 0))
+
+
+def _restore_stream(reader, pool, jobs, opts, tables, summary, done) -> None:
+    lock = threading.Lock()
+    opts.progress.start("restore", 0)
+    finishing: List[Future] = []
+    ex = ThreadPoolExecutor(max_workers=max(1, jobs - 1),
+                            thread_name_prefix="dumpcodec-finish") if jobs > 1 else None
+    failed_ids = set()
+    ok_ids = set()
+    try:
+        for info, data in reader.iter_tables():
+            item = _item_from(info)
+            if not _wanted(item, tables):
+                for _ in _number_chunks(data):   # one pass: skip over its data
+                    pass
+                continue
+            parent = _parent_id(item, [])
+            d = item.definition
+            if d is not None and d.parent_name:
+                pid = f"{d.parent_schema}.{d.parent_name}"
+                # wait for the parent's commit (it was earlier in the stream)
+                for f in list(finishing):
+                    f.result()
+                if pid in failed_ids:
+                    for _ in _number_chunks(data):
+                        pass
+                    _record(RestoreError(f"its parent table {pid} was not restored"),
+                            item, None, summary, done, opts, lock)
+                    continue
+            del parent
+            conn = pool.get()
+            opts.progress.table_start(item.table_id)
+            try:
+                target = _target_of(item, opts)
+                prepared = _load_table(conn, item, lambda: _number_chunks(data), opts)
+            except Exception as exc:
+                _rollback(conn)
+                pool.put(conn)
+                for _ in _number_chunks(data):   # keep the one-pass reader in step
+                    pass
+                failed_ids.add(_qual(item))
+                _record(exc, item, None, summary, done, opts, lock)
+                continue
+            if prepared is None:
+                pool.put(conn)
+                _record(None, item, target, summary, done, opts, lock)
+                continue
+
+            def finish(prepared=prepared, item=item, target=target, conn=conn):
+                try:
+                    result = _finish_table(prepared, opts)
+                    ok_ids.add(_qual(item))
+                    _record(result, item, target, summary, done, opts, lock)
+                except Exception as exc:
+                    _rollback(conn)
+                    failed_ids.add(_qual(item))
+                    _record(exc, item, None, summary, done, opts, lock)
+                finally:
+                    pool.put(conn)
+
+            if ex is None:
+                finish()
+            else:
+                finishing.append(ex.submit(finish))
+                finishing = [f for f in finishing if not f.done()]
+        for f in finishing:
+            f.result()
+    finally:
+        if ex is not None:
+            ex.shutdown(wait=True)
+
+
+def _qual(item: _Item) -> str:
+    d = item.definition
+    return f"{d.schema}.{d.name}" if d is not None else item.table_id

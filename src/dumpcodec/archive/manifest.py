@@ -1,0 +1,311 @@
+"""The archive's metadata: member names, index.txt lines, and the JSON members.
+
+Everything here is pure (no I/O): building the JSON documents the writer stores
+(``dumpcodec.json``, per-table header and footer, ``manifest.json``,
+``dumpcodec.end``), validating them when read back (an archive is untrusted input:
+every field is type-checked and a bad one raises ArchiveError naming the member and
+the field), and the ``index.txt`` grammar shared with DaCHS.  docs/FORMAT.md is the
+specification this module implements.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, BinaryIO, Dict, Iterable, List, Optional, Tuple, Union
+
+from ..errors import ArchiveError
+
+FORMAT_NAME = "dumpcodec-archive"
+FORMAT_VERSION = 1
+
+INFO_MEMBER = "dumpcodec.json"
+MANIFEST_MEMBER = "manifest.json"
+INDEX_MEMBER = "index.txt"
+END_MEMBER = "dumpcodec.end"
+
+TABLE_FORMATS = ("binary", "text")
+# suffix of a data member by COPY format: the names DaCHS uses
+DATA_SUFFIX = {"binary": ".dump", "text": ".textdump"}
+
+# table_000.header.json, table_000.00000.dump, table_000.footer.json
+_OUR_MEMBER_RE = re.compile(
+    r"^table_(\d{3,})\.(?:(header)\.json|(footer)\.json|(\d{5,})\.(dump|textdump))$")
+
+
+def table_prefix(index: int) -> str:
+    """``table_NNN`` for the table at position ``index`` (at least 3 digits, as DaCHS)."""
+    return "table_%03d" % index
+
+
+def header_member(index: int) -> str:
+    return table_prefix(index) + ".header.json"
+
+
+def footer_member(index: int) -> str:
+    return table_prefix(index) + ".footer.json"
+
+
+def chunk_member(index: int, chunk: int, fmt: str) -> str:
+    return "%s.%05d%s" % (table_prefix(index), chunk, DATA_SUFFIX[fmt])
+
+
+def parse_member_name(name: str) -> Optional[Tuple[int, str, Optional[int]]]:
+    """Classify a per-table member name of our layout.
+
+    Returns ``(table_index, kind, chunk_number)`` with kind ``"header"``, ``"footer"``,
+    ``"binary"`` or ``"text"`` (chunk_number only for data members), or None when the
+    name is not a per-table member.
+    """
+    m = _OUR_MEMBER_RE.match(name)
+    if not m:
+        return None
+    index = int(m.group(1))
+    if m.group(2):
+        return index, "header", None
+    if m.group(3):
+        return index, "footer", None
+    return index, ("binary" if m.group(5) == "dump" else "text"), int(m.group(4))
+
+
+# ---------------------------------------------------------------- index.txt
+
+def _escape(text: str) -> str:
+    # Percent-encode every byte that is not printable ASCII, plus '%' itself, so that a
+    # line is always exactly "member SP table-id LF" whatever the names contain
+    # (spaces, newlines, non-UTF-8 bytes carried as surrogate escapes).
+    out = []
+    for byte in text.encode("utf-8", "surrogateescape"):
+        if 0x21 <= byte <= 0x7E and byte != 0x25:
+            out.append(chr(byte))
+        else:
+            out.append("%%%02X" % byte)
+    return "".join(out)
+
+
+_PCT_RE = re.compile(rb"%([0-9A-Fa-f]{2})")
+
+
+def _unescape(raw: bytes) -> str:
+    return _PCT_RE.sub(lambda m: bytes([int(m.group(1), 16)]), raw).decode(
+        "utf-8", "surrogateescape")
+
+
+def format_index_line(member: str, table_id: str) -> bytes:
+    """One ``index.txt`` line: ``member SP table-id LF``, both percent-encoded."""
+    return ("%s %s\n" % (_escape(member), _escape(table_id))).encode("ascii")
+
+
+def format_index(entries: Iterable[Tuple[str, str]]) -> bytes:
+    return b"".join(format_index_line(m, t) for m, t in entries)
+
+
+def parse_index_file(src: Union[BinaryIO, bytes], *, max_size: int = 64 << 20
+                     ) -> List[Tuple[str, str]]:
+    """Parse an ``index.txt`` into ``(member_name, table_id)`` tuples, in file order.
+
+    ``src`` is an open binary file (e.g. from ``TarFile.extractfile``) or the bytes.
+    Each non-empty line is ``member SP table-id`` terminated by LF (CR LF accepted);
+    the line is split at its first space.  ``%XX`` sequences (two hex digits) are
+    decoded in both fields, which reads our escaped form and DaCHS's plain form alike
+    (DaCHS names never contain ``%XX``).  Bytes that are not UTF-8 come back as
+    surrogate escapes.  A line without a space, or more than ``max_size`` bytes of
+    input, raises ArchiveError naming the line.
+    """
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        data = bytes(src)
+    else:
+        data = src.read(max_size + 1)
+    if len(data) > max_size:
+        raise ArchiveError(f"{INDEX_MEMBER}: larger than the {max_size}-byte limit")
+    result = []
+    for lineno, line in enumerate(data.split(b"\n"), 1):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line.strip():
+            continue
+        member, sep, table_id = line.partition(b" ")
+        if not sep or not member or not table_id:
+            raise ArchiveError(f"{INDEX_MEMBER} line {lineno}: expected 'member-name "
+                               f"table-id', got {line[:80]!r}")
+        result.append((_unescape(member), _unescape(table_id)))
+    return result
+
+
+# ---------------------------------------------------------------- JSON members
+
+def dump_json(doc: Dict[str, Any]) -> bytes:
+    """Serialise a metadata document: UTF-8 JSON, sorted keys, one trailing newline."""
+    return (json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1,
+                       allow_nan=False) + "\n").encode("utf-8")
+
+
+def load_json(member: str, data: bytes) -> Dict[str, Any]:
+    """Parse a metadata member; anything but a JSON object raises ArchiveError."""
+    try:
+        doc = json.loads(bytes(data).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ArchiveError(f"{member}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ArchiveError(f"{member}: expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+class _Check:
+    """Field checks on one untrusted JSON document, with messages naming the place."""
+
+    def __init__(self, member: str, doc: Dict[str, Any], where: str = ""):
+        self.member, self.doc, self.where = member, doc, where
+
+    def fail(self, key: str, what: str) -> ArchiveError:
+        return ArchiveError(f"{self.member}: {self.where}field {key!r} {what}")
+
+    def get(self, key: str, kinds, *, optional: bool = False, default=None):
+        if key not in self.doc:
+            if optional:
+                return default
+            raise self.fail(key, "is missing")
+        value = self.doc[key]
+        if value is None and optional:
+            return default
+        if kinds is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kinds is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kinds)
+        if not ok:
+            name = getattr(kinds, "__name__", str(kinds))
+            raise self.fail(key, f"must be {name}, got {type(value).__name__}")
+        return value
+
+    def count(self, key: str, *, optional: bool = False):
+        value = self.get(key, int, optional=optional)
+        if value is not None and value < 0:
+            raise self.fail(key, "must not be negative")
+        return value
+
+    def str_list(self, key: str, *, optional: bool = True):
+        value = self.get(key, list, optional=optional)
+        if value is not None and not all(isinstance(v, str) for v in value):
+            raise self.fail(key, "must be a list of strings")
+        return value
+
+    def sha256(self, key: str, *, optional: bool = False):
+        value = self.get(key, str, optional=optional)
+        if value is not None and not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise self.fail(key, "must be 64 lowercase hex digits")
+        return value
+
+
+def check_version(member: str, doc: Dict[str, Any], kind: str) -> None:
+    """Refuse documents of another format, kind, or a format version we cannot read."""
+    if doc.get("archive_format") != FORMAT_NAME:
+        raise ArchiveError(f"{member}: not a {FORMAT_NAME} document "
+                           f"(archive_format={doc.get('archive_format')!r})")
+    version = _Check(member, doc).get("format_version", int)
+    if version != FORMAT_VERSION:
+        raise ArchiveError(f"{member}: unsupported format_version {version} "
+                           f"(this dumpcodec reads version {FORMAT_VERSION})")
+    if doc.get("kind") != kind:
+        raise ArchiveError(f"{member}: expected a {kind!r} document, "
+                           f"got kind={doc.get('kind')!r}")
+
+
+def check_info(member: str, doc: Dict[str, Any], kind: str = "info") -> Dict[str, Any]:
+    """Validate ``dumpcodec.json`` (or the archive part of the manifest)."""
+    check_version(member, doc, kind)
+    c = _Check(member, doc)
+    c.get("created", str)
+    c.get("created_unix", float)
+    c.get("tool", str, optional=True)
+    c.get("server_version", str, optional=True)
+    c.get("client_encoding", str, optional=True)
+    c.count("chunk_size", optional=True)
+    c.get("info", dict, optional=True)
+    return doc
+
+
+def check_table_fields(member: str, doc: Dict[str, Any], where: str = "") -> None:
+    """Validate the per-table fields shared by the header and the manifest entry."""
+    c = _Check(member, doc, where)
+    c.get("table_id", str)
+    c.count("index")
+    if c.get("format", str) not in TABLE_FORMATS:
+        raise c.fail("format", f"must be one of {TABLE_FORMATS}")
+    cols = c.str_list("columns")
+    types = c.str_list("types")
+    if cols is not None and types is not None and len(cols) != len(types):
+        raise c.fail("types", f"has {len(types)} entries for {len(cols)} columns")
+    c.get("definition", dict, optional=True)
+    c.get("dump_time", float)
+    c.get("extra", dict, optional=True)
+    c.count("chunk_size", optional=True)
+
+
+def check_header(member: str, doc: Dict[str, Any]) -> Dict[str, Any]:
+    """Validate a per-table header member."""
+    check_version(member, doc, "table-header")
+    check_table_fields(member, doc)
+    return doc
+
+
+def check_member_entry(member: str, doc: Dict[str, Any], where: str) -> Dict[str, Any]:
+    c = _Check(member, doc, where)
+    c.get("name", str)
+    c.count("size")
+    c.count("rows", optional=True)
+    c.sha256("sha256")
+    c.count("offset", optional=True)
+    c.count("compressed_size", optional=True)
+    return doc
+
+
+def check_footer(member: str, doc: Dict[str, Any]) -> Dict[str, Any]:
+    """Validate a per-table footer member."""
+    check_version(member, doc, "table-footer")
+    c = _Check(member, doc)
+    c.get("table_id", str)
+    c.count("index")
+    c.count("rows")
+    c.count("raw_size")
+    members = c.get("members", list)
+    for i, m in enumerate(members):
+        if not isinstance(m, dict):
+            raise c.fail("members", f"entry {i} is not an object")
+        check_member_entry(member, m, f"members[{i}] ")
+    return doc
+
+
+def check_manifest(member: str, doc: Dict[str, Any]) -> Dict[str, Any]:
+    """Validate ``manifest.json``: the archive info plus one entry per table."""
+    check_info(member, doc, "manifest")
+    c = _Check(member, doc)
+    tables = c.get("tables", list)
+    for i, t in enumerate(tables):
+        if not isinstance(t, dict):
+            raise c.fail("tables", f"entry {i} is not an object")
+        where = f"tables[{i}] "
+        check_table_fields(member, t, where)
+        tc = _Check(member, t, where)
+        tc.count("rows")
+        tc.count("raw_size")
+        tc.count("compressed_size", optional=True)
+        for key in ("header", "footer"):
+            check_member_entry(member, tc.get(key, dict), f"{where}{key} ")
+        members = tc.get("members", list)
+        for j, m in enumerate(members):
+            if not isinstance(m, dict):
+                raise tc.fail("members", f"entry {j} is not an object")
+            check_member_entry(member, m, f"{where}members[{j}] ")
+    return doc
+
+
+def check_end(member: str, doc: Dict[str, Any]) -> Dict[str, Any]:
+    """Validate the end marker."""
+    check_version(member, doc, "end")
+    c = _Check(member, doc)
+    c.count("tables")
+    c.count("members")
+    c.sha256("manifest_sha256")
+    c.sha256("index_sha256")
+    return doc

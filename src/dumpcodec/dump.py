@@ -48,6 +48,10 @@ QUEUE_BLOCKS = 8
 
 _END = object()
 
+# header + trailer: the COPY BINARY stream of no rows, written for tables dumped as
+# definitions only (the archive's chunker wants a well-formed stream)
+_EMPTY_BINARY = b"PGCOPY\n\xff\r\n\x00" + bytes(8) + b"\xff\xff"
+
 
 @dataclass
 class TableDumpStats:
@@ -170,7 +174,7 @@ class _TablePlan:
     columns: List[str]
     types: List[Any]
     format: str
-    query: sql.Composable
+    query: Optional[sql.Composable]   # None: the definition only (a partitioned parent)
     where: Optional[str]
     estimated_bytes: Optional[int]
     via_root: bool = False
@@ -201,19 +205,30 @@ def _resolve(conn: psycopg.Connection, selectors: Sequence[str], partitions: str
     if not refs:
         raise SelectorError(f"no table matches {', '.join(map(str, selectors)) or '(nothing)'}")
     if partitions == "root":
-        return refs
+        return [(ref, True) for ref in refs]
+    # leaves: each leaf with its data; the partitioned tables above it (root and
+    # intermediate levels) as definitions without data, parents first, so that a
+    # restore can create them before the leaves that attach to them
     out, seen = [], set()
     for ref in refs:
-        kind = conn.execute(
-            "SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-            (ref.schema, ref.name)).fetchone()
-        subs = schema.partition_leaves(conn, ref.schema, ref.name) \
-            if kind and kind[0] == "p" else [ref]
-        for sub in subs:
+        tree = conn.execute(
+            "SELECT n.nspname, c.relname, c.relkind, t.level FROM "
+            "pg_catalog.pg_partition_tree(%s::regclass) t "
+            "JOIN pg_catalog.pg_class c ON c.oid = t.relid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') ORDER BY t.level, n.nspname, c.relname",
+            (sql.Identifier(ref.schema, ref.name).as_string(conn),)).fetchall()
+        if not tree or len(tree) == 1:
+            subs = [(ref, True)]
+        else:
+            subs = []
+            for s_, n_, kind, level in tree:
+                sub = ref if level == 0 else schema.TableRef(f"{s_}.{n_}", s_, n_)
+                subs.append((sub, kind == "r"))
+        for sub, with_data in subs:
             if (sub.schema, sub.name) not in seen:
                 seen.add((sub.schema, sub.name))
-                out.append(sub)
+                out.append((sub, with_data))
     return out
 
 
@@ -234,7 +249,7 @@ def _plan_tables(conn, refs, where, columns, id_map) -> List[_TablePlan]:
     used_cols: set = set()
     cache: Dict[int, bool] = {}
     seen_ids = set()
-    for ref in refs:
+    for ref, with_data in refs:
         table_id = ref.table_id
         if table_id in seen_ids:
             raise SelectorError(f"two tables would get the same id {table_id!r}")
@@ -258,7 +273,7 @@ def _plan_tables(conn, refs, where, columns, id_map) -> List[_TablePlan]:
         cond = _lookup_option(where, ref, table_id, used_where)
         col_oids = [tdef.column(c).type_oid for c in cols]
         fmt = "binary" if binary_capable(conn, col_oids, cache) else "text"
-        via_root = tdef.kind == "partitioned"
+        via_root = tdef.kind == "partitioned" and with_data
         ident = sql.Identifier(ref.schema, ref.name)
         collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
         opts = sql.SQL(" (FORMAT binary)") if fmt == "binary" else sql.SQL("")
@@ -279,7 +294,7 @@ def _plan_tables(conn, refs, where, columns, id_map) -> List[_TablePlan]:
             "SELECT pg_catalog.pg_total_relation_size(%s::regclass)",
             (ident.as_string(conn),)).fetchone()[0]
         plans.append(_TablePlan(table_id, ref.schema, ref.name, tdef, cols,
-                                _type_specs(tdef, cols), fmt, query,
+                                _type_specs(tdef, cols), fmt, query if with_data else None,
                                 None if cond is None else str(cond), est or None, via_root))
     for opts_, used, what in ((where, used_where, "--where"), (columns, used_cols, "--columns")):
         extra = sorted(set(opts_ or {}) - used)
@@ -314,12 +329,21 @@ def _extra(plan: _TablePlan) -> Dict[str, Any]:
         extra["where"] = plan.where
     if plan.via_root:
         extra["via_root"] = True
+    if plan.query is None:
+        extra["data"] = False
     seqs = getattr(plan.definition, "sequences", None) or []
     if seqs:
         extra["sequences"] = [
             {"schema": s.schema, "name": s.name, "last_value": s.last_value,
              "is_called": s.is_called} for s in seqs]
     return extra
+
+
+def _no_data(tw, fmt: str, put=None) -> Tuple[int, int]:
+    if fmt != "binary":
+        return 0, 0
+    (put or tw.write)(_EMPTY_BINARY)
+    return 0, 0
 
 
 def _worker(conninfo: str, snapshot: str, jobs_q: "queue.Queue",
@@ -347,7 +371,10 @@ def _worker(conninfo: str, snapshot: str, jobs_q: "queue.Queue",
 
             t0 = time.perf_counter()
             try:
-                rows, nbytes = pump.copy_out(conn, plan.query, put)
+                if plan.query is not None:
+                    rows, nbytes = pump.copy_out(conn, plan.query, put)
+                else:
+                    rows, nbytes = _no_data(None, plan.format, put)
             except BaseException as exc:
                 out.put(("error", exc))
                 raise
@@ -375,7 +402,10 @@ def _dump_serial(conn, plans, writer, progress: Progress) -> List[TableDumpStats
             progress.advance(tid, len(block))
 
         t0 = time.perf_counter()
-        rows, nbytes = pump.copy_out(conn, p.query, write)
+        if p.query is not None:
+            rows, nbytes = pump.copy_out(conn, p.query, write)
+        else:
+            rows, nbytes = _no_data(tw, p.format)
         tw.close()
         dt = time.perf_counter() - t0
         progress.table_done(p.table_id, rows, nbytes, dt)
@@ -504,7 +534,7 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
                 dest: Union[str, os.PathLike, IO[bytes]],
                 *,
                 backend: Optional[str] = "zstd",
-                level: Optional[int] = 3,
+                level: Optional[int] = None,
                 chunk_size: Optional[int] = None,
                 jobs: int = 1,
                 snapshot: Optional[str] = None,
@@ -518,8 +548,9 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
     ``conninfo_or_conn``: a conninfo string (URI or ``key=value``; empty for the libpq
     environment) or an open psycopg connection that is not inside a transaction (it is
     used for the snapshot and left open).  ``dest``: a path (written atomically), a
-    binary file object, or ``'-'`` for stdout.  ``backend``/``level``/``chunk_size`` go
-    to :func:`dumpcodec.archive.open_dump`.  ``jobs``: parallel connections (needs a
+    binary file object, or ``'-'`` for stdout.  ``backend`` ``'zstd'`` (default), ``'gzip'``
+    or None/``'tar'`` (uncompressed); ``level`` (the backend's default when None) and
+    ``chunk_size`` go to :func:`dumpcodec.archive.open_dump`.  ``jobs``: parallel connections (needs a
     conninfo; with a connection object, workers connect with its conninfo).
     ``snapshot``: an exported snapshot id to dump from.  ``where``: ``{table: condition}``
     (SQL text, run with your credentials).  ``columns``: ``{table: [names]}``.  Table keys
@@ -557,7 +588,9 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
 
         fileobj = destination.open()
         opts: Dict[str, Any] = {}
-        if level is not None:
+        if backend in (None, "none", "tar"):
+            backend = "tar"       # no compression: a plain tar
+        elif level is not None:
             opts["level"] = level
         if chunk_size is not None:
             opts["chunk_size"] = chunk_size

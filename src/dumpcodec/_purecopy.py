@@ -27,6 +27,8 @@ import struct
 from typing import Any, BinaryIO, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .errors import CopyFormatError, EncodeError
+from .pgtypes import ER_SIZE, EV_VALUE
+from .pgtypes import resolve as _resolve
 
 __all__ = [
     "Decoder", "iter_rows", "Encoder", "write_stream", "Scanner", "Chunker", "scan",
@@ -79,8 +81,10 @@ E_LENGTH_NEGATIVE = "invalid length {n}"
 E_LENGTH_LIMIT = "length {n} exceeds the 1 GiB limit"
 E_OID_LENGTH = "invalid OID length {n}"
 E_AFTER_TRAILER = "data after the trailer"
-# Value errors: TEXT is the message of the ValueError the type decoder raised
-# (see pgtypes; e.g. "invalid int4 value: 3 bytes, expected 4").
+# Value errors: TEXT is pgtypes.EV_VALUE, "invalid {name} value: {reason}", where
+# reason is the message of the ValueError the type's decode function raised (see
+# pgtypes), e.g. "invalid int4 value: 3 bytes, expected 4".  The whole tuple's
+# framing is validated before any of its values is decoded.
 
 # Encoder messages (EncodeError for bad values, TypeError for wrong Python types):
 #   ``EP_ROW + ": " + TEXT`` or ``EP_FIELD[_NAMED] + ": " + TEXT``.
@@ -360,12 +364,20 @@ class Decoder(_Framing):
             types = list(types)
             ncols = len(types)
             if not raw:
-                from . import pgtypes
-                self._infos = [pgtypes.resolve(t) for t in types]
+                self._infos = [_resolve(t) for t in types]
         if names is not None and ncols is not None and len(names) != ncols:
             raise ValueError(f"{len(names)} names for {ncols} columns")
         super().__init__(ncols, names)
-        self._decoders = [ti.decode for ti in self._infos] if self._infos else None
+        self._decoders = [ti.decode for ti in self._infos] if self._infos is not None \
+            else None
+        self._plan = [(ti.decode, ti.struct.unpack_from if ti.struct is not None else None,
+                       ti.size) for ti in self._infos] if self._infos is not None else None
+
+    def _value_error(self, col0: int, off: int, exc: Exception) -> CopyFormatError:
+        """A value that does not decode: report field, row, byte and the reason."""
+        text = EV_VALUE.format(name=self._infos[col0].name, reason=exc)
+        return self._fail(_field_error(col0 + 1, self.rows + 1, self._base + off, text,
+                                       self._names))
 
     @property
     def types(self):
@@ -431,7 +443,7 @@ class Decoder(_Framing):
         append = out.append
         unpack_i = _unpack_i
         walk = self._walk_tuple
-        decoders = self._decoders
+        plan = self._plan
         oids = self._oids
         try:
             while True:
@@ -442,19 +454,22 @@ class Decoder(_Framing):
                 p = pos + (10 if oids else 2)
                 row = []
                 radd = row.append
-                for dec in decoders:
+                for dec, unpack_from, size in plan:
                     ln = unpack_i(buf, p)[0]
                     p += 4
                     if ln < 0:
                         radd(None)
                         continue
-                    try:
-                        radd(dec(buf[p:p + ln]))
-                    except (ValueError, struct.error, OverflowError) as exc:
-                        col = len(row) + 1
-                        raise self._fail(_field_error(
-                            col, self.rows + 1, self._base + p - 4, str(exc),
-                            self._names)) from None
+                    if ln == size and unpack_from is not None:
+                        # fixed-width number: unpack in place, no slice
+                        radd(unpack_from(buf, p)[0])
+                    else:
+                        try:
+                            if size >= 0 and ln != size:
+                                raise ValueError(ER_SIZE.format(n=ln, size=size))
+                            radd(dec(buf[p:p + ln]))
+                        except (ValueError, struct.error, OverflowError) as exc:
+                            raise self._value_error(len(row), p - 4, exc) from None
                     p += ln
                 append(tuple(row))
                 self.rows += 1
@@ -648,8 +663,7 @@ class Encoder:
         self._infos = None
         self._ncols: Optional[int] = None
         if types is not None:
-            from . import pgtypes
-            self._infos = [pgtypes.resolve(t) for t in types]
+            self._infos = [_resolve(t) for t in types]
             self._ncols = len(self._infos)
             self._encoders = [ti.encode for ti in self._infos]
         else:

@@ -162,8 +162,11 @@ class TarStreamReader:
             if first < BLOCK:
                 block += bytes(self._read_exact(BLOCK - first, "a tar header"))
             if block == _ZERO_BLOCK:
-                # end of archive: one more zero block is expected; stop reading either
-                # way (never decompress whatever follows)
+                # end of archive: two zero blocks (a cut inside them is truncation)
+                second = bytes(self._read_exact(BLOCK, "the end-of-archive blocks"))
+                if second != _ZERO_BLOCK:
+                    raise ArchiveError(f"lone zero block at stream offset {header_offset} "
+                                       f"{self._where()} (corrupt archive)")
                 self.ended = True
                 return None
             try:
@@ -288,3 +291,24 @@ def _parse_pax(data: bytes, offset: int) -> dict:
         out[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
         pos += length
     return out
+
+
+def drain_end(tar: TarStreamReader, limit: int = PIECE) -> None:
+    """After the end-of-archive blocks: read what follows, at most ``limit`` bytes.
+
+    Reading to the end makes the decompressor check the last frame (gzip CRC and
+    length, truncation).  Only zero bytes (tar record padding) may follow; anything
+    else raises ArchiveError.  More than ``limit`` zero bytes are not read (never
+    decompress an unbounded tail).
+    """
+    view = memoryview(tar._scratch)
+    seen = 0
+    while seen < limit:
+        k = tar._readinto(view[:min(PIECE, limit - seen)])
+        if not k:
+            return
+        if any(view[:k].tobytes()):
+            raise ArchiveError(f"data after the end-of-archive blocks (stream offset "
+                               f"{tar.pos}, after member {tar.last_name!r})")
+        seen += k
+        tar.pos += k

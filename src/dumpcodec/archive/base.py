@@ -25,7 +25,7 @@ from typing import (Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Tup
 
 from ..errors import ArchiveError, ChecksumError, IncompleteArchiveError
 from . import manifest as mf
-from ._tar import (END_OF_ARCHIVE, PIECE, TarEntry, TarStreamReader, check_member_name,
+from ._tar import (END_OF_ARCHIVE, PIECE, TarEntry, TarStreamReader, drain_end,
                    member_header, pad)
 
 #: bytes of COPY data per chunk member unless ``chunk_size=`` says otherwise
@@ -726,6 +726,8 @@ class _Walker:
         if entry is not None:
             raise ArchiveError(f"member {entry.name!r} after the end marker "
                                f"{mf.END_MEMBER!r}")
+        drain_end(tar)
+        self.reader._check_stream_end()
 
     def _expect(self, name: str) -> TarEntry:
         entry = self.tar.next()
@@ -914,6 +916,7 @@ class _Walker:
                 yield ("dachs", info, entry)
                 self._state = None
             entry = tar.next()
+        drain_end(tar)
         if self.index is None:
             raise IncompleteArchiveError(
                 f"DaCHS dump without {mf.INDEX_MEMBER} (DaCHS writes it last: the dump "
@@ -994,10 +997,14 @@ class DumpReader:
         self._incomplete: Optional[IncompleteArchiveError] = None
         self.closed = False
 
-    # ---- backend hook
+    # ---- backend hooks
     def _decompressor(self, raw: BinaryIO) -> BinaryIO:
         """A readable (``readinto``) of the tar stream starting at raw's position."""
         return raw
+
+    def _check_stream_end(self) -> None:
+        """After a whole pass over one of our archives: check what the compression
+        layer needs at the very end (zstd: the trailer); IncompleteArchiveError if not."""
 
     # ---- context manager
     def __enter__(self) -> "DumpReader":
@@ -1096,7 +1103,11 @@ class DumpReader:
         events = walker.events()
         for ev in events:
             kind = ev[0]
-            if kind == "header":
+            if kind == "info":
+                # known before any table: restore needs the client encoding up front
+                self.layout = "dumpcodec"
+                self.info = dict(ev[1])
+            elif kind == "header":
                 info = ev[1]
                 chunks = self._table_chunks(walker, events, info)
                 yield info, chunks

@@ -9,11 +9,13 @@ how one table is read from a compressed file without decompressing the others.
 from __future__ import annotations
 
 import gzip
+import io
 import zlib
 from typing import Any, BinaryIO, List
 
 import zstandard
 
+from ..errors import IncompleteArchiveError
 from ._tar import PIECE
 from .base import DumpReader, DumpWriter, register_backend
 
@@ -60,13 +62,57 @@ class GzipWriter(DumpWriter):
         out.write(comp.flush())
 
 
+#: a zstd skippable frame (magic 0x184D2A5D, 8 bytes of payload) that ends every zstd
+#: archive we write: zstd does not notice a stream cut inside its last frame, this
+#: trailer's absence does
+ZSTD_TRAILER = b"\x5d\x2a\x4d\x18\x08\x00\x00\x00DCARCEND"
+
+
+class _TailReader(io.RawIOBase):
+    """Pass reads through, remembering the last bytes and whether EOF was seen."""
+
+    def __init__(self, raw: BinaryIO, keep: int = len(ZSTD_TRAILER)):
+        self._raw = raw
+        self._keep = keep
+        self.tail = b""
+        self.eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if hasattr(self._raw, "readinto"):
+            n = self._raw.readinto(b) or 0
+            data = bytes(memoryview(b)[max(0, n - self._keep):n])
+        else:
+            data = self._raw.read(len(b))
+            n = len(data)
+            memoryview(b)[:n] = data
+            data = data[-self._keep:]
+        if n == 0:
+            self.eof = True
+        else:
+            self.tail = (self.tail + data)[-self._keep:]
+        return n
+
+
 class ZstdReader(DumpReader):
     backend_name = "zstd"
 
     def _decompressor(self, raw: BinaryIO) -> BinaryIO:
+        self._tail = _TailReader(raw)
         dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
-        return dctx.stream_reader(raw, read_size=PIECE, read_across_frames=True,
+        return dctx.stream_reader(self._tail, read_size=PIECE, read_across_frames=True,
                                   closefd=False)
+
+    def _check_stream_end(self) -> None:
+        tail = getattr(self, "_tail", None)
+        if tail is None:
+            return
+        if not tail.eof or tail.tail != ZSTD_TRAILER:
+            raise IncompleteArchiveError(
+                "the zstd stream does not end with the dumpcodec trailer (a skippable "
+                "frame): the file is truncated or its writer did not finish")
 
 
 class ZstdWriter(DumpWriter):
@@ -93,6 +139,9 @@ class ZstdWriter(DumpWriter):
                 if block:
                     out.write(block)
         out.write(comp.flush())
+
+    def _finish_stream(self) -> None:
+        self._out.write(ZSTD_TRAILER)
 
 
 register_backend("zstd", ZstdReader, ZstdWriter, magic=(0, b"\x28\xb5\x2f\xfd"))

@@ -1,0 +1,266 @@
+"""``dumpcodec ls | verify | cat``: look into an archive without a database.
+
+``ls`` lists the tables (rows, sizes, dump time, definition, format); ``verify``
+reads everything and checks checksums, COPY framing, row counts and completeness;
+``cat`` streams one table's rows as CSV or JSON lines.  An archive may be a path or
+``-`` (stdin); the backend is recognised by its magic bytes.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import decimal
+import json
+import math
+import sys
+from typing import Any, List
+
+from . import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+_LS_EPILOG = """\
+examples:
+  dumpcodec ls backup.dump              table of tables
+  dumpcodec ls --json backup.dump       the same as JSON (with definitions)
+  ssh host cat backup.dump | dumpcodec ls -
+  dumpcodec ls old-dachs-dump.tar.gz    DaCHS dumps list too (no definitions)
+
+exit status: 0 listed, 2 incomplete archive (writer did not finish) or unreadable
+"""
+
+_VERIFY_EPILOG = """\
+examples:
+  dumpcodec verify backup.dump          checksums, COPY framing, row counts, completeness
+  dumpcodec verify --no-scan big.dump   checksums and structure only (faster)
+  zstdcat backup.dump | zstd | dumpcodec verify -
+
+exit status: 0 everything holds, 1 some member or table is bad, 2 incomplete or
+unreadable archive.  Each problem is one line on stderr naming member and table.
+"""
+
+_CAT_EPILOG = """\
+examples:
+  dumpcodec cat backup.dump public.orders | head
+  dumpcodec cat backup.dump public.orders --format jsonl --limit 10
+  dumpcodec cat --raw backup.dump public.t   raw field bytes as \\x hex, no type decoding
+
+values: NULL is an empty field in CSV and null in JSON; bytea as \\x hex; dates and
+times in ISO 8601; numeric as exact decimal text.
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "ls", help="list the tables of an archive",
+        description="List the tables of an archive: rows, raw and compressed sizes, "
+                    "dump time (UTC), whether a definition is stored, COPY format.",
+        epilog=_LS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dump", help="archive path, or - for stdin")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--backend", help="force a backend (zstd, gzip, tar, dachs)")
+    p.set_defaults(func=cmd_ls)
+
+    p = subparsers.add_parser(
+        "verify", help="check an archive's checksums, framing and completeness",
+        description="Read the whole archive and check every member's SHA-256, COPY "
+                    "framing and row count against the footers and manifest, the "
+                    "index and the end marker.  No database needed.",
+        epilog=_VERIFY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dump", help="archive path, or - for stdin")
+    p.add_argument("--no-scan", action="store_true",
+                   help="skip the COPY framing scan (checksums and structure only)")
+    p.add_argument("--backend", help="force a backend (zstd, gzip, tar, dachs)")
+    p.set_defaults(func=cmd_verify)
+
+    p = subparsers.add_parser(
+        "cat", help="print one table's rows as CSV or JSON lines",
+        description="Stream the decoded rows of one table.",
+        epilog=_CAT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dump", help="archive path, or - for stdin")
+    p.add_argument("table", help="table id as shown by 'dumpcodec ls'")
+    p.add_argument("--format", choices=("csv", "jsonl"), default="csv",
+                   help="output format (default csv)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="stop after N rows")
+    p.add_argument("--no-header", action="store_true",
+                   help="CSV: no header line with the column names")
+    p.add_argument("--raw", action="store_true",
+                   help="do not decode values: each field as \\x hex of its bytes")
+    p.add_argument("--backend", help="force a backend (zstd, gzip, tar, dachs)")
+    p.set_defaults(func=cmd_cat)
+
+
+# ------------------------------------------------------------------------- helpers
+
+def _open(args):
+    from ..archive import open_dump
+    return open_dump(args.dump, "r", backend=args.backend)
+
+
+def _size(n) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024.0
+    return str(n)
+
+
+def _when(ts) -> str:
+    if ts is None:
+        return "-"
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _err(cmd: str, msg: str) -> None:
+    print(f"dumpcodec {cmd}: {msg}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------------- ls
+
+def cmd_ls(args) -> int:
+    with _open(args) as reader:
+        tables = reader.tables(allow_incomplete=True)
+        complete = reader.complete
+        if args.json:
+            doc = {"backend": reader.backend_name, "layout": reader.layout,
+                   "complete": bool(complete), "info": reader.info,
+                   "tables": [dict(t.to_json(), has_definition=t.has_definition,
+                                   complete=t.complete) for t in tables]}
+            if not complete:
+                doc["error"] = str(reader._incomplete)
+            json.dump(doc, sys.stdout, indent=1, ensure_ascii=False)
+            sys.stdout.write("\n")
+        else:
+            rows: List[List[str]] = [["TABLE", "ROWS", "RAW", "COMPRESSED", "DUMPED (UTC)",
+                                      "DEF", "FORMAT", "CHUNKS"]]
+            for t in tables:
+                rows.append([t.table_id, "-" if t.rows is None else str(t.rows),
+                             _size(t.raw_size), _size(t.compressed_size),
+                             _when(t.dump_time), "yes" if t.has_definition else "no",
+                             t.format if t.complete else t.format + " (incomplete)",
+                             str(len(t.members))])
+            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+            right = {1, 2, 3, 7}
+            for r in rows:
+                print("  ".join(c.rjust(w) if i in right else c.ljust(w)
+                                for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+            info = reader.info
+            bits = [f"{len(tables)} tables", f"layout {reader.layout}",
+                    f"backend {reader.backend_name}"]
+            if info.get("created"):
+                bits.append(f"created {info['created']}")
+            if info.get("server_version"):
+                bits.append(f"server {info['server_version']}")
+            if info.get("client_encoding"):
+                bits.append(f"encoding {info['client_encoding']}")
+            print("# " + ", ".join(bits))
+        if not complete:
+            _err("ls", f"INCOMPLETE archive: {reader._incomplete}")
+            return EXIT_USAGE
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------- verify
+
+def cmd_verify(args) -> int:
+    with _open(args) as reader:
+        report = reader.verify(scan=not args.no_scan)
+    for problem in report.problems:
+        _err("verify", problem)
+    tables = len(report.tables)
+    if report.ok:
+        what = "checksums, framing and row counts" if not args.no_scan else "checksums"
+        print(f"OK: {tables} tables, {report.members} data members, "
+              f"{report.rows if not args.no_scan else '?'} rows; {what} hold "
+              f"(layout {report.layout})")
+        return EXIT_OK
+    if not report.complete:
+        print(f"INCOMPLETE: {len(report.problems)} problem(s) after {tables} tables")
+        return EXIT_USAGE
+    print(f"BAD: {len(report.problems)} problem(s) in {tables} tables")
+    return EXIT_FAILED
+
+
+# ------------------------------------------------------------------------- cat
+
+def _text(v: Any) -> Any:
+    """A value as CSV text (None stays None: an empty field)."""
+    if v is None:
+        return None
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return "\\x" + bytes(v).hex()
+    if isinstance(v, bool):
+        return "t" if v else "f"
+    if isinstance(v, (_dt.datetime, _dt.date, _dt.time)):
+        return v.isoformat()
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "NaN"
+        if math.isinf(v):
+            return "Infinity" if v > 0 else "-Infinity"
+        return repr(v)
+    if isinstance(v, (list, tuple, dict)):
+        return json.dumps(_jsonable(v), ensure_ascii=False)
+    return str(v)
+
+
+def _jsonable(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else _text(v)
+    if isinstance(v, decimal.Decimal):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return _text(v)
+
+
+def _table_rows(reader, table_id: str, decode: bool):
+    """(TableInfo, rows) of one table, on a seekable file or a pipe."""
+    from ..archive.base import _rows
+    if reader.seekable:
+        info = reader.table(table_id)
+        return info, reader.read_rows(table_id, decode=decode)
+    for info, chunks in reader.iter_tables():
+        if info.table_id == table_id:
+            return info, _rows(info, chunks, decode, None,
+                               reader.info.get("client_encoding"))
+    from ..errors import ArchiveError
+    raise ArchiveError(f"no table {table_id!r} in the archive")
+
+
+def cmd_cat(args) -> int:
+    if args.limit is not None and args.limit < 0:
+        _err("cat", "--limit must not be negative")
+        return EXIT_USAGE
+    out = sys.stdout
+    with _open(args) as reader:
+        info, rows = _table_rows(reader, args.table, not args.raw)
+        columns = info.columns
+        n = 0
+        writer = csv.writer(out, lineterminator="\n") if args.format == "csv" else None
+        header_done = args.no_header or args.format != "csv"
+        if not header_done and columns:
+            writer.writerow(columns)
+            header_done = True
+        if args.limit == 0:
+            return EXIT_OK
+        for row in rows:
+            if writer is not None:
+                writer.writerow([_text(v) for v in row])
+            else:
+                if columns and len(columns) == len(row):
+                    doc = {c: _jsonable(v) for c, v in zip(columns, row)}
+                else:
+                    doc = [_jsonable(v) for v in row]
+                out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+            n += 1
+            if args.limit is not None and n >= args.limit:
+                break
+        out.flush()
+    return EXIT_OK

@@ -192,7 +192,7 @@ def resolve_selectors(conn: psycopg.Connection, selectors: Sequence[str],
 
 def partition_leaves(conn: psycopg.Connection, schema: str, name: str) -> List[TableRef]:
     """The leaf partitions under ``schema.name`` (the table itself if not partitioned)."""
-    row = conn.execute("SELECT c.oid FROM pg_catalog.pg_class c JOIN "
+    row = conn.execute("SELECT c.oid, c.relkind FROM pg_catalog.pg_class c JOIN "
                        "pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
                        "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')",
                        (schema, name)).fetchone()
@@ -204,4 +204,6 @@ def partition_leaves(conn: psycopg.Connection, schema: str, name: str) -> List[T
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "WHERE t.isleaf AND c.relkind = 'r' ORDER BY n.nspname, c.relname",
         (row[0],)).fetchall()
+    if not rows and row[1] == "r":   # a plain table is not in any partition tree
+        rows = [(schema, name)]
     return [TableRef(f"{s}.{n}", s, n) for s, n in rows]

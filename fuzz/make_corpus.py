@@ -240,12 +240,86 @@ def encoder_streams():
             vals.append((i * 10**12, -i, i / 7, bool(i % 2), f"tëxt {i}" * (i % 3),
                          dt.datetime(2024, 1, 1, i, tzinfo=dt.timezone.utc),
                          dt.date(1999, 12, 31) + dt.timedelta(days=i * 400),
-                         decimal.Decimal(i) / 4, uuid.UUID(int=i), {"k": [i, None]},
+                         decimal.Decimal(i) / 4, uuid.UUID(int=i), '{"k": [%d, null]}' % i,
                          [i, None, -i], bytes(range(i))))
         enc = mod.Encoder(types)
         out.append(("enc-mixed", types, enc.header() + enc.encode(vals) + enc.trailer()))
     except Exception as exc:  # typed encoder not there yet: raw seeds only
         print(f"typed encoder seeds skipped: {exc!r}", file=sys.stderr)
+    return out
+
+
+TEXT_DATA = b"1\tfoo\n2\t\\N\n3\ttab\\there\n"
+
+
+def build_archive(backend: str, streams, abort_after: int = -1, chunk_size: int = 256) -> bytes:
+    """An archive of ours holding ``streams`` (name, types, stream) and a text table."""
+    import io
+    from dumpcodec.archive import open_dump
+    buf = io.BytesIO()
+    w = open_dump(buf, "w", backend=backend, chunk_size=chunk_size, created=0)
+    w.set_info(server_version="15.20", client_encoding="UTF8")
+    for i, (name, types, stream) in enumerate(streams):
+        cols = [f"c{k}" for k in range(len(types))] if types else None
+        with w.add_table(name, None, cols, list(types) if types else None) as t:
+            # in two pieces, cut inside the first tuple
+            t.write(stream[:23])
+            t.write(stream[23:])
+        if i == abort_after:
+            w.abort()
+            return buf.getvalue()
+    with w.add_table("public.text table\nwith 'quotes'", None, ["a", "b"],
+                     ["int4", "text"], format="text") as t:
+        t.write(TEXT_DATA)
+    w.close()
+    return buf.getvalue()
+
+
+def build_dachs(streams, compress: bool = True) -> bytes:
+    """A dump laid out exactly as DaCHS writes one: gzip tar, index.txt last."""
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    index = []
+    with tarfile.open(fileobj=buf, mode="w:gz" if compress else "w") as tar:
+        members = [(f"table_{i:03d}.dump", name, stream)
+                   for i, (name, _types, stream) in enumerate(streams)]
+        members.append((f"table_{len(members):03d}.textdump", "public.txt", TEXT_DATA))
+        for member, name, data in members:
+            ti = tarfile.TarInfo(member)
+            ti.size = len(data)
+            ti.mtime = 0
+            tar.addfile(ti, io.BytesIO(data))
+            index.append(f"{member} {name}\n")
+        data = "".join(index).encode()
+        ti = tarfile.TarInfo("index.txt")
+        ti.size = len(data)
+        tar.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def archive_inputs(streams):
+    """(name, fuzz input) pairs for the archive harness."""
+    sys.path.insert(0, _HERE)
+    import fuzz_archive
+    by_name = {n: (n, t, s) for n, t, s in streams}
+    tables = [("public.narrow",) + by_name["pg-narrow"][1:],
+              ("public.mixed",) + by_name["pg-mixed"][1:],
+              ("public.empty", ["int4"], by_name["hm-empty"][2][:19] + b"\xff\xff")]
+    out = []
+    for backend in ("tar", "gzip", "zstd"):
+        arch = build_archive(backend, tables)
+        out.append((f"ours-{backend}", fuzz_archive.pack(arch, 0)))
+        out.append((f"ours-{backend}-pipe", fuzz_archive.pack(arch, 8)))
+    tar = build_archive("tar", tables)
+    out.append(("ours-tar-as-gzip", fuzz_archive.pack(tar, 1)))
+    out.append(("ours-tar-as-zstd", fuzz_archive.pack(tar, 2)))
+    out.append(("ours-tar-aborted", fuzz_archive.pack(build_archive("tar", tables, 1), 0)))
+    out.append(("ours-zstd-aborted", fuzz_archive.pack(build_archive("zstd", tables, 0), 0)))
+    dtables = tables[:2]
+    out.append(("dachs-gz", fuzz_archive.pack(build_dachs(dtables), 0)))
+    out.append(("dachs-tar-forced", fuzz_archive.pack(build_dachs(dtables, False), 3)))
+    out.append(("dachs-tar-as-gzip", fuzz_archive.pack(build_dachs(dtables, False), 1)))
     return out
 
 
@@ -263,6 +337,10 @@ def write_corpus(streams, root: str) -> int:
             f.write(data)
         count += 1
 
+    arch_dir = os.path.join(root, "archive")
+    os.makedirs(arch_dir, exist_ok=True)
+    for name, data in archive_inputs(streams):
+        put(arch_dir, name, data)
     for name, types, stream in streams:
         safe = name.replace('"', "").replace("[]", "_arr").replace("(", "_").replace(
             ")", "").replace(",", "_")

@@ -25,10 +25,22 @@ CREATE TABLE app.parted_2 PARTITION OF app.parted FOR VALUES FROM (10) TO (20);
 """
 
 
+@pytest.fixture(scope="module")
+def catdb(pg_server):
+    """One database for the module: these tests only read the catalog (the foreign
+    table test adds a relation no other test looks at)."""
+    import conftest
+    db = conftest._create_db(pg_server)
+    try:
+        db.execute(SETUP)
+        yield db
+    finally:
+        conftest._drop_db(db)
+
+
 @pytest.fixture
-def cat(db):
-    db.execute(SETUP)
-    with db.connect() as c:
+def cat(catdb):
+    with catdb.connect() as c:
         yield c
 
 
@@ -108,10 +120,14 @@ def test_non_tables_are_errors_naming_what_was_found(cat, selector, found):
 
 
 def test_foreign_table_is_an_error(cat):
-    cat.execute("CREATE FOREIGN DATA WRAPPER dummy; CREATE SERVER srv FOREIGN DATA "
-                "WRAPPER dummy; CREATE FOREIGN TABLE app.ft (a int) SERVER srv")
-    with pytest.raises(SelectorError, match="foreign table app.ft"):
-        resolve_selectors(cat, ["app.ft"])
+    cat.execute("CREATE SCHEMA ftables; CREATE FOREIGN DATA WRAPPER dummy; CREATE SERVER "
+                "srv FOREIGN DATA WRAPPER dummy; CREATE FOREIGN TABLE ftables.ft (a int) "
+                "SERVER srv")
+    with pytest.raises(SelectorError, match="foreign table ftables.ft"):
+        resolve_selectors(cat, ["ftables.ft"])
+    with pytest.raises(SelectorError, match="'ftables.\\*' names no table: it matches "
+                                            "foreign table ftables.ft"):
+        resolve_selectors(cat, ["ftables.*"])
 
 
 def test_nothing_and_empty_schema(cat):

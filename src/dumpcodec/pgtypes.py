@@ -121,6 +121,7 @@ ER_ITEM = "{item}: {reason}"
 ER_RANGE_FLAGS = "invalid range flags 0x{flags:02x}"
 ER_FAMILY = "invalid address family {family}"
 ER_BITS = "invalid prefix length {bits}"
+ER_ADDR_LEN = "invalid address length {nb}"
 ER_BIT_LENGTH = "invalid bit length {n}"
 ER_FIELD_COUNT = "invalid field count {n}"
 # encode: whole texts
@@ -648,7 +649,9 @@ def _decode_net(b: bytes):
         size = 16
     else:
         raise ValueError(ER_FAMILY.format(family=family))
-    if nb != size or n != 4 + size:
+    if nb != size:
+        raise ValueError(ER_ADDR_LEN.format(nb=nb))
+    if n != 4 + size:
         raise ValueError(ER_SIZE.format(n=n, size=4 + size))
     if bits > size * 8:
         raise ValueError(ER_BITS.format(bits=bits))
@@ -1177,7 +1180,7 @@ def _make_composite(registry: "TypeRegistry", name: str,
         return PgRecord(values, oids)
 
     def encode(v) -> bytes:
-        if isinstance(v, PgRecord) and v.oids:
+        if isinstance(v, PgRecord) and (v.oids or not v):
             oids = v.oids
             types = [field_type(oid, k) for k, oid in enumerate(oids)]
         elif isinstance(v, tuple):

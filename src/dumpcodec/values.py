@@ -183,14 +183,29 @@ PgInterval.NEG_INFINITY = PgInterval(INT32_MIN, INT32_MIN, INT64_MIN)
 class PgRange:
     """A range value.  ``lower``/``upper`` None means unbounded (infinite).
 
-    The inclusive flags are kept exactly as on the wire; ``PgRange(1, 5)`` is
-    ``[1,5)``.  ``PgRange.EMPTY`` (``empty=True``) is the empty range.
+    ``PgRange(1, 5)`` is ``[1,5)``; an unbounded side is never inclusive (as in
+    the server; normalized on construction).  ``PgRange.EMPTY`` is the empty range.
+    Discrete ranges are not canonicalized: the server sends ``[1,6)`` for ``[1,5]``.
     """
     lower: Any = None
     upper: Any = None
     lower_inc: bool = True
     upper_inc: bool = False
     empty: bool = False
+
+    def __post_init__(self):
+        # As in the server: an infinite bound is never inclusive, and an empty
+        # range has no bounds.  Normalizing here keeps equality meaningful.
+        if self.empty:
+            for name in ("lower", "upper"):
+                object.__setattr__(self, name, None)
+            object.__setattr__(self, "lower_inc", False)
+            object.__setattr__(self, "upper_inc", False)
+            return
+        if self.lower is None and self.lower_inc:
+            object.__setattr__(self, "lower_inc", False)
+        if self.upper is None and self.upper_inc:
+            object.__setattr__(self, "upper_inc", False)
 
     def __repr__(self) -> str:
         if self.empty:

@@ -92,6 +92,7 @@ class Context:
     pg_dump_zstd: bool = False
     schema: str = datasets.SCHEMA
     quick: bool = False
+    restore_db: str = "dumpcodec_bench_restore"   # scratch database for restores
 
     def to_json(self) -> Dict[str, Any]:
         return dict(self.__dict__)
@@ -575,16 +576,13 @@ def _pg_dump(ctx: Context) -> str:
     return _q(ctx.bins["pg_dump"] or "pg_dump")
 
 
-RESTORE_DB = "dumpcodec_bench_restore"
-
-
 def fresh_restore_db(ctx: Context) -> str:
     """(Re)create the scratch database restores go into; return its conninfo."""
     import psycopg
+    drop_restore_db(ctx)
     with psycopg.connect(ctx.admin_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{RESTORE_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{RESTORE_DB}"')
-    dsn = ctx.dsn_for(RESTORE_DB)
+        conn.execute(f'CREATE DATABASE "{ctx.restore_db}"')
+    dsn = ctx.dsn_for(ctx.restore_db)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{ctx.schema}"')
     return dsn
@@ -593,13 +591,13 @@ def fresh_restore_db(ctx: Context) -> str:
 def drop_restore_db(ctx: Context) -> None:
     import psycopg
     with psycopg.connect(ctx.admin_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{RESTORE_DB}" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{ctx.restore_db}" WITH (FORCE)')
 
 
 def check_restored(ctx: Context) -> Dict[str, Any]:
     """After a restore: every table is there with all its rows and its index."""
     import psycopg
-    with psycopg.connect(ctx.dsn_for(RESTORE_DB), autocommit=True) as conn:
+    with psycopg.connect(ctx.dsn_for(ctx.restore_db), autocommit=True) as conn:
         for t in ctx.tables:
             n = conn.execute(f"SELECT count(*) FROM {ctx.qualified(t)}").fetchone()[0]
             if n != ctx.rows(t):
@@ -723,7 +721,7 @@ def peer_cases(ctx: Context) -> List[Case]:
                 f"pg_restore -j{j} (from pg_dump -Fc)",
                 prepare=_ensure_peer_archive, before=fresh_restore_db, after=check_restored,
                 command=lambda c, j=j: (f"{_q(c.bins['pg_restore'])} -d "
-                                        f"{_q(c.dsn_for(RESTORE_DB))} -j{j} "
+                                        f"{_q(c.dsn_for(c.restore_db))} -j{j} "
                                         f"{_q(c.path(PEER_ARCHIVE))}"),
                 note="data, then the index of each table"))
     return cases
@@ -1202,7 +1200,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                   tables=list(sizes), stats={t: {k: v for k, v in s.items() if k != "built"}
                                              for t, s in stats.items()},
                   bins=bins, server_version=vtext, server_version_num=vnum,
-                  pg_dump_zstd=pg_dump_has_zstd(bins.get("pg_dump"), dsn), quick=args.quick)
+                  pg_dump_zstd=pg_dump_has_zstd(bins.get("pg_dump"), dsn), quick=args.quick,
+                  restore_db=f"dumpcodec_bench_restore_{os.getpid()}")
     notes: List[str] = []
     if not bins.get("pg_dump"):
         notes.append(f"no pg_dump able to dump PostgreSQL {vtext}: dump/restore peers skipped")

@@ -326,8 +326,11 @@ def archive_inputs(streams):
 def write_corpus(streams, root: str) -> int:
     dec_dir = os.path.join(root, "decoder")
     scan_dir = os.path.join(root, "scanner")
-    for d in (dec_dir, scan_dir):
+    arch_dir = os.path.join(root, "archive")
+    for d in (dec_dir, scan_dir, arch_dir):
         os.makedirs(d, exist_ok=True)
+        for old in os.listdir(d):      # a regenerated corpus replaces the old one
+            os.unlink(os.path.join(d, old))
     count = 0
 
     def put(d, name, data):
@@ -337,8 +340,6 @@ def write_corpus(streams, root: str) -> int:
             f.write(data)
         count += 1
 
-    arch_dir = os.path.join(root, "archive")
-    os.makedirs(arch_dir, exist_ok=True)
     for name, data in archive_inputs(streams):
         put(arch_dir, name, data)
     for name, types, stream in streams:

@@ -369,8 +369,9 @@ class DumpWriter:
         for p in parts:
             self._out.write(p)
 
-    def _finish_stream(self) -> None:
-        """Called once after the last frame (flush compressor state)."""
+    def _finish_stream(self, manifest_offset: int) -> None:
+        """Called once after the last frame with the archive offset of the manifest
+        member (compressed backends append their locator trailer)."""
 
     # ---- context manager
     def __enter__(self) -> "DumpWriter":
@@ -512,7 +513,8 @@ class DumpWriter:
         doc = {"archive_format": mf.FORMAT_NAME, "format_version": mf.FORMAT_VERSION,
                "kind": kind, "created": _utc_iso(self.created),
                "created_unix": self.created, "tool": f"dumpcodec {__version__}",
-               "chunk_size": self.chunk_size, "info": dict(self._info)}
+               "compression": self.backend_name, "chunk_size": self.chunk_size,
+               "info": dict(self._info)}
         if self._server_version is not None:
             doc["server_version"] = self._server_version
         if self._client_encoding is not None:
@@ -563,7 +565,7 @@ class DumpWriter:
         index = mf.format_index((m.name, tw.table_id)
                                 for tw in self._tables for m in tw.members)
         now = time.time()
-        self._write_member(mf.MANIFEST_MEMBER, manifest, now)
+        manifest_member = self._write_member(mf.MANIFEST_MEMBER, manifest, now)
         self._write_member(mf.INDEX_MEMBER, index, now)
         end = {"archive_format": mf.FORMAT_NAME, "format_version": mf.FORMAT_VERSION,
                "kind": "end", "tables": len(self._tables),
@@ -571,7 +573,7 @@ class DumpWriter:
                "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
                "index_sha256": hashlib.sha256(index).hexdigest()}
         self._write_member(mf.END_MEMBER, mf.dump_json(end), now, tail=END_OF_ARCHIVE)
-        self._finish_stream()
+        self._finish_stream(manifest_member.offset)
 
 
 # ==================================================================== reader
@@ -726,6 +728,34 @@ class _Walker:
         if entry is not None:
             raise ArchiveError(f"member {entry.name!r} after the end marker "
                                f"{mf.END_MEMBER!r}")
+        drain_end(tar)
+        self.reader._check_stream_end()
+
+    def tail_only(self) -> None:
+        """Read manifest, index and end marker from a stream that starts at the
+        manifest member; build the tables from the manifest."""
+        tar = self.tar
+        entry = tar.next()
+        if entry is None or entry.name != mf.MANIFEST_MEMBER:
+            raise ArchiveError("the locator does not point to the manifest")
+        self._note_name(entry)
+        self._manifest_bytes = self._meta(entry, self.reader.max_meta_size)
+        self.manifest = mf.check_manifest(entry.name, mf.load_json(
+            entry.name, self._manifest_bytes))
+        self.tables = [_table_from_manifest(doc) for doc in self.manifest["tables"]]
+        entry = self._expect(mf.INDEX_MEMBER)
+        self._index_bytes = self._meta(entry, self.reader.max_meta_size)
+        self.index = mf.parse_index_file(self._index_bytes)
+        self._check_index()
+        entry = self._expect(mf.END_MEMBER)
+        self.end = mf.check_end(entry.name, mf.load_json(
+            entry.name, self._meta(entry, MAX_SMALL_META_SIZE)))
+        if (len(self.tables) != self.end["tables"]
+                or hashlib.sha256(self._manifest_bytes).hexdigest() != self.end["manifest_sha256"]
+                or hashlib.sha256(self._index_bytes).hexdigest() != self.end["index_sha256"]):
+            raise ArchiveError("end marker does not match manifest/index")
+        if tar.next() is not None:
+            raise ArchiveError("member after the end marker")
         drain_end(tar)
         self.reader._check_stream_end()
 
@@ -952,6 +982,16 @@ class _Walker:
         return list(tables.values())
 
 
+def _table_from_manifest(doc: Dict[str, Any]) -> TableInfo:
+    return TableInfo(
+        doc["table_id"], doc["index"], doc["format"], doc.get("columns"),
+        doc.get("types"), doc.get("definition"), float(doc["dump_time"]),
+        doc.get("extra") or {}, [MemberInfo.from_json(m) for m in doc["members"]],
+        doc["rows"], doc["raw_size"], doc.get("compressed_size"),
+        MemberInfo.from_json(doc["header"]), MemberInfo.from_json(doc["footer"]),
+        doc.get("chunk_size"), "dumpcodec", complete=True)
+
+
 class DumpReader:
     """Reads an archive: ours (docs/FORMAT.md) or a DaCHS dump.
 
@@ -1006,6 +1046,20 @@ class DumpReader:
         """After a whole pass over one of our archives: check what the compression
         layer needs at the very end (zstd: the trailer); IncompleteArchiveError if not."""
 
+    def _locate_manifest(self) -> Optional[int]:
+        """Archive offset of the manifest member from the file's locator trailer, or
+        None (no trailer: plain tar, DaCHS, truncated)."""
+        return None
+
+    def _read_tail(self, n: int) -> bytes:
+        raw = self._raw
+        end = raw.seek(0, os.SEEK_END)
+        if end - self._base < n:
+            return b""
+        raw.seek(end - n)
+        self._file_size = end - self._base
+        return raw.read(n)
+
     # ---- context manager
     def __enter__(self) -> "DumpReader":
         return self
@@ -1057,6 +1111,8 @@ class DumpReader:
             if self.complete is False and not allow_incomplete:
                 raise self._incomplete
             return list(self._tables)
+        if self.seekable and self._fast_tables():
+            return list(self._tables)
         walker = _Walker(self, self._open())
         try:
             for _ in walker.events():
@@ -1073,6 +1129,25 @@ class DumpReader:
         self._tables = walker.tables
         self.complete = True
         return list(self._tables)
+
+    def _fast_tables(self) -> bool:
+        # Compressed archives end with a locator naming the manifest's offset: read
+        # manifest, index and end marker from there instead of decompressing all the
+        # data.  Anything unexpected falls back to the full pass, which then says
+        # precisely what is wrong.
+        try:
+            offset = self._locate_manifest()
+            if offset is None or offset >= getattr(self, "_file_size", 0):
+                return False
+            walker = _Walker(self, self._open(offset))
+            walker.layout = "dumpcodec"
+            walker.tail_only()
+        except (ArchiveError, OSError, EOFError):
+            return False
+        self._adopt(walker)
+        self._tables = walker.tables
+        self.complete = True
+        return True
 
     def table(self, table_id: str) -> TableInfo:
         """The :class:`TableInfo` of ``table_id``; ArchiveError naming the ids if absent."""
@@ -1190,26 +1265,35 @@ class DumpReader:
             yield from self._read_dachs_seek(info)
             return
         first = info.members[0]
-        use_offsets = all(m.offset is not None for m in info.members)
-        tar = self._open(first.offset if use_offsets else 0)
-        walker = _Walker(self, tar)
-        walker.layout = "dumpcodec"
-        if not use_offsets:
-            # walk from the start, skipping everything before the table
+        tar = entry = None
+        if first.offset is not None:
+            # the manifest's offsets hold for the file as written; an archive that was
+            # recompressed since (zstd -d | gzip) has others: then walk from the start
+            try:
+                tar = self._open(first.offset)
+                entry = tar.next()
+                if entry is None or entry.name != first.name:
+                    tar = None
+            except (ArchiveError, OSError, EOFError):
+                tar = None
+        if tar is None:
+            tar = self._open(0)
             while True:
                 entry = tar.next()
                 if entry is None:
-                    raise ArchiveError(f"member {first.name!r} not found")
+                    raise ArchiveError(f"table {info.table_id!r}: member {first.name!r} "
+                                       "not found")
                 if entry.name == first.name:
                     break
+        walker = _Walker(self, tar)
+        walker.layout = "dumpcodec"
         for i, m in enumerate(info.members):
-            if i or use_offsets:
+            if i:
                 entry = tar.next()
             if entry is None or entry.name != m.name:
                 got = entry.name if entry is not None else "the end of the archive"
-                raise ArchiveError(f"table {info.table_id!r}: expected member {m.name!r} "
-                                   f"at archive offset {m.offset}, found {got!r} (the "
-                                   "manifest's offsets are wrong)")
+                raise ArchiveError(f"table {info.table_id!r}: expected member {m.name!r}, "
+                                   f"found {got!r}")
             if entry.size != m.size:
                 raise ArchiveError(f"member {m.name!r} (table {info.table_id!r}): tar "
                                    f"header says {entry.size} bytes, manifest says {m.size}")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import struct
 import zlib
-from typing import Any, BinaryIO, List
+from typing import Any, BinaryIO, List, Optional
 
 import zstandard
 
@@ -35,6 +36,9 @@ class TarWriter(DumpWriter):
 
 class GzipReader(DumpReader):
     backend_name = "gzip"
+
+    def _locate_manifest(self) -> Optional[int]:
+        return _parse_locator(self._read_tail(GZIP_TRAILER_SIZE), _GZ_HEAD, _GZ_TAIL)
 
     def _decompressor(self, raw: BinaryIO) -> BinaryIO:
         return gzip.GzipFile(fileobj=raw, mode="rb")
@@ -61,17 +65,50 @@ class GzipWriter(DumpWriter):
                     out.write(block)
         out.write(comp.flush())
 
+    def _finish_stream(self, manifest_offset: int) -> None:
+        self._out.write(gzip_trailer(manifest_offset))
 
-#: a zstd skippable frame (magic 0x184D2A5D, 8 bytes of payload) that ends every zstd
-#: archive we write: zstd does not notice a stream cut inside its last frame, this
-#: trailer's absence does
-ZSTD_TRAILER = b"\x5d\x2a\x4d\x18\x08\x00\x00\x00DCARCEND"
+
+#: what every compressed archive we write ends with: a locator that names the byte
+#: offset of the ``manifest.json`` member's frame, so that a reader of a seekable file
+#: finds the manifest without decompressing the data (``LOCATOR_MAGIC`` + uint64 LE)
+LOCATOR_MAGIC = b"DCARCEND"
+LOCATOR_SIZE = 16
+#: zstd: a skippable frame (magic 0x184D2A5D) holding the locator, 24 bytes in all.
+#: It also ends the stream visibly: zstd does not notice a cut inside its last frame.
+ZSTD_SKIPPABLE = b"\x5d\x2a\x4d\x18" + struct.pack("<I", LOCATOR_SIZE)
+ZSTD_TRAILER_SIZE = len(ZSTD_SKIPPABLE) + LOCATOR_SIZE
+#: gzip: an empty gzip member whose FEXTRA field (subfield id "DC") holds the locator,
+#: 42 bytes in all; decompresses to nothing
+_GZ_EXTRA = b"DC" + struct.pack("<H", LOCATOR_SIZE)
+_GZ_HEAD = (b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff"
+            + struct.pack("<H", len(_GZ_EXTRA) + LOCATOR_SIZE) + _GZ_EXTRA)
+_GZ_TAIL = b"\x03\x00" + struct.pack("<II", 0, 0)   # empty final block, CRC 0, size 0
+GZIP_TRAILER_SIZE = len(_GZ_HEAD) + LOCATOR_SIZE + len(_GZ_TAIL)
+
+
+def zstd_trailer(manifest_offset: int) -> bytes:
+    return ZSTD_SKIPPABLE + LOCATOR_MAGIC + struct.pack("<Q", manifest_offset)
+
+
+def gzip_trailer(manifest_offset: int) -> bytes:
+    return _GZ_HEAD + LOCATOR_MAGIC + struct.pack("<Q", manifest_offset) + _GZ_TAIL
+
+
+def _parse_locator(tail: bytes, prefix: bytes, suffix: bytes) -> Optional[int]:
+    size = len(prefix) + LOCATOR_SIZE + len(suffix)
+    if len(tail) != size or not tail.startswith(prefix) or not tail.endswith(suffix):
+        return None
+    body = tail[len(prefix):len(prefix) + LOCATOR_SIZE]
+    if body[:8] != LOCATOR_MAGIC:
+        return None
+    return struct.unpack("<Q", body[8:])[0]
 
 
 class _TailReader(io.RawIOBase):
     """Pass reads through, remembering the last bytes and whether EOF was seen."""
 
-    def __init__(self, raw: BinaryIO, keep: int = len(ZSTD_TRAILER)):
+    def __init__(self, raw: BinaryIO, keep: int = ZSTD_TRAILER_SIZE):
         self._raw = raw
         self._keep = keep
         self.tail = b""
@@ -99,6 +136,9 @@ class _TailReader(io.RawIOBase):
 class ZstdReader(DumpReader):
     backend_name = "zstd"
 
+    def _locate_manifest(self) -> Optional[int]:
+        return _parse_locator(self._read_tail(ZSTD_TRAILER_SIZE), ZSTD_SKIPPABLE, b"")
+
     def _decompressor(self, raw: BinaryIO) -> BinaryIO:
         self._tail = _TailReader(raw)
         dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
@@ -109,7 +149,7 @@ class ZstdReader(DumpReader):
         tail = getattr(self, "_tail", None)
         if tail is None:
             return
-        if not tail.eof or tail.tail != ZSTD_TRAILER:
+        if not tail.eof or _parse_locator(tail.tail, ZSTD_SKIPPABLE, b"") is None:
             raise IncompleteArchiveError(
                 "the zstd stream does not end with the dumpcodec trailer (a skippable "
                 "frame): the file is truncated or its writer did not finish")
@@ -140,8 +180,8 @@ class ZstdWriter(DumpWriter):
                     out.write(block)
         out.write(comp.flush())
 
-    def _finish_stream(self) -> None:
-        self._out.write(ZSTD_TRAILER)
+    def _finish_stream(self, manifest_offset: int) -> None:
+        self._out.write(zstd_trailer(manifest_offset))
 
 
 register_backend("zstd", ZstdReader, ZstdWriter, magic=(0, b"\x28\xb5\x2f\xfd"))

@@ -232,6 +232,7 @@ class TableWriter:
         self.members: List[MemberInfo] = []
         self.closed = False
         self._chunk_size = chunk_size
+        self._fed = False
         if info.format == "binary":
             from ..codec import Chunker
             ncols = len(info.columns) if info.columns is not None else None
@@ -261,6 +262,7 @@ class TableWriter:
         self._check_open()
         try:
             if self._chunker is not None:
+                self._fed = self._fed or len(data) > 0
                 for piece, rows in self._chunker.feed(data):
                     self._emit(piece, rows)
             else:
@@ -305,8 +307,10 @@ class TableWriter:
         self._check_open()
         try:
             if self._chunker is not None:
-                for piece, rows in self._chunker.close():
-                    self._emit(piece, rows)
+                # no data at all: a table without members (not a truncated stream)
+                if self._fed:
+                    for piece, rows in self._chunker.close():
+                        self._emit(piece, rows)
             elif self._text:
                 if not self._text.endswith(b"\n"):
                     raise ArchiveError(f"table {self.table_id!r}: text COPY data does not "

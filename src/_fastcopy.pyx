@@ -41,6 +41,19 @@ cdef extern from *:
     static inline void dc_put64(unsigned char *p, uint64_t x) {
         x = __builtin_bswap64(x); memcpy(p, &x, 8);
     }
+    /* a GC-tracked object (ints, str, floats, bytes, dates, Decimals are not GC types) */
+    static inline int dc_is_tracked(PyObject *o) {
+        return PyType_HasFeature(Py_TYPE(o), Py_TPFLAGS_HAVE_GC) && PyObject_GC_IsTracked(o);
+    }
+    /* 16 big-endian bytes of a non-negative int below 2**128 (a UUID's .int) */
+    static int dc_long_to_16(PyObject *v, unsigned char *out) {
+        if (!PyLong_Check(v)) { PyErr_SetString(PyExc_TypeError, "UUID.int is not an int"); return -1; }
+    #if PY_VERSION_HEX >= 0x030D0000
+        return _PyLong_AsByteArray((PyLongObject *)v, out, 16, 0, 0, 1);
+    #else
+        return _PyLong_AsByteArray((PyLongObject *)v, out, 16, 0, 0);
+    #endif
+    }
     """
     uint16_t dc_u16(const unsigned char *p) nogil
     uint32_t dc_u32(const unsigned char *p) nogil
@@ -48,6 +61,8 @@ cdef extern from *:
     void dc_put16(unsigned char *p, uint16_t x) nogil
     void dc_put32(unsigned char *p, uint32_t x) nogil
     void dc_put64(unsigned char *p, uint64_t x) nogil
+    int dc_long_to_16(object v, unsigned char *out) except -1
+    int dc_is_tracked(PyObject *o)
 
 
 # ---------------------------------------------------------------------------
@@ -821,28 +836,736 @@ cdef class Chunker(_FramingBase):
 
 # ---------------------------------------------------------------------------
 # Per-column codecs.  A column is either one of the hot types handled in C, or
-# delegated to the twin's per-type Python function (pgtypes) once per value.
+# delegated to the twin's per-type Python function (pgtypes) once per value.  The
+# C paths handle only the plain, valid case; anything unusual (a wrong length, a
+# value outside Python's range, infinities, NaN, non-default array bounds...) is
+# handed to the twin's function, which gives the stand-in object or the error
+# message, so both implementations cannot disagree on the rare cases.
+
+from cpython.datetime cimport (import_datetime, date_new, datetime_new,
+                               PyDateTime_CheckExact, PyDate_CheckExact,
+                               PyDateTime_GET_YEAR, PyDateTime_GET_MONTH, PyDateTime_GET_DAY,
+                               PyDateTime_DATE_GET_HOUR, PyDateTime_DATE_GET_MINUTE,
+                               PyDateTime_DATE_GET_SECOND, PyDateTime_DATE_GET_MICROSECOND,
+                               datetime_tzinfo)
+from cpython.long cimport PyLong_FromLong, PyLong_FromLongLong, PyLong_FromUnsignedLong
+from cpython.float cimport PyFloat_FromDouble
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+import decimal as _decimal_mod
+import uuid as _uuid_mod
+
+import_datetime()
+
+cdef extern from "Python.h":
+    object _PyLong_FromByteArray(const unsigned char *b, size_t n, int little_endian, int is_signed)
+    const char *PyUnicode_AsUTF8AndSize(object u, Py_ssize_t *size) except NULL
+    bint PyLong_CheckExact(object o)
+    bint PyFloat_CheckExact(object o)
+    bint PyUnicode_CheckExact(object o)
+    bint PyBytes_CheckExact(object o)
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+    double PyFloat_AS_DOUBLE(object o)
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void *PyUnicode_DATA(object o)
+    PyObject *PyObject_CallOneArg(PyObject *f, PyObject *a) except NULL
+    ctypedef struct PyTypeObject:
+        int (*tp_descr_set)(PyObject *, PyObject *, PyObject *) except -1
+        PyObject *(*tp_alloc)(PyTypeObject *, Py_ssize_t) except NULL
+    PyTypeObject *Py_TYPE(PyObject *o)
+
+cdef object _Decimal = _decimal_mod.Decimal
+cdef object _UUID = _uuid_mod.UUID
+cdef object _uuid_int_slot = _uuid_mod.UUID.__dict__["int"]
+cdef object _uuid_safe_slot = _uuid_mod.UUID.__dict__["is_safe"]
+cdef object _uuid_unknown = _uuid_mod.SafeUUID.unknown
+
+# days since 2000-01-01 of 0001-01-01 and 9999-12-31 (Python's date range)
+DEF MIN_DAYS = -730119
+DEF MAX_DAYS = 2921939
+DEF USECS_PER_DAY = 86400000000
 
 cdef enum:
+    # Our own numbering; setup_col maps pgtypes' CODEC_* ids onto these by name.
     K_PY = 0        # the twin's Python decode/encode
+    K_BOOL = 1
+    K_INT2 = 2
+    K_INT4 = 3
+    K_INT8 = 4
+    K_OID = 5
+    K_FLOAT4 = 6
+    K_FLOAT8 = 7
+    K_TEXT = 8      # text, varchar, bpchar, name, json, xml (UTF-8)
+    K_BYTEA = 9
+    K_DATE = 10
+    K_TS = 11
+    K_TSTZ = 12
+    K_NUMERIC = 13
+    K_UUID = 14
+    K_JSONB = 15
+    K_ARRAY = 16
 
 
 cdef struct _ColCodec:
     int kind
-    PyObject *pydec     # borrowed: kept alive by the owner's list of TypeInfo
+    int32_t size            # fixed wire size, -1 if none (checked before the twin's decode)
+    PyObject *name          # the type's name, for messages
+    int elem_kind           # for arrays
+    uint32_t elem_oid       # for arrays
+    int enc_text            # text-like columns encodable in C (no typmod, no limits)
+    PyObject *pydec         # borrowed: the owner keeps its TypeInfo list alive
     PyObject *pyenc
+    PyObject *elem_pydec
+    PyObject *pyenc_elem
+    PyObject *tz            # tzinfo for timestamptz (the twin's UTC object)
 
 
-cdef int setup_col(_ColCodec *c, object ti) except -1:
-    c.kind = K_PY
-    c.pydec = <PyObject *>ti.decode
-    c.pyenc = <PyObject *>ti.encode
+cdef inline int days_to_ymd(int64_t days, int *y, int *m, int *d) noexcept nogil:
+    """Proleptic Gregorian civil date for days since 2000-01-01 (Hinnant's algorithm)."""
+    cdef int64_t z = days + 730425
+    cdef int64_t era = (z if z >= 0 else z - 146096) // 146097
+    cdef int64_t doe = z - era * 146097
+    cdef int64_t yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    cdef int64_t yy = yoe + era * 400
+    cdef int64_t doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    cdef int64_t mp = (5 * doy + 2) // 153
+    d[0] = <int>(doy - (153 * mp + 2) // 5 + 1)
+    m[0] = <int>(mp + 3 if mp < 10 else mp - 9)
+    y[0] = <int>(yy + 1 if m[0] <= 2 else yy)
     return 0
 
 
+cdef inline int64_t ymd_to_days(int64_t y, int64_t m, int64_t d) noexcept nogil:
+    """Days since 2000-01-01 of a proleptic Gregorian date (inverse of the above)."""
+    if m <= 2:
+        y -= 1
+    cdef int64_t era = (y if y >= 0 else y - 399) // 400
+    cdef int64_t yoe = y - era * 400
+    cdef int64_t mp = m - 3 if m > 2 else m + 9
+    cdef int64_t doy = (153 * mp + 2) // 5 + d - 1
+    cdef int64_t doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 730425
+
+
+cdef inline object _py_decode(PyObject *f, const unsigned char *p, int32_t ln):
+    return (<object>f)(PyBytes_FromStringAndSize(<const char *>p, ln))
+
+
+cdef object _py_decode_col(_ColCodec *c, const unsigned char *p, int32_t ln):
+    """The twin's path for one value: size check, then the type's decode function."""
+    if c.size >= 0 and ln != c.size:
+        raise ValueError(_ER_SIZE.format(n=ln, size=c.size))
+    return (<object>c.pydec)(PyBytes_FromStringAndSize(<const char *>p, ln))
+
+
+cdef object make_uuid(const unsigned char *p):
+    """A uuid.UUID without running UUID.__init__ (the slots are set directly)."""
+    cdef object u = _UUID.__new__(_UUID)
+    cdef object iv = _PyLong_FromByteArray(p, 16, 0, 0)
+    Py_TYPE(<PyObject *>_uuid_int_slot).tp_descr_set(<PyObject *>_uuid_int_slot,
+                                                     <PyObject *>u, <PyObject *>iv)
+    Py_TYPE(<PyObject *>_uuid_safe_slot).tp_descr_set(<PyObject *>_uuid_safe_slot,
+                                                      <PyObject *>u, <PyObject *>_uuid_unknown)
+    return u
+
+
+cdef object decode_numeric(_ColCodec *c, const unsigned char *p, int32_t ln):
+    """numeric -> Decimal with exactly dscale fractional digits, via a C-built string."""
+    cdef int ndigits, weight, sign, dscale, i, j, k, g, nint, nfrac, pos, total
+    cdef char buf[256]
+    cdef char *s
+    cdef int dig
+    cdef object r
+    if ln < 8:
+        return _py_decode_col(c, p, ln)
+    ndigits = dc_u16(p)
+    weight = <int16_t>dc_u16(p + 2)
+    sign = dc_u16(p + 4)
+    dscale = dc_u16(p + 6)
+    if ln != 8 + 2 * ndigits or (sign != 0 and sign != 0x4000) or dscale > 0x3FFF \
+            or ndigits == 0:
+        return _py_decode_col(c, p, ln)
+    # integer digits: groups 0..weight; fraction: dscale digits
+    nint = (weight + 1) * 4 if weight >= 0 else 0
+    total = 1 + (nint if nint > 0 else 1) + 1 + dscale
+    if total > <int>sizeof(buf) - 8:
+        return _py_decode_col(c, p, ln)
+    for i in range(ndigits):
+        if dc_u16(p + 8 + 2 * i) >= 10000:
+            return _py_decode_col(c, p, ln)
+    # digits beyond dscale that are not zero: let the twin decide what that means
+    s = buf
+    pos = 0
+    if sign == 0x4000:
+        s[pos] = 45  # '-'
+        pos += 1
+    if weight < 0:
+        s[pos] = 48
+        pos += 1
+    else:
+        for g in range(weight + 1):
+            dig = dc_u16(p + 8 + 2 * g) if g < ndigits else 0
+            s[pos] = 48 + dig // 1000
+            s[pos + 1] = 48 + dig // 100 % 10
+            s[pos + 2] = 48 + dig // 10 % 10
+            s[pos + 3] = 48 + dig % 10
+            pos += 4
+    # fractional digits: group index weight+1 ..., each 4 digits
+    if dscale > 0:
+        s[pos] = 46  # '.'
+        pos += 1
+        k = 0
+        g = weight + 1
+        while k < dscale:
+            if g >= 0 and g < ndigits:
+                dig = dc_u16(p + 8 + 2 * g)
+            else:
+                dig = 0
+            j = 0
+            while j < 4 and k < dscale:
+                if j == 0:
+                    s[pos] = 48 + dig // 1000
+                elif j == 1:
+                    s[pos] = 48 + dig // 100 % 10
+                elif j == 2:
+                    s[pos] = 48 + dig // 10 % 10
+                else:
+                    s[pos] = 48 + dig % 10
+                pos += 1
+                j += 1
+                k += 1
+            g += 1
+    # non-zero digits past dscale would be cut off here: hand those to the twin
+    g = weight + 1 + (dscale + 3) // 4
+    if g < 0:
+        g = 0
+    while g < ndigits:
+        if dc_u16(p + 8 + 2 * g) != 0:
+            return _py_decode_col(c, p, ln)
+        g += 1
+    if dscale % 4 and weight + 1 + dscale // 4 < ndigits and weight + 1 + dscale // 4 >= 0:
+        dig = dc_u16(p + 8 + 2 * (weight + 1 + dscale // 4))
+        j = dscale % 4
+        if (j == 1 and dig % 1000) or (j == 2 and dig % 100) or (j == 3 and dig % 10):
+            return _py_decode_col(c, p, ln)
+    if sign == 0x4000:
+        # "-0.00" would keep a sign the twin drops: let it decide
+        for i in range(1, pos):
+            if s[i] > 48 and s[i] <= 57:
+                break
+        else:
+            return _py_decode_col(c, p, ln)
+    r = PyUnicode_New(pos, 127)
+    memcpy(PyUnicode_DATA(r), s, pos)
+    return _Decimal(r)
+
+
 cdef object decode_value(_ColCodec *c, const unsigned char *p, int32_t ln):
-    cdef object b = PyBytes_FromStringAndSize(<const char *>p, ln)
-    return (<object>c.pydec)(b)
+    cdef int kind = c.kind
+    cdef int64_t v64, days, us
+    cdef uint32_t u32
+    cdef uint64_t u64
+    cdef float f4
+    cdef double f8
+    cdef int y, m, d, secs
+    if kind == K_INT4:
+        if ln == 4:
+            return PyLong_FromLong(<int32_t>dc_u32(p))
+    elif kind == K_INT8:
+        if ln == 8:
+            return PyLong_FromLongLong(<int64_t>dc_u64(p))
+    elif kind == K_TEXT:
+        try:
+            return PyUnicode_DecodeUTF8(<const char *>p, ln, NULL)
+        except UnicodeDecodeError:
+            pass
+    elif kind == K_FLOAT8:
+        if ln == 8:
+            u64 = dc_u64(p)
+            memcpy(&f8, &u64, 8)
+            return PyFloat_FromDouble(f8)
+    elif kind == K_BOOL:
+        if ln == 1:
+            return True if p[0] else False
+    elif kind == K_TSTZ or kind == K_TS:
+        if ln == 8:
+            v64 = <int64_t>dc_u64(p)
+            days = v64 // USECS_PER_DAY if v64 >= 0 else -((-(v64 + 1)) // USECS_PER_DAY) - 1
+            if MIN_DAYS <= days <= MAX_DAYS:
+                us = v64 - days * USECS_PER_DAY
+                days_to_ymd(days, &y, &m, &d)
+                secs = <int>(us // 1000000)
+                return datetime_new(y, m, d, secs // 3600, secs // 60 % 60, secs % 60,
+                                    <int>(us % 1000000),
+                                    <object>c.tz if kind == K_TSTZ else None)
+    elif kind == K_DATE:
+        if ln == 4:
+            days = <int32_t>dc_u32(p)
+            if MIN_DAYS <= days <= MAX_DAYS:
+                days_to_ymd(days, &y, &m, &d)
+                return date_new(y, m, d)
+    elif kind == K_NUMERIC:
+        return decode_numeric(c, p, ln)
+    elif kind == K_UUID:
+        if ln == 16:
+            return make_uuid(p)
+    elif kind == K_BYTEA:
+        return PyBytes_FromStringAndSize(<const char *>p, ln)
+    elif kind == K_INT2:
+        if ln == 2:
+            return PyLong_FromLong(<int16_t>dc_u16(p))
+    elif kind == K_OID:
+        if ln == 4:
+            return PyLong_FromUnsignedLong(dc_u32(p))
+    elif kind == K_FLOAT4:
+        if ln == 4:
+            u32 = dc_u32(p)
+            memcpy(&f4, &u32, 4)
+            return PyFloat_FromDouble(<double>f4)
+    elif kind == K_JSONB:
+        if ln >= 1 and p[0] == 1:
+            try:
+                return PyUnicode_DecodeUTF8(<const char *>p + 1, ln - 1, NULL)
+            except UnicodeDecodeError:
+                pass
+    elif kind == K_ARRAY:
+        return decode_array(c, p, ln)
+    return _py_decode_col(c, p, ln)
+
+
+cdef object decode_array(_ColCodec *c, const unsigned char *p, int32_t ln):
+    """1-D..6-D arrays of hot element types, lower bounds 1; else the twin."""
+    cdef int32_t ndim, hasnull, i, n
+    cdef int32_t dims[6]
+    cdef int64_t total = 1
+    cdef uint32_t eoid
+    cdef Py_ssize_t pos
+    cdef _ColCodec ec
+    cdef list flat
+    cdef int32_t el
+    if ln < 12:
+        return _py_decode_col(c, p, ln)
+    ndim = <int32_t>dc_u32(p)
+    hasnull = <int32_t>dc_u32(p + 4)
+    eoid = dc_u32(p + 8)
+    if ndim < 1 or ndim > 6 or (hasnull != 0 and hasnull != 1) or eoid != c.elem_oid \
+            or ln < 12 + 8 * ndim:
+        return _py_decode_col(c, p, ln)
+    for i in range(ndim):
+        dims[i] = <int32_t>dc_u32(p + 12 + 8 * i)
+        if dims[i] < 1 or <int32_t>dc_u32(p + 16 + 8 * i) != 1:
+            return _py_decode_col(c, p, ln)
+        total *= dims[i]
+        if total > ln:
+            return _py_decode_col(c, p, ln)
+    ec.kind = c.elem_kind
+    ec.size = -1
+    ec.pydec = c.elem_pydec
+    ec.tz = c.tz
+    ec.elem_pydec = NULL
+    pos = 12 + 8 * ndim
+    flat = [None] * <Py_ssize_t>total
+    for i in range(<int32_t>total):
+        if ln - pos < 4:
+            return _py_decode_col(c, p, ln)
+        el = <int32_t>dc_u32(p + pos)
+        pos += 4
+        if el == -1:
+            if not hasnull:
+                return _py_decode_col(c, p, ln)
+            continue
+        if el < 0 or el > ln - pos:
+            return _py_decode_col(c, p, ln)
+        try:
+            flat[i] = decode_value(&ec, p + pos, el)
+        except (ValueError, _struct_error, OverflowError):
+            return _py_decode_col(c, p, ln)
+        pos += el
+    if pos != ln:
+        return _py_decode_col(c, p, ln)
+    if ndim == 1:
+        return flat
+    return _nest(flat, dims, ndim)
+
+
+cdef list _nest(list flat, int32_t *dims, int ndim):
+    """Split a flat list into nested lists, innermost dimension last."""
+    cdef int k
+    cdef Py_ssize_t size, j, n
+    cdef list cur = flat, nxt
+    for k in range(ndim - 1, 0, -1):
+        size = dims[k]
+        n = len(cur) // size
+        nxt = [None] * n
+        for j in range(n):
+            nxt[j] = cur[j * size:(j + 1) * size]
+        cur = nxt
+    return cur
+
+
+from dumpcodec import pgtypes as _pgt
+
+cdef object _ER_SIZE = _pgt.ER_SIZE
+cdef object _EV_VALUE = _pgt.EV_VALUE
+cdef object _UTC = _pgt.decode_timestamptz(b"\x00" * 8).tzinfo
+
+# pgtypes' codec ids -> our kinds (by name, so a renumbering there cannot break us)
+cdef dict _KIND_BY_CODEC = {}
+for _name, _kind in (("BOOL", K_BOOL), ("INT2", K_INT2), ("INT4", K_INT4), ("INT8", K_INT8),
+                     ("OID", K_OID), ("FLOAT4", K_FLOAT4), ("FLOAT8", K_FLOAT8),
+                     ("TEXT", K_TEXT), ("BYTEA", K_BYTEA), ("DATE", K_DATE),
+                     ("TIMESTAMP", K_TS), ("TIMESTAMPTZ", K_TSTZ), ("NUMERIC", K_NUMERIC),
+                     ("UUID", K_UUID), ("JSONB", K_JSONB), ("ARRAY", K_ARRAY)):
+    if hasattr(_pgt, "CODEC_" + _name):
+        _KIND_BY_CODEC[getattr(_pgt, "CODEC_" + _name)] = _kind
+
+
+cdef int setup_col(_ColCodec *c, object ti) except -1:
+    """Fill a column's codec from its TypeInfo (the owner keeps ti alive)."""
+    c.kind = _KIND_BY_CODEC.get(ti.codec, K_PY)
+    c.size = ti.size if ti.size is not None else -1
+    c.name = <PyObject *>ti.name
+    c.elem_kind = K_PY
+    c.elem_oid = 0
+    c.enc_text = 0
+    c.pydec = <PyObject *>ti.decode
+    c.pyenc = <PyObject *>ti.encode
+    c.elem_pydec = NULL
+    c.tz = <PyObject *>_UTC
+    if c.kind == K_ARRAY:
+        el = ti.element
+        if el is None:
+            c.kind = K_PY
+        else:
+            c.elem_kind = _KIND_BY_CODEC.get(el.codec, K_PY)
+            if c.elem_kind == K_ARRAY:
+                c.elem_kind = K_PY
+            c.elem_oid = el.oid
+            c.elem_pydec = <PyObject *>el.decode
+            c.pyenc_elem = <PyObject *>el.encode
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Hot-type encoders.  Each writes the length word and the value and returns 0, or
+# returns 1 (having written nothing) when the value is not the plain case, so that
+# the twin's Python encoder decides (it produces the bytes or the exact error).
+
+cdef extern from "Python.h":
+    bint PyList_CheckExact(object o)
+    Py_ssize_t PyList_GET_SIZE(object o)
+    PyObject *PyList_GET_ITEM(object o, Py_ssize_t i)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    object PyObject_Str(object o)
+
+cdef extern from "math.h":
+    bint isinf(double x) nogil
+
+cdef object _uuid_int_get = _uuid_int_slot.__get__
+
+
+cdef inline void put_len(_Buf buf, Py_ssize_t start, Py_ssize_t n) noexcept:
+    dc_put32(buf.data + start, <uint32_t>n)
+
+
+cdef int enc_numeric(_ColCodec *c, object v, _Buf buf) except -1:
+    """Decimal -> numeric, as pgtypes.encode_numeric, from str(v) parsed in C."""
+    cdef object s = PyObject_Str(v)
+    cdef Py_ssize_t n, i, nd = 0, nfrac = 0, start, k
+    cdef const char *t
+    cdef char digs[1040]
+    cdef uint16_t groups[270]
+    cdef int neg = 0, seen_dot = 0, in_exp = 0, eneg = 0, allzero = 1
+    cdef int64_t e = 0, exp, e4, shift, dscale, weight
+    cdef int ngroups, lead, first, last, g, j, dig
+    t = PyUnicode_AsUTF8AndSize(s, &n)
+    i = 0
+    if n > 0 and t[0] == 45:
+        neg = 1
+        i = 1
+    if i >= n or not (48 <= t[i] <= 57):
+        return 1  # NaN, Infinity, sNaN
+    while i < n:
+        ch = t[i]
+        if 48 <= ch <= 57:
+            if in_exp:
+                e = e * 10 + (ch - 48)
+                if e > 100000000:
+                    return 1
+            else:
+                if nd >= 1000:
+                    return 1
+                digs[nd] = ch - 48
+                if ch != 48:
+                    allzero = 0
+                nd += 1
+                if seen_dot:
+                    nfrac += 1
+        elif ch == 46 and not seen_dot and not in_exp:
+            seen_dot = 1
+        elif (ch == 69 or ch == 101) and not in_exp:
+            in_exp = 1
+            if i + 1 < n and (t[i + 1] == 43 or t[i + 1] == 45):
+                eneg = t[i + 1] == 45
+                i += 1
+        else:
+            return 1
+        i += 1
+    exp = (-e if eneg else e) - nfrac
+    dscale = -exp if exp < 0 else 0
+    if dscale > 0x3FFF:
+        return 1
+    start = buf.len
+    if allzero:
+        buf.reserve(12)
+        dc_put32(buf.data + start, 8)
+        dc_put16(buf.data + start + 4, 0)
+        dc_put16(buf.data + start + 6, 0)
+        dc_put16(buf.data + start + 8, 0)
+        dc_put16(buf.data + start + 10, <uint16_t>dscale)
+        buf.len = start + 12
+        return 0
+    # value = digs * 10**exp; align exp down to a multiple of 4
+    e4 = exp // 4 if exp >= 0 else -((-exp + 3) // 4)
+    shift = exp - 4 * e4
+    for k in range(shift):
+        digs[nd] = 0
+        nd += 1
+    # skip leading zero digits; group q (0 = most significant) covers the digits
+    # [nd - 4*ngroups + 4q, +4), those before lead (or before 0) being zeros
+    lead = 0
+    while lead < nd and digs[lead] == 0:
+        lead += 1
+    ngroups = <int>((nd - lead + 3) // 4)
+    for g in range(ngroups):
+        dig = 0
+        for k in range(4):
+            idx = nd - 4 * ngroups + 4 * g + k
+            dig = dig * 10 + (digs[idx] if idx >= lead else 0)
+        groups[g] = <uint16_t>dig
+    # strip trailing zero groups as the server does
+    last = ngroups
+    while last > 0 and groups[last - 1] == 0:
+        last -= 1
+        e4 += 1
+    weight = e4 + last - 1
+    if last > 0xFFFF or weight < -0x8000 or weight > 0x7FFF:
+        return 1
+    buf.reserve(12 + 2 * last)
+    dc_put32(buf.data + start, <uint32_t>(8 + 2 * last))
+    dc_put16(buf.data + start + 4, <uint16_t>last)
+    dc_put16(buf.data + start + 6, <uint16_t><int16_t>weight)
+    dc_put16(buf.data + start + 8, 0x4000 if neg else 0)
+    dc_put16(buf.data + start + 10, <uint16_t>dscale)
+    for g in range(last):
+        dc_put16(buf.data + start + 12 + 2 * g, groups[g])
+    buf.len = start + 12 + 2 * last
+    return 0
+
+
+cdef int enc_array(_ColCodec *c, object v, _Buf buf) except -1:
+    """A 1-D list (or []) of hot element values, lower bound 1; else the twin."""
+    cdef Py_ssize_t start = buf.len, n, i
+    cdef _ColCodec ec
+    cdef int hasnull = 0, r
+    cdef object e
+    if not PyList_CheckExact(v):
+        return 1
+    n = PyList_GET_SIZE(v)
+    if n == 0:
+        buf.reserve(16)
+        dc_put32(buf.data + start, 12)
+        dc_put32(buf.data + start + 4, 0)
+        dc_put32(buf.data + start + 8, 0)
+        dc_put32(buf.data + start + 12, c.elem_oid)
+        buf.len = start + 16
+        return 0
+    if PyList_CheckExact(<object>PyList_GET_ITEM(v, 0)) or c.elem_kind == K_PY \
+            or c.elem_kind == K_ARRAY or n > 0x7FFFFFFF:
+        return 1
+    ec.kind = c.elem_kind
+    ec.size = -1
+    ec.tz = c.tz
+    buf.reserve(24)
+    buf.len = start + 24
+    for i in range(n):
+        e = <object>PyList_GET_ITEM(v, i)
+        if e is None:
+            hasnull = 1
+            buf.reserve(4)
+            dc_put32(buf.data + buf.len, 0xFFFFFFFFu)
+            buf.len += 4
+            continue
+        r = encode_value(&ec, e, buf)
+        if r:
+            buf.len = start
+            return 1
+        if buf.len - start > C_MAX_FIELD:
+            buf.len = start
+            return 1
+    dc_put32(buf.data + start, <uint32_t>(buf.len - start - 4))
+    dc_put32(buf.data + start + 4, 1)
+    dc_put32(buf.data + start + 8, <uint32_t>hasnull)
+    dc_put32(buf.data + start + 12, c.elem_oid)
+    dc_put32(buf.data + start + 16, <uint32_t>n)
+    dc_put32(buf.data + start + 20, 1)
+    return 0
+
+
+cdef int encode_value(_ColCodec *c, object v, _Buf buf) except -1:
+    """Write v (length word + bytes) for a hot type; return 1 to ask for the twin."""
+    cdef int kind = c.kind
+    cdef long long x
+    cdef int overflow = 0
+    cdef Py_ssize_t n
+    cdef const char *t
+    cdef double d
+    cdef float f
+    cdef uint64_t u64
+    cdef uint32_t u32
+    cdef int64_t days, us
+    cdef unsigned char *o
+    if kind == K_INT8 or kind == K_INT4 or kind == K_INT2 or kind == K_OID:
+        if not PyLong_CheckExact(v):
+            return 1
+        x = PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow:
+            return 1
+        buf.reserve(12)
+        o = buf.data + buf.len
+        if kind == K_INT8:
+            dc_put32(o, 8)
+            dc_put64(o + 4, <uint64_t>x)
+            buf.len += 12
+        elif kind == K_INT4:
+            if x < -2147483648 or x > 2147483647:
+                return 1
+            dc_put32(o, 4)
+            dc_put32(o + 4, <uint32_t><int32_t>x)
+            buf.len += 8
+        elif kind == K_INT2:
+            if x < -32768 or x > 32767:
+                return 1
+            dc_put32(o, 2)
+            dc_put16(o + 4, <uint16_t><int16_t>x)
+            buf.len += 6
+        else:
+            if x < 0 or x > 4294967295:
+                return 1
+            dc_put32(o, 4)
+            dc_put32(o + 4, <uint32_t>x)
+            buf.len += 8
+        return 0
+    if kind == K_TEXT or kind == K_JSONB:
+        if not PyUnicode_CheckExact(v):
+            return 1
+        try:
+            t = PyUnicode_AsUTF8AndSize(v, &n)
+        except UnicodeEncodeError:
+            return 1
+        if n > C_MAX_FIELD - 1 or memchr(t, 0, n) != NULL:
+            return 1
+        if kind == K_JSONB:
+            buf.reserve(5 + n)
+            o = buf.data + buf.len
+            dc_put32(o, <uint32_t>(n + 1))
+            o[4] = 1
+            memcpy(o + 5, t, n)
+            buf.len += 5 + n
+        else:
+            buf.reserve(4 + n)
+            o = buf.data + buf.len
+            dc_put32(o, <uint32_t>n)
+            memcpy(o + 4, t, n)
+            buf.len += 4 + n
+        return 0
+    if kind == K_FLOAT8 or kind == K_FLOAT4:
+        if not PyFloat_CheckExact(v):
+            return 1
+        d = PyFloat_AS_DOUBLE(v)
+        buf.reserve(12)
+        o = buf.data + buf.len
+        if kind == K_FLOAT8:
+            memcpy(&u64, &d, 8)
+            dc_put32(o, 8)
+            dc_put64(o + 4, u64)
+            buf.len += 12
+        else:
+            f = <float>d
+            if isinf(f) and not isinf(d):
+                return 1
+            memcpy(&u32, &f, 4)
+            dc_put32(o, 4)
+            dc_put32(o + 4, u32)
+            buf.len += 8
+        return 0
+    if kind == K_BOOL:
+        if v is True or v is False:
+            buf.reserve(5)
+            o = buf.data + buf.len
+            dc_put32(o, 1)
+            o[4] = 1 if v is True else 0
+            buf.len += 5
+            return 0
+        return 1
+    if kind == K_TSTZ or kind == K_TS:
+        if not PyDateTime_CheckExact(v):
+            return 1
+        tz = datetime_tzinfo(v)
+        if kind == K_TSTZ:
+            if tz is not <object>c.tz:
+                return 1
+        elif tz is not None:
+            return 1
+        days = ymd_to_days(PyDateTime_GET_YEAR(v), PyDateTime_GET_MONTH(v),
+                           PyDateTime_GET_DAY(v))
+        us = ((days * 86400 + PyDateTime_DATE_GET_HOUR(v) * 3600
+               + PyDateTime_DATE_GET_MINUTE(v) * 60 + PyDateTime_DATE_GET_SECOND(v))
+              * 1000000 + PyDateTime_DATE_GET_MICROSECOND(v))
+        buf.reserve(12)
+        o = buf.data + buf.len
+        dc_put32(o, 8)
+        dc_put64(o + 4, <uint64_t>us)
+        buf.len += 12
+        return 0
+    if kind == K_DATE:
+        if not PyDate_CheckExact(v):
+            return 1
+        days = ymd_to_days(PyDateTime_GET_YEAR(v), PyDateTime_GET_MONTH(v),
+                           PyDateTime_GET_DAY(v))
+        buf.reserve(8)
+        o = buf.data + buf.len
+        dc_put32(o, 4)
+        dc_put32(o + 4, <uint32_t><int32_t>days)
+        buf.len += 8
+        return 0
+    if kind == K_BYTEA:
+        if not PyBytes_CheckExact(v):
+            return 1
+        n = PyBytes_GET_SIZE(v)
+        if n > C_MAX_FIELD:
+            return 1
+        buf.reserve(4 + n)
+        o = buf.data + buf.len
+        dc_put32(o, <uint32_t>n)
+        memcpy(o + 4, PyBytes_AS_STRING(v), n)
+        buf.len += 4 + n
+        return 0
+    if kind == K_NUMERIC:
+        if type(v) is not _Decimal:
+            return 1
+        return enc_numeric(c, v, buf)
+    if kind == K_UUID:
+        if type(v) is not _UUID:
+            return 1
+        buf.reserve(20)
+        o = buf.data + buf.len
+        dc_long_to_16(_uuid_int_get(v), o + 4)
+        dc_put32(o, 16)
+        buf.len += 20
+        return 0
+    if kind == K_ARRAY:
+        return enc_array(c, v, buf)
+    return 1
 
 
 # ---------------------------------------------------------------------------
@@ -893,11 +1616,11 @@ cdef class Decoder(_FramingBase):
         self._init_walker(ncols)
         self._names = list(names) if names is not None else None
         self._tail = _Buf()
-        if self._infos:
+        if self._infos is not None:
             self._raw = 0
             self._decs = [ti.decode for ti in self._infos]
             self._ncol = len(self._infos)
-            self._cols = <_ColCodec *>malloc(sizeof(_ColCodec) * self._ncol)
+            self._cols = <_ColCodec *>malloc(sizeof(_ColCodec) * (self._ncol + 1))
             if self._cols == NULL:
                 raise MemoryError()
             for i, ti in enumerate(self._infos):
@@ -988,87 +1711,111 @@ cdef class Decoder(_FramingBase):
         only once the whole tuple's framing is known to be good (as in the twin).
         """
         cdef Walker *w = &self.w
-        cdef Py_ssize_t pos = 0, q
-        cdef int32_t cnt, i, ln
+        cdef Py_ssize_t pos = 0, q = 0
+        cdef int32_t cnt, i = 0, ln = 0
         cdef int32_t ncols = w.ncols
         cdef int oids = w.oids
         cdef int raw = self._raw
-        cdef PyObject *row
+        cdef PyObject *row = NULL
         cdef PyObject *v
         cdef int ok, untrack
-        cdef object verr, val
+        cdef object val
         cdef _ColCodec *cols = self._cols
-        while n - pos >= 2:
-            cnt = <int16_t>dc_u16(p + pos)
-            if cnt < 0:
-                if cnt == -1:
-                    w.state = ST_DONE
-                    w.tuple_end = base + pos
-                    pos += 2
-                break
-            if ncols < 0:
-                ncols = cnt
-                w.ncols = cnt
-            elif cnt != ncols:
-                break
-            q = pos + 2
-            if oids:
-                if n - q < 8 or <int32_t>dc_u32(p + q) != 4:
+        try:
+            while n - pos >= 2:
+                cnt = <int16_t>dc_u16(p + pos)
+                if cnt < 0:
+                    if cnt == -1:
+                        w.state = ST_DONE
+                        w.tuple_end = base + pos
+                        pos += 2
                     break
-                q += 8
-            row = PyTuple_New(cnt)
-            ok = 1
-            untrack = 1
-            verr = None
-            i = 0
-            while i < cnt:
-                if n - q < 4:
-                    ok = 0
+                if ncols < 0:
+                    ncols = cnt
+                    w.ncols = cnt
+                elif cnt != ncols:
                     break
-                ln = <int32_t>dc_u32(p + q)
-                if ln < 0:
-                    if ln != -1:
+                q = pos + 2
+                if oids:
+                    if n - q < 8 or <int32_t>dc_u32(p + q) != 4:
+                        break
+                    q += 8
+                row = PyTuple_New(cnt)
+                ok = 1
+                untrack = 1
+                i = 0
+                while i < cnt:
+                    if n - q < 4:
                         ok = 0
                         break
-                    Py_INCREF(None)
-                    PyTuple_SET_ITEM(row, i, <PyObject *>None)
-                    q += 4
-                elif ln > C_MAX_FIELD or ln > n - q - 4:
-                    ok = 0
-                    break
-                else:
-                    if verr is None:
-                        try:
-                            if raw:
-                                val = PyBytes_FromStringAndSize(<const char *>p + q + 4, ln)
-                            else:
-                                val = decode_value(&cols[i], p + q + 4, ln)
-                        except (ValueError, _struct_error, OverflowError) as exc:
-                            verr = _field_error(i + 1, w.rows + 1, base + q, str(exc), self._names)
-                            val = None
+                    ln = <int32_t>dc_u32(p + q)
+                    if ln < 0:
+                        if ln != -1:
+                            ok = 0
+                            break
+                        Py_INCREF(None)
+                        PyTuple_SET_ITEM(row, i, <PyObject *>None)
+                        q += 4
+                    elif ln > C_MAX_FIELD or ln > n - q - 4:
+                        ok = 0
+                        break
                     else:
-                        val = None
-                    v = <PyObject *>val
-                    Py_INCREF(val)
-                    PyTuple_SET_ITEM(row, i, v)
-                    if untrack and PyObject_GC_IsTracked(v):
-                        untrack = 0
-                    q += 4 + ln
-                i += 1
-            if not ok:
+                        if raw:
+                            val = PyBytes_FromStringAndSize(<const char *>p + q + 4, ln)
+                        else:
+                            val = decode_value(&cols[i], p + q + 4, ln)
+                        v = <PyObject *>val
+                        Py_INCREF(val)
+                        PyTuple_SET_ITEM(row, i, v)
+                        if untrack and dc_is_tracked(v):
+                            untrack = 0
+                        q += 4 + ln
+                    i += 1
+                if not ok:
+                    Py_DECREF(row)
+                    row = NULL
+                    break
+                if untrack:
+                    PyObject_GC_UnTrack(row)
+                PyList_Append(out, row)
                 Py_DECREF(row)
-                break
-            if verr is not None:
+                row = NULL
+                w.rows += 1
+                pos = q
+                w.tuple_end = base + pos
+        except (ValueError, _struct_error, OverflowError) as exc:
+            # A value of field i+1 does not decode.  As in the twin, the whole
+            # tuple's framing is checked first: a framing fault (or the end of
+            # the data) inside it takes precedence, via the walker.
+            if row != NULL:
                 Py_DECREF(row)
-                raise verr
-            if untrack:
-                PyObject_GC_UnTrack(row)
-            PyList_Append(out, row)
-            Py_DECREF(row)
-            w.rows += 1
-            pos = q
-            w.tuple_end = base + pos
+                row = NULL
+            verr = _field_error(i + 1, w.rows + 1, base + q,
+                                _EV_VALUE.format(name=<object>cols[i].name, reason=exc),
+                                self._names)
+            if rest_of_tuple_ok(p, n, q + 4 + ln, cnt - i - 1):
+                raise self._fail(verr)
         return pos
+
+
+cdef int rest_of_tuple_ok(const unsigned char *p, Py_ssize_t n, Py_ssize_t q,
+                          int32_t left) noexcept:
+    """True when `left` more well-formed fields follow at q, all within p[0:n]."""
+    cdef int32_t ln
+    while left > 0:
+        if n - q < 4:
+            return 0
+        ln = <int32_t>dc_u32(p + q)
+        q += 4
+        if ln < 0:
+            if ln != -1:
+                return 0
+        elif ln > C_MAX_FIELD or ln > n - q:
+            return 0
+        else:
+            q += ln
+        left -= 1
+    return 1
 
 
 def iter_rows(fileobj, types=None, *, names=None, raw=False, read_size=DEFAULT_READ_SIZE):
@@ -1222,8 +1969,9 @@ cdef class Encoder:
                     buf.len += 4
                 elif raw:
                     self._encode_raw(v, i + 1, row_no)
-                else:
-                    self._encode_typed(&self._cols[i], v, i + 1, row_no)
+                elif encode_value(&self._cols[i], v, buf):
+                    # not the plain case: the twin's encoder gives bytes or the error
+                    self._encode_py(&self._cols[i], v, i + 1, row_no)
         self._rows = row_no
         self._ncols = ncols
         return 0
@@ -1247,21 +1995,7 @@ cdef class Encoder:
             PyBuffer_Release(&view)
         return 0
 
-    cdef int _encode_typed(self, _ColCodec *c, object v, int32_t col, int64_t row_no) except -1:
-        cdef _Buf buf = self._buf
-        cdef Py_ssize_t start = buf.len
-        cdef int r
-        try:
-            r = encode_value(c, v, buf)
-        except TypeError as exc:
-            buf.len = start
-            raise self._error(TypeError, col, row_no, str(exc)) from None
-        except (ValueError, OverflowError, _struct_error) as exc:
-            buf.len = start
-            raise self._error(_EncodeError, col, row_no, str(exc)) from None
-        if r == 0:
-            return 0
-        # encode_value could not write it in C: the twin's Python encoder
+    cdef int _encode_py(self, _ColCodec *c, object v, int32_t col, int64_t row_no) except -1:
         try:
             b = (<object>c.pyenc)(v)
         except TypeError as exc:
@@ -1285,11 +2019,6 @@ cdef class Encoder:
         finally:
             PyBuffer_Release(&view)
         return 0
-
-
-cdef int encode_value(_ColCodec *c, object v, _Buf buf) except -1:
-    """Write v (length word + bytes) for a hot type; return 1 to ask for the twin."""
-    return 1
 
 
 def write_stream(fileobj, rows, types=None, *, names=None, block_size=DEFAULT_BLOCK_SIZE) -> int:

@@ -427,10 +427,6 @@ def _load_table(conn, item: _Item, pieces: Callable[[], Iterable[Tuple[bytes, in
     if opts.data and item.extra.get("data", True) is not False:
         rows, nbytes, reencoded = _copy_in(conn, item, pieces, schema_, name, tdef, live,
                                            opts)
-    for fk in readd_fks:
-        # foreign keys of other tables that pointed at the replaced table
-        conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-            sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2]), sql.SQL(fk[3])))
     return _Prepared(item, conn, schema_, name, tdef, plan, action, rows, nbytes, t0,
                      reencoded, readd_fks)
 
@@ -556,6 +552,12 @@ def _finish_table(p: _Prepared, opts: _Options) -> TableRestoreResult:
     elif p.tdef is not None and p.action in ("appended", "truncated") and p.tdef.sequences:
         # loading into an existing table: move its sequences on as the dump had them
         _set_sequences(conn, p.tdef, p.schema)
+    for fk in p.readd_fks:
+        # foreign keys of other tables that pointed at the replaced table: back on the
+        # new one (after its keys exist); if the new rows break one, the whole
+        # replacement rolls back and the old table stays
+        conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+            sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2]), sql.SQL(fk[3])))
     conn.execute("COMMIT")
     return TableRestoreResult(p.item.table_id, f"{p.schema}.{p.name}", p.action, p.rows,
                               p.nbytes, time.perf_counter() - p.t0, p.reencoded)
@@ -720,8 +722,13 @@ def restore_dump(conninfo: str,
             _restore_stream(reader, pool, jobs, opts, tables, summary, done)
         conn = pool.get()
         try:
-            if data or True:
+            if indexes:
                 _foreign_keys(conn, done, opts, summary)
+            elif any(c.kind == "foreign_key" for _, _, _, d in done if d is not None
+                     for c in d.constraints):
+                # a foreign key needs the referenced table's key, which was left out
+                summary.warnings.append("foreign keys not created (indexes and keys "
+                                        "were left out)")
             if analyze and data:
                 for item, schema_, name, _ in done:
                     try:
@@ -824,16 +831,24 @@ def _restore_seekable(reader, source, pool, jobs, opts, tables, summary, done) -
                 events[parent].wait()
                 if parent not in ok_ids:
                     raise RestoreError(f"its parent table {parent} was not restored")
-            conn = pool.get()
-            try:
-                opts.progress.table_start(item.table_id)
-                result, target = _restore_one(
-                    conn, item, lambda: _iter_pieces(my_reader(), item), opts)
-            except BaseException:
-                _rollback(conn)
-                raise
-            finally:
-                pool.put(conn)
+            opts.progress.table_start(item.table_id)
+            for attempt in (1, 2):
+                conn = pool.get()
+                try:
+                    result, target = _restore_one(
+                        conn, item, lambda: _iter_pieces(my_reader(), item), opts)
+                    break
+                except psycopg.errors.DeadlockDetected:
+                    # parallel replaces of tables linked by foreign keys can deadlock;
+                    # the server aborted this one: it runs once more
+                    _rollback(conn)
+                    if attempt == 2:
+                        raise
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                finally:
+                    pool.put(conn)
             if result is not None:
                 with lock:
                     ok_ids.add(item.table_id)

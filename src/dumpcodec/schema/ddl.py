@@ -6,7 +6,7 @@ every number an int), except the pieces PostgreSQL can give only as text:
 
 * expressions (defaults, CHECKs, generated columns, domain defaults and checks, index
   expressions and predicates): each is parsed with pglast as ``SELECT (<expr>\\n)`` and
-  must be exactly one plain SELECT with one unnamed target and nothing else; the
+  must be exactly one plain SELECT with one unnamed target, no subquery, nothing else; the
   statement then embeds exactly that parenthesised text, so a trailing ``--`` comment
   cannot swallow the rest of the statement;
 * partition keys and bounds: parsed inside a skeleton CREATE TABLE that must come out
@@ -79,9 +79,21 @@ def checked_expression(expr: str, where: str) -> sql.SQL:
             raise ValueError(f"more than an expression ({', '.join(others) or 'set op'})")
         if not sel.targetList or len(sel.targetList) != 1 or sel.targetList[0].name:
             raise ValueError("not exactly one expression")
+        if _has_node(sel.targetList[0](), "SubLink"):
+            # PostgreSQL allows no subquery in any place these expressions go
+            # (defaults, CHECKs, generated columns, index expressions, predicates).
+            raise ValueError("a subquery is not allowed here")
     except ValueError as exc:
         raise UnsafeExpressionError(f"{where}: refused expression {expr!r}: {exc}") from None
     return sql.SQL(wrapped)
+
+
+def _has_node(tree, tag: str) -> bool:
+    if isinstance(tree, dict):
+        return tree.get("@") == tag or any(_has_node(v, tag) for v in tree.values())
+    if isinstance(tree, (list, tuple)):
+        return any(_has_node(v, tag) for v in tree)
+    return False
 
 
 def _checked_clause(skeleton: str, piece: str, where: str, check) -> sql.SQL:

@@ -43,6 +43,7 @@ import asyncio
 import datetime as _dt
 import gc
 import importlib
+import itertools
 import json
 import os
 import platform
@@ -385,12 +386,19 @@ def peer_asyncpg_copy_out(ctx: Context, table: str) -> Dict[str, Any]:
     return asyncio.run(main())
 
 
-def peer_psycopg_decode(ctx: Context, table: str) -> Dict[str, Any]:
-    """psycopg 3 binary COPY TO with ``set_types``, every row decoded by ``rows()``."""
+def peer_psycopg_decode(ctx: Context, table: str, json_text: bool = False) -> Dict[str, Any]:
+    """psycopg 3 binary COPY TO with ``set_types``, every row decoded by ``rows()``.
+
+    ``json_text``: jsonb loaded as ``str`` (as dumpcodec gives it) instead of
+    parsed into dicts, for a like-for-like comparison.
+    """
     import psycopg
+    import psycopg.types.json
     types = datasets.short_types(table)
     secs, n = [], 0
     with psycopg.connect(ctx.dsn, autocommit=True) as conn:
+        if json_text:
+            psycopg.types.json.set_json_loads(lambda data: bytes(data).decode(), conn)
         for _ in range(ctx.rounds):
             n = 0
             t0 = time.perf_counter()
@@ -443,6 +451,26 @@ def fetch_rows(ctx: Context, table: str) -> List[tuple]:
     gc.freeze()
     gc.enable()
     return rows
+
+
+def jsonb_as_text(rows: Sequence[tuple], table: str, encode: bool = False):
+    """The rows with their jsonb values (dicts) serialised with ``json.dumps``.
+
+    dumpcodec (jsonb is ``str``) and pgcopy (``bytes``) take jsonb as text, where
+    psycopg and asyncpg call ``json.dumps`` inside; callers iterate this inside the
+    timed part so that every tool pays for the serialisation once.
+    """
+    idx = [i for i, c in enumerate(datasets.COLUMNS[table]) if c.short == "jsonb"]
+    if not idx:
+        return rows
+    if len(idx) > 1:
+        raise ValueError("one jsonb column expected")
+    j = idx[0]
+    dumps = json.dumps
+    if encode:
+        return (r if r[j] is None else r[:j] + (dumps(r[j]).encode(),) + r[j + 1:]
+                for r in rows)
+    return (r if r[j] is None else r[:j] + (dumps(r[j]),) + r[j + 1:] for r in rows)
 
 
 def reset_load_table(ctx: Context, table: str) -> None:
@@ -519,15 +547,6 @@ def peer_pgcopy_encode(ctx: Context, table: str) -> Dict[str, Any]:
     from pgcopy import CopyManager
     rows = fetch_rows(ctx, table)
     cols = datasets.column_names(table)
-    json_cols = [i for i, c in enumerate(datasets.COLUMNS[table]) if c.short == "jsonb"]
-
-    def prepared():
-        if not json_cols:
-            return rows
-        dumps = json.dumps
-        return (tuple(dumps(v).encode() if i in json_cols and v is not None else v
-                      for i, v in enumerate(r)) for r in rows)
-
     secs = []
     conn = psycopg2.connect(ctx.dsn)
     try:
@@ -535,13 +554,29 @@ def peer_pgcopy_encode(ctx: Context, table: str) -> Dict[str, Any]:
         for _ in range(ctx.rounds):
             reset_load_table(ctx, table)
             t0 = time.perf_counter()
-            mgr.copy(prepared())
+            mgr.copy(jsonb_as_text(rows, table, encode=True))
             conn.commit()
             secs.append(time.perf_counter() - t0)
     finally:
         conn.close()
     _check_loaded(ctx, table, len(rows))
     return {"seconds": secs, "rows": len(rows)}
+
+
+def _repeat_timed(fn: Callable[[], Any], rounds: int, min_time: float = 0.2) -> List[float]:
+    """Seconds per call of ``fn``, one figure per round; a round repeats ``fn``
+    until it has run ``min_time`` so that sub-millisecond operations are measurable."""
+    secs = []
+    for _ in range(max(3, rounds)):
+        calls, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            calls += 1
+            elapsed = time.perf_counter() - t0
+            if elapsed >= min_time:
+                break
+        secs.append(elapsed / calls)
+    return secs
 
 
 def peer_memcpy(ctx: Context, table: str) -> Dict[str, Any]:
@@ -551,12 +586,8 @@ def peer_memcpy(ctx: Context, table: str) -> Dict[str, Any]:
         with conn.cursor() as cur:
             with cur.copy(_copy_to(ctx, table)) as copy:
                 data = b"".join(bytes(b) for b in copy)
-    secs = []
-    for _ in range(max(3, ctx.rounds)):
-        t0 = time.perf_counter()
-        dup = bytearray(data)  # one full read and one full write of the buffer
-        secs.append(time.perf_counter() - t0)
-        del dup
+    # one full read and one full write of the buffer
+    secs = _repeat_timed(lambda: bytearray(data), ctx.rounds)
     return {"seconds": secs, "bytes": len(data)}
 
 
@@ -675,6 +706,12 @@ def peer_cases(ctx: Context) -> List[Case]:
     for t in ctx.tables:
         cases.append(Case(f"decode/{t}/psycopg", "decode", t, "psycopg Copy.rows() (binary)",
                           func="benchmarks.run:peer_psycopg_decode", params={"table": t}))
+        if any(c.short == "jsonb" for c in datasets.COLUMNS[t]):
+            cases.append(Case(f"decode/{t}/psycopg-jsontext", "decode", t,
+                              "psycopg Copy.rows() (binary, jsonb as text)",
+                              func="benchmarks.run:peer_psycopg_decode",
+                              params={"table": t, "json_text": True},
+                              note="like for like: dumpcodec gives jsonb as text"))
         cases.append(Case(f"decode/{t}/asyncpg", "decode", t, "asyncpg cursor fetch",
                           func="benchmarks.run:peer_asyncpg_decode", params={"table": t},
                           note="asyncpg cannot decode COPY; SELECT through a cursor"))
@@ -769,6 +806,255 @@ def _external_cases(ctx: Context) -> Tuple[List[Case], List[str]]:
 
 
 # --------------------------------------------------------------------------
+# Built-in dumpcodec cases: used for any id the external modules do not provide
+# --------------------------------------------------------------------------
+
+OUR_ARCHIVE = "dumpcodec-zstd.dcz"   # kept for the restore cases
+
+
+def ours_decode(ctx: Context, table: str) -> Dict[str, Any]:
+    """COPY TO through dumpcodec's pump (large blocks) into its Decoder."""
+    import psycopg
+    from dumpcodec import codec, pump
+    types = datasets.column_types(table)
+    secs, n = [], 0
+    with psycopg.connect(ctx.dsn, autocommit=True) as conn:
+        for _ in range(ctx.rounds):
+            n = 0
+            dec = codec.Decoder(types)
+            t0 = time.perf_counter()
+
+            def write(block: bytes) -> None:
+                nonlocal n
+                n += len(dec.feed(block))
+            pump.copy_out(conn, _copy_to(ctx, table), write)
+            dec.close()
+            secs.append(time.perf_counter() - t0)
+    return {"seconds": secs, "rows": n, "impl": codec.IMPL, "pump": pump.PUMP}
+
+
+def ours_encode(ctx: Context, table: str, batch: int = 10_000,
+                json_ready: bool = False) -> Dict[str, Any]:
+    """The same Python rows as the peers, through dumpcodec's Encoder and pump.
+
+    jsonb values are serialised inside the timed part (as psycopg and asyncpg do
+    internally), unless ``json_ready``: then they are text beforehand, which is
+    the codec's own speed on its native values.
+    """
+    import psycopg
+    from dumpcodec import codec, pump
+    rows = fetch_rows(ctx, table)
+    if json_ready:
+        gc.disable()
+        rows = list(jsonb_as_text(rows, table))
+        gc.freeze()
+        gc.enable()
+    types = datasets.column_types(table)
+    target = ctx.qualified(_load_table(table))
+    secs = []
+    with psycopg.connect(ctx.dsn) as conn:
+        for _ in range(ctx.rounds):
+            reset_load_table(ctx, table)
+            t0 = time.perf_counter()
+            enc = codec.Encoder(types)
+            source = rows if json_ready else jsonb_as_text(rows, table)
+            it = iter(source)
+            with pump.CopyIn(conn, f"COPY {target} FROM STDIN (FORMAT binary)") as cp:
+                cp.write(enc.header())
+                while True:
+                    chunk = list(itertools.islice(it, batch))
+                    if not chunk:
+                        break
+                    cp.write(enc.encode(chunk))
+                cp.write(enc.trailer())
+            conn.commit()
+            secs.append(time.perf_counter() - t0)
+    _check_loaded(ctx, table, len(rows))
+    return {"seconds": secs, "rows": len(rows), "impl": codec.IMPL}
+
+
+def _offline_bytes(ctx: Context, table: str) -> bytes:
+    import psycopg
+    from dumpcodec import pump
+    blocks: List[bytes] = []
+    with psycopg.connect(ctx.dsn, autocommit=True) as conn:
+        pump.copy_out(conn, _copy_to(ctx, table), blocks.append)
+    return b"".join(blocks)
+
+
+def ours_offline_decode(ctx: Context, table: str, piece: int = 1 << 20) -> Dict[str, Any]:
+    """Decode a COPY stream already in memory, fed in 1 MiB pieces, rows dropped."""
+    from dumpcodec import codec
+    data = _offline_bytes(ctx, table)
+    view = memoryview(data)
+    types = datasets.column_types(table)
+    secs, n = [], 0
+    for _ in range(ctx.rounds):
+        n = 0
+        t0 = time.perf_counter()
+        dec = codec.Decoder(types)
+        for i in range(0, len(data), piece):
+            n += len(dec.feed(view[i:i + piece]))
+        dec.close()
+        secs.append(time.perf_counter() - t0)
+    return {"seconds": secs, "rows": n, "bytes": len(data), "impl": codec.IMPL}
+
+
+def ours_scanner(ctx: Context, table: str) -> Dict[str, Any]:
+    """The framing scanner over a COPY stream in memory (counts rows, no values)."""
+    from dumpcodec import codec
+    data = _offline_bytes(ctx, table)
+    counted = []
+
+    def once() -> None:
+        sc = codec.Scanner()
+        counted.append(sc.feed(data))
+        sc.close()
+    secs = _repeat_timed(once, ctx.rounds)
+    return {"seconds": secs, "rows": counted[-1], "bytes": len(data), "impl": codec.IMPL}
+
+
+def peer_psycopg_offline_decode(ctx: Context, table: str) -> Dict[str, Any]:
+    """psycopg's own row parser over the same bytes, one call per row as psycopg does.
+
+    psycopg has no public offline decoder: its Copy hands each server message (one
+    row) to ``parse_row_binary`` with a Transformer set to the column types.  The
+    row boundaries are found beforehand (untimed), so only psycopg's work is timed.
+    """
+    import struct
+    import psycopg
+    from psycopg import adapt
+    try:
+        from psycopg._copy_base import parse_row_binary
+    except ImportError as exc:  # the internal moved: report, do not guess
+        raise RuntimeError(f"psycopg internals changed: {exc}") from None
+    data = _offline_bytes(ctx, table)
+    # cut the stream into per-row slices (what the server sends as one message each)
+    pieces, pos = [], 19 + struct.unpack_from("!i", data, 15)[0]   # past the header
+    while True:
+        (nf,) = struct.unpack_from("!h", data, pos)
+        if nf == -1:
+            break
+        start = pos
+        pos += 2
+        for _ in range(nf):
+            (ln,) = struct.unpack_from("!i", data, pos)
+            pos += 4 + max(ln, 0)
+        pieces.append(data[start:pos])
+    with psycopg.connect(ctx.dsn, autocommit=True) as conn:
+        tx = adapt.Transformer(conn)
+        oids = [conn.adapters.types[t].oid for t in datasets.short_types(table)]
+        tx.set_loader_types(oids, psycopg.pq.Format.BINARY)
+        secs, n = [], 0
+        for _ in range(ctx.rounds):
+            n = 0
+            t0 = time.perf_counter()
+            for p in pieces:
+                parse_row_binary(p, tx)
+                n += 1
+            secs.append(time.perf_counter() - t0)
+    return {"seconds": secs, "rows": n, "bytes": len(data), "impl": psycopg.pq.__impl__}
+
+
+def ours_dump(ctx: Context, out: str, backend: str = "zstd", level: Optional[int] = None,
+              jobs: int = 1) -> Dict[str, Any]:
+    """``create_dump`` of all benchmark tables into one archive file."""
+    from dumpcodec.dump import create_dump
+    sels = [ctx.qualified(t) for t in ctx.tables]
+    path = ctx.path(out)
+    secs, summary = [], None
+    for _ in range(ctx.rounds):
+        _remove(path)
+        t0 = time.perf_counter()
+        summary = create_dump(ctx.dsn, sels, path, backend=backend, level=level, jobs=jobs)
+        secs.append(time.perf_counter() - t0)
+    size = os.path.getsize(path)
+    if out != OUR_ARCHIVE:
+        _remove(path)
+    return {"seconds": secs, "size_bytes": size, "rows": summary.rows,
+            "bytes": summary.nbytes, "pump": summary.pump}
+
+
+def ours_restore(ctx: Context, jobs: int = 1) -> Dict[str, Any]:
+    """``restore_dump`` of the zstd archive into a fresh database per round."""
+    from dumpcodec.dump import create_dump
+    from dumpcodec.restore import restore_dump
+    path = ctx.path(OUR_ARCHIVE)
+    if not os.path.exists(path):  # the dump cases did not run: make it (untimed)
+        create_dump(ctx.dsn, [ctx.qualified(t) for t in ctx.tables], path)
+    secs, summary = [], None
+    for _ in range(ctx.rounds):
+        target = fresh_restore_db(ctx)
+        t0 = time.perf_counter()
+        summary = restore_dump(target, path, jobs=jobs)
+        secs.append(time.perf_counter() - t0)
+        if summary.failed:
+            raise RuntimeError(f"restore failed for {summary.failed}")
+        check_restored(ctx)
+    drop_restore_db(ctx)
+    return {"seconds": secs, "rows": summary.rows, "bytes": summary.nbytes,
+            "size_bytes": os.path.getsize(path)}
+
+
+def builtin_cases(ctx: Context) -> List[Case]:
+    """dumpcodec's side of every comparison, on its public API."""
+    cases: List[Case] = []
+    for t in ctx.tables:
+        cases.append(Case(f"decode/{t}/dumpcodec", "decode", t, "dumpcodec Decoder + pump",
+                          ours=True, primary=True, func="benchmarks.run:ours_decode",
+                          params={"table": t}))
+        cases.append(Case(f"encode/{t}/dumpcodec", "encode", t, "dumpcodec Encoder + pump",
+                          ours=True, primary=True, func="benchmarks.run:ours_encode",
+                          params={"table": t}, prepare=prepare_load_tables))
+        if any(c.short == "jsonb" for c in datasets.COLUMNS[t]):
+            cases.append(Case(f"encode/{t}/dumpcodec-jsontext", "encode", t,
+                              "dumpcodec Encoder + pump (jsonb already text)", ours=True,
+                              func="benchmarks.run:ours_encode",
+                              params={"table": t, "json_ready": True},
+                              prepare=prepare_load_tables,
+                              note="the codec on its native values: no json.dumps timed"))
+        cases.append(Case(f"scan/{t}/dumpcodec-decode", "scan", t,
+                          "dumpcodec Decoder (bytes in memory)", ours=True, primary=True,
+                          func="benchmarks.run:ours_offline_decode", params={"table": t}))
+        cases.append(Case(f"scan/{t}/dumpcodec-scanner", "scan", t,
+                          "dumpcodec Scanner (framing only)", ours=True,
+                          func="benchmarks.run:ours_scanner", params={"table": t}))
+        cases.append(Case(f"scan/{t}/psycopg-decode", "scan", t,
+                          "psycopg parse_row_binary (bytes in memory)",
+                          func="benchmarks.run:peer_psycopg_offline_decode",
+                          params={"table": t},
+                          note="psycopg's internal per-row parser; rows pre-split, untimed"))
+    dumps = [("dumpcodec-zstd", "dumpcodec create (zstd -3)", "zstd", 3, 1, OUR_ARCHIVE),
+             ("dumpcodec-zstd-j2", "dumpcodec create -j2 (zstd -3)", "zstd", 3, 2,
+              "dumpcodec-zstd-j2.dcz"),
+             ("dumpcodec-gzip", "dumpcodec create (gzip -6)", "gzip", 6, 1,
+              "dumpcodec-gzip.dcz"),
+             ("dumpcodec-none", "dumpcodec create (no compression)", "tar", None, 1,
+              "dumpcodec-none.dcz")]
+    for cid, tool, backend, level, jobs, out in dumps:
+        cases.append(Case(f"dump/all/{cid}", "dump", "all", tool, ours=True,
+                          primary=cid == "dumpcodec-zstd", func="benchmarks.run:ours_dump",
+                          params={"out": out, "backend": backend, "level": level,
+                                  "jobs": jobs}))
+    for j in (1, 2):
+        cases.append(Case(f"restore/all/dumpcodec-j{j}", "restore", "all",
+                          f"dumpcodec load -j{j} (zstd archive)", ours=True, primary=j == 1,
+                          func="benchmarks.run:ours_restore", params={"jobs": j},
+                          note="includes ANALYZE of each table (pg_restore does none)"))
+    return cases
+
+
+#: which dumpcodec case a peer is compared with, when not the group's primary
+COMPARE_TO = {
+    "dump/all/pg_dump-Fc-Z0": "dump/all/dumpcodec-none",
+    "dump/all/pg_dump-Fd-j2": "dump/all/dumpcodec-zstd-j2",
+    "restore/all/pg_restore-j2": "restore/all/dumpcodec-j2",
+    "scan/mixed/memcpy": "scan/mixed/dumpcodec-scanner",
+    "scan/narrow/memcpy": "scan/narrow/dumpcodec-scanner",
+}
+
+
+# --------------------------------------------------------------------------
 # Targets (issues 3 and 6) and ratios
 # --------------------------------------------------------------------------
 
@@ -785,6 +1071,8 @@ class Target:
 TARGETS: List[Target] = [
     Target(3, "decode end to end, mixed: >= 3x psycopg", "decode/mixed/dumpcodec",
            "decode/mixed/psycopg", 3.0),
+    Target(3, "decode end to end, mixed: >= 3x psycopg with jsonb as text (like for like)",
+           "decode/mixed/dumpcodec", "decode/mixed/psycopg-jsontext", 3.0),
     Target(3, "decode end to end, narrow: >= 3x psycopg", "decode/narrow/dumpcodec",
            "decode/narrow/psycopg", 3.0),
     Target(3, "decode offline from bytes, mixed: >= 3x psycopg",
@@ -793,6 +1081,8 @@ TARGETS: List[Target] = [
            "scan/narrow/dumpcodec-decode", "scan/narrow/psycopg-decode", 3.0),
     Target(3, "encode+load, mixed: >= 2x psycopg write_row", "encode/mixed/dumpcodec",
            "encode/mixed/psycopg", 2.0),
+    Target(3, "encode+load, mixed, jsonb given as text: >= 2x psycopg write_row",
+           "encode/mixed/dumpcodec-jsontext", "encode/mixed/psycopg", 2.0),
     Target(3, "encode+load, narrow: >= 0.95x server ingest limit", "encode/narrow/dumpcodec",
            "server/narrow/psql-copy-in", 0.95),
     Target(3, "scanner, mixed: within 2x of a memory copy", "scan/mixed/dumpcodec-scanner",
@@ -867,9 +1157,10 @@ def add_ratios(results: List[Dict[str, Any]]) -> None:
     """
     primaries = {(r["group"], r["table"]): r for r in results
                  if r.get("primary") and "error" not in r and r.get("median_s")}
+    by_id = {r["id"]: r for r in results if "error" not in r and r.get("median_s")}
     for r in results:
-        p = primaries.get((r["group"], r["table"]))
-        if p is None or r is p or "error" in r or not r.get("median_s"):
+        p = by_id.get(COMPARE_TO.get(r["id"], "")) or primaries.get((r["group"], r["table"]))
+        if p is None or r.get("ours") or "error" in r or not r.get("median_s"):
             continue
         if r.get("mb_per_s") and p.get("mb_per_s"):
             r["vs_dumpcodec"] = p["mb_per_s"] / r["mb_per_s"]
@@ -877,6 +1168,7 @@ def add_ratios(results: List[Dict[str, Any]]) -> None:
             r["vs_dumpcodec"] = r["median_s"] / p["median_s"]
         if r.get("size_bytes") and p.get("size_bytes"):
             r["size_vs_dumpcodec"] = r["size_bytes"] / p["size_bytes"]
+        r["compared_with"] = p["id"]
 
 
 # --------------------------------------------------------------------------
@@ -972,6 +1264,12 @@ def _fmt_rate(v: Optional[float]) -> str:
     return f"{v:.0f}"
 
 
+def _fmt_secs(v: Optional[float]) -> str:
+    if v is None:
+        return ""
+    return f"{v:.3f}" if v >= 0.01 else f"{v:.2g}"
+
+
 def _fmt(v: Optional[float], spec: str = ".2f") -> str:
     return "" if v is None else format(v, spec)
 
@@ -1007,13 +1305,18 @@ def to_markdown(doc: Dict[str, Any]) -> str:
         "",
     ]
     results = doc["results"]
+    primary_of = {(r["group"], r["table"]): r["id"] for r in results if r.get("primary")}
+    lines += ["Last column: dumpcodec's throughput over this tool's on the same work "
+              "(above 1: dumpcodec is faster), and its archive size over this tool's "
+              "(below 1: smaller); against the group's main dumpcodec case unless named.",
+              ""]
     for group in GROUPS:
         rows = [r for r in results if r["group"] == group]
         if not rows:
             continue
         lines += [f"## {GROUP_TITLES[group]}", "",
                   "| tool | table | median s | rows/s | MB/s | size MB | peak RSS MB "
-                  "| dumpcodec is |",
+                  "| dumpcodec vs this |",
                   "|---|---|--:|--:|--:|--:|--:|--:|"]
         for r in rows:
             tool = r["tool"].replace("|", "\\|")
@@ -1024,11 +1327,14 @@ def to_markdown(doc: Dict[str, Any]) -> str:
                 continue
             rel = ""
             if r.get("vs_dumpcodec"):
-                rel = f"{r['vs_dumpcodec']:.2f}x faster"
+                rel = f"{r['vs_dumpcodec']:.2f}x speed"
                 if r.get("size_vs_dumpcodec"):
-                    rel += f", {r['size_vs_dumpcodec']:.2f}x smaller"
+                    rel += f", {1 / r['size_vs_dumpcodec']:.2f}x size"
+                p = primary_of.get((r["group"], r["table"]))
+                if r.get("compared_with") and r["compared_with"] != p:
+                    rel += f" (vs {r['compared_with'].rsplit('/', 1)[1]})"
             lines.append(
-                f"| {name} | {r['table']} | {_fmt(r.get('median_s'), '.3f')} | "
+                f"| {name} | {r['table']} | {_fmt_secs(r.get('median_s'))} | "
                 f"{_fmt_rate(r.get('rows_per_s'))} | {_fmt(r.get('mb_per_s'), '.0f')} | "
                 f"{_fmt((r.get('size_bytes') or 0) / MB if r.get('size_bytes') else None, '.1f')}"
                 f" | {_fmt(r.get('peak_rss_mb'), '.0f')} | {rel} |")
@@ -1212,7 +1518,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         notes.append("no zstd CLI (apt-get install zstd): `pg_dump | zstd` skipped")
     ext, ext_notes = _external_cases(ctx)
     notes += ext_notes
-    cases = [c for c in ext + peer_cases(ctx) if c.group in groups]
+    have = {c.id for c in ext}
+    builtin = [c for c in builtin_cases(ctx) if c.id not in have]
+    cases = [c for c in ext + builtin + peer_cases(ctx) if c.group in groups]
     cases.sort(key=lambda c: (GROUPS.index(c.group), c.table, not c.ours))
     if args.match:
         cases = [c for c in cases if args.match in c.id]

@@ -329,3 +329,256 @@ def test_existing_sequence_not_moved_on_append(source_archive, target, tmp_path)
         pass
     assert state(target)["canary_seq"] == before["canary_seq"]
     assert state(target)["canary"] == before["canary"]
+
+
+# ============================================================ hostile archives
+
+def _member(name, data=b"", kind=tarfile.REGTYPE, linkname="", size=None):
+    ti = tarfile.TarInfo(name)
+    ti.type = kind
+    ti.linkname = linkname
+    ti.mtime = 0
+    ti.size = len(data) if size is None else size
+    if kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+        ti.devmajor, ti.devminor = 1, 3
+    if kind != tarfile.REGTYPE:
+        ti.size = 0
+        data = b""
+    head = ti.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+    return head + data + bytes(-len(data) % 512)
+
+
+def _tar(*members, end=True):
+    return b"".join(members) + (bytes(1024) if end else b"")
+
+
+COPY_2ROWS = (b"PGCOPY\n\xff\r\n\x00" + bytes(8) + b"\x00\x01\x00\x00\x00\x04\x00\x00\x00\x01"
+              b"\x00\x01\x00\x00\x00\x04\x00\x00\x00\x02\xff\xff")
+
+
+def _dachs(members, index_lines):
+    index = "".join(index_lines).encode("utf-8", "surrogateescape") \
+        if isinstance(index_lines[0], str) else b"".join(index_lines)
+    return _tar(*members, _member("index.txt", index))
+
+
+def run_cli(*args, cwd=None, timeout=120):
+    proc = subprocess.run([sys.executable, "-m", "dumpcodec", *args], capture_output=True,
+                          cwd=cwd, timeout=timeout)
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), \
+        proc.stderr.decode("utf-8", "replace")
+
+
+UNSAFE_NAMES = ["../../evil.dump", "/tmp/evil.dump", "a/../../evil.dump", "..\\evil.dump",
+                "C:evil.dump", "ok\x00.dump"]
+
+
+def _check_refused(path, tmp_path):
+    """Library: verify says not ok, reading raises a DumpcodecError; CLI: a clear
+    one-line error, a non-zero exit, and nothing written anywhere."""
+    before = sorted(os.listdir(tmp_path.parent))
+    with open_dump(str(path)) as r:
+        report = r.verify()
+        assert not report.ok
+    with open_dump(str(path)) as r:
+        with pytest.raises(DumpcodecError):
+            for t in r.tables():
+                list(r.read_rows(t.table_id))
+    work = tmp_path / "cwd"
+    work.mkdir(exist_ok=True)
+    for cmd in (["verify", str(path)], ["ls", str(path)], ["cat", str(path), "public.t"]):
+        code, out, err = run_cli(*cmd, cwd=work)
+        assert code != 0, (cmd, out, err)
+        assert "Traceback" not in err and err.strip().count("\n") < 5, err
+    assert os.listdir(work) == []
+    assert sorted(os.listdir(tmp_path.parent)) == before
+
+
+@pytest.mark.parametrize("name", UNSAFE_NAMES)
+def test_path_traversal_member_names_refused(name, tmp_path):
+    path = tmp_path / "evil.tar"
+    path.write_bytes(_dachs([_member(name, COPY_2ROWS)], [f"{name} public.t\n"]))
+    _check_refused(path, tmp_path)
+    assert not os.path.exists("/tmp/evil.dump")
+
+
+@pytest.mark.parametrize("kind, linkname", [
+    (tarfile.SYMTYPE, "/etc/passwd"), (tarfile.LNKTYPE, "/etc/passwd"),
+    (tarfile.CHRTYPE, ""), (tarfile.BLKTYPE, ""), (tarfile.FIFOTYPE, ""),
+    (tarfile.DIRTYPE, ""),
+])
+def test_link_device_and_directory_members_refused(kind, linkname, tmp_path):
+    path = tmp_path / "links.tar"
+    path.write_bytes(_dachs([_member("table_000.dump", kind=kind, linkname=linkname)],
+                            ["table_000.dump public.t\n"]))
+    _check_refused(path, tmp_path)
+
+
+def test_link_member_inside_our_layout_refused(tmp_path):
+    # Our own archive with its data member swapped for a symlink of the same name.
+    src = tmp_path / "ok.tar"
+    write_archive(src, [["public.t", None, ["a"], ["int4"], "binary", COPY_2ROWS]])
+    blocks = src.read_bytes()
+    out = io.BytesIO()
+    pos = 0
+    while pos < len(blocks):
+        head = blocks[pos:pos + 512]
+        if head == bytes(512):
+            out.write(blocks[pos:])
+            break
+        ti = tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+        size = ti.size + (-ti.size % 512)
+        if ti.name.endswith(".dump"):
+            out.write(_member(ti.name, kind=tarfile.SYMTYPE, linkname="/etc/passwd"))
+        else:
+            out.write(blocks[pos:pos + 512 + size])
+        pos += 512 + size
+    path = tmp_path / "link.tar"
+    path.write_bytes(out.getvalue())
+    _check_refused(path, tmp_path)
+
+
+def test_huge_declared_member_sizes(tmp_path):
+    # Tar headers declaring 8 GB (octal) and 2**80 bytes (GNU base-256) over 1 KB of data.
+    octal = bytearray(_member("table_000.dump", COPY_2ROWS))
+    octal[124:136] = b"77777777777\0"
+    octal[148:156] = b"        "
+    octal[148:156] = b"%06o\0 " % sum(octal[:512])
+    base256 = bytearray(_member("table_000.dump", COPY_2ROWS))
+    base256[124:136] = b"\x80" + (1 << 80).to_bytes(11, "big")
+    base256[148:156] = b"        "
+    base256[148:156] = b"%06o\0 " % sum(base256[:512])
+    for i, head in enumerate((octal, base256)):
+        path = tmp_path / f"huge{i}.tar"
+        path.write_bytes(bytes(head) + bytes(1024))
+        with open_dump(str(path)) as r:
+            assert not r.verify().ok
+        with pytest.raises(DumpcodecError):
+            with open_dump(str(path)) as r:
+                r.tables()
+
+
+def _bomb_script(path, backend):
+    return f"""
+import resource, sys, time
+from dumpcodec.archive import open_dump
+t0 = time.monotonic()
+with open_dump({str(path)!r}, backend={backend!r}) as r:
+    report = r.verify()
+print(report.ok, len(report.problems), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+      round(time.monotonic() - t0, 1))
+"""
+
+
+def _write_bomb(path, compressor, size):
+    """A DaCHS-layout archive whose data member is ``size`` zero bytes, compressed."""
+    zeros = bytes(1 << 20)
+    with open(path, "wb") as f:
+        with compressor(f) as z:
+            z.write(_member("table_000.dump", size=size)[:512])
+            for _ in range(size >> 20):
+                z.write(zeros)
+            index = b"table_000.dump public.bomb\n"
+            z.write(_member("index.txt", index))
+            z.write(bytes(1024))
+
+
+@pytest.mark.parametrize("kind", ["zstd", "gzip"])
+def test_decompression_bomb_bounded(kind, tmp_path):
+    # ~1 GB of zeros in a few hundred KB: verify streams through it in bounded memory
+    # (and says what is wrong with it) instead of holding it.
+    import gzip as gz
+    import zstandard
+    size = (1 << 30) if kind == "zstd" else (256 << 20)
+    path = tmp_path / f"bomb.{kind}"
+    if kind == "zstd":
+        _write_bomb(path, lambda f: zstandard.ZstdCompressor(level=1).stream_writer(f),
+                    size)
+    else:
+        _write_bomb(path, lambda f: gz.GzipFile(fileobj=f, mode="wb", compresslevel=9),
+                    size)
+    assert path.stat().st_size < size // 200
+    proc = subprocess.run([sys.executable, "-c", _bomb_script(path, kind)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ok, problems, rss_mb, _secs = proc.stdout.split()
+    assert ok == "False" and int(problems) >= 1
+    assert int(rss_mb) < 300, f"verify of a {size >> 20} MB bomb peaked at {rss_mb} MB"
+
+
+def test_metadata_bomb_refused_without_reading(tmp_path):
+    # A manifest-sized member of 200 MB: refused by its declared size.
+    import zstandard
+    path = tmp_path / "meta.zst"
+    with open(path, "wb") as f:
+        with zstandard.ZstdCompressor(level=1).stream_writer(f) as z:
+            z.write(_member("dumpcodec.json", size=200 << 20)[:512])
+            for _ in range(200):
+                z.write(b" " * (1 << 20))
+            z.write(bytes(1024))
+    proc = subprocess.run([sys.executable, "-c", _bomb_script(path, "zstd")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ok, problems, rss_mb, _ = proc.stdout.split()
+    assert ok == "False" and int(rss_mb) < 300
+
+
+HOSTILE_IDS = ["public.with space", "public.new\nline", "public.tab\there",
+               "public.café ☃", "public.\x1b[31mred\x1b[0m", "public.100%41",
+               "public.t; DROP TABLE x", "  leading", "x" * 300]
+
+
+def test_hostile_table_ids_round_trip(tmp_path):
+    path = tmp_path / "ids.dump"
+    tables = [[tid, None, ["a"], ["int4"], "binary", COPY_2ROWS] for tid in HOSTILE_IDS]
+    write_archive(path, tables, backend="zstd")
+    with open_dump(str(path)) as r:
+        assert r.verify().ok
+        assert [t.table_id for t in r.tables()] == HOSTILE_IDS
+        for tid in HOSTILE_IDS:
+            assert list(r.read_rows(tid)) == [(1,), (2,)]
+    # A table-id that is not valid text (only a DaCHS index.txt can hold one) is
+    # refused by the writer with a clear error.
+    with open_dump(str(tmp_path / "bad.dump"), "w") as w:
+        with pytest.raises(ValueError):
+            w.add_table("public.caf\udce9", None, ["a"], ["int4"])
+    code, out, err = run_cli("ls", str(path))
+    assert code == 0, err
+    assert "\x1b" not in out, "ls printed a raw terminal escape from a table-id"
+    assert "new\nline" not in out, "ls broke a table's line at a newline in its id"
+    assert "Traceback" not in err
+    code, out, err = run_cli("ls", "--json", str(path))
+    assert code == 0, err
+    listed = json.loads(out)
+    ids = [t["table_id"] for t in (listed["tables"] if isinstance(listed, dict) else listed)]
+    assert len(ids) == len(HOSTILE_IDS)
+
+
+def test_index_txt_with_hostile_lines(tmp_path):
+    # DaCHS index.txt lines with spaces in ids, non-UTF-8 bytes, CRLF, blank lines, a
+    # line without a table-id, and a member listed twice: a clear result, no crash.
+    members = [_member(f"table_00{i}.dump", COPY_2ROWS) for i in range(3)]
+    variants = {
+        "spaces": [b"table_000.dump my table id with spaces\n"],
+        "latin1": [b"table_000.dump caf\xe9\n"],
+        "crlf": [b"table_000.dump public.a\r\n", b"\r\n"],
+        "no id": [b"table_000.dump\n"],
+        "duplicate": [b"table_000.dump public.a\n", b"table_000.dump public.b\n"],
+        "missing member": [b"table_009.dump public.a\n"],
+        "control": [b"table_000.dump \x1b]0;pwned\x07\n"],
+    }
+    for label, lines in variants.items():
+        path = tmp_path / f"index-{label.replace(' ', '_')}.tar"
+        path.write_bytes(_dachs(members, lines))
+        with open_dump(str(path)) as r:
+            report = r.verify()
+        try:
+            with open_dump(str(path)) as r:
+                for t in r.tables():
+                    rows = list(r.read_rows(t.table_id))
+                    assert rows == [(b"\x00\x00\x00\x01",), (b"\x00\x00\x00\x02",)]
+        except DumpcodecError:
+            assert not report.ok, label
+        code, out, err = run_cli("ls", str(path))
+        assert "Traceback" not in err, (label, err)
+        assert "\x1b" not in out and "\x07" not in out, label

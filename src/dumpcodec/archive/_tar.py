@@ -78,10 +78,12 @@ class TarStreamReader:
     """
 
     def __init__(self, src: BinaryIO, *, start: int = 0,
-                 seek: Optional[Callable[[int], None]] = None):
+                 seek: Optional[Callable[[int], None]] = None,
+                 size: Optional[int] = None):
         self.src = src
         self.pos = start
         self._seek = seek
+        self._size = size            # stream size when known (seekable plain tar)
         self._pending: Optional[TarEntry] = None
         self._pending_left = 0       # data + padding of the current entry not yet read
         self.last_name: Optional[str] = None
@@ -125,6 +127,11 @@ class TarStreamReader:
         if n <= 0:
             return
         if self._seek is not None:
+            if self._size is not None and self.pos + n > self._size:
+                raise IncompleteArchiveError(
+                    f"archive ends {self._where()}: {n} bytes of data and padding "
+                    f"declared at stream offset {self.pos}, only "
+                    f"{max(0, self._size - self.pos)} present")
             self._seek(self.pos + n)
             self.pos += n
             return

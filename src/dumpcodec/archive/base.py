@@ -575,7 +575,8 @@ class DumpWriter:
                "kind": "end", "tables": len(self._tables),
                "members": 3 + sum(2 + len(tw.members) for tw in self._tables),
                "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
-               "index_sha256": hashlib.sha256(index).hexdigest()}
+               "index_sha256": hashlib.sha256(index).hexdigest(),
+               "manifest_offset": manifest_member.offset}
         self._write_member(mf.END_MEMBER, mf.dump_json(end), now, tail=END_OF_ARCHIVE)
         self._finish_stream(manifest_member.offset)
 
@@ -733,7 +734,7 @@ class _Walker:
             raise ArchiveError(f"member {entry.name!r} after the end marker "
                                f"{mf.END_MEMBER!r}")
         drain_end(tar)
-        self.reader._check_stream_end()
+        self.reader._check_stream_end(self.end.get("manifest_offset"))
 
     def tail_only(self) -> None:
         """Read manifest, index and end marker from a stream that starts at the
@@ -761,7 +762,7 @@ class _Walker:
         if tar.next() is not None:
             raise ArchiveError("member after the end marker")
         drain_end(tar)
-        self.reader._check_stream_end()
+        self.reader._check_stream_end(self.end.get("manifest_offset"))
 
     def _expect(self, name: str) -> TarEntry:
         entry = self.tar.next()
@@ -1046,9 +1047,11 @@ class DumpReader:
         """A readable (``readinto``) of the tar stream starting at raw's position."""
         return raw
 
-    def _check_stream_end(self) -> None:
+    def _check_stream_end(self, manifest_offset: Optional[int]) -> None:
         """After a whole pass over one of our archives: check what the compression
-        layer needs at the very end (zstd: the trailer); IncompleteArchiveError if not."""
+        layer needs at the very end (the locator trailer, pointing to the manifest at
+        ``manifest_offset`` as the end marker says); IncompleteArchiveError or
+        ArchiveError if not."""
 
     def _locate_manifest(self) -> Optional[int]:
         """Archive offset of the manifest member from the file's locator trailer, or
@@ -1089,11 +1092,14 @@ class DumpReader:
             return TarStreamReader(self._decompressor(self._raw))
         self._raw.seek(self._base + offset)
         src = self._decompressor(self._raw)
-        seek = None
+        seek = size = None
         if self.plain:
             raw, base = self._raw, self._base
             seek = lambda pos: raw.seek(base + pos)  # noqa: E731
-        return TarStreamReader(src, start=offset if self.plain else 0, seek=seek)
+            size = raw.seek(0, os.SEEK_END) - base
+            raw.seek(base + offset)
+        return TarStreamReader(src, start=offset if self.plain else 0, seek=seek,
+                               size=size)
 
     def _adopt(self, walker: _Walker) -> None:
         self.layout = walker.layout

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, List, Optional
 
 import zstandard
 
-from ..errors import IncompleteArchiveError
+from ..errors import ArchiveError, IncompleteArchiveError
 from ._tar import PIECE
 from .base import DumpReader, DumpWriter, register_backend
 
@@ -41,7 +41,12 @@ class GzipReader(DumpReader):
         return _parse_locator(self._read_tail(GZIP_TRAILER_SIZE), _GZ_HEAD, _GZ_TAIL)
 
     def _decompressor(self, raw: BinaryIO) -> BinaryIO:
-        return gzip.GzipFile(fileobj=raw, mode="rb")
+        self._tail = _TailReader(raw, GZIP_TRAILER_SIZE)
+        return gzip.GzipFile(fileobj=self._tail, mode="rb")
+
+    def _check_stream_end(self, manifest_offset: Optional[int]) -> None:
+        _check_locator(getattr(self, "_tail", None), _GZ_HEAD, _GZ_TAIL, manifest_offset,
+                       "gzip stream", "locator member")
 
 
 class GzipWriter(DumpWriter):
@@ -105,6 +110,20 @@ def _parse_locator(tail: bytes, prefix: bytes, suffix: bytes) -> Optional[int]:
     return struct.unpack("<Q", body[8:])[0]
 
 
+def _check_locator(tail, prefix: bytes, suffix: bytes, manifest_offset: Optional[int],
+                   stream: str, what: str) -> None:
+    if tail is None:
+        return
+    found = _parse_locator(tail.tail, prefix, suffix) if tail.eof else None
+    if found is None:
+        raise IncompleteArchiveError(
+            f"the {stream} does not end with the dumpcodec {what}: the file is "
+            "truncated or its writer did not finish")
+    if manifest_offset is not None and found != manifest_offset:
+        raise ArchiveError(f"the {stream}'s {what} names offset {found} for the "
+                           f"manifest, the end marker says {manifest_offset}")
+
+
 class _TailReader(io.RawIOBase):
     """Pass reads through, remembering the last bytes and whether EOF was seen."""
 
@@ -145,14 +164,9 @@ class ZstdReader(DumpReader):
         return dctx.stream_reader(self._tail, read_size=PIECE, read_across_frames=True,
                                   closefd=False)
 
-    def _check_stream_end(self) -> None:
-        tail = getattr(self, "_tail", None)
-        if tail is None:
-            return
-        if not tail.eof or _parse_locator(tail.tail, ZSTD_SKIPPABLE, b"") is None:
-            raise IncompleteArchiveError(
-                "the zstd stream does not end with the dumpcodec trailer (a skippable "
-                "frame): the file is truncated or its writer did not finish")
+    def _check_stream_end(self, manifest_offset: Optional[int]) -> None:
+        _check_locator(getattr(self, "_tail", None), ZSTD_SKIPPABLE, b"", manifest_offset,
+                       "zstd stream", "locator (a skippable frame)")
 
 
 class ZstdWriter(DumpWriter):

@@ -1,6 +1,7 @@
 """schema layer: capture, JSON, DDL round trips (same server and across versions)."""
 from __future__ import annotations
 
+import copy
 import json
 
 import psycopg
@@ -248,6 +249,18 @@ def test_json_round_trip_and_stable_text(any_db):
                               sort_keys=True) == text
 
 
+@pytest.fixture(scope="module")
+def small_json(pg_server):
+    import conftest
+    db = conftest._create_db(pg_server)
+    try:
+        db.execute("CREATE TABLE t (a int PRIMARY KEY, b text)")
+        with db.connect() as c:
+            yield capture_table(c, "public", "t").to_json()
+    finally:
+        conftest._drop_db(db)
+
+
 @pytest.mark.parametrize("mutate, message", [
     (lambda d: d.update(format=2), "unsupported format 2"),
     (lambda d: d.pop("name"), "missing field 'name'"),
@@ -262,10 +275,8 @@ def test_json_round_trip_and_stable_text(any_db):
     (lambda d: d.update(columns={}), "table.columns: expected a list"),
     (lambda d: d.update(name="a\x00b"), "NUL"),
 ])
-def test_from_json_rejects_bad_input(db, mutate, message):
-    db.execute("CREATE TABLE t (a int PRIMARY KEY, b text)")
-    with db.connect() as c:
-        data = capture_table(c, "public", "t").to_json()
+def test_from_json_rejects_bad_input(small_json, mutate, message):
+    data = copy.deepcopy(small_json)
     mutate(data)
     with pytest.raises(SchemaError, match=message):
         TableDef.from_json(data)

@@ -1,6 +1,9 @@
 """schema.compare on real tables altered in every way that matters."""
 from __future__ import annotations
 
+import itertools
+
+import psycopg
 import pytest
 
 from dumpcodec.schema import (capture_table, compare, type_widening, typmod_widening)
@@ -24,12 +27,46 @@ CREATE INDEX t_name ON t (name);
 """
 
 
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def cdb(pg_server):
+    """One database for the module; each test works in a schema of its own (creating
+    and dropping a database per test costs more than all the comparisons)."""
+    import conftest
+    db = conftest._create_db(pg_server)
+    try:
+        yield db
+    finally:
+        conftest._drop_db(db)
+
+
+@pytest.fixture
+def db(cdb):
+    """``cdb`` with a fresh schema first on the search_path of ``db.connect()``."""
+    schema = f"s{next(_counter)}"
+    cdb.execute(f"CREATE SCHEMA {schema}")
+
+    class InSchema:
+        name = schema
+
+        def connect(self):
+            return psycopg.connect(cdb.dsn, autocommit=True,
+                                   options=f"-c search_path={schema}")
+
+        def execute(self, sql_text):
+            with self.connect() as c:
+                c.execute(sql_text)
+    return InSchema()
+
+
 def _diff(db, alter):
     db.execute(BASE)
     with db.connect() as c:
-        expected = capture_table(c, "public", "t")
+        expected = capture_table(c, db.name, "t")
         c.execute(alter)
-        live = capture_table(c, "public", "t")
+        live = capture_table(c, db.name, "t")
     return compare(expected, live)
 
 
@@ -145,12 +182,11 @@ def test_identity(db):
     assert cmp.copy_compatible
 
 
-def test_live_generated_column_blocks(make_db):
-    db = make_db()
+def test_live_generated_column_blocks(db):
     db.execute("CREATE TABLE t (a int, b int)")
     db.execute("CREATE TABLE u (a int, b int GENERATED ALWAYS AS (a + 1) STORED)")
     with db.connect() as c:
-        t, u = capture_table(c, "public", "t"), capture_table(c, "public", "u")
+        t, u = capture_table(c, db.name, "t"), capture_table(c, db.name, "u")
     u.name = t.name   # compare as if it were the same table
     cmp = compare(t, u)
     d = _only(cmp, "generated")
@@ -179,13 +215,12 @@ def test_widening_rules_directly():
     assert not typmod_widening("timestamptz", -1, 3)
 
 
-def test_type_relative_to_table_schema(make_db):
+def test_type_relative_to_table_schema(cdb):
     """A user type in the table's own schema compares by name relative to it."""
-    db = make_db()
-    db.execute("CREATE SCHEMA a; CREATE SCHEMA b; CREATE TYPE a.e AS ENUM ('x'); "
-               "CREATE TYPE b.e AS ENUM ('x'); CREATE TABLE a.t (v a.e); "
-               "CREATE TABLE b.t (v b.e); CREATE TABLE b.u (v a.e)")
-    with db.connect() as c:
+    cdb.execute("CREATE SCHEMA a; CREATE SCHEMA b; CREATE TYPE a.e AS ENUM ('x'); "
+                "CREATE TYPE b.e AS ENUM ('x'); CREATE TABLE a.t (v a.e); "
+                "CREATE TABLE b.t (v b.e); CREATE TABLE b.u (v a.e)")
+    with cdb.connect() as c:
         at, bt, bu = (capture_table(c, s, n) for s, n in (("a", "t"), ("b", "t"), ("b", "u")))
     assert compare(at, bt).equal
     bu.name = "t"

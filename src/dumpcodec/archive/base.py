@@ -28,8 +28,12 @@ from . import manifest as mf
 from ._tar import (END_OF_ARCHIVE, PIECE, TarEntry, TarStreamReader, drain_end,
                    member_header, pad)
 
-#: bytes of COPY data per chunk member unless ``chunk_size=`` says otherwise
-DEFAULT_CHUNK_SIZE = 64 << 20
+#: bytes of COPY data per chunk member unless ``chunk_size=`` says otherwise (the
+#: codec's default too).  A reader holds about two chunks at a time (the one its
+#: consumer still has and the one being read), a writer about two as well (the
+#: chunker's buffer and the piece cut from it): 32 MiB keeps a dump or restore under
+#: ~100 MB per table stream while members stay large enough to compress well.
+DEFAULT_CHUNK_SIZE = 32 << 20
 #: largest data member a reader accepts by default: one PostgreSQL row is at most 1 GiB
 #: (the server's allocation limit), so no honest chunk is larger
 DEFAULT_MAX_MEMBER_SIZE = (1 << 30) + (1 << 20)
@@ -1220,7 +1224,9 @@ class DumpReader:
     def _table_chunks(self, walker: _Walker, events, info: TableInfo) -> Iterator[bytes]:
         for ev in events:
             if ev[0] == "data":
-                yield walker.read_member(ev[2])
+                data = walker.read_member(ev[2])
+                yield data
+                del data    # hold no chunk while reading the next one
             elif ev[0] == "footer":
                 return
         raise IncompleteArchiveError(f"table {info.table_id!r}: archive ends without footer")
@@ -1313,6 +1319,7 @@ class DumpReader:
                 raise ChecksumError(f"member {m.name!r} (table {info.table_id!r}): SHA-256 "
                                     f"{digest} does not match {m.sha256} in the manifest")
             yield data
+            del data    # hold no chunk while reading the next one
 
     def _read_dachs_seek(self, info: TableInfo) -> Iterator[bytes]:
         from .dachs import rechunk

@@ -208,6 +208,15 @@ def test_mixed_row_and_many_rows():
                                         (10 << 16 | 3) + 4),
     ("text[][]", "text[]", 1009, -1), ("int4multirange", "int4multirange", 4451, -1),
     (3904, "int4range", 3904, -1), ("record", "record", 2249, -1),
+    # format_type() output
+    ("interval day to second(3)", "interval", 1186, -1), ("interval(2)", "interval", 1186, 2),
+    ("interval hour to minute[]", "interval[]", 1187, -1),
+    ("time(3) without time zone", "time", 1083, 3), ("time(2) with time zone", "timetz", 1266, 2),
+    ("character(5)[]", "bpchar[]", 1014, 9), ('"char"[]', '"char"[]', 1002, -1),
+    ("bit varying(5)", "varbit", 1562, 5), ("timestamp(3) with time zone[]", "timestamptz[]",
+                                            1185, 3),
+    ("numeric(5,0)", "numeric", 1700, (5 << 16) + 4), ("bit(3)", "bit", 1560, 3),
+    ("double precision[]", "float8[]", 1022, -1),
 ])
 def test_resolve(spec, name, oid, typmod):
     ti = pgtypes.resolve(spec)

@@ -15,13 +15,16 @@ behaviour and docstrings):
     the trailer was not seen.  ``types`` is one spec per column (OID, type name such
     as ``"numeric(12,2)"`` or ``"int4[]"``, or a ``pgtypes.TypeInfo``); ``None`` or
     ``raw=True`` gives ``bytes`` per field.  Attributes: ``rows`` (rows decoded),
-    ``offset`` (bytes consumed), ``done`` (trailer seen), ``flags``.
+    ``offset`` (bytes consumed), ``done`` (trailer seen), ``flags``, ``types`` (the
+    resolved TypeInfos, None in raw mode).  Errors are sticky (feed/close raise again).
 ``iter_rows(fileobj, types=None, *, names=None, raw=False, read_size=...)``
     Pull form over a binary file object.
 ``Encoder(types, *, names=None)``
     ``header() -> bytes``, ``encode(rows) -> bytes`` (many rows, one block),
-    ``trailer() -> bytes``.  A bad value raises EncodeError/TypeError naming the
-    column and row, and the encoder stays usable.
+    ``trailer() -> bytes``; ``types=None`` is raw mode (bytes or None per value).
+    A bad value raises EncodeError/TypeError naming the column and row (attributes
+    ``row``, ``column``); ``encode`` is atomic (nothing of a failed call is emitted or
+    counted) and the encoder stays usable.  ``rows``: rows encoded so far.
 ``write_stream(fileobj, rows, types, *, names=None, block_size=...) -> int``
     Header, rows, trailer to a file object in large writes; returns bytes written.
 ``Scanner(ncols=None)``
@@ -29,11 +32,12 @@ behaviour and docstrings):
     completed in this piece; attributes ``rows``, ``offset``, ``done``, ``flags``,
     ``header_size``, ``tuple_end`` (absolute offset just past the last complete tuple).
     ``close()`` raises when the trailer was not seen.  Releases the GIL in C.
-``Chunker(chunk_size=DEFAULT_CHUNK_SIZE)``
+``Chunker(chunk_size=DEFAULT_CHUNK_SIZE, ncols=None)``
     Cuts one raw COPY BINARY stream into complete streams of bounded size:
     ``feed(data) -> list[(bytes, rows)]``, ``close() -> list[(bytes, rows)]``; each
-    piece is header + whole tuples + trailer; a tuple larger than ``chunk_size`` goes
-    alone in its piece.
+    piece is the original header + whole tuples + trailer; a tuple larger than
+    ``chunk_size`` goes alone in its piece; the last piece comes out of the ``feed``
+    that sees the trailer; a stream without rows gives one piece without rows.
 ``scan(buf) -> (rows, size)``
     Validates a whole in-memory stream and counts its rows.
 """

@@ -1496,6 +1496,9 @@ class TypeRegistry:
             if low.startswith('"') and low.endswith('"') and low != '"char"':
                 low = low[1:-1]
             low = _ALIASES.get(low, low)
+            if low.startswith("interval "):
+                # "interval day to second(3)": the fields restrict input, not the wire
+                low, args = "interval", []
             ti = self.lookup_name(low)
             if ti is None and low.startswith("_") and ndim == 0:
                 elem = self.lookup_name(low[1:])

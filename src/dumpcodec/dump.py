@@ -188,11 +188,8 @@ def _copy_columns(tdef) -> List[str]:
     return [c.name for c in tdef.columns if not c.generated]
 
 
-def _type_specs(tdef, columns: List[str]) -> List[Any]:
-    from . import schema
-    fn = getattr(schema, "type_specs", None)
-    if fn is not None:
-        return list(fn(tdef, columns))
+def _type_texts(tdef, columns: List[str]) -> List[str]:
+    """The archive's type of each column: format_type() text, e.g. 'numeric(12,2)'."""
     return [tdef.column(c).type for c in columns]
 
 
@@ -294,7 +291,7 @@ def _plan_tables(conn, refs, where, columns, id_map) -> List[_TablePlan]:
             "SELECT pg_catalog.pg_total_relation_size(%s::regclass)",
             (ident.as_string(conn),)).fetchone()[0]
         plans.append(_TablePlan(table_id, ref.schema, ref.name, tdef, cols,
-                                _type_specs(tdef, cols), fmt, query if with_data else None,
+                                _type_texts(tdef, cols), fmt, query if with_data else None,
                                 None if cond is None else str(cond), est or None, via_root))
     for opts_, used, what in ((where, used_where, "--where"), (columns, used_cols, "--columns")):
         extra = sorted(set(opts_ or {}) - used)

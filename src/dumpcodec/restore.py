@@ -448,8 +448,9 @@ def _copy_in(conn, item, pieces, schema_, name, tdef, live, opts) -> Tuple[int, 
                 if fmt != "binary":
                     raise RestoreError(f"{item.table_id}: text-format data cannot be "
                                        f"re-encoded for the live table's types")
-                reencode = (item.types or _type_specs(tdef, columns),
-                            _type_specs(live, columns))
+                # the dump's types with the source's OIDs, the live ones with the
+                # target's (arrays and composites carry element OIDs on the wire)
+                reencode = (_type_specs(tdef, columns), _type_specs(live, columns))
         else:
             live_cols = _copy_columns(live)
             if columns is None:

@@ -10,12 +10,14 @@ The ``schema`` layer of dumpcodec, pure Python on psycopg 3:
 * :mod:`.compare` -- differences between a definition and a live table, and whether a
   binary COPY (or a re-encoding load) is possible;
 * :mod:`.ddl` -- statements recreating a table, by phase, with every text expression
-  checked by a SQL parser.
+  checked by a SQL parser;
+* :mod:`.codec_types` -- the codec's view of the column types (``type_specs``).
 """
 from __future__ import annotations
 
 from typing import List
 
+from .codec_types import column_type_info, live_type_oids, type_registry, type_specs
 from .capture import capture_live_if_exists, capture_table, capture_tables, capture_types
 from .compare import Comparison, Difference, compare, describe, type_widening, typmod_widening
 from .ddl import PHASES, DDLPlan, checked_expression, ddl_plan, existing_types_for
@@ -36,5 +38,6 @@ __all__ = [
     "TableDef", "TableRef", "TypeDef", "TypeRef", "capture_live_if_exists",
     "capture_table", "capture_tables", "capture_types", "checked_expression", "compare",
     "copy_columns", "ddl_plan", "describe", "existing_types_for", "partition_leaves",
-    "resolve_selectors", "type_widening", "typmod_widening",
+    "resolve_selectors", "type_widening", "typmod_widening", "column_type_info",
+    "live_type_oids", "type_registry", "type_specs",
 ]

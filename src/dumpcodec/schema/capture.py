@@ -273,7 +273,8 @@ def _capture_sequences(conn, relid: int) -> List[SequenceDef]:
 # -- user-defined types ---------------------------------------------------------------
 
 _TYPE_SQL = """
-SELECT t.oid, n.nspname, t.typname, t.typtype, t.typrelid, t.typbasetype, t.typtypmod,
+SELECT t.oid, t.typarray, n.nspname, t.typname, t.typtype, t.typrelid, t.typbasetype,
+       t.typtypmod,
        t.typnotnull, t.typdefault,
        CASE WHEN t.typtype = 'd' AND t.typcollation <> 0 AND t.typcollation <>
                  (SELECT b.typcollation FROM pg_catalog.pg_type b
@@ -324,8 +325,18 @@ def _is_user_type(conn, oid: int) -> bool:
 
 def _capture_type(conn, oid: int) -> Tuple[TypeDef, List[int]]:
     """One user-defined type and the OIDs of the types it depends on."""
-    (oid, schema, name, typtype, relid, basetype, typmod, notnull, default, coll,
+    (oid, array_oid, schema, name, typtype, relid, basetype, typmod, notnull, default, coll,
      coll_schema, ext, comment) = conn.execute(_TYPE_SQL, (oid,)).fetchone()
+    deps: List[int] = []
+    tdef, deps = _capture_type_body(conn, oid, schema, name, typtype, relid, basetype,
+                                    typmod, notnull, default, coll, coll_schema, ext,
+                                    comment)
+    tdef.oid, tdef.array_oid = oid, array_oid
+    return tdef, deps
+
+
+def _capture_type_body(conn, oid, schema, name, typtype, relid, basetype, typmod, notnull,
+                       default, coll, coll_schema, ext, comment):
     deps: List[int] = []
     if ext is not None:
         return TypeDef(schema=schema, name=name, kind="extension", extension=ext,

@@ -203,7 +203,8 @@ def _norm_index(i: IndexDef) -> dict:
 
 def _norm_type(t: TypeDef, table_schema: str) -> dict:
     d = dataclasses.asdict(t)
-    d.pop("comment")
+    for k in ("comment", "oid", "array_oid"):
+        d.pop(k)
     d["schema"] = _rel_schema(d["schema"], table_schema)
 
     def fix(ref):

@@ -385,7 +385,7 @@ def _type_statements(b: _Builder, ty: TypeDef) -> List[sql.Composed]:
 
 def _normalized_type(ty: TypeDef, table_schema: str) -> dict:
     d = dataclasses.asdict(ty)
-    for k in ("comment", "schema"):
+    for k in ("comment", "schema", "oid", "array_oid"):
         d.pop(k)
 
     def fix(ref):

@@ -202,6 +202,8 @@ class TypeDef:
     multirange_name: Optional[str] = None                     # range, PostgreSQL 14+
     extension: Optional[str] = None                           # owned by this extension
     comment: Optional[str] = None
+    oid: int = 0                   # on the source server; differs between databases
+    array_oid: int = 0
 
     @property
     def qualified(self) -> str:

@@ -41,6 +41,65 @@ cdef extern from *:
     static inline void dc_put64(unsigned char *p, uint64_t x) {
         x = __builtin_bswap64(x); memcpy(p, &x, 8);
     }
+    #define DC_MAX_FIELD 1073741824
+    /* Walk complete tuples of p[0:n] (a tuple boundary at 0, no OIDs): stop at the
+       first tuple that is incomplete, malformed or the trailer (left for the
+       general walker).  Every length word is read only after checking that its 4
+       bytes are there; a field's length is checked against the data left. */
+    #define DC_SHAPE_MAX 16
+    static Py_ssize_t dc_scan_tuples(const unsigned char *p, Py_ssize_t n,
+                                     int32_t *ncols_io, int64_t *rows_out) {
+        Py_ssize_t pos = 0, q, size = 0;
+        int32_t ncols = *ncols_io, cnt, i, ln, k, nsh = 0;
+        int64_t rows = 0;
+        uint32_t offs[DC_SHAPE_MAX], words[DC_SHAPE_MAX], v, diff;
+        while (n - pos >= 2) {
+            /* Shape prediction: when this tuple's length words are those of the last
+               one walked, it is just as valid and as long; the loads do not depend on
+               each other, so the walk is no longer one chain of dependent reads. */
+            if (size && n - pos >= size && (int16_t)dc_u16(p + pos) == ncols) {
+                diff = 0;
+                for (k = 0; k < nsh; k++) {
+                    memcpy(&v, p + pos + offs[k], 4);
+                    diff |= v ^ words[k];
+                }
+                if (!diff) {
+                    pos += size;
+                    rows++;
+                    continue;
+                }
+            }
+            cnt = (int16_t)dc_u16(p + pos);
+            if (cnt < 0) break;
+            if (ncols < 0) ncols = cnt;
+            else if (cnt != ncols) break;
+            q = pos + 2;
+            for (i = 0; i < cnt; i++) {
+                if (n - q < 4) goto out;
+                if (i < DC_SHAPE_MAX) {
+                    offs[i] = (uint32_t)(q - pos);
+                    memcpy(&words[i], p + q, 4);
+                }
+                ln = (int32_t)dc_u32(p + q);
+                q += 4;
+                if ((uint32_t)ln <= (uint32_t)DC_MAX_FIELD) {
+                    if ((Py_ssize_t)ln > n - q) goto out;
+                    q += ln;
+                } else if (ln != -1) {
+                    goto out;
+                }
+            }
+            nsh = cnt;
+            size = (cnt <= DC_SHAPE_MAX) ? q - pos : 0;
+            pos = q;
+            rows++;
+        }
+    out:
+        *ncols_io = ncols;
+        *rows_out = rows;
+        return pos;
+    }
+
     /* a GC-tracked object (ints, str, floats, bytes, dates, Decimals are not GC types) */
     static inline int dc_is_tracked(PyObject *o) {
         return PyType_HasFeature(Py_TYPE(o), Py_TPFLAGS_HAVE_GC) && PyObject_GC_IsTracked(o);
@@ -63,6 +122,8 @@ cdef extern from *:
     void dc_put64(unsigned char *p, uint64_t x) nogil
     int dc_long_to_16(object v, unsigned char *out) except -1
     int dc_is_tracked(PyObject *o)
+    Py_ssize_t dc_scan_tuples(const unsigned char *p, Py_ssize_t n, int32_t *ncols_io,
+                              int64_t *rows_out) nogil
 
 
 # ---------------------------------------------------------------------------
@@ -352,42 +413,16 @@ cdef inline Py_ssize_t scan_tuples(Walker *w, const unsigned char *p, Py_ssize_t
     """Fast walk over complete tuples in p[0:n] (walker at a tuple boundary).
 
     Returns the bytes consumed; stops at the first tuple that is incomplete or
-    suspicious (the general walker then takes over and reports any error), or
-    right after the trailer.
+    suspicious (the general walker then takes over and reports any error), or at
+    the trailer.
     """
-    cdef Py_ssize_t pos = 0, q
-    cdef int32_t cnt, i, ln
-    cdef int32_t ncols = w.ncols
-    cdef int oids = w.oids
+    cdef Py_ssize_t pos
     cdef int64_t rows = 0
-    while n - pos >= 2:
-        cnt = <int16_t>dc_u16(p + pos)
-        if cnt < 0 or oids:
-            break
-        if ncols < 0:
-            ncols = cnt
-            w.ncols = cnt
-        elif cnt != ncols:
-            break
-        q = pos + 2
-        i = 0
-        while i < cnt:
-            if n - q < 4:
-                break
-            ln = <int32_t>dc_u32(p + q)
-            q += 4
-            if ln < 0:
-                if ln != -1:
-                    break
-            elif ln <= C_MAX_FIELD and ln <= n - q:
-                q += ln
-            else:
-                break
-            i += 1
-        if i < cnt:
-            break
-        pos = q
-        rows += 1
+    cdef int32_t ncols = w.ncols
+    if w.oids:
+        return 0
+    pos = dc_scan_tuples(p, n, &ncols, &rows)
+    w.ncols = ncols
     if pos > 0:
         w.rows += rows
         w.offset += pos

@@ -40,6 +40,8 @@ SAMPLES = {
     "oids": SIG + struct.pack(">I", 1 << 16) + b"\x00\x00\x00\x00"
     + b"\x00\x01\x00\x00\x00\x04\x00\x00\x30\x39\x00\x00\x00\x01z" * 2 + TRAILER,
     "zero columns": HEADER + tup() + tup() + TRAILER,
+    # identical tuples: the C scanner's shape prediction path
+    "repeated": HEADER + tup(b"abcd", b"xy", None) * 6 + TRAILER,
 }
 
 

@@ -293,3 +293,24 @@ def test_hypothesis_server_round_trip(random_table):
         assert len(back) == len(rows)
 
     check()
+
+
+@pytest.mark.parametrize("encoding", ["LATIN1", "WIN1251"])
+def test_client_encoding_round_trip(any_db, encoding):
+    conn = any_db.connect()
+    conn.execute(f"SET client_encoding TO '{encoding}'")
+    conn.execute("CREATE TABLE e (t text, a varchar[], j jsonb)")
+    conn.execute("CREATE TABLE e2 (LIKE e)")
+    word = "caf\u00e9" if encoding == "LATIN1" else "\u0416\u0438\u0437\u043d\u044c"
+    conn.execute("INSERT INTO e VALUES (%s, ARRAY[%s, NULL], to_jsonb(%s::text))",
+                 (word, word, word))
+    reg = pgtypes.TypeRegistry(encoding=encoding)
+    types = [reg.resolve(t) for t in ("text", "varchar[]", "jsonb")]
+    data = _copy_out(conn, "SELECT * FROM e")
+    rows = codec.Decoder(types).feed(data)
+    assert rows == [(word, [word, None], f'"{word}"')]
+    enc = codec.Encoder(types)
+    assert enc.header() + enc.encode(rows) + enc.trailer() == data
+    _copy_in(conn, "e2", data)
+    assert _text_rows(conn, "e2") == _text_rows(conn, "e")
+    conn.close()

@@ -455,3 +455,45 @@ def test_stand_in_texts():
     assert PgRange(1, None, upper_inc=True).upper_inc is False
     assert hash(PgArray([[1]], (0, 0))) == hash(PgArray([[1]], (0, 0)))
     assert PgRecord((1,), (23,)) != PgRecord((1,), (20,))
+
+
+def test_naive_as_utc_is_an_explicit_opt_in():
+    naive = dt.datetime(2000, 1, 1, 0, 0, 1)
+    ti = pgtypes.naive_as_utc("timestamptz")
+    assert ti.encode(naive) == h("00000000000f4240") == ti.encode(naive.replace(tzinfo=UTC))
+    enc = codec.Encoder([ti, pgtypes.naive_as_utc("timestamptz[]"),
+                         pgtypes.naive_as_utc("tstzrange")])
+    block = enc.encode([(naive, [naive, None], PgRange(naive, None))])
+    aware = naive.replace(tzinfo=UTC)
+    assert codec.Decoder(["timestamptz", "timestamptz[]", "tstzrange"]).feed(
+        HEADER + block + TRAILER) == [(aware, [aware, None], PgRange(aware, None))]
+    with pytest.raises(EncodeError, match="naive datetime"):
+        codec.Encoder(["timestamptz"]).encode([(naive,)])
+    with pytest.raises(ValueError):
+        pgtypes.naive_as_utc("int4")
+
+
+@pytest.mark.parametrize("encoding,text,wire", [
+    ("LATIN1", "caf\u00e9", "636166e9"),
+    ("WIN1251", "\u0416", "c6"),
+    ("SQL_ASCII", "a\udcff", "61ff"),       # any byte survives, as a surrogate escape
+    ("UTF8", "caf\u00e9", "636166c3a9"),
+])
+def test_client_encodings(encoding, text, wire):
+    reg = pgtypes.TypeRegistry(encoding=encoding)
+    types = [reg.resolve(t) for t in ("text", "varchar[]", "jsonb")]
+    row = (text, [text, None], text)
+    enc = codec.Encoder(types)
+    data = enc.header() + enc.encode([row]) + enc.trailer()
+    assert h(wire) in data and (b"\x01" + h(wire)) in data
+    dec = codec.Decoder(types)
+    assert dec.feed(data) == [row]
+    mood = reg.register_enum("mood", 50001, 50002)
+    assert mood.decode(mood.encode(text)) == text
+    assert reg.register_hstore(50030).decode(reg.resolve("hstore").encode({text: text})) \
+        == {text: text}
+
+
+def test_unknown_client_encoding():
+    with pytest.raises(ValueError, match="no Python codec"):
+        pgtypes.TypeRegistry(encoding="MULE_INTERNAL")

@@ -23,14 +23,15 @@ oid, xid, cid, reg*         int (unsigned 32 bit); xid8, pg_lsn: int (unsigned 6
 float4, float8              float (NaN, infinities and -0.0 kept)
 numeric                     decimal.Decimal with exponent -dscale (1.10 stays 1.10);
                             Decimal('NaN'), Decimal('Infinity'), Decimal('-Infinity')
-text, varchar, bpchar,      str (UTF-8 on the wire: set client_encoding to UTF8)
-name, enum, json, xml
+text, varchar, bpchar,      str, in the registry's client encoding (UTF8 unless
+name, enum, json, xml       ``TypeRegistry(encoding="LATIN1")`` etc.)
 "char"                      str of length 0 or 1 (the byte as Latin-1; '' for \\0)
 jsonb, jsonpath             str, the exact text (version byte 1 on the wire)
 bytea                       bytes
 date                        datetime.date, else values.PgDate (BC, > 9999, infinity)
 timestamp                   naive datetime.datetime, else values.PgTimestamp
 timestamptz                 aware datetime.datetime in UTC, else values.PgTimestamp
+                            (naive datetimes are refused unless naive_as_utc())
 time                        datetime.time, else values.PgTime (24:00:00)
 timetz                      datetime.time with a fixed-offset tzinfo, else PgTime
 interval                    datetime.timedelta when months == days == 0, else
@@ -71,7 +72,8 @@ from .errors import EncodeError
 from .values import (INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, PgArray, PgDate,
                      PgInterval, PgMultirange, PgRange, PgRecord, PgTime, PgTimestamp)
 
-__all__ = ["TypeInfo", "TypeRegistry", "resolve", "BUILTINS", "CODECS"]
+__all__ = ["TypeInfo", "TypeRegistry", "resolve", "naive_as_utc", "python_encoding",
+           "BUILTINS", "CODECS", "PG_ENCODINGS"]
 
 # ---------------------------------------------------------------------------
 # Codec ids: what the C core switches on.  CODEC_PY means "call TypeInfo.decode /
@@ -256,14 +258,50 @@ decode_float8, encode_float8 = _float_codec(_f8, 8, "float8")
 decode_text = functools.partial(str, encoding="utf-8")
 
 
-def _make_text(name: str):
+def _make_text(name: str, encoding: str = "utf-8", errors: str = "strict"):
     def encode(v) -> bytes:
         if type(v) is not str and not isinstance(v, str):
             raise _type_error("str", name, v)
         if "\x00" in v:
             raise EncodeError(EE_NUL.format(name=name))
-        return v.encode("utf-8")
+        return v.encode(encoding, errors)
     return encode
+
+
+# PostgreSQL client encodings -> (Python codec, error handler).  SQL_ASCII means
+# "bytes, unchecked": surrogateescape keeps any byte and gives it back on encode.
+PG_ENCODINGS = {
+    "UTF8": ("utf-8", "strict"), "SQL_ASCII": ("utf-8", "surrogateescape"),
+    "LATIN1": ("iso8859-1", "strict"), "LATIN2": ("iso8859-2", "strict"),
+    "LATIN3": ("iso8859-3", "strict"), "LATIN4": ("iso8859-4", "strict"),
+    "LATIN5": ("iso8859-9", "strict"), "LATIN6": ("iso8859-10", "strict"),
+    "LATIN7": ("iso8859-13", "strict"), "LATIN8": ("iso8859-14", "strict"),
+    "LATIN9": ("iso8859-15", "strict"), "LATIN10": ("iso8859-16", "strict"),
+    "ISO_8859_5": ("iso8859-5", "strict"), "ISO_8859_6": ("iso8859-6", "strict"),
+    "ISO_8859_7": ("iso8859-7", "strict"), "ISO_8859_8": ("iso8859-8", "strict"),
+    "WIN866": ("cp866", "strict"), "WIN874": ("cp874", "strict"),
+    "WIN1250": ("cp1250", "strict"), "WIN1251": ("cp1251", "strict"),
+    "WIN1252": ("cp1252", "strict"), "WIN1253": ("cp1253", "strict"),
+    "WIN1254": ("cp1254", "strict"), "WIN1255": ("cp1255", "strict"),
+    "WIN1256": ("cp1256", "strict"), "WIN1257": ("cp1257", "strict"),
+    "WIN1258": ("cp1258", "strict"), "KOI8R": ("koi8-r", "strict"),
+    "KOI8U": ("koi8-u", "strict"), "EUC_JP": ("euc_jp", "strict"),
+    "EUC_CN": ("gb2312", "strict"), "EUC_KR": ("euc_kr", "strict"),
+    "SJIS": ("shift_jis", "strict"), "BIG5": ("big5", "strict"), "GBK": ("gbk", "strict"),
+    "GB18030": ("gb18030", "strict"), "UHC": ("cp949", "strict"),
+    "JOHAB": ("johab", "strict"), "EUC_JIS_2004": ("euc_jis_2004", "strict"),
+    "SHIFT_JIS_2004": ("shift_jis_2004", "strict"),
+}
+
+
+def python_encoding(pg_encoding: str) -> Tuple[str, str]:
+    """(Python codec, error handler) for a PostgreSQL client encoding name."""
+    key = pg_encoding.upper().replace("-", "_")
+    key = {"UTF_8": "UTF8", "UNICODE": "UTF8"}.get(key, key)
+    try:
+        return PG_ENCODINGS[key]
+    except KeyError:
+        raise ValueError(f"no Python codec for the client encoding {pg_encoding!r}") from None
 
 
 encode_text = _make_text("text")
@@ -296,8 +334,18 @@ decode_jsonb = _decode_versioned
 decode_jsonpath = _decode_versioned
 
 
-def _make_versioned(name: str):
-    text = _make_text(name)
+def _make_versioned_decoder(encoding: str, errors: str):
+    def decode(b: bytes) -> str:
+        if not b:
+            raise ValueError(ER_MIN_SIZE.format(n=0, size=1))
+        if b[0] != 1:
+            raise ValueError(ER_JSONB_VERSION.format(v=b[0]))
+        return str(b[1:], encoding, errors)
+    return decode
+
+
+def _make_versioned(name: str, encoding: str = "utf-8", errors: str = "strict"):
+    text = _make_text(name, encoding, errors)
 
     def encode(v) -> bytes:
         return b"\x01" + text(v)
@@ -1106,7 +1154,9 @@ def _make_multirange(rng: TypeInfo, name: str):
     return decode, encode
 
 
-def _make_hstore(name: str):
+def _make_hstore(name: str, encoding: str = "utf-8", errors: str = "strict"):
+    decode_text = functools.partial(str, encoding=encoding, errors=errors)
+
     def decode(b: bytes) -> Dict[str, Optional[str]]:
         n = len(b)
         if n < 4:
@@ -1126,7 +1176,7 @@ def _make_hstore(name: str):
             raise ValueError(ER_TRAILING.format(n=n - p))
         return out
 
-    text = _make_text(name)
+    text = _make_text(name, encoding, errors)
 
     def encode(v) -> bytes:
         if not isinstance(v, dict):
@@ -1336,14 +1386,18 @@ class TypeRegistry:
     ``TypeRegistry()`` starts with the built-in types; ``register_enum``,
     ``register_composite``, ``register_domain``, ``register_range`` and
     ``register_hstore`` add the types whose OIDs are per database.  ``resolve``
-    turns a spec into a TypeInfo.
+    turns a spec into a TypeInfo.  ``encoding``: the PostgreSQL client encoding of
+    the text the streams carry (default UTF8; see PG_ENCODINGS; SQL_ASCII keeps any
+    byte through surrogateescape).
     """
 
-    def __init__(self, parent: Any = "builtins"):
+    def __init__(self, parent: Any = "builtins", *, encoding: Optional[str] = None):
         if parent == "builtins":
             # None only while the built-in registry itself is being made
             parent = globals().get("BUILTINS")
         self._parent = parent
+        self.encoding = "UTF8" if encoding is None else encoding
+        self._codec = python_encoding(self.encoding)
         self._by_oid: Dict[int, TypeInfo] = {}
         self._by_name: Dict[str, TypeInfo] = {}
         self._array_of: Dict[int, int] = {}    # array oid -> element oid
@@ -1352,6 +1406,26 @@ class TypeRegistry:
         dec, enc = _make_composite(self, "record", ())
         self.register(TypeInfo(2249, "record", "composite", CODEC_PY, dec, enc,
                                array_oid=2287))
+        if self._codec != ("utf-8", "strict") and parent is not None:
+            self._install_encoding()
+
+    def _install_encoding(self) -> None:
+        """Shadow the text-family built-ins with codecs for this client encoding.
+
+        Their codec id becomes CODEC_PY, so the C core calls these functions too.
+        """
+        enc, errors = self._codec
+        dec = functools.partial(str, encoding=enc, errors=errors)
+        for ti in _builtin_types():
+            if ti.codec == CODEC_TEXT:
+                self.register(TypeInfo(ti.oid, ti.name, ti.kind, CODEC_PY, dec,
+                                       _make_text(ti.name, enc, errors),
+                                       array_oid=ti.array_oid))
+            elif ti.codec == CODEC_JSONB:
+                self.register(TypeInfo(ti.oid, ti.name, ti.kind, CODEC_PY,
+                                       _make_versioned_decoder(enc, errors),
+                                       _make_versioned(ti.name, enc, errors),
+                                       array_oid=ti.array_oid))
 
     # -- lookups ------------------------------------------------------------
     def lookup_oid(self, oid: int) -> Optional[TypeInfo]:
@@ -1399,7 +1473,7 @@ class TypeRegistry:
     def register_enum(self, name: str, oid: int, array_oid: int = 0,
                       labels: Optional[Iterable[str]] = None) -> TypeInfo:
         """An enum: values are its labels as str; with ``labels``, others are refused."""
-        text = _make_text(name)
+        text = _make_text(name, *self._codec)
         if labels is not None:
             labels = tuple(labels)
             allowed = frozenset(labels)
@@ -1413,7 +1487,10 @@ class TypeRegistry:
         else:
             encode = text
             codec = CODEC_TEXT
-        return self.register(TypeInfo(oid, name, "enum", codec, decode_text, encode,
+        if self._codec != ("utf-8", "strict"):
+            codec = CODEC_PY
+        dec = functools.partial(str, encoding=self._codec[0], errors=self._codec[1])
+        return self.register(TypeInfo(oid, name, "enum", codec, dec, encode,
                                       array_oid=array_oid, labels=labels))
 
     def register_composite(self, name: str, oid: int,
@@ -1449,7 +1526,7 @@ class TypeRegistry:
 
     def register_hstore(self, oid: int, array_oid: int = 0, name: str = "hstore") -> TypeInfo:
         """The hstore extension type (its OID differs per database)."""
-        dec, enc = _make_hstore(name)
+        dec, enc = _make_hstore(name, *self._codec)
         return self.register(TypeInfo(oid, name, "hstore", CODEC_PY, dec, enc,
                                       array_oid=array_oid))
 
@@ -1532,6 +1609,26 @@ def _make_builtins() -> TypeRegistry:
 #: The built-in types.  Register database types on your own ``TypeRegistry()``,
 #: which starts from (and falls back to) these.
 BUILTINS = _make_builtins()
+
+
+def naive_as_utc(spec: Union[int, str, TypeInfo],
+                 registry: Optional[TypeRegistry] = None) -> TypeInfo:
+    """timestamptz (or an array or range of it) whose encoder takes naive datetimes
+    as UTC instead of refusing them: the explicit opt-in.  Decoding is unchanged."""
+    ti = resolve(spec, registry)
+    if ti.codec == CODEC_TIMESTAMPTZ or ti.encode is encode_timestamptz:
+        return TypeInfo(**{**ti.__dict__, "codec": CODEC_PY,
+                           "encode": encode_timestamptz_naive_utc})
+    if ti.kind == "array" and ti.element is not None:
+        elem = naive_as_utc(ti.element)
+        dec, enc = _make_array(elem, ti.name)
+        return TypeInfo(**{**ti.__dict__, "element": elem, "decode": dec, "encode": enc})
+    if ti.kind == "range" and ti.element is not None:
+        elem = naive_as_utc(ti.element)
+        dec, enc = _make_range(elem, ti.name)
+        return TypeInfo(**{**ti.__dict__, "element": elem, "decode": dec, "encode": enc,
+                           "codec": CODEC_PY})
+    raise ValueError(f"naive_as_utc applies to timestamptz, not {ti.name}")
 
 
 def resolve(spec: Union[int, str, TypeInfo],

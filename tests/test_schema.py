@@ -363,3 +363,6 @@ def test_existing_types_skipped_or_refused(db, make_db):
         c.execute("CREATE SCHEMA other; CREATE TYPE other.mood AS ENUM ('x')")
         with pytest.raises(SchemaError, match="other.mood exists"):
             ddl_plan(things, "other", existing_types=c)
+        plan = ddl_plan(things, "fresh", existing_types=c)
+        assert plan.schemas == ["fresh"] and plan.skipped_types == []
+        assert len(plan.types) == 5

@@ -186,6 +186,7 @@ class DDLPlan:
     sequences: List[sql.Composed] = field(default_factory=list)
     comments: List[sql.Composed] = field(default_factory=list)
     skipped_types: List[str] = field(default_factory=list)   # already there and equal
+    schemas: List[str] = field(default_factory=list)   # where the plan creates objects
 
     def statements(self, phases: Sequence[str] = PHASES) -> Iterator[sql.Composed]:
         for phase in phases:
@@ -415,9 +416,16 @@ def existing_types_for(conn: psycopg.Connection, tdef: TableDef,
                        target_schema: Optional[str] = None) -> Dict[Tuple[str, str], TypeDef]:
     """The target database's versions of the types ``tdef`` needs, by (schema, name)
     as they would be created (after the target-schema mapping)."""
-    from .capture import capture_types
+    from .capture import _search_path
     target = target_schema or tdef.schema
     out: Dict[Tuple[str, str], TypeDef] = {}
+    with _search_path(conn, target):   # deparse as the dump's capture did
+        _existing_types(conn, tdef, target, out)
+    return out
+
+
+def _existing_types(conn, tdef: TableDef, target: str, out: dict) -> None:
+    from .capture import capture_types
     for ty in tdef.types:
         schema = target if ty.schema == tdef.schema else ty.schema
         row = conn.execute("SELECT t.oid FROM pg_catalog.pg_type t JOIN "
@@ -428,7 +436,6 @@ def existing_types_for(conn: psycopg.Connection, tdef: TableDef,
             found = capture_types(conn, [row[0]])
             if found:
                 out[(schema, ty.name)] = found[-1]
-    return out
 
 
 ExistingTypes = Union[None, psycopg.Connection, Mapping[Tuple[str, str], TypeDef]]
@@ -472,7 +479,13 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
                 raise SchemaError(f"{where}: type {key[0]}.{key[1]} is missing in the target"
                                   + (f" (install extension {ty.extension!r})"
                                      if ty.extension else ""))
-        plan.types.extend(_type_statements(b, ty))
+        stmts = _type_statements(b, ty)
+        if stmts and key[0] not in plan.schemas:
+            plan.schemas.append(key[0])
+        plan.types.extend(stmts)
+
+    if b.schema not in plan.schemas:
+        plan.schemas.insert(0, b.schema)
 
     # table: owned serial sequences first, since defaults refer to them
     serials = [s for s in t.sequences if not s.identity]

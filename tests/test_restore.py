@@ -285,3 +285,34 @@ def test_dachs_dump_into_existing_table(db, tmp_path):
     assert len(summary.failed) == 1
     with db.connect() as c:
         assert c.execute("SELECT count(*) FROM wrong").fetchone()[0] == 0
+
+
+def test_partitions_through_root(db, make_db, tmp_path):
+    with db.connect() as c:
+        c.execute("CREATE TABLE m (id int, at date NOT NULL) PARTITION BY RANGE (at)")
+        c.execute("CREATE TABLE m1 PARTITION OF m FOR VALUES FROM ('2024-01-01') TO "
+                  "('2025-01-01')")
+        c.execute("CREATE TABLE m2 PARTITION OF m FOR VALUES FROM ('2025-01-01') TO "
+                  "('2026-01-01')")
+        c.execute("INSERT INTO m SELECT g, date '2024-01-01' + g FROM "
+                  "generate_series(0, 700) g")
+    path = str(tmp_path / "root.dcz")
+    s = create_dump(db.dsn, ["public.m"], path, partitions="root")
+    assert [(t.table_id, t.rows) for t in s.tables] == [("public.m", 701)]
+    # into a fresh database: a plain table with every row
+    target = make_db()
+    summary = restore_dump(target.dsn, path)
+    assert summary.failed == []
+    with target.connect() as c:
+        assert c.execute("SELECT count(*) FROM m").fetchone()[0] == 701
+        assert c.execute("SELECT relkind FROM pg_class WHERE relname = 'm'"
+                         ).fetchone()[0] == "r"
+    # into an existing partitioned table: the server routes the rows
+    target2 = make_db()
+    with target2.connect() as c:
+        c.execute("CREATE TABLE m (id int, at date NOT NULL) PARTITION BY RANGE (at)")
+        c.execute("CREATE TABLE m_all PARTITION OF m DEFAULT")
+    summary = restore_dump(target2.dsn, path, if_exists="append")
+    assert summary.failed == []
+    with target2.connect() as c:
+        assert c.execute("SELECT count(*) FROM m_all").fetchone()[0] == 701

@@ -408,6 +408,14 @@ def _load_table(conn, item: _Item, pieces: Callable[[], Iterable[Tuple[bytes, in
                                f"archive has no definition to recreate it from")
         else:
             action = "truncated" if mode == "truncate" else "appended"
+    if live is None and tdef is not None and tdef.kind == "partitioned" \
+            and item.extra.get("via_root"):
+        # dumped through its root (--partitions root) and no table there: the rows
+        # go into a plain table of the same columns, since no partitions come along
+        import dataclasses
+        tdef = dataclasses.replace(tdef, kind="table", partition_key=None,
+                                   indexes=[i for i in tdef.indexes],
+                                   constraints=[c for c in tdef.constraints])
     if live is None:
         if tdef is None:
             raise RestoreError(f"{item.table_id}: table {schema_}.{name} does not exist "

@@ -6,10 +6,15 @@ so references to objects of that schema come out unqualified and everything else
 qualified.  The DDL layer sets ``search_path`` to the target schema before it runs, so a
 table restored into another schema finds its own sequences and types there.
 
+:func:`capture_tables` works per schema with one query per kind of object (relations,
+columns, indexes with their elements, constraints, sequences and their values) for all
+the tables of that schema; user-defined types are captured once per call.
+
 Supports PostgreSQL 12 and later (generated columns, ``pg_partition_tree``).
 """
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -40,10 +45,10 @@ def _server_version(conn: psycopg.Connection) -> int:
     return conn.info.server_version
 
 
-# -- the table itself -------------------------------------------------------------------
+# -- relations ---------------------------------------------------------------------------
 
 _REL_SQL = """
-SELECT c.oid, c.relkind, c.relpersistence, c.relispartition,
+SELECT c.relname, c.oid, c.relkind, c.relpersistence, c.relispartition,
        pg_catalog.obj_description(c.oid, 'pg_class'),
        CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END,
        CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END,
@@ -53,13 +58,13 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_inherits i ON c.relispartition AND i.inhrelid = c.oid
 LEFT JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent
 LEFT JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
-WHERE n.nspname = %s AND c.relname = %s
+WHERE n.nspname = %s AND c.relname = ANY(%s)
 """
 
 # Columns with their (element) type.  Arrays are recognised the way format_type() does
 # (typelem set and variable length), because attndims is not reliable.
 _COLS_SQL = """
-SELECT a.attnum, a.attname,
+SELECT a.attrelid, a.attname,
        pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid, a.atttypmod,
        a.attndims, a.attnotnull, a.attidentity, a.attgenerated,
        pg_catalog.pg_get_expr(d.adbin, d.adrelid),
@@ -78,27 +83,17 @@ JOIN pg_catalog.pg_namespace etn ON etn.oid = et.typnamespace
 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
 LEFT JOIN pg_catalog.pg_namespace con ON con.oid = co.collnamespace
-WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
-ORDER BY a.attnum
+WHERE a.attrelid = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attrelid, a.attnum
 """
 
 
-def _names(conn, relid: int, nums: Optional[Sequence[int]]) -> List[str]:
-    if not nums:
-        return []
-    rows = conn.execute(
-        "SELECT a.attname FROM unnest(%s::int2[]) WITH ORDINALITY k(n, i) "
-        "JOIN pg_catalog.pg_attribute a ON a.attrelid = %s AND a.attnum = k.n "
-        "ORDER BY k.i", (list(nums), relid)).fetchall()
-    return [r[0] for r in rows]
-
-
-def _capture_columns(conn, relid: int) -> Tuple[List[ColumnDef], List[int]]:
-    cols: List[ColumnDef] = []
-    elem_oids: List[int] = []
-    for i, r in enumerate(conn.execute(_COLS_SQL, (relid,)).fetchall(), 1):
-        (attnum, name, typ, typoid, typmod, ndims, notnull, identity, generated, expr,
+def _capture_columns(conn, relids: List[int]) -> Dict[int, Tuple[List[ColumnDef], List[int]]]:
+    out: Dict[int, Tuple[List[ColumnDef], List[int]]] = {r: ([], []) for r in relids}
+    for r in conn.execute(_COLS_SQL, (relids,)).fetchall():
+        (relid, name, typ, typoid, typmod, ndims, notnull, identity, generated, expr,
          coll, coll_schema, comment, is_array, eoid, eschema, ename, ekind) = r
+        cols, elem_oids = out[relid]
         cols.append(ColumnDef(
             name=name, type=typ, type_oid=typoid, type_schema=eschema, type_elem=ename,
             typmod=typmod, ndims=ndims, is_array=bool(is_array), type_kind=ekind,
@@ -106,36 +101,16 @@ def _capture_columns(conn, relid: int) -> Tuple[List[ColumnDef], List[int]]:
             default=expr if generated != "s" else None,
             identity=identity or None,
             generated=expr if generated == "s" else None,
-            collation=coll, collation_schema=coll_schema, position=i, comment=comment))
+            collation=coll, collation_schema=coll_schema, position=len(cols) + 1,
+            comment=comment))
         elem_oids.append(eoid)
-    return cols, elem_oids
+    return out
 
 
 # -- indexes and constraints -------------------------------------------------------------
 
-_ELEMS_SQL = """
-SELECT k.i, k.attnum, pg_catalog.pg_get_indexdef(%(ix)s, k.i::int, true),
-       CASE WHEN k.i <= %(nkey)s AND NOT opc.opcdefault THEN opc.opcname END,
-       CASE WHEN k.i <= %(nkey)s AND NOT opc.opcdefault THEN opcn.nspname END,
-       CASE WHEN k.coll NOT IN (0, 100) AND (k.attnum = 0 OR k.coll <> a.attcollation)
-            THEN co.collname END,
-       CASE WHEN k.coll NOT IN (0, 100) AND (k.attnum = 0 OR k.coll <> a.attcollation)
-            THEN con.nspname END,
-       coalesce(k.opt, 0), a.attname
-FROM unnest(%(key)s::int2[], %(cls)s::oid[], %(colls)s::oid[], %(opts)s::int2[])
-     WITH ORDINALITY AS k(attnum, cls, coll, opt, i)
-LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = %(rel)s AND a.attnum = k.attnum
-     AND k.attnum <> 0
-LEFT JOIN pg_catalog.pg_opclass opc ON opc.oid = k.cls
-LEFT JOIN pg_catalog.pg_namespace opcn ON opcn.oid = opc.opcnamespace
-LEFT JOIN pg_catalog.pg_collation co ON co.oid = k.coll
-LEFT JOIN pg_catalog.pg_namespace con ON con.oid = co.collnamespace
-ORDER BY k.i
-"""
-
 _INDEX_SQL = """
-SELECT i.indexrelid, ic.relname, am.amname, i.indisunique, i.indnkeyatts,
-       i.indkey::int2[], i.indclass::oid[], i.indcollation::oid[], i.indoption::int2[],
+SELECT i.indrelid, i.indexrelid, ic.relname, am.amname, i.indisunique,
        pg_catalog.pg_get_expr(i.indpred, i.indrelid), {nnd},
        EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c
                WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid
@@ -145,47 +120,77 @@ SELECT i.indexrelid, ic.relname, am.amname, i.indisunique, i.indnkeyatts,
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_catalog.pg_am am ON am.oid = ic.relam
-WHERE i.indrelid = %s
-ORDER BY ic.relname
+WHERE i.indrelid = ANY(%s)
+ORDER BY i.indrelid, ic.relname
+"""
+
+# One row per index column.  indclass, indcollation and indoption have entries for the
+# key columns only (the first indnkeyatts); the rest of indkey is INCLUDE columns.
+_ELEMS_SQL = """
+SELECT i.indexrelid, k.i, i.indnkeyatts, k.attnum,
+       pg_catalog.pg_get_indexdef(i.indexrelid, k.i::int, true),
+       CASE WHEN k.i <= i.indnkeyatts AND NOT opc.opcdefault THEN opc.opcname END,
+       CASE WHEN k.i <= i.indnkeyatts AND NOT opc.opcdefault THEN opcn.nspname END,
+       CASE WHEN k.coll NOT IN (0, 100) AND (k.attnum = 0 OR k.coll <> a.attcollation)
+            THEN co.collname END,
+       CASE WHEN k.coll NOT IN (0, 100) AND (k.attnum = 0 OR k.coll <> a.attcollation)
+            THEN con.nspname END,
+       coalesce(k.opt, 0), a.attname
+FROM pg_catalog.pg_index i
+CROSS JOIN LATERAL unnest(i.indkey::int2[], i.indclass::oid[], i.indcollation::oid[],
+                          i.indoption::int2[])
+     WITH ORDINALITY AS k(attnum, cls, coll, opt, i)
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+     AND k.attnum <> 0
+LEFT JOIN pg_catalog.pg_opclass opc ON opc.oid = k.cls
+LEFT JOIN pg_catalog.pg_namespace opcn ON opcn.oid = opc.opcnamespace
+LEFT JOIN pg_catalog.pg_collation co ON co.oid = k.coll
+LEFT JOIN pg_catalog.pg_namespace con ON con.oid = co.collnamespace
+WHERE i.indrelid = ANY(%s)
+ORDER BY i.indexrelid, k.i
 """
 
 
 class _IndexInfo:
-    __slots__ = ("oid", "name", "method", "unique", "elements", "include", "predicate",
-                 "nulls_not_distinct", "backs_constraint", "inherited")
+    __slots__ = ("relid", "oid", "name", "method", "unique", "elements", "include",
+                 "predicate", "nulls_not_distinct", "backs_constraint", "inherited")
 
 
-def _capture_index_infos(conn, relid: int) -> Dict[int, _IndexInfo]:
+def _capture_index_infos(conn, relids: List[int]) -> Dict[int, _IndexInfo]:
     nnd = "i.indnullsnotdistinct" if _server_version(conn) >= 150000 else "false"
     out: Dict[int, _IndexInfo] = {}
-    for r in conn.execute(_INDEX_SQL.format(nnd=nnd), (relid,)).fetchall():
+    for r in conn.execute(_INDEX_SQL.format(nnd=nnd), (relids,)).fetchall():
         info = _IndexInfo()
-        (info.oid, info.name, info.method, info.unique, nkey, key, cls, colls, opts,
-         info.predicate, info.nulls_not_distinct, info.backs_constraint,
-         info.inherited) = r
+        (info.relid, info.oid, info.name, info.method, info.unique, info.predicate,
+         info.nulls_not_distinct, info.backs_constraint, info.inherited) = r
         info.elements, info.include = [], []
-        rows = conn.execute(_ELEMS_SQL, {"ix": info.oid, "nkey": nkey, "key": list(key),
-                                         "cls": list(cls), "colls": list(colls),
-                                         "opts": list(opts), "rel": relid}).fetchall()
-        for (i, attnum, text, opc, opcs, coll, colls_, opt, attname) in rows:
-            if i > nkey:
-                info.include.append(attname)
-                continue
-            desc = bool(opt & 1)          # INDOPTION_DESC
-            info.elements.append(IndexElem(
-                column=attname if attnum else None,
-                expression=None if attnum else text,
-                collation=coll, collation_schema=colls_,
-                opclass=opc, opclass_schema=opcs,
-                descending=desc, nulls_first=bool(opt & 2)))   # INDOPTION_NULLS_FIRST
         out[info.oid] = info
+    for (ixoid, i, nkey, attnum, text, opc, opcs, coll, colls, opt,
+         attname) in conn.execute(_ELEMS_SQL, (relids,)).fetchall():
+        info = out[ixoid]
+        if i > nkey:
+            info.include.append(attname)
+            continue
+        info.elements.append(IndexElem(
+            column=attname if attnum else None,
+            expression=None if attnum else text,
+            collation=coll, collation_schema=colls,
+            opclass=opc, opclass_schema=opcs,
+            descending=bool(opt & 1),           # INDOPTION_DESC
+            nulls_first=bool(opt & 2)))         # INDOPTION_NULLS_FIRST
     return out
 
 
 _CONS_SQL = """
-SELECT con.conname, con.contype, con.condeferrable, con.condeferred, con.convalidated,
-       con.connoinherit, con.conislocal, con.conparentid, con.conkey::int2[],
-       con.conindid, fn.nspname, fc.relname, con.confrelid, con.confkey::int2[],
+SELECT con.conrelid, con.conname, con.contype, con.condeferrable, con.condeferred,
+       con.convalidated, con.connoinherit, con.conislocal, con.conparentid,
+       ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, i)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n
+             ORDER BY k.i),
+       con.conindid, fn.nspname, fc.relname,
+       ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(n, i)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n
+             ORDER BY k.i),
        con.confupdtype, con.confdeltype, con.confmatchtype,
        pg_catalog.pg_get_expr(con.conbin, con.conrelid),
        ARRAY(SELECT o.oprname FROM unnest(con.conexclop) WITH ORDINALITY x(op, i)
@@ -196,26 +201,27 @@ SELECT con.conname, con.contype, con.condeferrable, con.condeferred, con.convali
 FROM pg_catalog.pg_constraint con
 LEFT JOIN pg_catalog.pg_class fc ON fc.oid = con.confrelid
 LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
-WHERE con.conrelid = %s AND con.contype IN ('p', 'u', 'c', 'f', 'x')
-ORDER BY con.conname
+WHERE con.conrelid = ANY(%s) AND con.contype IN ('p', 'u', 'c', 'f', 'x')
+ORDER BY con.conrelid, con.conname
 """
 
 _CONTYPES = {"p": "primary_key", "u": "unique", "c": "check", "f": "foreign_key",
              "x": "exclusion"}
 
 
-def _capture_constraints(conn, relid: int,
-                         indexes: Dict[int, _IndexInfo]) -> List[ConstraintDef]:
-    out: List[ConstraintDef] = []
-    for r in conn.execute(_CONS_SQL, (relid,)).fetchall():
-        (name, ctype, deferrable, deferred, validated, noinherit, islocal, parentid, key,
-         indid, fschema, ftable, frelid, fkey, upd, dele, match, expr, ops, opschemas) = r
+def _capture_constraints(conn, relids: List[int],
+                         indexes: Dict[int, _IndexInfo]) -> Dict[int, List[ConstraintDef]]:
+    out: Dict[int, List[ConstraintDef]] = {r: [] for r in relids}
+    for r in conn.execute(_CONS_SQL, (relids,)).fetchall():
+        (relid, name, ctype, deferrable, deferred, validated, noinherit, islocal, parentid,
+         keynames, indid, fschema, ftable, fkeynames, upd, dele, match, expr, ops,
+         opschemas) = r
         con = ConstraintDef(name=name, kind=_CONTYPES[ctype], deferrable=deferrable,
                             deferred=deferred, validated=validated,
                             no_inherit=noinherit and ctype == "c",
                             inherited=(not islocal) or parentid != 0)
         if ctype in ("p", "u", "f"):
-            con.columns = _names(conn, relid, key)
+            con.columns = list(keynames)
         if ctype in ("p", "u", "x"):
             info = indexes.get(indid)
             if info is None:  # pragma: no cover - the catalog guarantees it
@@ -232,16 +238,16 @@ def _capture_constraints(conn, relid: int,
             con.expression = expr
         if ctype == "f":
             con.ref_schema, con.ref_table = fschema, ftable
-            con.ref_columns = _names(conn, frelid, fkey)
+            con.ref_columns = list(fkeynames)
             con.on_update, con.on_delete, con.match = upd, dele, match
-        out.append(con)
+        out[relid].append(con)
     return out
 
 
 # -- sequences --------------------------------------------------------------------------
 
 _SEQ_SQL = """
-SELECT n.nspname, s.relname, a.attname, d.deptype = 'i',
+SELECT d.refobjid, n.nspname, s.relname, a.attname, d.deptype = 'i',
        pg_catalog.format_type(q.seqtypid, NULL), q.seqstart, q.seqincrement,
        q.seqmin, q.seqmax, q.seqcache, q.seqcycle
 FROM pg_catalog.pg_depend d
@@ -251,22 +257,29 @@ JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
 WHERE d.classid = 'pg_catalog.pg_class'::regclass
   AND d.refclassid = 'pg_catalog.pg_class'::regclass
-  AND d.refobjid = %s AND d.deptype IN ('a', 'i')
-ORDER BY s.relname
+  AND d.refobjid = ANY(%s) AND d.deptype IN ('a', 'i')
+ORDER BY d.refobjid, s.relname
 """
 
 
-def _capture_sequences(conn, relid: int) -> List[SequenceDef]:
-    out = []
-    for r in conn.execute(_SEQ_SQL, (relid,)).fetchall():
-        (schema, name, col, ident, dtype, start, inc, mn, mx, cache, cycle) = r
-        last, called = conn.execute(
-            sql.SQL("SELECT last_value, is_called FROM {}").format(
-                sql.Identifier(schema, name))).fetchone()
-        out.append(SequenceDef(schema=schema, name=name, column=col, identity=ident,
-                               data_type=dtype, start=start, increment=inc, min_value=mn,
-                               max_value=mx, cache=cache, cycle=cycle, last_value=last,
-                               is_called=called))
+def _capture_sequences(conn, relids: List[int]) -> Dict[int, List[SequenceDef]]:
+    out: Dict[int, List[SequenceDef]] = {r: [] for r in relids}
+    seqs: List[SequenceDef] = []
+    for r in conn.execute(_SEQ_SQL, (relids,)).fetchall():
+        (relid, schema, name, col, ident, dtype, start, inc, mn, mx, cache, cycle) = r
+        s = SequenceDef(schema=schema, name=name, column=col, identity=ident,
+                        data_type=dtype, start=start, increment=inc, min_value=mn,
+                        max_value=mx, cache=cache, cycle=cycle)
+        out[relid].append(s)
+        seqs.append(s)
+    if seqs:
+        # The state (last_value, is_called) is only in the sequences themselves.
+        query = sql.SQL(" UNION ALL ").join(
+            sql.SQL("SELECT {}::int, last_value, is_called FROM {}").format(
+                sql.Literal(k), sql.Identifier(s.schema, s.name))
+            for k, s in enumerate(seqs))
+        for k, last, called in conn.execute(query).fetchall():
+            seqs[k].last_value, seqs[k].is_called = last, called
     return out
 
 
@@ -405,23 +418,30 @@ def _capture_type_body(conn, oid, schema, name, typtype, relid, basetype, typmod
     return TypeDef(schema=schema, name=name, kind="base", comment=comment), deps
 
 
-def capture_types(conn: psycopg.Connection, oids: Sequence[int]) -> List[TypeDef]:
+def capture_types(conn: psycopg.Connection, oids: Sequence[int], *,
+                  _cache: Optional[dict] = None) -> List[TypeDef]:
     """User-defined types with these OIDs and everything they need, dependencies first.
 
     The order is a depth-first post-order from ``oids`` in the order given, so it is
-    deterministic for a given table.
+    deterministic for a given table.  Built-in types are left out.
     """
-    done: Dict[int, Optional[TypeDef]] = {}
+    cache = {} if _cache is None else _cache    # oid -> (TypeDef, deps) or None
+    done = set()
     order: List[TypeDef] = []
 
     def visit(oid: int, stack: Tuple[int, ...]) -> None:
-        if oid in done or oid in stack or not _is_user_type(conn, oid):
+        if oid in done or oid in stack:
             return
-        tdef, deps = _capture_type(conn, oid)
+        if oid not in cache:
+            cache[oid] = _capture_type(conn, oid) if _is_user_type(conn, oid) else None
+        entry = cache[oid]
+        if entry is None:
+            return
+        tdef, deps = entry
         for dep in deps:
             visit(dep, stack + (oid,))
-        done[oid] = tdef
-        order.append(tdef)
+        done.add(oid)
+        order.append(copy.deepcopy(tdef))
 
     for oid in oids:
         visit(oid, ())
@@ -430,49 +450,85 @@ def capture_types(conn: psycopg.Connection, oids: Sequence[int]) -> List[TypeDef
 
 # -- public entry points --------------------------------------------------------------
 
-def _capture_one(conn: psycopg.Connection, schema: str, name: str) -> Optional[TableDef]:
-    row = conn.execute(_REL_SQL, (schema, name)).fetchone()
-    if row is None:
-        return None
-    (relid, relkind, persistence, ispartition, comment, partkey, bound, pschema,
-     pname) = row
-    if relkind not in ("r", "p"):
-        raise SchemaError(f"{schema}.{name} is not a table (relkind {relkind!r})")
+def _types_for(conn, elem_oids: Sequence[int], cache: dict) -> List[TypeDef]:
+    return capture_types(conn, elem_oids, _cache=cache)
+
+
+def _capture_schema(conn: psycopg.Connection, schema: str, names: Sequence[str],
+                    type_cache: dict) -> Dict[str, Optional[TableDef]]:
+    out: Dict[str, Optional[TableDef]] = {n: None for n in names}
+    rels = {r[0]: r[1:] for r in conn.execute(_REL_SQL, (schema, list(names))).fetchall()}
+    for name, (relid, relkind, *_rest) in rels.items():
+        if relkind not in ("r", "p"):
+            raise SchemaError(f"{schema}.{name} is not a table (relkind {relkind!r})")
+    if not rels:
+        return out
+    relids = [rels[n][0] for n in names if n in rels]
     with _search_path(conn, schema):
-        columns, elem_oids = _capture_columns(conn, relid)
-        infos = _capture_index_infos(conn, relid)
-        constraints = _capture_constraints(conn, relid, infos)
-        indexes = [IndexDef(name=i.name, method=i.method, elements=i.elements,
-                            include=i.include, unique=i.unique,
-                            nulls_not_distinct=bool(i.nulls_not_distinct),
-                            predicate=i.predicate, inherited=i.inherited)
-                   for i in infos.values() if not i.backs_constraint]
-        indexes.sort(key=lambda i: i.name)
-        sequences = _capture_sequences(conn, relid)
-        types = capture_types(conn, elem_oids)
-    kind = "partition" if ispartition else ("partitioned" if relkind == "p" else "table")
-    return TableDef(schema=schema, name=name, kind=kind, unlogged=persistence == "u",
-                    partition_key=partkey, partition_bound=bound,
-                    parent_schema=pschema, parent_name=pname, columns=columns,
-                    constraints=constraints, indexes=indexes, sequences=sequences,
-                    types=types, comment=comment)
+        columns = _capture_columns(conn, relids)
+        infos = _capture_index_infos(conn, relids)
+        constraints = _capture_constraints(conn, relids, infos)
+        sequences = _capture_sequences(conn, relids)
+        types = {relid: _types_for(conn, columns[relid][1], type_cache) for relid in relids}
+    for name in names:
+        if name not in rels:
+            continue
+        (relid, relkind, persistence, ispartition, comment, partkey, bound, pschema,
+         pname) = rels[name]
+        indexes = sorted((IndexDef(name=i.name, method=i.method, elements=i.elements,
+                                   include=i.include, unique=i.unique,
+                                   nulls_not_distinct=bool(i.nulls_not_distinct),
+                                   predicate=i.predicate, inherited=i.inherited)
+                          for i in infos.values()
+                          if i.relid == relid and not i.backs_constraint),
+                         key=lambda i: i.name)
+        kind = "partition" if ispartition else ("partitioned" if relkind == "p" else "table")
+        out[name] = TableDef(
+            schema=schema, name=name, kind=kind, unlogged=persistence == "u",
+            partition_key=partkey, partition_bound=bound, parent_schema=pschema,
+            parent_name=pname, columns=columns[relid][0], constraints=constraints[relid],
+            indexes=indexes, sequences=sequences[relid], types=types[relid],
+            comment=comment)
+    return out
+
+
+def _capture_many(conn: psycopg.Connection,
+                  names: Sequence[Tuple[str, str]]) -> List[Optional[TableDef]]:
+    by_schema: Dict[str, List[str]] = {}
+    for schema, name in names:
+        if not isinstance(schema, str) or not isinstance(name, str):
+            raise SchemaError(f"table names are (schema, name) strings, not "
+                              f"{(schema, name)!r}")
+        by_schema.setdefault(schema, [])
+        if name not in by_schema[schema]:
+            by_schema[schema].append(name)
+    type_cache: dict = {}
+    found: Dict[Tuple[str, str], Optional[TableDef]] = {}
+    for schema, tnames in by_schema.items():
+        for name, tdef in _capture_schema(conn, schema, tnames, type_cache).items():
+            found[(schema, name)] = tdef
+    return [found[(s, n)] for s, n in names]
 
 
 def capture_live_if_exists(conn: psycopg.Connection, schema: str,
                            name: str) -> Optional[TableDef]:
-    """The live definition of ``schema.name``, or None when no such relation exists."""
-    return _capture_one(conn, schema, name)
+    """The live definition of ``schema.name``, or None when no such relation exists
+    (a relation that exists but is not a table is a :class:`SchemaError`)."""
+    return _capture_many(conn, [(schema, name)])[0]
 
 
 def capture_table(conn: psycopg.Connection, schema: str, name: str) -> TableDef:
     """The definition of the table ``schema.name`` (names exact, not patterns)."""
-    tdef = _capture_one(conn, schema, name)
-    if tdef is None:
-        raise SchemaError(f"table {schema}.{name} does not exist")
-    return tdef
+    return capture_tables(conn, [(schema, name)])[0]
 
 
 def capture_tables(conn: psycopg.Connection,
                    names: Sequence[Tuple[str, str]]) -> List[TableDef]:
-    """:func:`capture_table` for each ``(schema, name)``, in the order given."""
-    return [capture_table(conn, s, n) for s, n in names]
+    """:func:`capture_table` for each ``(schema, name)``, in the order given, with one
+    query per kind of object per schema."""
+    out = []
+    for (schema, name), tdef in zip(names, _capture_many(conn, names)):
+        if tdef is None:
+            raise SchemaError(f"table {schema}.{name} does not exist")
+        out.append(tdef)
+    return out

@@ -1044,6 +1044,7 @@ class DumpReader:
         self.complete: Optional[bool] = None
         self._tables: Optional[List[TableInfo]] = None
         self._incomplete: Optional[IncompleteArchiveError] = None
+        self._owner: Optional[object] = None
         self.closed = False
 
     # ---- backend hooks
@@ -1094,6 +1095,7 @@ class DumpReader:
                                    "open it again (or use iter_tables() for one pass)")
             self._used = True
             return TarStreamReader(self._decompressor(self._raw))
+        self._owner = None    # any generator reading the previous stream must reopen
         self._raw.seek(self._base + offset)
         src = self._decompressor(self._raw)
         seek = size = None
@@ -1301,10 +1303,17 @@ class DumpReader:
                                        "not found")
                 if entry.name == first.name:
                     break
+        token = self._owner = object()
         walker = _Walker(self, tar)
         walker.layout = "dumpcodec"
         for i, m in enumerate(info.members):
             if i:
+                if self._owner is not token:
+                    # another read used the file meanwhile: resume at this member
+                    tar = self._resume(info, i)
+                    token = self._owner = object()
+                    walker = _Walker(self, tar)
+                    walker.layout = "dumpcodec"
                 entry = tar.next()
             if entry is None or entry.name != m.name:
                 got = entry.name if entry is not None else "the end of the archive"
@@ -1321,6 +1330,23 @@ class DumpReader:
             yield data
             del data    # hold no chunk while reading the next one
 
+    def _resume(self, info: TableInfo, i: int) -> TarStreamReader:
+        """A stream positioned before member ``i`` of ``info``."""
+        m = info.members[i]
+        if m.offset is not None:
+            try:
+                return self._open(m.offset)   # the caller checks the member's name
+            except (ArchiveError, OSError, EOFError):
+                pass
+        tar = self._open(0)
+        previous = info.members[i - 1].name
+        while True:
+            entry = tar.next()
+            if entry is None:
+                raise ArchiveError(f"table {info.table_id!r}: member {previous!r} not found")
+            if entry.name == previous:
+                return tar
+
     def _read_dachs_seek(self, info: TableInfo) -> Iterator[bytes]:
         from .dachs import rechunk
         for m in info.members:
@@ -1336,8 +1362,25 @@ class DumpReader:
                 raise ArchiveError(f"member {m.name!r} (table {info.table_id!r}) not found")
             walker = _Walker(self, tar)
             walker.layout = "dachs"
-            yield from rechunk(walker.stream_member(entry), info.format, self.chunk_size,
-                               m.name)
+            token = self._owner = object()
+            for chunk in rechunk(self._owned(walker.stream_member(entry), token, m.name),
+                                 info.format, self.chunk_size, m.name):
+                yield chunk
+                del chunk
+
+    def _owned(self, pieces: Iterator, token: object, name: str) -> Iterator:
+        # a DaCHS member is streamed in pieces from one decompressor: another read in
+        # between would have moved the file under it
+        pieces = iter(pieces)
+        while True:
+            if self._owner is not token:
+                raise ArchiveError(f"member {name!r}: another read used this reader while "
+                                   "the member was being read; use one reader per "
+                                   "concurrent read")
+            piece = next(pieces, None)
+            if piece is None:
+                return
+            yield piece
 
     def read_rows(self, table_id: str, decode: bool = True,
                   types: Optional[List[Any]] = None) -> Iterator[tuple]:

@@ -891,7 +891,20 @@ import uuid as _uuid_mod
 
 import_datetime()
 
+cdef extern from *:
+    """
+    /* PyUnicode_DecodeUTF8 returning a new reference or NULL with the error set */
+    static inline PyObject *dc_decode_utf8(const char *s, Py_ssize_t n) {
+        return PyUnicode_DecodeUTF8(s, n, NULL);
+    }
+    """
+    PyObject *dc_decode_utf8(const char *s, Py_ssize_t n)
+
 cdef extern from "Python.h":
+    object PyList_New(Py_ssize_t n)
+    void PyList_SET_ITEM(object l, Py_ssize_t i, object o)
+    int PyErr_ExceptionMatches(PyObject *exc)
+    void PyErr_Clear()
     object _PyLong_FromByteArray(const unsigned char *b, size_t n, int little_endian, int is_signed)
     const char *PyUnicode_AsUTF8AndSize(object u, Py_ssize_t *size) except NULL
     bint PyLong_CheckExact(object o)
@@ -981,6 +994,19 @@ cdef inline int64_t ymd_to_days(int64_t y, int64_t m, int64_t d) noexcept nogil:
     return era * 146097 + doe - 730425
 
 
+cdef int raise_current() except -1:
+    """Propagate the exception that is set (a C call returned NULL)."""
+    raise_pending()
+    return -1
+
+
+cdef extern from *:
+    """
+    static int dc_raise_pending(void) { return PyErr_Occurred() ? -1 : 0; }
+    """
+    int raise_pending "dc_raise_pending"() except -1
+
+
 cdef inline object _py_decode(PyObject *f, const unsigned char *p, int32_t ln):
     return (<object>f)(PyBytes_FromStringAndSize(<const char *>p, ln))
 
@@ -993,14 +1019,23 @@ cdef object _py_decode_col(_ColCodec *c, const unsigned char *p, int32_t ln):
 
 
 cdef object make_uuid(const unsigned char *p):
-    """A uuid.UUID without running UUID.__init__ (the slots are set directly)."""
-    cdef object u = _UUID.__new__(_UUID)
+    """A uuid.UUID without running UUID.__init__: allocate, then fill its two slots.
+
+    The object is untracked by the collector: its slots hold an int and an enum
+    member, so it cannot be part of a reference cycle (and millions of live UUIDs
+    would otherwise make every collection walk them).
+    """
     cdef object iv = _PyLong_FromByteArray(p, 16, 0, 0)
-    Py_TYPE(<PyObject *>_uuid_int_slot).tp_descr_set(<PyObject *>_uuid_int_slot,
-                                                     <PyObject *>u, <PyObject *>iv)
-    Py_TYPE(<PyObject *>_uuid_safe_slot).tp_descr_set(<PyObject *>_uuid_safe_slot,
-                                                      <PyObject *>u, <PyObject *>_uuid_unknown)
-    return u
+    cdef PyObject *u = (<PyTypeObject *>_UUID).tp_alloc(<PyTypeObject *>_UUID, 0)
+    cdef object res = <object>u
+    Py_DECREF(u)   # res holds the reference tp_alloc gave
+    Py_TYPE(<PyObject *>_uuid_int_slot).tp_descr_set(<PyObject *>_uuid_int_slot, u,
+                                                     <PyObject *>iv)
+    Py_TYPE(<PyObject *>_uuid_safe_slot).tp_descr_set(<PyObject *>_uuid_safe_slot, u,
+                                                      <PyObject *>_uuid_unknown)
+    if PyObject_GC_IsTracked(u):
+        PyObject_GC_UnTrack(u)
+    return res
 
 
 cdef object decode_numeric(_ColCodec *c, const unsigned char *p, int32_t ln):
@@ -1102,6 +1137,8 @@ cdef object decode_value(_ColCodec *c, const unsigned char *p, int32_t ln):
     cdef float f4
     cdef double f8
     cdef int y, m, d, secs
+    cdef PyObject *r
+    cdef object res
     if kind == K_INT4:
         if ln == 4:
             return PyLong_FromLong(<int32_t>dc_u32(p))
@@ -1109,10 +1146,14 @@ cdef object decode_value(_ColCodec *c, const unsigned char *p, int32_t ln):
         if ln == 8:
             return PyLong_FromLongLong(<int64_t>dc_u64(p))
     elif kind == K_TEXT:
-        try:
-            return PyUnicode_DecodeUTF8(<const char *>p, ln, NULL)
-        except UnicodeDecodeError:
-            pass
+        r = dc_decode_utf8(<const char *>p, ln)
+        if r != NULL:
+            res = <object>r
+            Py_DECREF(r)
+            return res
+        if not PyErr_ExceptionMatches(<PyObject *>UnicodeDecodeError):
+            raise_current()
+        PyErr_Clear()
     elif kind == K_FLOAT8:
         if ln == 8:
             u64 = dc_u64(p)
@@ -1158,10 +1199,14 @@ cdef object decode_value(_ColCodec *c, const unsigned char *p, int32_t ln):
             return PyFloat_FromDouble(<double>f4)
     elif kind == K_JSONB:
         if ln >= 1 and p[0] == 1:
-            try:
-                return PyUnicode_DecodeUTF8(<const char *>p + 1, ln - 1, NULL)
-            except UnicodeDecodeError:
-                pass
+            r = dc_decode_utf8(<const char *>p + 1, ln - 1)
+            if r != NULL:
+                res = <object>r
+                Py_DECREF(r)
+                return res
+            if not PyErr_ExceptionMatches(<PyObject *>UnicodeDecodeError):
+                raise_current()
+            PyErr_Clear()
     elif kind == K_ARRAY:
         return decode_array(c, p, ln)
     return _py_decode_col(c, p, ln)
@@ -1175,8 +1220,10 @@ cdef object decode_array(_ColCodec *c, const unsigned char *p, int32_t ln):
     cdef uint32_t eoid
     cdef Py_ssize_t pos
     cdef _ColCodec ec
-    cdef list flat
+    cdef object flat, item
     cdef int32_t el
+    cdef int ek
+    cdef int nulls = 0
     if ln < 12:
         return _py_decode_col(c, p, ln)
     ndim = <int32_t>dc_u32(p)
@@ -1197,25 +1244,39 @@ cdef object decode_array(_ColCodec *c, const unsigned char *p, int32_t ln):
     ec.pydec = c.elem_pydec
     ec.tz = c.tz
     ec.elem_pydec = NULL
+    ek = c.elem_kind
     pos = 12 + 8 * ndim
-    flat = [None] * <Py_ssize_t>total
-    for i in range(<int32_t>total):
-        if ln - pos < 4:
-            return _py_decode_col(c, p, ln)
-        el = <int32_t>dc_u32(p + pos)
-        pos += 4
-        if el == -1:
-            if not hasnull:
+    if total * 4 > ln - pos:
+        return _py_decode_col(c, p, ln)
+    flat = PyList_New(<Py_ssize_t>total)
+    try:
+        for i in range(<int32_t>total):
+            if ln - pos < 4:
                 return _py_decode_col(c, p, ln)
-            continue
-        if el < 0 or el > ln - pos:
-            return _py_decode_col(c, p, ln)
-        try:
-            flat[i] = decode_value(&ec, p + pos, el)
-        except (ValueError, _struct_error, OverflowError):
-            return _py_decode_col(c, p, ln)
-        pos += el
-    if pos != ln:
+            el = <int32_t>dc_u32(p + pos)
+            pos += 4
+            if el == -1:
+                if not hasnull:
+                    return _py_decode_col(c, p, ln)
+                nulls = 1
+                item = None
+            elif el < 0 or el > ln - pos:
+                return _py_decode_col(c, p, ln)
+            elif ek == K_INT4 and el == 4:
+                item = PyLong_FromLong(<int32_t>dc_u32(p + pos))
+            elif ek == K_INT8 and el == 8:
+                item = PyLong_FromLongLong(<int64_t>dc_u64(p + pos))
+            else:
+                item = decode_value(&ec, p + pos, el)
+            Py_INCREF(item)
+            PyList_SET_ITEM(flat, i, item)
+            if el > 0:
+                pos += el
+    except (ValueError, _struct_error, OverflowError):
+        # an element the twin refuses: its decoder gives the exact message
+        return _py_decode_col(c, p, ln)
+    if pos != ln or hasnull != nulls:
+        # trailing bytes, or a has-nulls flag without NULLs (a stand-in keeps it)
         return _py_decode_col(c, p, ln)
     if ndim == 1:
         return flat

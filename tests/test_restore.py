@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import tarfile
 
-import psycopg
 import pytest
 
 from dumpcodec import schema

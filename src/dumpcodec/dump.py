@@ -336,6 +336,11 @@ def _extra(plan: _TablePlan) -> Dict[str, Any]:
     return extra
 
 
+def _add_table(writer, p: _TablePlan):
+    return writer.add_table(p.table_id, _definition_json(p.definition), p.columns, p.types,
+                            p.format, _extra(p))
+
+
 def _no_data(tw, fmt: str, put=None) -> Tuple[int, int]:
     if fmt != "binary":
         return 0, 0
@@ -390,8 +395,7 @@ def _worker(conninfo: str, snapshot: str, jobs_q: "queue.Queue",
 def _dump_serial(conn, plans, writer, progress: Progress) -> List[TableDumpStats]:
     stats = []
     for p in plans:
-        tw = writer.add_table(p.table_id, _definition_json(p.definition), p.columns, p.types, p.format,
-                              _extra(p))
+        tw = _add_table(writer, p)
         progress.table_start(p.table_id, p.estimated_bytes)
 
         def write(block, tw=tw, tid=p.table_id):
@@ -429,8 +433,7 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs,
     stats = []
     try:
         for i, p in enumerate(plans):
-            tw = writer.add_table(p.table_id, _definition_json(p.definition), p.columns, p.types, p.format,
-                                  _extra(p))
+            tw = _add_table(writer, p)
             progress.table_start(p.table_id, p.estimated_bytes)
             out = outs[i]
             while True:
@@ -547,8 +550,8 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
     used for the snapshot and left open).  ``dest``: a path (written atomically), a
     binary file object, or ``'-'`` for stdout.  ``backend`` ``'zstd'`` (default), ``'gzip'``
     or None/``'tar'`` (uncompressed); ``level`` (the backend's default when None) and
-    ``chunk_size`` go to :func:`dumpcodec.archive.open_dump`.  ``jobs``: parallel connections (needs a
-    conninfo; with a connection object, workers connect with its conninfo).
+    ``chunk_size`` go to :func:`dumpcodec.archive.open_dump`.  ``jobs``: parallel
+    connections (with a connection object, workers connect with its conninfo).
     ``snapshot``: an exported snapshot id to dump from.  ``where``: ``{table: condition}``
     (SQL text, run with your credentials).  ``columns``: ``{table: [names]}``.  Table keys
     may be the table id, ``schema.name`` or the bare name.  ``partitions``: ``'leaves'``

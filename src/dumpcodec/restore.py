@@ -43,7 +43,6 @@ connections are open in either case.
 from __future__ import annotations
 
 import fnmatch
-import io
 import os
 import struct
 import sys
@@ -51,13 +50,14 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple, Union)
 
 import psycopg
 from psycopg import sql
 
 from . import pump
-from .errors import ArchiveError, DumpcodecError, RestoreError, SchemaError
+from .errors import ArchiveError, DumpcodecError, RestoreError
 from .progress import Progress
 
 IF_EXISTS = ("error", "replace", "append", "truncate", "skip")

@@ -366,3 +366,43 @@ def test_existing_types_skipped_or_refused(db, make_db):
         plan = ddl_plan(things, "fresh", existing_types=c)
         assert plan.schemas == ["fresh"] and plan.skipped_types == []
         assert len(plan.types) == 5
+
+
+def test_partition_restored_standalone(db, make_db):
+    target = make_db()
+    build(db, gist=False)
+    with db.connect() as c:
+        leaf = capture_table(c, "app", "events_2020")
+        sub = capture_table(c, "app", "listed_eu")
+    with target.connect() as c:
+        c.execute("CREATE SCHEMA app; CREATE SEQUENCE app.events_id_seq")
+        for t in (leaf, sub):
+            plan = ddl_plan(t, standalone=True, existing_types=c)
+            assert not any("PARTITION OF" in s for s in plan.as_strings())
+            plan.execute(c)
+        live = capture_table(c, "app", "events_2020")
+        assert live.kind == "table" and live.parent_name is None
+        assert {x.name for x in live.constraints} == {"events_2020_pkey"}
+        assert {x.name for x in live.indexes} == {"events_2020_region_idx"}
+        assert [col.name for col in live.columns] == [col.name for col in leaf.columns]
+        assert capture_table(c, "app", "listed_eu").kind == "partitioned"
+
+
+def test_extension_types(db, make_db):
+    if not db.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'citext'"):
+        pytest.skip("the citext extension is not installed on this server")
+    target = make_db()
+    db.execute("CREATE EXTENSION citext; CREATE TABLE t (a citext, b citext[])")
+    with db.connect() as c:
+        t = capture_table(c, "public", "t")
+    assert [(ty.name, ty.kind, ty.extension) for ty in t.types] == [
+        ("citext", "extension", "citext")]
+    with target.connect() as c:
+        with pytest.raises(SchemaError, match="public.citext is missing in the target "
+                                              r"\(install extension 'citext'\)"):
+            ddl_plan(t, existing_types=c)
+        c.execute("CREATE EXTENSION citext")
+        plan = ddl_plan(t, existing_types=c)
+        assert plan.skipped_types == ["public.citext"] and plan.types == []
+        plan.execute(c)
+        assert compare(t, capture_table(c, "public", "t")).equal

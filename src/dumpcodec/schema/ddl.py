@@ -441,9 +441,24 @@ def _existing_types(conn, tdef: TableDef, target: str, out: dict) -> None:
 ExistingTypes = Union[None, psycopg.Connection, Mapping[Tuple[str, str], TypeDef]]
 
 
+def _as_standalone(t: TableDef) -> TableDef:
+    """A partition as a table of its own: no parent, its inherited keys and indexes
+    become its own (for restoring one leaf without its partitioned parent)."""
+    return dataclasses.replace(
+        t, kind="partitioned" if t.partition_key is not None else "table",
+        parent_schema=None, parent_name=None, partition_bound=None,
+        constraints=[dataclasses.replace(c, inherited=False) for c in t.constraints],
+        indexes=[dataclasses.replace(i, inherited=False) for i in t.indexes])
+
+
 def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
-             existing_types: ExistingTypes = None) -> DDLPlan:
+             existing_types: ExistingTypes = None, standalone: bool = False) -> DDLPlan:
     """Statements recreating ``tdef`` (in ``target_schema`` when given), by phase.
+
+    ``standalone``: create a partition as an ordinary table (its parent need not
+    exist; keys and indexes it inherited become its own).  Column defaults are kept as
+    they are, so a default taking values from the parent's sequence needs that
+    sequence in the target.
 
     ``existing_types``: the target's types, as :func:`existing_types_for` gives them (or
     a connection to look them up): a type that exists and matches is skipped, one that
@@ -451,6 +466,8 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
     a :class:`SchemaError`.  Without it every type is created (and a CREATE fails if
     it exists).
     """
+    if standalone and tdef.kind == "partition":
+        tdef = _as_standalone(tdef)
     b = _Builder(tdef, target_schema)
     t = tdef
     where = b.where

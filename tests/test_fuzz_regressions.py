@@ -101,8 +101,11 @@ def test_archive_recompressed_as_one_gzip_stream_reads(tmp_path):
     # fuzz_archive "verify() ok but reading table fails": our tar archive, gzipped as
     # one stream (what `zcat a | gzip > b` or re-compressing with tar gives), verifies
     # clean, but reading one table used the manifest's per-member offsets into the
-    # compressed file and failed with "corrupt compressed data".  A plain gzip tar must
-    # read like it verifies.
+    # compressed file and failed with "corrupt compressed data".  docs/FORMAT.md
+    # section 6: "a plain tar compressed afterwards ... is still readable in one pass,
+    # only without random access".  (Since the locator was added, verify calls such an
+    # archive incomplete instead: its manifest says it was written as a plain tar,
+    # which has no locator.)
     from dumpcodec.archive import open_dump
     data, rows = _narrow_archive("tar")
     path = tmp_path / "recompressed.dump"

@@ -12,6 +12,23 @@ The ``schema`` layer of dumpcodec, pure Python on psycopg 3:
 * :mod:`.ddl` -- statements recreating a table, by phase, with every text expression
   checked by a SQL parser;
 * :mod:`.codec_types` -- the codec's view of the column types (``type_specs``).
+
+Decisions worth knowing:
+
+* Expressions are captured relative to the table's own schema (search_path set to
+  it), and a DDL plan's ``setup`` sets search_path to the target schema.  With
+  ``target_schema``, objects of the table's own schema (its types, owned sequences,
+  partition parent, foreign-key targets) follow it there; objects of other schemas
+  stay where they are.  ``compare`` treats own-schema references relatively, so a
+  relocated table compares equal to its definition.
+* ``compare``: a column-order difference does not block a binary COPY (COPY always
+  lists the columns, see ``copy_columns``; ``Comparison.order_matches`` covers
+  positional loads), and a typmod that only widens does not either (the receive
+  functions apply the live typmod); a type change always does.
+* Not captured: table inheritance other than partitioning (an INHERITS child is
+  captured with its inherited columns as its own), storage parameters, tablespaces,
+  triggers, policies, grants, comments on constraints and indexes, and typmods of
+  non-built-in types.
 """
 from __future__ import annotations
 

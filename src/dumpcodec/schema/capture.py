@@ -288,7 +288,7 @@ def _capture_sequences(conn, relids: List[int]) -> Dict[int, List[SequenceDef]]:
 _TYPE_SQL = """
 SELECT t.oid, t.typarray, n.nspname, t.typname, t.typtype, t.typrelid, t.typbasetype,
        t.typtypmod,
-       t.typnotnull, t.typdefault,
+       t.typnotnull, pg_catalog.pg_get_expr(t.typdefaultbin, 0),
        CASE WHEN t.typtype = 'd' AND t.typcollation <> 0 AND t.typcollation <>
                  (SELECT b.typcollation FROM pg_catalog.pg_type b
                   WHERE b.oid = t.typbasetype) THEN co.collname END,

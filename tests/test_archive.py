@@ -5,14 +5,12 @@ COPY streams come from the codec's Encoder and, where it matters, from a real se
 """
 import datetime
 import decimal
-import hashlib
 import io
 import os
 import random
 import subprocess
 import tarfile
 import threading
-import time
 
 import pytest
 
@@ -552,3 +550,24 @@ def test_interleaved_reads_of_dachs_members_are_refused(tmp_path):
         assert len(list(r.read_raw("x#b"))) == 1
         with pytest.raises(ArchiveError, match="another read used this reader"):
             list(a)
+
+
+def test_malformed_copy_data_aborts_the_archive_naming_the_table():
+    from dumpcodec.errors import CopyFormatError
+    buf = io.BytesIO()
+    w = open_dump(buf, "w", backend="tar", chunk_size=100)
+    tw = w.add_table("public.bad", None, ["i"], ["int4"])
+    good = binary_stream([(1,), (2,)], ["int4"])
+    with pytest.raises(CopyFormatError, match="table 'public.bad': .*byte"):
+        tw.write(good[:19] + b"\x00\x05" + good[21:])     # 5 fields declared, 1 column
+    with pytest.raises(ArchiveError, match="aborted"):
+        tw.write(b"more")
+    w.close()
+    with pytest.raises(IncompleteArchiveError):
+        open_dump(io.BytesIO(buf.getvalue())).tables()
+    # text data must end with a newline
+    w = open_dump(io.BytesIO(), "w", backend="tar")
+    tw = w.add_table("t", None, None, None, format="text")
+    tw.write(b"a\nb")
+    with pytest.raises(ArchiveError, match="table 't': text COPY data does not end"):
+        tw.close()

@@ -7,7 +7,6 @@ import json
 import tarfile
 import time
 import tracemalloc
-import zlib
 
 import pytest
 import zstandard

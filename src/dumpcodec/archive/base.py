@@ -20,12 +20,13 @@ import time
 from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import (Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple,
+from typing import (Any, BinaryIO, Dict, Iterator, List, Optional, Tuple,
                     Type, Union)
 
-from ..errors import ArchiveError, ChecksumError, IncompleteArchiveError
+from ..errors import (ArchiveError, ChecksumError, CopyFormatError,
+                      IncompleteArchiveError)
 from . import manifest as mf
-from ._tar import (END_OF_ARCHIVE, PIECE, TarEntry, TarStreamReader, drain_end,
+from ._tar import (END_OF_ARCHIVE, TarEntry, TarStreamReader, drain_end,
                    member_header, pad)
 
 #: bytes of COPY data per chunk member unless ``chunk_size=`` says otherwise (the
@@ -271,9 +272,17 @@ class TableWriter:
                     self._emit(piece, rows)
             else:
                 self._write_text(data)
+        except CopyFormatError as exc:
+            self._writer.abort()
+            raise self._named(exc) from exc
         except BaseException:
             self._writer.abort()
             raise
+
+    def _named(self, exc: CopyFormatError) -> CopyFormatError:
+        # the codec's message names offset/row/column; say which table as well
+        return CopyFormatError(f"table {self.table_id!r}: {exc}", exc.offset, exc.row,
+                               exc.column)
 
     def _write_text(self, data) -> None:
         # text COPY: one row per line (newlines inside values are escaped as \n), so a
@@ -324,6 +333,9 @@ class TableWriter:
                 self._emit(piece, piece.count(b"\n"))
             self.closed = True
             self._writer._finish_table(self)
+        except CopyFormatError as exc:
+            self._writer.abort()
+            raise self._named(exc) from exc
         except BaseException:
             self._writer.abort()
             raise

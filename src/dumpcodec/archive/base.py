@@ -846,11 +846,12 @@ class _Walker:
         names = [m.name for m in members]
         seen = [e.name for e in state.seen]
         if names != seen:
-            raise ArchiveError(f"{where}: footer lists members {names[:5]}... but the "
-                               f"archive holds {seen[:5]}..." if len(names) > 5 or
-                               len(seen) > 5 else
-                               f"{where}: footer lists members {names} but the archive "
-                               f"holds {seen}")
+            diff = next((i for i, (a, b) in enumerate(zip(names, seen)) if a != b),
+                        min(len(names), len(seen)))
+            raise ArchiveError(f"{where}: footer lists {len(names)} members, the archive "
+                               f"holds {len(seen)}; they differ at position {diff} "
+                               f"({names[diff] if diff < len(names) else 'none'!r} vs "
+                               f"{seen[diff] if diff < len(seen) else 'none'!r})")
         verified = True
         for m, e in zip(members, state.seen):
             if m.size != e.size:

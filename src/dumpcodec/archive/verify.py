@@ -21,14 +21,21 @@ def _scan_binary(walker, entry, info) -> Optional[int]:
     from ..codec import Scanner
     ncols = len(info.columns) if info.columns is not None else None
     scanner = Scanner(ncols)
-    where = f"member {entry.name!r} (table {info.table_id!r})"
-    try:
-        for piece in walker.stream_member(entry):
-            scanner.feed(bytes(piece))
-        scanner.close()
-    except CopyFormatError as exc:
-        # finish reading the member so the pass can go on
-        walker.problem(ArchiveError(f"{where}: COPY framing: {exc}"))
+    error = None
+    for piece in walker.stream_member(entry):
+        if error is None:
+            try:
+                scanner.feed(bytes(piece))
+            except CopyFormatError as exc:
+                error = exc      # keep reading: the checksum is checked as well
+    if error is None:
+        try:
+            scanner.close()
+        except CopyFormatError as exc:
+            error = exc
+    if error is not None:
+        walker.problem(ArchiveError(f"member {entry.name!r} (table {info.table_id!r}): "
+                                    f"COPY framing: {error}"))
         return None
     return scanner.rows
 

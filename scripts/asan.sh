@@ -6,6 +6,13 @@
 #   scripts/asan.sh build           build only
 #   scripts/asan.sh fuzz SECONDS    build, then run the atheris harnesses under ASAN
 #
+# Note on "fuzz": atheris's wheel has no ASAN+libFuzzer runtime (asan_with_fuzzer.so),
+# so with the plain ASAN runtime preloaded libFuzzer's coverage feedback is lost (it
+# says so: "Coverage symbols are being provided by a library other than libFuzzer");
+# it then mutates blindly, like the built-in --random mutator of the default run.
+# Coverage-guided runs are done without ASAN (fuzz/README.md); ASAN checks the corpus
+# they grew (pass the directories to --replay) and random mutations of it.
+#
 # The ASAN build goes to $ASAN_DIR (default build/asan), never over the in-place
 # src/dumpcodec/*.so: the Python sources are copied next to the ASAN-built
 # extensions in $ASAN_DIR/pkg, which goes first on PYTHONPATH (the editable install
@@ -19,7 +26,9 @@
 # every Python object in its own malloc block so that small overreads are caught.
 #
 # Environment: PYTHON (default /work/venv/bin/python, else python3), ASAN_DIR,
-# ASAN_FUZZ_SECONDS (random-mutator seconds in the default run, default 60).
+# ASAN_FUZZ_SECONDS (random-mutator seconds in the default run, default 60),
+# ASAN_EXTRA_CORPUS (a directory with decoder/ and scanner/ subdirectories of inputs
+# grown by coverage-guided runs, replayed as well).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -89,7 +98,7 @@ if [ -n "$tests" ]; then
 fi
 for h in decoder scanner; do
     echo "=== corpus replay ($h) under ASAN"
-    "$PYTHON" fuzz/fuzz_$h.py --replay fuzz/corpus/$h
+    "$PYTHON" fuzz/fuzz_$h.py --replay fuzz/corpus/$h ${ASAN_EXTRA_CORPUS:+$ASAN_EXTRA_CORPUS/$h}
     echo "=== random mutations ($h) under ASAN, ${ASAN_FUZZ_SECONDS:-60} s"
     nice "$PYTHON" fuzz/fuzz_$h.py --random "${ASAN_FUZZ_SECONDS:-60}" fuzz/corpus/$h
 done

@@ -15,6 +15,7 @@ comment records both, so repeated runs on the same server skip the setup.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -25,7 +26,9 @@ from psycopg import sql
 DATA_VERSION = 1
 
 SCHEMA = "bench"
-DEFAULT_DBNAME = "dumpcodec_bench"
+#: the benchmark database; the runner sets DUMPCODEC_BENCH_DB for the suites it starts
+#: so that they all measure the same tables
+DEFAULT_DBNAME = os.environ.get("DUMPCODEC_BENCH_DB") or "dumpcodec_bench"
 DEFAULT_SIZES = {"mixed": 1_000_000, "narrow": 5_000_000}
 QUICK_SIZES = {"mixed": 20_000, "narrow": 100_000}
 
@@ -76,11 +79,11 @@ SELECT g,
        'qty', g % 17, 'ok', g % 2 = 0) END,
   CASE WHEN g % 10 = 0 THEN NULL ELSE ARRAY[(g % 100)::int, (g % 7)::int, (g % 1009)::int] END,
   CASE WHEN g % 20 = 0 THEN NULL ELSE decode(left(md5('b' || g), 24), 'hex') END
-FROM generate_series(1, {n}) AS g
+FROM generate_series(1::bigint, {n}) AS g
 """
 
 _NARROW_SELECT = """
-SELECT g, ((g * 7919) % 1000003)::int FROM generate_series(1, {n}) AS g
+SELECT g, ((g * 7919) % 1000003)::int FROM generate_series(1::bigint, {n}) AS g
 """
 
 

@@ -29,9 +29,12 @@ Groups of cases:
             ``-Fc -Z0 | zstd -3``, ``-Fd -j2``, and ``dumpcodec`` dumps;
 ``restore`` ``pg_restore -j1/-j2`` and dumpcodec restores, each into a fresh database.
 
-The dumpcodec cases come from ``benchmarks/bench_codec.py`` and
-``benchmarks/bench_dump.py`` (owned by the codec and the dump work); this runner
-calls their ``cases()`` hook when it exists (see ``_external_cases``).
+The dumpcodec figures come first from the suites ``benchmarks/bench_codec.py``
+(its measuring functions are imported and run in a child per table and part) and
+``benchmarks/bench_dump.py`` (run as a subprocess with ``--json``), on the same
+server, database and tables; the runner's own cases (dumpcodec through its public
+API, and the peers above) measure whatever a suite does not provide, or everything
+with ``--no-suites``.  Each result records its ``source``.
 
 Results go to ``benchmarks/results/<YYYY-MM-DD>-<host>.json`` and ``.md``; the
 Markdown is printed too.  ``--plot`` draws PNG charts when matplotlib is importable.
@@ -70,7 +73,8 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "benchmarks" / "results"
 DEFAULT_PGDATA = os.path.join(tempfile.gettempdir(), "dumpcodec-bench-pgserver")
 RESULT_TAG = "BENCHJSON:"
-GROUPS = ("server", "decode", "encode", "scan", "dump", "restore")
+GROUPS = ("server", "decode", "decode-offline", "encode", "encode-offline", "scan", "dump",
+          "restore")
 MB = 1_000_000
 
 
@@ -94,6 +98,7 @@ class Context:
     schema: str = datasets.SCHEMA
     quick: bool = False
     restore_db: str = "dumpcodec_bench_restore"   # scratch database for restores
+    extra: bool = False            # also the informative cases left out by default
 
     def to_json(self) -> Dict[str, Any]:
         return dict(self.__dict__)
@@ -153,16 +158,17 @@ class Case:
 # Child processes: peak memory and CPU from the kernel
 # --------------------------------------------------------------------------
 
-def _child_env() -> Dict[str, str]:
+def _child_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     env = dict(os.environ)
+    env.update(extra or {})
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("PYTHONWARNINGS", "ignore")
     return env
 
 
-def run_measured(argv: Sequence[str], *, timeout: float,
-                 cwd: Optional[str] = None) -> Dict[str, Any]:
+def run_measured(argv: Sequence[str], *, timeout: float, cwd: Optional[str] = None,
+                 env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """Run ``argv``; return exit code, wall seconds, output, peak RSS and CPU.
 
     ``os.wait4`` gives the resource usage of exactly this child (with its own
@@ -181,7 +187,7 @@ def run_measured(argv: Sequence[str], *, timeout: float,
             # the real command from its own tiny process and reports that one.
             full = [gnu_time, "-q", "-f", "%M %U %S", "-o", usage_file.name] + full
         t0 = time.perf_counter()
-        proc = subprocess.Popen(full, stdout=out, stderr=err, env=_child_env(),
+        proc = subprocess.Popen(full, stdout=out, stderr=err, env=_child_env(env),
                                 cwd=cwd or str(REPO), start_new_session=True)
         timed_out = []
 
@@ -652,15 +658,19 @@ def _prepare_ingest(ctx: Context, table: str) -> None:
 
 
 def prepare_load_tables(ctx: Context) -> None:
-    """``bench.<table>_load``: same columns as the source, no index, empty."""
+    """``bench.<table>_load``: same columns as the source, no index, empty, UNLOGGED.
+
+    Unlogged (as in bench_codec.py) so that loads measure the client and the
+    server's COPY, not the WAL, and every tool loads into the same kind of table.
+    """
     import psycopg
+    from psycopg import sql
     with psycopg.connect(ctx.dsn, autocommit=True) as conn:
         for t in ctx.tables:
-            load = ctx.qualified(_load_table(t))
-            conn.execute(f"DROP TABLE IF EXISTS {load}")
-            for stmt in datasets.create_statements(t, name=_load_table(t), schema=ctx.schema,
-                                                   with_index=False):
-                conn.execute(stmt)
+            load = sql.Identifier(ctx.schema, _load_table(t))
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(load))
+            conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {})").format(
+                load, sql.Identifier(ctx.schema, t)))
 
 
 def drop_load_tables(ctx: Context) -> None:
@@ -702,7 +712,7 @@ def peer_cases(ctx: Context) -> List[Case]:
             command=lambda c, t=t, load=load: (
                 f"{psql} -X -q -d {_q(c.dsn)} -c "
                 + _q(f"\\copy {load} from '{c.path(t + '.copy')}' with (format binary)")),
-            note="the server's ingest limit into an unindexed table"))
+            note="the server's ingest limit into an unindexed unlogged table"))
     for t in ctx.tables:
         cases.append(Case(f"decode/{t}/psycopg", "decode", t, "psycopg Copy.rows() (binary)",
                           func="benchmarks.run:peer_psycopg_decode", params={"table": t}))
@@ -722,7 +732,7 @@ def peer_cases(ctx: Context) -> List[Case]:
             cases.append(Case(f"encode/{t}/{func.split('_')[1]}", "encode", t, tool,
                               func=f"benchmarks.run:{func}", params={"table": t},
                               prepare=prepare_load_tables,
-                              note="rows from Python objects into an unindexed table"))
+                              note="rows from Python objects into an unindexed unlogged table"))
         cases.append(Case(f"scan/{t}/memcpy", "scan", t, "memory copy (bytearray(bytes))",
                           func="benchmarks.run:peer_memcpy", params={"table": t}))
     if ctx.bins.get("pg_dump"):
@@ -762,47 +772,6 @@ def peer_cases(ctx: Context) -> List[Case]:
                                         f"{_q(c.path(PEER_ARCHIVE))}"),
                 note="data, then the index of each table"))
     return cases
-
-
-# --------------------------------------------------------------------------
-# dumpcodec's own cases, from the codec's and the dump's benchmark modules
-# --------------------------------------------------------------------------
-
-EXTERNAL_MODULES = ("benchmarks.bench_codec", "benchmarks.bench_dump")
-
-
-def _external_cases(ctx: Context) -> Tuple[List[Case], List[str]]:
-    """Cases from ``bench_codec`` / ``bench_dump``: their ``cases(ctx)`` hook.
-
-    A module's ``cases(ctx)`` returns ``Case`` objects (or dicts with the same
-    fields) whose ``func`` points at one of its own functions taking
-    ``(ctx, **params)`` and returning ``{"seconds": [...per round], ...}``.
-    Modules not there yet are reported, not fatal.
-    """
-    found: List[Case] = []
-    notes: List[str] = []
-    for modname in EXTERNAL_MODULES:
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name == modname:
-                notes.append(f"{modname}: not present")
-                continue
-            notes.append(f"{modname}: import failed: {exc}")
-            continue
-        except Exception as exc:
-            notes.append(f"{modname}: import failed: {type(exc).__name__}: {exc}")
-            continue
-        hook = getattr(mod, "cases", None)
-        if hook is None:
-            notes.append(f"{modname}: has no cases(ctx) hook")
-            continue
-        try:
-            for item in hook(ctx):
-                found.append(item if isinstance(item, Case) else Case(**item))
-        except Exception as exc:
-            notes.append(f"{modname}: cases() failed: {type(exc).__name__}: {exc}")
-    return found, notes
 
 
 # --------------------------------------------------------------------------
@@ -914,7 +883,8 @@ def ours_scanner(ctx: Context, table: str) -> Dict[str, Any]:
     return {"seconds": secs, "rows": counted[-1], "bytes": len(data), "impl": codec.IMPL}
 
 
-def peer_psycopg_offline_decode(ctx: Context, table: str) -> Dict[str, Any]:
+def peer_psycopg_offline_decode(ctx: Context, table: str,
+                                json_text: bool = False) -> Dict[str, Any]:
     """psycopg's own row parser over the same bytes, one call per row as psycopg does.
 
     psycopg has no public offline decoder: its Copy hands each server message (one
@@ -942,6 +912,9 @@ def peer_psycopg_offline_decode(ctx: Context, table: str) -> Dict[str, Any]:
             pos += 4 + max(ln, 0)
         pieces.append(data[start:pos])
     with psycopg.connect(ctx.dsn, autocommit=True) as conn:
+        if json_text:
+            import psycopg.types.json
+            psycopg.types.json.set_json_loads(lambda b: bytes(b).decode(), conn)
         tx = adapt.Transformer(conn)
         oids = [conn.adapters.types[t].oid for t in datasets.short_types(table)]
         tx.set_loader_types(oids, psycopg.pq.Format.BINARY)
@@ -1013,24 +986,32 @@ def builtin_cases(ctx: Context) -> List[Case]:
                               params={"table": t, "json_ready": True},
                               prepare=prepare_load_tables,
                               note="the codec on its native values: no json.dumps timed"))
-        cases.append(Case(f"scan/{t}/dumpcodec-decode", "scan", t,
+        cases.append(Case(f"decode-offline/{t}/dumpcodec", "decode-offline", t,
                           "dumpcodec Decoder (bytes in memory)", ours=True, primary=True,
                           func="benchmarks.run:ours_offline_decode", params={"table": t}))
         cases.append(Case(f"scan/{t}/dumpcodec-scanner", "scan", t,
-                          "dumpcodec Scanner (framing only)", ours=True,
+                          "dumpcodec Scanner (framing only)", ours=True, primary=True,
                           func="benchmarks.run:ours_scanner", params={"table": t}))
-        cases.append(Case(f"scan/{t}/psycopg-decode", "scan", t,
+        cases.append(Case(f"decode-offline/{t}/psycopg", "decode-offline", t,
                           "psycopg parse_row_binary (bytes in memory)",
                           func="benchmarks.run:peer_psycopg_offline_decode",
                           params={"table": t},
                           note="psycopg's internal per-row parser; rows pre-split, untimed"))
+        if any(c.short == "jsonb" for c in datasets.COLUMNS[t]):
+            cases.append(Case(f"decode-offline/{t}/psycopg-jsontext", "decode-offline", t,
+                              "psycopg parse_row_binary (jsonb as text)",
+                              func="benchmarks.run:peer_psycopg_offline_decode",
+                              params={"table": t, "json_text": True}))
     dumps = [("dumpcodec-zstd", "dumpcodec create (zstd -3)", "zstd", 3, 1, OUR_ARCHIVE),
              ("dumpcodec-zstd-j2", "dumpcodec create -j2 (zstd -3)", "zstd", 3, 2,
               "dumpcodec-zstd-j2.dcz"),
-             ("dumpcodec-gzip", "dumpcodec create (gzip -6)", "gzip", 6, 1,
-              "dumpcodec-gzip.dcz"),
              ("dumpcodec-none", "dumpcodec create (no compression)", "tar", None, 1,
               "dumpcodec-none.dcz")]
+    if ctx.extra:
+        dumps += [("dumpcodec-zstd1", "dumpcodec create (zstd -1)", "zstd", 1, 1,
+                   "dumpcodec-zstd1.dcz"),
+                  ("dumpcodec-gzip", "dumpcodec create (gzip -6)", "gzip", 6, 1,
+                   "dumpcodec-gzip.dcz")]
     for cid, tool, backend, level, jobs, out in dumps:
         cases.append(Case(f"dump/all/{cid}", "dump", "all", tool, ours=True,
                           primary=cid == "dumpcodec-zstd", func="benchmarks.run:ours_dump",
@@ -1049,9 +1030,180 @@ COMPARE_TO = {
     "dump/all/pg_dump-Fc-Z0": "dump/all/dumpcodec-none",
     "dump/all/pg_dump-Fd-j2": "dump/all/dumpcodec-zstd-j2",
     "restore/all/pg_restore-j2": "restore/all/dumpcodec-j2",
-    "scan/mixed/memcpy": "scan/mixed/dumpcodec-scanner",
-    "scan/narrow/memcpy": "scan/narrow/dumpcodec-scanner",
 }
+
+
+# --------------------------------------------------------------------------
+# Suites: the codec's and the dump's own benchmark modules
+# --------------------------------------------------------------------------
+#
+# benchmarks/bench_codec.py (codec work) exposes bench_offline_decode, bench_e2e_decode,
+# bench_encode and bench_scan(rep, ...), each measuring dumpcodec and its peers and
+# reporting through ``Report.add(group, table, who, seconds, rows, nbytes, base)``:
+# the runner calls them in a child interpreter per (table, part) with a Report that
+# captures instead of printing.  benchmarks/bench_dump.py (dump work) has only a
+# main() with ``--json FILE``: the runner runs it as a subprocess on the same server,
+# database and sizes, and maps its JSON.  A suite that succeeds owns its groups for
+# that table: the runner's own cases there are then skipped (they are the fallback
+# when a suite is missing or fails, and are what ``--no-suites`` measures).
+
+_CODEC_PARTS = {"decode": ("decode-offline",), "e2e": ("decode",),
+                "encode": ("encode-offline", "encode"), "scan": ("scan",)}
+_CODEC_GROUP = {"decode offline": "decode-offline", "decode e2e": "decode",
+                "encode offline": "encode-offline", "encode+load": "encode", "scan": "scan"}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _codec_id(group: str, table: str, who: str) -> Tuple[str, bool, bool]:
+    """(id suffix, ours, primary) for a bench_codec result line."""
+    w = who.lower()
+    has_json = any(c.short == "jsonb" for c in datasets.COLUMNS.get(table, []))
+    if w.startswith("dumpcodec c"):
+        return ("dumpcodec-scanner" if group == "scan" else "dumpcodec"), True, True
+    if w.startswith("dumpcodec pure python"):
+        return ("dumpcodec-scanner-python" if group == "scan" else "dumpcodec-python"), \
+            True, False
+    if w.startswith("psycopg"):
+        if "jsonb str" in w and has_json:
+            return "psycopg-jsontext", False, False
+        return "psycopg", False, False
+    for prefix, suffix in (("asyncpg", "asyncpg"), ("pgcopy", "pgcopy"),
+                           ("server ingest", "server-ingest"), ("bytes copy", "memcpy")):
+        if w.startswith(prefix):
+            return suffix, False, False
+    return _slug(who), w.startswith("dumpcodec"), False
+
+
+def suite_bench_codec(ctx: Context, table: str, part: str) -> Dict[str, Any]:
+    """Run one part of bench_codec.py on the runner's table; return its result lines."""
+    import psycopg
+    from benchmarks import bench_codec as bc
+    bc.SCHEMA = ctx.schema            # measure the runner's tables, not its own copy
+    captured: List[Dict[str, Any]] = []
+
+    class Capture(bc.Report):
+        def add(self, group, table_, who, secs, rows, nbytes, base=None):  # noqa: D401
+            captured.append({"group": group, "table": table_, "who": who,
+                             "seconds": secs, "rows": rows, "nbytes": nbytes})
+            return rows / secs if secs > 0 else float("inf")
+
+    rep = Capture()
+    types = datasets.short_types(table)
+    with psycopg.connect(ctx.dsn, autocommit=True) as conn:
+        data = bc.fetch_copy(conn, table)
+        if part == "decode":
+            bc.bench_offline_decode(rep, conn, table, data, types, ctx.rounds)
+    if part == "e2e":
+        bc.bench_e2e_decode(rep, ctx.dsn, table, len(data), types, ctx.rounds)
+    elif part == "encode":
+        bc.bench_encode(rep, ctx.dsn, table, data, types, ctx.rounds)
+    elif part == "scan":
+        bc.bench_scan(rep, table, data, ctx.rows(table), ctx.rounds)
+    return {"results": captured}
+
+
+def run_codec_suite(ctx: Context, table: str, part: str,
+                    timeout: float) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+    case = Case(f"suite/{table}/bench_codec-{part}", "suite", table, "bench_codec",
+                func="benchmarks.run:suite_bench_codec", params={"table": table, "part": part})
+    raw = run_case(ctx, case, timeout)
+    if "error" in raw:
+        return [], f"bench_codec {part} on {table}: {raw['error']}"
+    out, seen = [], set()
+    for line in raw.get("results") or []:
+        group = _CODEC_GROUP.get(line["group"], _slug(line["group"]))
+        suffix, ours, primary = _codec_id(group, table, line["who"])
+        rid = f"{group}/{table}/{suffix}"
+        while rid in seen:
+            rid += "+"
+        seen.add(rid)
+        secs = float(line["seconds"])
+        rec = {"id": rid, "group": group, "table": table, "tool": line["who"], "ours": ours,
+               "primary": primary, "seconds": [secs], "median_s": secs,
+               "rows": line["rows"], "bytes": line["nbytes"], "source": "bench_codec.py",
+               "note": f"bench_codec.py, median of {ctx.rounds}; peak RSS not per tool "
+                       "(one process)"}
+        if secs > 0:
+            rec["rows_per_s"] = line["rows"] / secs
+            rec["mb_per_s"] = line["nbytes"] / secs / MB
+        out.append(rec)
+    # the time the whole part took, with its child's peak memory, for the record
+    return out, None
+
+
+_DUMP_NAMES = {
+    "dumpcodec zstd": ("dumpcodec-zstd", "dumpcodec create (zstd -3)"),
+    "dumpcodec zstd -j2": ("dumpcodec-zstd-j2", "dumpcodec create -j2 (zstd -3)"),
+    "dumpcodec gzip": ("dumpcodec-gzip", "dumpcodec create --compress gzip (-6)"),
+    "dumpcodec none": ("dumpcodec-none", "dumpcodec create --compress none"),
+    "pg_dump -Fc": ("pg_dump-Fc", "pg_dump -Fc (gzip -6)"),
+    "pg_dump -Fc -Z0": ("pg_dump-Fc-Z0", "pg_dump -Fc -Z0"),
+    "pg_dump -Fd -j2": ("pg_dump-Fd-j2", "pg_dump -Fd -j2 (gzip -6)"),
+    "pg_dump -Fc -Z zstd": ("pg_dump-Fc-zstd", "pg_dump -Fc -Z zstd"),
+    "pg_dump -Fc -Z0 | zstd -3": ("pg_dump-Fc-Z0-zstd3", "pg_dump -Fc -Z0 | zstd -3"),
+    "dumpcodec load -j1": ("dumpcodec-j1", "dumpcodec load -j1 (zstd archive)"),
+    "dumpcodec load -j2": ("dumpcodec-j2", "dumpcodec load -j2 (zstd archive)"),
+    "pg_restore -j1": ("pg_restore-j1", "pg_restore -j1 (pg_dump -Fc archive)"),
+    "pg_restore -j2": ("pg_restore-j2", "pg_restore -j2 (pg_dump -Fc archive)"),
+}
+
+
+def run_dump_suite(ctx: Context, groups: Sequence[str],
+                   timeout: float) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+    """bench_dump.py as a subprocess (it has no function API), its JSON mapped."""
+    script = REPO / "benchmarks" / "bench_dump.py"
+    out_json = ctx.path("bench_dump.json")
+    argv = [sys.executable, str(script), "--dsn", ctx.admin_dsn,
+            "--mixed", str(ctx.stats.get("mixed", {}).get("rows", 0)),
+            "--narrow", str(ctx.stats.get("narrow", {}).get("rows", 0)),
+            "--rounds", str(ctx.rounds), "--json", out_json,
+            "--workdir", ctx.path("bench_dump"),
+            "--bindir", os.path.dirname(ctx.bins["pg_dump"] or "")]
+    if "dump" not in groups:
+        argv += ["--only", "restore"]
+    elif "restore" not in groups:
+        argv += ["--only", "dump"]
+    import psycopg.conninfo
+    dbname = psycopg.conninfo.conninfo_to_dict(ctx.dsn).get("dbname") or ""
+    # same database, hence the same (cached) tables: it creates none of its own
+    m = run_measured(argv, timeout=timeout, env={"DUMPCODEC_BENCH_DB": dbname})
+    if m["rc"] != 0 or not os.path.exists(out_json):
+        tail = " | ".join((m["stderr"].strip() or m["stdout"].strip()).splitlines()[-3:])
+        return [], f"bench_dump.py exited with {m['rc']}: {tail[:500]}"
+    with open(out_json) as f:
+        data = json.load(f)
+    _remove(ctx.path("bench_dump"))
+    out = []
+    for kind in ("dump", "restore"):
+        for name, r in (data.get(kind) or {}).items():
+            m_srv = re.match(r"server limit: \\copy (\w+)", name)
+            if m_srv:
+                table, rid = m_srv.group(1), f"server/{m_srv.group(1)}/psql-copy-out"
+                group, tool = "server", "server COPY TO (psql \\copy to /dev/null)"
+            else:
+                suffix, tool = _DUMP_NAMES.get(name, (_slug(name), name))
+                table, group, rid = "all", kind, f"{kind}/all/{suffix}"
+            secs = list(r.get("all") or [r["seconds"]])
+            rec = {"id": rid, "group": group, "table": table, "tool": tool,
+                   "ours": name.startswith("dumpcodec"),
+                   "primary": rid in ("dump/all/dumpcodec-zstd", "restore/all/dumpcodec-j1"),
+                   "seconds": secs, "median_s": float(r["seconds"]),
+                   "rows": ctx.rows(table), "bytes": ctx.copy_bytes(table),
+                   "source": "bench_dump.py", "command": r.get("cmd"),
+                   "note": "bench_dump.py: the command timed from outside (CLI start-up "
+                           "included)"}
+            if r.get("bytes"):
+                rec["size_bytes"] = int(r["bytes"])
+            if r.get("peak_rss"):
+                rec["peak_rss_mb"] = r["peak_rss"] / 2**20
+            if rec["median_s"] > 0:
+                rec["rows_per_s"] = rec["rows"] / rec["median_s"]
+                rec["mb_per_s"] = rec["bytes"] / rec["median_s"] / MB
+            out.append(rec)
+    return out, None
 
 
 # --------------------------------------------------------------------------
@@ -1069,22 +1221,23 @@ class Target:
 
 
 TARGETS: List[Target] = [
-    Target(3, "decode end to end, mixed: >= 3x psycopg", "decode/mixed/dumpcodec",
-           "decode/mixed/psycopg", 3.0),
+    Target(3, "decode end to end, mixed: >= 3x psycopg (default: jsonb to dict)",
+           "decode/mixed/dumpcodec", "decode/mixed/psycopg", 3.0),
     Target(3, "decode end to end, mixed: >= 3x psycopg with jsonb as text (like for like)",
            "decode/mixed/dumpcodec", "decode/mixed/psycopg-jsontext", 3.0),
-    Target(3, "decode end to end, narrow: >= 3x psycopg", "decode/narrow/dumpcodec",
-           "decode/narrow/psycopg", 3.0),
-    Target(3, "decode offline from bytes, mixed: >= 3x psycopg",
-           "scan/mixed/dumpcodec-decode", "scan/mixed/psycopg-decode", 3.0),
-    Target(3, "decode offline from bytes, narrow: >= 3x psycopg",
-           "scan/narrow/dumpcodec-decode", "scan/narrow/psycopg-decode", 3.0),
+    Target(3, "decode end to end, narrow: >= 3x psycopg",
+           "decode/narrow/dumpcodec", "decode/narrow/psycopg", 3.0),
+    Target(3, "decode offline, mixed: >= 3x psycopg (default: jsonb to dict)",
+           "decode-offline/mixed/dumpcodec", "decode-offline/mixed/psycopg", 3.0),
+    Target(3, "decode offline, mixed: >= 3x psycopg with jsonb as text (like for like)",
+           "decode-offline/mixed/dumpcodec", "decode-offline/mixed/psycopg-jsontext", 3.0),
+    Target(3, "decode offline, narrow: >= 3x psycopg",
+           "decode-offline/narrow/dumpcodec", "decode-offline/narrow/psycopg", 3.0),
     Target(3, "encode+load, mixed: >= 2x psycopg write_row", "encode/mixed/dumpcodec",
            "encode/mixed/psycopg", 2.0),
-    Target(3, "encode+load, mixed, jsonb given as text: >= 2x psycopg write_row",
-           "encode/mixed/dumpcodec-jsontext", "encode/mixed/psycopg", 2.0),
-    Target(3, "encode+load, narrow: >= 0.95x server ingest limit", "encode/narrow/dumpcodec",
-           "server/narrow/psql-copy-in", 0.95),
+    Target(3, "encode+load, narrow: >= 0.95x the server's ingest limit",
+           "encode/narrow/dumpcodec", "encode/narrow/server-ingest|server/narrow/psql-copy-in",
+           0.95),
     Target(3, "scanner, mixed: within 2x of a memory copy", "scan/mixed/dumpcodec-scanner",
            "scan/mixed/memcpy", 0.5),
     Target(3, "scanner, narrow: within 2x of a memory copy", "scan/narrow/dumpcodec-scanner",
@@ -1118,15 +1271,26 @@ def _speed(r: Dict[str, Any]) -> Optional[float]:
 
 
 def evaluate_targets(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    by_id = {r["id"]: r for r in results if "error" not in r}
+    by_id = {r["id"]: r for r in results if "error" not in r and r.get("median_s")}
+
+    def pick(spec: str) -> Tuple[str, Optional[Dict[str, Any]]]:
+        """``a|b``: the first of the candidate ids that was measured."""
+        cands = [c for c in spec.split("|") if c]
+        for c in cands:
+            if c in by_id:
+                return c, by_id[c]
+        return (cands[0] if cands else ""), None
+
     out = []
     for t in TARGETS:
-        rec: Dict[str, Any] = {"issue": t.issue, "target": t.name, "ours": t.ours,
-                               "peer": t.peer or None, "goal": t.goal, "kind": t.kind}
-        ours, peer = by_id.get(t.ours), by_id.get(t.peer)
+        ours_id, ours = pick(t.ours)
+        peer_id, peer = pick(t.peer)
+        rec: Dict[str, Any] = {"issue": t.issue, "target": t.name, "ours": ours_id,
+                               "peer": peer_id or None, "goal": t.goal, "kind": t.kind}
         if ours is None or (t.peer and peer is None):
             rec["status"] = "not measured"
-            rec["missing"] = [x for x in (t.ours, t.peer) if x and x not in by_id]
+            rec["missing"] = [x for x, r in ((ours_id, ours), (peer_id, peer))
+                              if x and r is None]
             out.append(rec)
             continue
         if t.kind == "speed":
@@ -1277,8 +1441,10 @@ def _fmt(v: Optional[float], spec: str = ".2f") -> str:
 GROUP_TITLES = {
     "server": "Server limits (raw binary COPY, no decoding)",
     "decode": "Decode: binary COPY TO into Python rows (end to end)",
+    "decode-offline": "Decode offline: a COPY BINARY stream in memory into Python rows",
     "encode": "Encode + load: Python rows into the server (binary COPY FROM)",
-    "scan": "Offline codec: bytes in memory (decode, scanner) and a memory copy",
+    "encode-offline": "Encode offline: Python rows into COPY BINARY bytes in memory",
+    "scan": "Scanner (framing only, no values) against a memory copy",
     "dump": "Dump: both tables into one archive",
     "restore": "Restore: archive into a fresh database (data and indexes)",
 }
@@ -1434,9 +1600,16 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{datasets.DEFAULT_SIZES['narrow']:,}; 0 leaves it out)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: tiny tables, one round (under a minute)")
+    p.add_argument("--extra", action="store_true",
+                   help="also run informative extra cases (dumpcodec zstd -1 and gzip -6 "
+                        "dumps), which the default run leaves out to stay short")
     p.add_argument("--only", help=f"comma-separated groups to run ({','.join(GROUPS)})")
     p.add_argument("--skip", help="comma-separated groups to leave out")
-    p.add_argument("--match", help="only cases whose id contains this text")
+    p.add_argument("--match", help="only the runner's own cases whose id contains this "
+                   "text (no suites)")
+    p.add_argument("--no-suites", action="store_true",
+                   help="do not run bench_codec.py / bench_dump.py; measure dumpcodec with "
+                        "the runner's own cases instead")
     p.add_argument("--output-dir", default=str(RESULTS_DIR),
                    help="where the .json and .md go (default benchmarks/results)")
     p.add_argument("--name", help="file stem of the results (default <YYYY-MM-DD>-<host>)")
@@ -1448,6 +1621,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", help="scratch directory for archives (default: a temp dir)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     return p
+
+
+def _module_present(name: str) -> bool:
+    return (REPO / "benchmarks" / f"{name}.py").exists()
 
 
 def _select_groups(args: argparse.Namespace) -> List[str]:
@@ -1481,6 +1658,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         from dumpcodec.embedded import start_embedded
         _log(f"starting the embedded PostgreSQL in {args.pgdata} ...")
         admin = start_embedded(args.pgdata)
+        # the database bench_dump.py uses too, so both measure the same tables
         dsn = datasets.ensure_database(admin)
     else:
         dsn = args.dsn
@@ -1507,7 +1685,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                                              for t, s in stats.items()},
                   bins=bins, server_version=vtext, server_version_num=vnum,
                   pg_dump_zstd=pg_dump_has_zstd(bins.get("pg_dump"), dsn), quick=args.quick,
-                  restore_db=f"dumpcodec_bench_restore_{os.getpid()}")
+                  restore_db=f"dumpcodec_bench_restore_{os.getpid()}", extra=args.extra)
     notes: List[str] = []
     if not bins.get("pg_dump"):
         notes.append(f"no pg_dump able to dump PostgreSQL {vtext}: dump/restore peers skipped")
@@ -1516,30 +1694,78 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                      "`pg_dump -Fc -Z0 | zstd -3` instead")
     if not bins.get("zstd"):
         notes.append("no zstd CLI (apt-get install zstd): `pg_dump | zstd` skipped")
-    ext, ext_notes = _external_cases(ctx)
-    notes += ext_notes
-    have = {c.id for c in ext}
-    builtin = [c for c in builtin_cases(ctx) if c.id not in have]
-    cases = [c for c in ext + builtin + peer_cases(ctx) if c.group in groups]
-    cases.sort(key=lambda c: (GROUPS.index(c.group), c.table, not c.ours))
+    cases = [c for c in builtin_cases(ctx) + peer_cases(ctx) if c.group in groups]
     if args.match:
         cases = [c for c in cases if args.match in c.id]
+    cases.sort(key=lambda c: (GROUPS.index(c.group), c.table, not c.ours))
+    codec_groups = {"decode", "decode-offline", "encode", "encode-offline", "scan"}
+    use_codec = not args.no_suites and _module_present("bench_codec") and not args.match
+    use_dump = not args.no_suites and _module_present("bench_dump") and not args.match \
+        and ("dump" in groups or "restore" in groups) and bool(bins.get("pg_dump"))
+    if not args.no_suites:
+        for name, used in (("bench_codec", use_codec), ("bench_dump", use_dump)):
+            if not _module_present(name):
+                notes.append(f"benchmarks/{name}.py not present: the runner's own cases "
+                             "stand in")
     results: List[Dict[str, Any]] = []
+    owned: set = set()          # (group, table) measured by a suite
     started = time.perf_counter()
-    try:
-        for i, case in enumerate(cases, 1):
-            _log(f"[{i}/{len(cases)}] {case.id}: {case.tool} ...")
-            t = time.perf_counter()
-            r = run_case(ctx, case, args.timeout)
+
+    def add(recs: List[Dict[str, Any]], own: bool) -> None:
+        have = {r["id"] for r in results}
+        for r in recs:
+            if r["group"] not in groups or r["id"] in have:
+                continue
             results.append(r)
-            if "error" in r:
-                _log(f"    error: {r['error']}")
-            else:
-                _log(f"    median {r.get('median_s', 0):.3f} s, "
-                     f"{_fmt_rate(r.get('rows_per_s'))} rows/s, "
-                     f"{_fmt(r.get('mb_per_s'), '.0f')} MB/s, peak RSS "
-                     f"{_fmt(r.get('peak_rss_mb'), '.0f')} MB "
-                     f"({time.perf_counter() - t:.1f} s)")
+            if own:
+                owned.add((r["group"], r["table"]))
+
+    def run_one(case: Case) -> None:
+        if (case.group, case.table) in owned or case.id in {r["id"] for r in results}:
+            return
+        _log(f"[{case.group}] {case.id}: {case.tool} ...")
+        t = time.perf_counter()
+        r = run_case(ctx, case, args.timeout)
+        results.append(r)
+        if "error" in r:
+            _log(f"    error: {r['error']}")
+        else:
+            _log(f"    median {r.get('median_s', 0):.3f} s, "
+                 f"{_fmt_rate(r.get('rows_per_s'))} rows/s, "
+                 f"{_fmt(r.get('mb_per_s'), '.0f')} MB/s, peak RSS "
+                 f"{_fmt(r.get('peak_rss_mb'), '.0f')} MB "
+                 f"({time.perf_counter() - t:.1f} s)")
+
+    try:
+        for case in [c for c in cases if c.group == "server"]:
+            run_one(case)
+        if use_codec:
+            for table in ctx.tables:
+                for part, pgroups in _CODEC_PARTS.items():
+                    if not set(pgroups) & set(groups):
+                        continue
+                    _log(f"[suite] bench_codec.py {part} on {table} ...")
+                    t = time.perf_counter()
+                    recs, err = run_codec_suite(ctx, table, part, args.timeout * 2)
+                    if err:
+                        notes.append(err)
+                        _log(f"    error: {err}")
+                    add(recs, own=True)
+                    _log(f"    {len(recs)} results ({time.perf_counter() - t:.1f} s)")
+        for case in [c for c in cases if c.group in codec_groups]:
+            run_one(case)
+        if use_dump:
+            _log("[suite] bench_dump.py (dump and restore) ...")
+            t = time.perf_counter()
+            recs, err = run_dump_suite(ctx, groups, args.timeout * 4)
+            if err:
+                notes.append(err)
+                _log(f"    error: {err}")
+            add([r for r in recs if r["group"] != "server"], own=True)
+            add([r for r in recs if r["group"] == "server"], own=False)
+            _log(f"    {len(recs)} results ({time.perf_counter() - t:.1f} s)")
+        for case in [c for c in cases if c.group in ("dump", "restore")]:
+            run_one(case)
     finally:
         try:
             drop_load_tables(ctx)
@@ -1548,6 +1774,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             notes.append(f"cleanup failed: {exc}")
         if workdir_obj is not None:
             workdir_obj.cleanup()
+    results.sort(key=lambda r: (GROUPS.index(r["group"]) if r["group"] in GROUPS else 99,
+                                r["table"], not r.get("ours"), not r.get("primary")))
     add_ratios(results)
     now = _dt.datetime.now(_dt.timezone.utc)
     tools = {

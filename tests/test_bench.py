@@ -58,7 +58,7 @@ def test_runner_quick_writes_wellformed_results(db, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--dsn", db.dsn,
-         "--mixed-rows", "3000", "--narrow-rows", "20000",
+         "--mixed-rows", "2000", "--narrow-rows", "10000",
          "--output-dir", str(tmp_path), "--name", "smoke"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -69,28 +69,38 @@ def test_runner_quick_writes_wellformed_results(db, tmp_path):
     meta = doc["meta"]
     assert meta["server_version_num"] == db.server.version_num
     assert meta["rounds"] == 1 and meta["machine"]["nproc"] >= 1
-    assert doc["datasets"]["mixed"]["rows"] == 3000
-    assert doc["datasets"]["narrow"]["rows"] == 20000
-    assert doc["datasets"]["mixed"]["copy_bytes"] > 3000 * 100
+    assert doc["datasets"]["mixed"]["rows"] == 2000
+    assert doc["datasets"]["narrow"]["rows"] == 10000
+    assert doc["datasets"]["mixed"]["copy_bytes"] > 2000 * 100
 
     results = {r["id"]: r for r in doc["results"]}
-    # the baselines the runner measures itself, on both tables
+    # every comparison has both sides, on both tables (from the suites or the runner)
     for table in ("mixed", "narrow"):
         for case in ("server/{}/psql-copy-out", "server/{}/psql-copy-in",
-                     "decode/{}/psycopg", "encode/{}/psycopg", "scan/{}/memcpy"):
+                     "decode/{}/psycopg", "decode/{}/dumpcodec",
+                     "decode-offline/{}/psycopg", "decode-offline/{}/dumpcodec",
+                     "encode/{}/psycopg", "encode/{}/dumpcodec",
+                     "scan/{}/memcpy", "scan/{}/dumpcodec-scanner"):
             r = results[case.format(table)]
             assert "error" not in r, r
-            assert len(r["seconds"]) >= 1 and r["median_s"] > 0
-            assert r["peak_rss_mb"] > 0
+            assert len(r["seconds"]) >= 1 and r["median_s"] > 0 and r["mb_per_s"] > 0
+            if r["group"] == "server" or "source" not in r:   # measured alone: its RSS
+                assert r["peak_rss_mb"] > 0
         assert results[f"decode/{table}/psycopg"]["rows"] == doc["datasets"][table]["rows"]
+        assert results[f"decode/{table}/dumpcodec"]["rows"] == doc["datasets"][table]["rows"]
+        assert results[f"decode/{table}/psycopg"]["vs_dumpcodec"] > 0
     # optional peers may be missing from an environment, but must not fail otherwise
     for r in doc["results"]:
         if "error" in r:
             assert "ModuleNotFoundError" in r["error"] or r["ours"], r
     if doc["meta"]["tools"]["pg_dump"]:
-        dump = results["dump/all/pg_dump-Fc"]
-        assert "error" not in dump and dump["size_bytes"] > 0
-        assert results["restore/all/pg_restore-j1"]["median_s"] > 0
+        for case in ("dump/all/pg_dump-Fc", "dump/all/dumpcodec-zstd",
+                     "dump/all/dumpcodec-none", "dump/all/pg_dump-Fc-Z0"):
+            assert results[case]["size_bytes"] > 0 and results[case]["peak_rss_mb"] > 0
+        for case in ("restore/all/pg_restore-j1", "restore/all/dumpcodec-j1",
+                     "restore/all/dumpcodec-j2"):
+            assert results[case]["median_s"] > 0
+        assert results["dump/all/pg_dump-Fc"]["vs_dumpcodec"] > 0
     assert {t["issue"] for t in doc["targets"]} == {3, 6}
     for t in doc["targets"]:
         assert t["status"] in ("met", "not met", "not measured")

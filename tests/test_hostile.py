@@ -582,3 +582,43 @@ def test_index_txt_with_hostile_lines(tmp_path):
         code, out, err = run_cli("ls", str(path))
         assert "Traceback" not in err, (label, err)
         assert "\x1b" not in out and "\x07" not in out, label
+
+
+# ============================================================ huge declared lengths
+
+def _impls():
+    import importlib
+    mods = [importlib.import_module("dumpcodec._purecopy")]
+    try:
+        mods.append(importlib.import_module("dumpcodec._fastcopy"))
+    except ImportError:
+        pass
+    return mods
+
+
+@pytest.mark.parametrize("mod", _impls(), ids=lambda m: m.__name__.split("_")[-1])
+@pytest.mark.parametrize("length", [0x3FFFFFFF, 0x40000000])
+def test_huge_declared_field_length_allocates_nothing(mod, length):
+    # A tuple declaring a field of ~1 GiB (the limit) and one just over it, followed by
+    # 10 bytes: over the limit is refused at once by feed(); at the limit the decoder
+    # waits for data and close() reports the truncation -- neither allocates the length.
+    import tracemalloc
+    from dumpcodec.errors import CopyFormatError
+    stream = (b"PGCOPY\n\xff\r\n\x00" + bytes(8) + b"\x00\x01"
+              + length.to_bytes(4, "big") + b"x" * 10)
+    for cls in ("Decoder", "Scanner"):
+        obj = getattr(mod, cls)()
+        tracemalloc.start()
+        try:
+            with pytest.raises(CopyFormatError) as exc:
+                obj.feed(stream)
+                assert length <= mod.MAX_FIELD_SIZE, "over the limit must fail in feed()"
+                obj.close()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 1 << 20, f"{cls} allocated {peak} bytes for a declared {length}"
+        if length > mod.MAX_FIELD_SIZE:
+            assert exc.value.offset == 21 and "limit" in str(exc.value)
+        else:
+            assert "ends at byte 31" in str(exc.value)

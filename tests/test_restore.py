@@ -58,6 +58,8 @@ CREATE TABLE meas (id int, at date NOT NULL, v float8, PRIMARY KEY (id, at))
 CREATE TABLE meas_a PARTITION OF meas FOR VALUES FROM ('2024-01-01') TO ('2024-07-01');
 CREATE TABLE meas_b PARTITION OF meas FOR VALUES FROM ('2024-07-01') TO ('2025-01-01');
 INSERT INTO meas SELECT g, date '2024-01-01' + g % 366, g / 3.0 FROM generate_series(1, 1000) g;
+CREATE SEQUENCE free_seq AS integer INCREMENT 3 START 7 MINVALUE 1;
+SELECT setval('free_seq', 70, false);
 CREATE TABLE acl_t (id int, a aclitem);
 INSERT INTO acl_t VALUES (1, 'postgres=r/postgres');
 """
@@ -99,7 +101,7 @@ def rich(db):
 
 def test_round_trip_fresh_database(rich, make_db, tmp_path):
     path = str(tmp_path / "rich.dcz")
-    s = create_dump(rich.dsn, ["public"], path)
+    s = create_dump(rich.dsn, ["public"], path, sequences=["public"])
     assert {t.table_id for t in s.tables} >= {f"public.{t}" for t in TABLES}
     target = make_db()
     summary = restore_dump(target.dsn, path)
@@ -114,7 +116,7 @@ def test_round_trip_fresh_database(rich, make_db, tmp_path):
 
 def test_round_trip_parallel_from_pipe(rich, make_db, tmp_path):
     buf = io.BytesIO()
-    create_dump(rich.dsn, ["public"], buf, jobs=2, backend="gzip")
+    create_dump(rich.dsn, ["public"], buf, jobs=2, backend="gzip", sequences=["public"])
     target = make_db()
 
     class Pipe(io.RawIOBase):     # a non-seekable reader, like stdin
@@ -139,7 +141,7 @@ def test_round_trip_other_server_version(two_servers, make_db, tmp_path):
         with src_db.connect() as c:
             c.execute(RICH_SQL)
         path = str(tmp_path / f"x{source_srv.major}.dcz")
-        create_dump(src_db.dsn, ["public"], path)
+        create_dump(src_db.dsn, ["public"], path, sequences=["public"])
         summary = restore_dump(dst_db.dsn, path, jobs=3)
         assert summary.failed == [], (source_srv.version, target_srv.version)
         with src_db.connect() as src, dst_db.connect() as dst:

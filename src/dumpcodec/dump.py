@@ -314,6 +314,43 @@ def _plan_tables(conn, refs, where, columns, id_map) -> List[_TablePlan]:
     return plans
 
 
+_FREE_SEQ_SQL = """
+SELECT n.nspname, c.relname, pg_catalog.format_type(s.seqtypid, NULL), s.seqstart,
+       s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle
+FROM pg_catalog.pg_sequence s
+JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%s)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
+                    AND d.deptype IN ('a', 'i', 'e'))
+ORDER BY 1, 2
+"""
+
+
+def free_sequences(conn: psycopg.Connection, schemas: Sequence[str]) -> List[Dict[str, Any]]:
+    """Sequences of ``schemas`` that no table column owns, with their state.
+
+    (Owned ones travel in their table's definition.)  A sequence the user may not
+    read is left out rather than failing the dump.
+    """
+    out = []
+    for (schema_, name, dtype, start, inc, mn, mx, cache, cycle) in conn.execute(
+            _FREE_SEQ_SQL, (list(schemas),)).fetchall():
+        conn.execute("SAVEPOINT dumpcodec_seq")
+        try:
+            last, called = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(
+                sql.Identifier(schema_, name))).fetchone()
+            conn.execute("RELEASE SAVEPOINT dumpcodec_seq")
+        except psycopg.Error:
+            conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_seq")
+            continue
+        out.append({"schema": schema_, "name": name, "data_type": dtype, "start": start,
+                    "increment": inc, "min_value": mn, "max_value": mx, "cache": cache,
+                    "cycle": cycle, "last_value": last, "is_called": called})
+    return out
+
+
 # -- data movement --------------------------------------------------------------------
 
 def _definition_json(tdef) -> Dict[str, Any]:
@@ -542,6 +579,7 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
                 columns: Optional[Dict[str, Sequence[str]]] = None,
                 id_map: Optional[Dict[str, Tuple[str, str]]] = None,
                 partitions: str = "leaves",
+                sequences: Optional[Sequence[str]] = None,
                 progress: Optional[Progress] = None) -> DumpSummary:
     """Dump the tables ``selectors`` name into an archive at ``dest``.
 
@@ -556,6 +594,9 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
     (SQL text, run with your credentials).  ``columns``: ``{table: [names]}``.  Table keys
     may be the table id, ``schema.name`` or the bare name.  ``partitions``: ``'leaves'``
     dumps each partition, ``'root'`` dumps a partitioned table through its root.
+    ``sequences``: schema names whose free-standing sequences (owned by no column) are
+    recorded too, with their state, in the archive info (owned sequences always
+    travel with their table).
 
     Raises SelectorError/SchemaError/DumpError (nothing written) or psycopg errors.
     """
@@ -585,6 +626,7 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
         plans = _plan_tables(conn, refs, where, columns, id_map)
         server_version = conn.execute("SHOW server_version").fetchone()[0]
         encoding = conn.execute("SHOW client_encoding").fetchone()[0]
+        free = free_sequences(conn, list(sequences)) if sequences else []
 
         fileobj = destination.open()
         opts: Dict[str, Any] = {}
@@ -595,8 +637,10 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
         if chunk_size is not None:
             opts["chunk_size"] = chunk_size
         writer = open_dump(fileobj, "w", backend=backend, **opts)
-        writer.set_info(server_version=server_version, client_encoding=encoding,
-                        snapshot=exported, created_by=f"dumpcodec {__version__}")
+        info: Dict[str, Any] = {"snapshot": exported, "created_by": f"dumpcodec {__version__}"}
+        if free:
+            info["sequences"] = free
+        writer.set_info(server_version=server_version, client_encoding=encoding, **info)
         progress.start("dump", len(plans))
         if jobs > 1 and len(plans) > 1:
             worker_dsn = conninfo_or_conn if own_conn else _conninfo_of(conn)

@@ -646,6 +646,57 @@ def _match_fk_statements(fks, stmts):
     return out
 
 
+_SEQ_TYPES = ("smallint", "integer", "bigint")
+
+
+def _free_sequences(conn, reader, opts: _Options, tables, summary: RestoreSummary) -> None:
+    """Sequences the archive recorded on their own (owned by no column)."""
+    info = getattr(reader, "info", None) or {}
+    seqs = (info.get("info") or {}).get("sequences") or info.get("sequences") or []
+    if not isinstance(seqs, list):
+        return
+    for seq in seqs:
+        try:
+            schema_, name = str(seq["schema"]), str(seq["name"])
+            qual = f"{schema_}.{name}"
+            if tables and not any(fnmatch.fnmatchcase(n, p) for p in tables
+                                  for n in (qual, name)):
+                continue
+            dtype = seq["data_type"]
+            if dtype not in _SEQ_TYPES:
+                raise RestoreError(f"bad data type {dtype!r}")
+            nums = {k: int(seq[k]) for k in ("start", "increment", "min_value",
+                                             "max_value", "cache")}
+            target = opts.target_schema or schema_
+            ident = sql.Identifier(target, name)
+            exists = _relation_exists(conn, target, name)
+            if exists and opts.if_exists == "error":
+                raise RestoreError(f"sequence {target}.{name} already exists")
+            if exists and opts.if_exists == "skip":
+                summary.skipped.append(qual)
+                continue
+            conn.execute("BEGIN")
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                sql.Identifier(target)))
+            if not exists:
+                conn.execute(sql.SQL(
+                    "CREATE SEQUENCE {} AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} "
+                    "START WITH {} CACHE {} {}").format(
+                    ident, sql.SQL(dtype), sql.Literal(nums["increment"]),
+                    sql.Literal(nums["min_value"]), sql.Literal(nums["max_value"]),
+                    sql.Literal(nums["start"]), sql.Literal(nums["cache"]),
+                    sql.SQL("CYCLE" if seq.get("cycle") else "NO CYCLE")))
+            if seq.get("last_value") is not None:
+                conn.execute("SELECT pg_catalog.setval(%s::regclass, %s, %s)",
+                             (ident.as_string(conn), int(seq["last_value"]),
+                              bool(seq.get("is_called"))))
+            conn.execute("COMMIT")
+        except (psycopg.Error, DumpcodecError, KeyError, TypeError, ValueError) as exc:
+            _rollback(conn)
+            summary.failed.append((f"sequence {seq.get('schema')}.{seq.get('name')}"
+                                   if isinstance(seq, dict) else "sequence", _reason(exc)))
+
+
 # -- the entry point ------------------------------------------------------------------
 
 def _open_reader(source):
@@ -731,6 +782,7 @@ def restore_dump(conninfo: str,
             _restore_stream(reader, pool, jobs, opts, tables, summary, done)
         conn = pool.get()
         try:
+            _free_sequences(conn, reader, opts, tables, summary)
             if indexes:
                 _foreign_keys(conn, done, opts, summary)
             elif any(c.kind == "foreign_key" for _, _, _, d in done if d is not None

@@ -69,6 +69,17 @@ def _default_selectors(conninfo: str) -> List[str]:
         return [sql.Identifier(r[0]).as_string(conn) for r in rows]
 
 
+def _schemas_named(conninfo: str, selectors: List[str]) -> List[str]:
+    """The selectors that name a whole schema: their free sequences are dumped too."""
+    import psycopg
+    names = [s[1:-1].replace('""', '"') if s.startswith('"') and s.endswith('"') else s
+             for s in selectors]
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        rows = conn.execute("SELECT nspname FROM pg_catalog.pg_namespace "
+                            "WHERE nspname = ANY(%s)", (names,)).fetchall()
+    return [r[0] for r in rows]
+
+
 def _print_failures(failed) -> None:
     if failed:
         print(f"FAILED ({len(failed)}):", file=sys.stderr)
@@ -85,6 +96,7 @@ def cmd_create(args) -> int:
     columns = {k: [c.strip() for c in v.split(",") if c.strip()]
                for k, v in _pairs(args.columns, "--columns").items()}
     selectors = args.table or _default_selectors(conninfo)
+    seq_schemas = _schemas_named(conninfo, selectors)
     if not selectors:
         print("dumpcodec create: error: the database has no tables to dump",
               file=sys.stderr)
@@ -95,7 +107,7 @@ def cmd_create(args) -> int:
                           level=args.level, chunk_size=args.chunk_size, jobs=args.jobs,
                           snapshot=args.snapshot, where=where or None,
                           columns=columns or None, partitions=args.partitions,
-                          progress=progress)
+                          sequences=seq_schemas, progress=progress)
     if not args.quiet:
         size = (f", archive {human_bytes(summary.archive_bytes)}"
                 if summary.archive_bytes is not None else "")

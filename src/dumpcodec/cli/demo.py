@@ -49,6 +49,7 @@ CREATE TABLE readings_h2 PARTITION OF readings FOR VALUES FROM ('2024-07-01') TO
 CREATE SEQUENCE invoice_no START 1000;
 ALTER TABLE customers ADD COLUMN invoice bigint DEFAULT nextval('invoice_no');
 ALTER SEQUENCE invoice_no OWNED BY customers.invoice;
+CREATE SEQUENCE ticket_no AS integer INCREMENT 5 MINVALUE 10 START 10;
 """
 
 _DATA = """
@@ -67,6 +68,7 @@ INSERT INTO events SELECT g, g %% 1000 FROM generate_series(1, %(events)s) g;
 INSERT INTO readings SELECT g %% 50, date '2024-01-01' + g %% 366, g / 7.0
 FROM generate_series(1, %(readings)s) g;
 SELECT setval('invoice_no', 4242, false);
+SELECT setval('ticket_no', 505, true);
 """
 
 
@@ -148,7 +150,8 @@ def cmd_demo(args) -> int:
 
             progress = TerminalProgress(quiet=args.quiet)
             _say(f"dumping to {archive} (zstd, -j {args.jobs}) ...")
-            ds = create_dump(src_dsn, ["public"], archive, jobs=args.jobs, progress=progress)
+            ds = create_dump(src_dsn, ["public"], archive, jobs=args.jobs,
+                             sequences=["public"], progress=progress)
             _say(f"  {len(ds.tables)} tables, {ds.rows} rows, {human_bytes(ds.nbytes)} of "
                  f"COPY data -> {human_bytes(ds.archive_bytes)} archive in "
                  f"{ds.seconds:.2f} s ({human_rate(ds.rows, ds.seconds)}, "

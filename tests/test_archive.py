@@ -548,8 +548,15 @@ def test_interleaved_reads_of_dachs_members_are_refused(tmp_path):
         a = r.read_raw("x#a")
         next(a)
         assert len(list(r.read_raw("x#b"))) == 1
-        with pytest.raises(ArchiveError, match="another read used this reader"):
+        with pytest.raises(ArchiveError, match="member 'table_000.dump': another read "
+                           "used this reader"):
             list(a)
+    with open_dump(str(p)) as r:
+        tables = r.iter_tables()
+        next(tables)
+        list(r.read_raw("x#b"))
+        with pytest.raises(ArchiveError, match=r"iter_tables\(\): another read"):
+            next(tables)
 
 
 def test_malformed_copy_data_aborts_the_archive_naming_the_table():
@@ -571,3 +578,52 @@ def test_malformed_copy_data_aborts_the_archive_naming_the_table():
     tw.write(b"a\nb")
     with pytest.raises(ArchiveError, match="table 't': text COPY data does not end"):
         tw.close()
+
+
+# ----------------------------------------------------------------------- property
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_field = st.one_of(st.none(), st.binary(max_size=300))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(tables=st.lists(st.lists(st.tuples(_field, _field), max_size=40), min_size=0,
+                       max_size=4),
+       chunk_size=st.integers(min_value=64, max_value=3000),
+       backend=st.sampled_from(BACKENDS), seed=st.integers(0, 1000),
+       pipe=st.booleans())
+def test_property_round_trip(tables, chunk_size, backend, seed, pipe):
+    rnd = random.Random(seed)
+    buf = io.BytesIO()
+    with open_dump(buf, "w", backend=backend, chunk_size=chunk_size) as w:
+        for n, rows in enumerate(tables):
+            with w.add_table(f"t{n}", None, ["a", "b"], ["bytea", "bytea"]) as tw:
+                feed_in_pieces(tw, binary_stream(rows), rnd)
+    data = buf.getvalue()
+    if pipe:
+        with open_dump(io.BufferedReader(_NonSeekable(io.BytesIO(data)))) as r:
+            got = []
+            for info, chunks in r.iter_tables():
+                got.append([row for c in chunks for row in _raw_rows(c)])
+                assert info.verified and info.rows == len(got[-1])
+        assert got == [list(t) for t in tables]
+        return
+    with open_dump(io.BytesIO(data)) as r:
+        infos = r.tables()
+        assert [i.rows for i in infos] == [len(t) for t in tables]
+        for n, rows in enumerate(tables):
+            assert list(r.read_rows(f"t{n}", decode=False)) == rows
+            for m in infos[n].members:
+                assert m.size <= chunk_size or m.rows == 1
+        assert r.verify().ok
+
+
+def _raw_rows(chunk):
+    from dumpcodec.codec import Decoder
+    dec = Decoder(None, raw=True)
+    rows = dec.feed(chunk)
+    dec.close()
+    return rows

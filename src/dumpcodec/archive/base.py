@@ -1204,7 +1204,8 @@ class DumpReader:
         if self.seekable and (self.layout == "dachs" or self._peek_layout() == "dachs"):
             dachs_ids = {m.name: t.table_id for t in self.tables() for m in t.members}
         walker = _Walker(self, self._open())
-        events = walker.events()
+        token = self._owner = object()
+        events = self._owned(walker.events(), token, "iter_tables()")
         for ev in events:
             kind = ev[0]
             if kind == "info":
@@ -1376,24 +1377,25 @@ class DumpReader:
             walker = _Walker(self, tar)
             walker.layout = "dachs"
             token = self._owner = object()
-            for chunk in rechunk(self._owned(walker.stream_member(entry), token, m.name),
+            for chunk in rechunk(self._owned(walker.stream_member(entry), token,
+                                             f"member {m.name!r}"),
                                  info.format, self.chunk_size, m.name):
                 yield chunk
                 del chunk
 
-    def _owned(self, pieces: Iterator, token: object, name: str) -> Iterator:
-        # a DaCHS member is streamed in pieces from one decompressor: another read in
-        # between would have moved the file under it
-        pieces = iter(pieces)
+    def _owned(self, items: Iterator, token: object, what: str) -> Iterator:
+        # a stream that cannot be resumed elsewhere (a DaCHS member read in pieces, a
+        # one-pass iteration): another read in between would have moved the file
+        # under it, so say so instead of reading garbage
+        items = iter(items)
         while True:
             if self._owner is not token:
-                raise ArchiveError(f"member {name!r}: another read used this reader while "
-                                   "the member was being read; use one reader per "
-                                   "concurrent read")
-            piece = next(pieces, None)
-            if piece is None:
+                raise ArchiveError(f"{what}: another read used this reader meanwhile; "
+                                   "use one reader per concurrent read")
+            item = next(items, None)
+            if item is None:
                 return
-            yield piece
+            yield item
 
     def read_rows(self, table_id: str, decode: bool = True,
                   types: Optional[List[Any]] = None) -> Iterator[tuple]:

@@ -627,3 +627,22 @@ def _raw_rows(chunk):
     rows = dec.feed(chunk)
     dec.close()
     return rows
+
+
+def test_dachs_layout_in_a_plain_tar_seeks_to_the_member():
+    buf = io.BytesIO()
+    big = binary_stream([(random.Random(1).randbytes(1000),) for _ in range(500)])
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in (("table_000.dump", big), ("table_001.dump", binary_stream([(b"z",)])),
+                           ("index.txt", b"table_000.dump a#big\ntable_001.dump a#small\n")):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    f = CountingFile(buf.getvalue())
+    with open_dump(f) as r:
+        assert r.backend_name == "tar"
+        assert [t.table_id for t in r.tables()] == ["a#big", "a#small"]
+        assert f.read_bytes < 20_000          # headers and index only: data was skipped
+        f.read_bytes = 0
+        assert list(r.read_rows("a#small", decode=False)) == [(b"z",)]
+        assert f.read_bytes < 5_000

@@ -995,7 +995,10 @@ class _Walker:
                     layout="dachs", complete=True)
                 from .dachs import dachs_format
                 info.format = dachs_format(member)
-            info.members.append(MemberInfo(member, entry.size, offset=entry.header_offset))
+            # a stream offset is a file offset only without compression
+            info.members.append(MemberInfo(
+                member, entry.size,
+                offset=entry.header_offset if self.reader.plain else None))
             info.raw_size += entry.size
         for e in self.dachs_members:
             if e.name not in listed:

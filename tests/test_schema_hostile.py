@@ -164,6 +164,16 @@ CRAFTED = [
      "table public.parted_1, partition bound: refused"),
     ("parted_1", lambda d: d.update(partition_bound="DEFAULT PARTITION BY LIST (k)"),
      "not just a partition bound"),
+    ("parted_1", lambda d: d.update(
+        partition_bound="FOR VALUES FROM (pg_terminate_backend(1)) TO (10)"),
+     "not a constant"),
+    ("t", lambda d: _con(d, "check").update(
+        expression="pg_catalog.pg_read_file('/etc/passwd') IS NOT NULL"),
+     "calls pg_read_file"),
+    ("t", lambda d: _col(d, "a").update(default="length(set_config('role', 'x', false))"),
+     "calls set_config"),
+    ("t", lambda d: d["indexes"][0].update(predicate="pg_sleep(100) IS NULL"),
+     "calls pg_sleep"),
 ]
 
 
@@ -222,6 +232,7 @@ def test_checked_expression_refuses(expr):
 
 
 @pytest.mark.parametrize("expr", ["1", "now()", "(a > 0) AND (b IS NOT NULL)",
+                                  "nextval('t_a_seq'::regclass)", "lower(b)",
                                   "'x;y'::text", "ARRAY[1, 2]", "$$dollar$$",
                                   "CASE WHEN a THEN 1 ELSE 2 END"])
 def test_checked_expression_accepts(expr):

@@ -6,11 +6,16 @@ every number an int), except the pieces PostgreSQL can give only as text:
 
 * expressions (defaults, CHECKs, generated columns, domain defaults and checks, index
   expressions and predicates): each is parsed with pglast as ``SELECT (<expr>\\n)`` and
-  must be exactly one plain SELECT with one unnamed target, no subquery, nothing else; the
+  must be exactly one plain SELECT with one unnamed target, no subquery, nothing else,
+  and must not call server functions with side effects outside the table (reading
+  files, signalling backends, set_config, large objects, advisory locks, sleeping...:
+  defence in depth, not a sandbox -- other functions run with the restoring user's
+  privileges, so do not restore untrusted archives as a superuser); the
   statement then embeds exactly that parenthesised text, so a trailing ``--`` comment
   cannot swallow the rest of the statement;
 * partition keys and bounds: parsed inside a skeleton CREATE TABLE that must come out
-  as exactly one CREATE TABLE with nothing but the key (or bound);
+  as exactly one CREATE TABLE with nothing but the key (or bound); bound values must be
+  constants (the server deparses them so; a function call would run at CREATE time);
 * built-in type names (``format_type`` text such as ``timestamp(3) without time zone``):
   parsed as the type of a column and required to name the recorded type;
 * operator names (exclusion constraints): symbol characters only.
@@ -79,10 +84,15 @@ def checked_expression(expr: str, where: str) -> sql.SQL:
             raise ValueError(f"more than an expression ({', '.join(others) or 'set op'})")
         if not sel.targetList or len(sel.targetList) != 1 or sel.targetList[0].name:
             raise ValueError("not exactly one expression")
-        if _has_node(sel.targetList[0](), "SubLink"):
+        tree = sel.targetList[0]()
+        if _has_node(tree, "SubLink"):
             # PostgreSQL allows no subquery in any place these expressions go
             # (defaults, CHECKs, generated columns, index expressions, predicates).
             raise ValueError("a subquery is not allowed here")
+        bad = _denied_calls(tree)
+        if bad:
+            raise ValueError(f"calls {', '.join(sorted(bad))}, which a table definition "
+                             f"has no business calling")
     except ValueError as exc:
         raise UnsafeExpressionError(f"{where}: refused expression {expr!r}: {exc}") from None
     return sql.SQL(wrapped)
@@ -94,6 +104,35 @@ def _has_node(tree, tag: str) -> bool:
     if isinstance(tree, (list, tuple)):
         return any(_has_node(v, tag) for v in tree)
     return False
+
+
+# Server functions with side effects outside the table (files, other sessions, settings,
+# large objects, locks, WAL, sleeping).  This is defence in depth, not a sandbox: an
+# expression may call any other function, with the privileges of the restoring user.
+_DENIED_CALL = re.compile(
+    r"^(pg_(read|ls|stat)_|pg_file_|pg_(terminate|cancel)_backend$|pg_reload_conf$|"
+    r"pg_rotate_logfile|pg_promote$|pg_switch_wal$|pg_create_restore_point$|"
+    r"pg_(start|stop|backup)_|pg_backup_|pg_log_|pg_sleep|pg_(try_)?advisory|"
+    r"pg_replication_|pg_logical_|pg_drop_replication|pg_import_system_collations$|"
+    r"set_config$|lo_|dblink|pg_notify$|setval$)")
+
+
+def _denied_calls(tree) -> set:
+    found = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("@") == "FuncCall":
+                name = (node.get("funcname") or ())[-1].get("sval", "")
+                if _DENIED_CALL.match(name):
+                    found.add(name)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, (list, tuple)):
+            for v in node:
+                walk(v)
+    walk(tree)
+    return found
 
 
 def _checked_clause(skeleton: str, piece: str, where: str, check) -> sql.SQL:
@@ -111,11 +150,33 @@ def _checked_clause(skeleton: str, piece: str, where: str, check) -> sql.SQL:
     return sql.SQL(text)
 
 
+def _constant(node) -> bool:
+    """A bound datum as the server deparses them: a literal, maybe cast or negated,
+    MINVALUE or MAXVALUE.  Anything else (a function call) would run at CREATE."""
+    tag = node.get("@") if isinstance(node, dict) else None
+    if tag == "A_Const":
+        return True
+    if tag in ("TypeCast", "CollateClause"):
+        return _constant(node.get("arg"))
+    if tag == "ColumnRef":
+        fields = node.get("fields") or ()
+        return len(fields) == 1 and fields[0].get("sval") in ("minvalue", "maxvalue")
+    if tag == "A_Expr":
+        names = [n.get("sval") for n in node.get("name") or ()]
+        return names == ["-"] and node.get("lexpr") is None and _constant(node.get("rexpr"))
+    return False
+
+
 def _check_bound(stmt) -> None:
     if (type(stmt).__name__ != "CreateStmt" or stmt.partbound is None or stmt.tableElts
             or stmt.partspec is not None or len(stmt.inhRelations or ()) != 1
             or stmt.options or stmt.tablespacename or stmt.accessMethod):
         raise ValueError("not just a partition bound")
+    bound = stmt.partbound()
+    for key in ("listdatums", "lowerdatums", "upperdatums"):
+        for datum in bound.get(key) or ():
+            if not _constant(datum):
+                raise ValueError("a partition bound value that is not a constant")
 
 
 def _check_partkey(stmt) -> None:

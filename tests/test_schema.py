@@ -269,6 +269,7 @@ def small_json(pg_server):
     (lambda d: d["columns"][0].update(not_null=1), r"columns\[0\].not_null: expected true"),
     (lambda d: d["columns"][1].update(position=7), "position 7"),
     (lambda d: d["columns"][0].update(identity="x"), "identity 'x'"),
+    (lambda d: d["columns"][0].update(ndims=10 ** 9), "ndims 1000000000 out of range"),
     (lambda d: d.update(kind="view"), "kind 'view'"),
     (lambda d: d["constraints"][0].update(kind="trigger"), "kind 'trigger'"),
     (lambda d: d["constraints"][0].update(columns=["nope"]), "unknown column 'nope'"),

@@ -350,6 +350,8 @@ def _check_semantics(t: TableDef) -> None:
         if c.position != i:
             raise SchemaError(f"{where}: column {c.name!r} has position {c.position}, "
                               f"expected {i}")
+        if not 0 <= c.ndims <= 6:   # PostgreSQL's MAXDIM
+            raise SchemaError(f"{where}: column {c.name!r}: ndims {c.ndims} out of range")
         if c.identity not in (None, "a", "d"):
             raise SchemaError(f"{where}: column {c.name!r}: identity {c.identity!r} is "
                               f"not 'a', 'd' or null")

@@ -244,3 +244,18 @@ def test_bad_structure_is_a_schema_error(good):
     data["indexes"][0]["elements"][0].update(column="b", expression="lower(b)")
     with pytest.raises(SchemaError, match="a column or an expression"):
         ddl_plan(TableDef.from_json(data))
+
+
+def test_percent_and_braces_in_expressions(target, make_db):
+    """'%' and '{}' in stored text are neither placeholders nor format fields."""
+    source = make_db()
+    source.execute("CREATE TABLE pct (a int CHECK (a % 2 = 0), "
+                   "b text DEFAULT '{}%s' CHECK (b LIKE '%{0}%'))")
+    with source.connect() as c:
+        t = capture_table(c, "public", "pct")
+    with target.connect() as c:
+        c.execute("CREATE SCHEMA pct")
+        ddl_plan(t, "pct").execute(c)
+        assert compare(t, capture_table(c, "pct", "pct")).equal
+        c.execute("INSERT INTO pct.pct (a) VALUES (2)")
+        assert c.execute("SELECT b FROM pct.pct").fetchone() == ("{}%s",)

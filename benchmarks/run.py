@@ -1658,8 +1658,13 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         from dumpcodec.embedded import start_embedded
         _log(f"starting the embedded PostgreSQL in {args.pgdata} ...")
         admin = start_embedded(args.pgdata)
-        # the database bench_dump.py uses too, so both measure the same tables
-        dsn = datasets.ensure_database(admin)
+        # Other sizes get their own database, so that a --quick or custom run does
+        # not throw away the full-size tables (slow to build); the suites are told
+        # which database to use (DUMPCODEC_BENCH_DB), so all measure the same tables.
+        dbname = datasets.DEFAULT_DBNAME
+        if sizes != datasets.DEFAULT_SIZES:
+            dbname += "_quick" if args.quick else "_custom"
+        dsn = datasets.ensure_database(admin, dbname)
     else:
         dsn = args.dsn
         admin = dsn

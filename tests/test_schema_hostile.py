@@ -250,7 +250,7 @@ def test_percent_and_braces_in_expressions(target, make_db):
     """'%' and '{}' in stored text are neither placeholders nor format fields."""
     source = make_db()
     source.execute("CREATE TABLE pct (a int CHECK (a % 2 = 0), "
-                   "b text DEFAULT '{}%s' CHECK (b LIKE '%{0}%'))")
+                   "b text DEFAULT '{0}%s' CHECK (b LIKE '%{0}%'))")
     with source.connect() as c:
         t = capture_table(c, "public", "pct")
     with target.connect() as c:
@@ -258,4 +258,4 @@ def test_percent_and_braces_in_expressions(target, make_db):
         ddl_plan(t, "pct").execute(c)
         assert compare(t, capture_table(c, "pct", "pct")).equal
         c.execute("INSERT INTO pct.pct (a) VALUES (2)")
-        assert c.execute("SELECT b FROM pct.pct").fetchone() == ("{}%s",)
+        assert c.execute("SELECT b FROM pct.pct").fetchone() == ("{0}%s",)

@@ -136,10 +136,11 @@ def test_default_backend_is_zstd_and_magic_detection(tmp_path):
         q = tmp_path / name
         with open_dump(str(q), "w", backend=name) as w:
             w.add_table("t", None, ["i"], ["int4"]).write(binary_stream([(1,)], ["int4"]))
-        with open(q, "rb") as f, open_dump(f) as r:   # a file object: not closed by us
-            assert r.backend_name == name
-            assert [t.rows for t in r.tables()] == [1]
-        assert not f.closed or True
+        with open(q, "rb") as f:
+            with open_dump(f) as r:
+                assert r.backend_name == name
+                assert [t.rows for t in r.tables()] == [1]
+            assert not f.closed           # a caller's file object is not closed by us
 
 
 def test_reader_does_not_close_callers_file(tmp_path):

@@ -160,14 +160,52 @@ def source_archive(pg_server, tmp_path_factory):
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+RESET_SQL = r"""
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT nspname FROM pg_catalog.pg_namespace
+           WHERE nspname NOT IN ('public', 'information_schema')
+             AND nspname NOT LIKE 'pg\_%' LOOP
+    EXECUTE format('DROP SCHEMA %I CASCADE', r.nspname);
+  END LOOP;
+  FOR r IN SELECT c.relname, c.relkind FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'S')
+             AND c.relname NOT IN ('canary', 'canary_seq') LOOP
+    EXECUTE format(CASE WHEN r.relkind = 'S' THEN 'DROP SEQUENCE IF EXISTS public.%I CASCADE'
+                        ELSE 'DROP TABLE IF EXISTS public.%I CASCADE' END, r.relname);
+  END LOOP;
+  FOR r IN SELECT t.typname FROM pg_catalog.pg_type t
+           JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+           WHERE n.nspname = 'public' AND t.typtype IN ('d', 'e', 'c', 'r')
+             AND t.typrelid = 0 LOOP
+    EXECUTE format('DROP TYPE IF EXISTS public.%I CASCADE', r.typname);
+  END LOOP;
+  PERFORM pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata;
+  DROP TABLE IF EXISTS public.canary;
+  DROP SEQUENCE IF EXISTS public.canary_seq;
+  CREATE TABLE public.canary (x int);
+  INSERT INTO public.canary VALUES (42), (43);
+  CREATE SEQUENCE public.canary_seq;
+  PERFORM pg_catalog.setval('public.canary_seq', 7);
+END $$"""
+
+
+@pytest.fixture(scope="module")
+def _target_db(pg_server):
+    from conftest import _create_db, _drop_db
+    tdb = _create_db(pg_server)
+    yield tdb
+    _drop_db(tdb)
+
+
 @pytest.fixture
-def target(make_db):
-    tdb = make_db()
-    tdb.execute("CREATE TABLE public.canary (x int)")
-    tdb.execute("INSERT INTO public.canary VALUES (42), (43)")
-    tdb.execute("CREATE SEQUENCE public.canary_seq")
-    tdb.execute("SELECT setval('public.canary_seq', 7)")
-    return tdb
+def target(_target_db):
+    """The target database with only the canary table and sequence (one database for
+    the module, reset before each test: creating one per case costs seconds)."""
+    _target_db.execute(RESET_SQL)
+    return _target_db
 
 
 def _set(path, value):
@@ -273,6 +311,13 @@ CASES = {
         default="nextval('public.canary_seq')::text"),
     "check volatile nextval": _check_expr("nextval('public.canary_seq') > 0"),
     "check volatile large object": _check_expr("lo_from_bytea(0, '\\x00'::bytea) > 0"),
+    "check volatile setval": _check_expr("setval('public.canary_seq', 1000) > 0"),
+    "check volatile lo_creat": _check_expr("lo_creat(-1) > 0"),
+    "check volatile lo_import": _check_expr("lo_import('/etc/hostname') > 0"),
+    "check query_to_xml": _check_expr(
+        "query_to_xml('SELECT pg_catalog.nextval(''public.canary_seq'')', true, true, '')"
+        " IS NOT NULL"),
+    "check qualified and quoted": _check_expr('"pg_catalog"."nextval"(\'public.canary_seq\') > 0'),
     "domain check volatile": _domain_check("nextval('public.canary_seq') > 0"),
     "index predicate volatile": _index_pred("nextval('public.canary_seq') > 0"),
     # an owned sequence that is really someone else's

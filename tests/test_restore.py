@@ -317,3 +317,30 @@ def test_partitions_through_root(db, make_db, tmp_path):
     assert summary.failed == []
     with target2.connect() as c:
         assert c.execute("SELECT count(*) FROM m_all").fetchone()[0] == 701
+
+
+def test_joiner_any_split(conn):
+    """Chunk streams joined into one COPY stream, whatever the piece boundaries."""
+    import random
+
+    from dumpcodec import pump
+    from dumpcodec.codec import Chunker
+    from dumpcodec.restore import _Joiner
+    blocks = []
+    pump.copy_out(conn, "COPY (SELECT g, 'x' || g FROM generate_series(1, 3000) g) "
+                        "TO STDOUT (FORMAT binary)", blocks.append)
+    full = b"".join(blocks)
+    ch = Chunker(1500)
+    chunks = [p for p, _ in ch.feed(full)] + [p for p, _ in ch.close()]
+    assert len(chunks) > 10
+    rnd = random.Random(7)
+    for _ in range(50):
+        j, out = _Joiner(), []
+        for k, chunk in enumerate(chunks):
+            i = 0
+            while i < len(chunk):
+                n = rnd.choice([1, 2, 3, 18, 19, 20, 100, 4000])
+                out += [bytes(b) for b in j.feed(bytearray(chunk[i:i + n]), k)]
+                i += n
+        out.append(j.close())
+        assert b"".join(out) == full

@@ -150,50 +150,65 @@ def _header_size(buf: bytes) -> int:
 class _Joiner:
     """Joins chunk streams (each header + tuples + trailer) into one COPY stream.
 
-    ``feed(piece, chunk_no)`` returns the bytes to send; pieces may split anywhere.  The
-    first chunk's header is kept, every later one dropped; each chunk's 2-byte trailer is
-    held back and only the last one is sent (``close()``).
+    ``feed(piece, chunk_no)`` returns the buffers to send (views into ``piece``: a
+    64 MiB chunk is not copied); pieces may split anywhere.  The first chunk's header
+    is kept, every later one dropped; each chunk's 2-byte trailer is held back and
+    only the last one is sent (``close()``).
     """
 
     def __init__(self, binary: bool = True):
         self.binary = binary
         self.chunk = -1
         self.head = b""        # the start of a chunk, until its header is complete
-        self.tail = b""        # the last two bytes seen (a trailer candidate)
+        self.tail = b""        # the last (up to) two bytes seen: a trailer candidate
         self.in_header = False
 
-    def feed(self, piece, chunk: int) -> bytes:
-        piece = bytes(piece)
+    def feed(self, piece, chunk: int) -> List[Any]:
+        view = memoryview(piece).cast("B")
         if not self.binary:
-            return piece
-        out = []
+            return [view]
         if chunk != self.chunk:
             self.chunk = chunk
             self.tail = b""       # the previous chunk's trailer: dropped
             self.in_header = True
             self.head = b""
         if self.in_header:
-            self.head += piece
+            before = len(self.head)          # this chunk's bytes seen in earlier pieces
+            self.head += bytes(view[:max(0, 4096 - before)])
             if len(self.head) < 19:
-                return b""
+                return []
             hs = _header_size(self.head)
             if len(self.head) < hs:
-                return b""
-            piece = self.head[hs:] if chunk > 0 else self.head
+                if len(self.head) >= 4096:
+                    raise ArchiveError("a chunk's COPY header extension is too long")
+                return []
+            start_in_piece = hs - before     # > 0: the header was incomplete before
             self.in_header = False
+            out: List[Any] = []
+            if chunk == 0:
+                out.append(self.head[:hs])
             self.head = b""
-        data = self.tail + piece
-        if len(data) <= 2:
-            self.tail = data
-            return b""
-        self.tail = data[-2:]
-        out.append(data[:-2])
-        return b"".join(out)
+            view = view[start_in_piece:]
+            return out + self._body(view)
+        return self._body(view)
+
+    def _body(self, view) -> List[Any]:
+        out: List[Any] = []
+        n = len(view)
+        if n >= 2:
+            if self.tail:
+                out.append(self.tail)
+            out.append(view[:n - 2])
+            self.tail = bytes(view[n - 2:])
+        else:
+            data = self.tail + bytes(view)
+            if len(data) > 2:
+                out.append(data[:len(data) - 2])
+            self.tail = data[-2:]
+        return out
 
     def close(self) -> bytes:
-        if not self.binary:
-            return b""
-        if self.chunk < 0:
+        if not self.binary or self.chunk < 0:
             return b""
         if self.tail != b"\xff\xff":
             raise ArchiveError("a chunk does not end with the COPY BINARY trailer")
@@ -508,9 +523,8 @@ def _copy_in(conn, item, pieces, schema_, name, tdef, live, opts) -> Tuple[int, 
                 if decode_test:
                     _decode_test(piece, live, columns, item.table_id)
                     decode_test = False
-                out = joiner.feed(piece, k)
-                if out:
-                    cp.write(out)
+                for buf in joiner.feed(piece, k):
+                    cp.write(buf)
                 nbytes += len(piece)
                 progress.advance(tid, len(piece))
             cp.write(joiner.close())

@@ -647,3 +647,19 @@ def test_dachs_layout_in_a_plain_tar_seeks_to_the_member():
         f.read_bytes = 0
         assert list(r.read_rows("a#small", decode=False)) == [(b"z",)]
         assert f.read_bytes < 5_000
+
+
+def test_named_pipe_path_is_read_once_and_closed(tmp_path):
+    src = tmp_path / "a"
+    expected = write_sample(str(src), "zstd")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    feeder = threading.Thread(target=lambda: fifo.write_bytes(src.read_bytes()))
+    feeder.start()
+    r = open_dump(str(fifo))
+    assert not r.seekable
+    assert [t.table_id for t in r.tables()] == list(expected)
+    raw = r._raw
+    r.close()
+    feeder.join()
+    assert raw.closed and raw._raw.closed

@@ -180,9 +180,15 @@ class _CountingWriter:
 class _PrefixReader(io.RawIOBase):
     """Serve ``prefix`` (the peeked magic bytes) and then the rest of ``raw``."""
 
-    def __init__(self, prefix: bytes, raw: BinaryIO):
+    def __init__(self, prefix: bytes, raw: BinaryIO, own: bool = False):
         self._prefix = memoryview(prefix)
         self._raw = raw
+        self._own = own
+
+    def close(self) -> None:
+        if not self.closed and self._own:
+            self._raw.close()
+        super().close()
 
     def readable(self) -> bool:
         return True
@@ -1557,7 +1563,7 @@ def open_dump(path_or_file: Union[str, "os.PathLike[str]", BinaryIO], mode: str 
                     if not more:
                         break
                     head += more
-                fileobj = _PrefixReader(head, fileobj)
+                fileobj = _PrefixReader(head, fileobj, own=closefd)
                 options.setdefault("seekable", False)
             b = _detect(head)
         if b.reader is None:

@@ -1354,6 +1354,20 @@ def _version_of(module: str) -> Optional[str]:
         return None
 
 
+def _cli_startup() -> Optional[float]:
+    """Median seconds for a fresh interpreter to import what ``dumpcodec create`` uses."""
+    code = "import dumpcodec.cli, dumpcodec.dump, dumpcodec.restore, dumpcodec.archive"
+    secs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        r = subprocess.run([sys.executable, "-c", code], env=_child_env(),
+                           capture_output=True)
+        if r.returncode != 0:
+            return None
+        secs.append(time.perf_counter() - t0)
+    return statistics.median(secs)
+
+
 def machine_info() -> Dict[str, Any]:
     mem_kb = 0
     try:
@@ -1787,8 +1801,14 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         "pg_dump": bins.get("pg_dump"),
         "pg_dump_version": _cmd_out([bins["pg_dump"], "--version"]) if bins.get("pg_dump") else None,
         "pg_dump_zstd": ctx.pg_dump_zstd,
-        "zstd_version": _cmd_out([bins["zstd"], "-V"]) if bins.get("zstd") else None,
+        "zstd_version": _cmd_out([bins["zstd"], "-V"]).strip("* ") if bins.get("zstd") else None,
+        "dumpcodec_cli_startup_s": _cli_startup(),
     }
+    if tools["dumpcodec_cli_startup_s"] is not None and any(
+            r.get("source") == "bench_dump.py" for r in results):
+        notes.append(f"bench_dump.py times the dumpcodec CLI from outside: each dumpcodec "
+                     f"figure there includes about {tools['dumpcodec_cli_startup_s']:.2f} s of "
+                     "Python start-up and imports (measured separately), as a user sees it")
     doc = {
         "format": 1,
         "meta": {

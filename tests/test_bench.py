@@ -236,3 +236,18 @@ def test_default_plan_orders_and_filters():
     plan2 = default_plan(ntables=3, scratch_restore=True, cpus=2)
     assert ("restore", Setting("zstd", 3)) in plan2
     assert any(s.jobs == 2 for _, s in plan2)
+
+
+def test_recommend_treats_near_equal_speeds_as_equal():
+    """Within 10% the simpler setting wins: no -j or chunk size recommended on noise."""
+    ms = [
+        _m("dump", Setting("zstd", 3), 1.05, 100_000_000, 30_000_000),               # 95 MB/s
+        _m("dump", Setting("zstd", 3, jobs=2), 1.0, 100_000_000, 30_000_000),        # 100 MB/s
+        _m("dump", Setting("zstd", 3, chunk_size=1 << 20), 0.98, 100_000_000, 30_500_000),
+    ]
+    rec = {r.goal: r for r in recommend(ms)}
+    assert rec["speed"].setting == Setting("zstd", 3)
+    assert rec["balance"].setting == Setting("zstd", 3)
+    ms.append(_m("dump", Setting("zstd", 3, jobs=2), 0.5, 100_000_000, 30_000_000))  # 2x
+    rec = {r.goal: r for r in recommend(ms)}
+    assert rec["speed"].setting == Setting("zstd", 3, jobs=2)

@@ -422,6 +422,17 @@ def run_bench(conninfo: str, selectors: Sequence[str], *, seconds: float = 60.0,
 
         where = {t.qualified: t.where() for t in tables if t.where()}
         sels = [t.selector for t in tables]
+        # Warm-up, untimed: the first dump of a process pays for imports and for
+        # the server's catalog caches, which would make the first setting look slow.
+        warm = os.path.join(workdir, "warm-up.dcz")
+        _set_fraction(tables, min(1.0, PROBE_BYTES / total_heap) / 4)
+        try:
+            _dump_to(create_dump, conninfo, sels,
+                     {t.qualified: t.where() for t in tables if t.where()},
+                     Setting("zstd", 3), warm)
+        finally:
+            _unlink(warm)
+            _set_fraction(tables, fraction)
         archives: Dict[Setting, Tuple[str, int, int]] = {}
         per_byte: Dict[str, float] = {}   # measured seconds per COPY byte and weight unit
         first = True
@@ -537,28 +548,60 @@ def _unlink(path: str) -> None:
         pass
 
 
+#: throughput differences below this share are taken as noise: the simpler setting wins
+TOLERANCE = 0.10
+
+
+def _knobs(s: Setting) -> int:
+    """How many options differ from the defaults (fewer is simpler)."""
+    return int(s.chunk_size is not None) + int(s.jobs != 1)
+
+
+def _pick_fast(ms: Sequence[Measurement]) -> Measurement:
+    """The fastest, where everything within TOLERANCE of it counts as fastest and the
+    simplest setting (then the better ratio) wins among those."""
+    top = max(m.mb_per_s for m in ms)
+    near = [m for m in ms if m.mb_per_s >= (1 - TOLERANCE) * top]
+    return min(near, key=lambda m: (_knobs(m.setting), -(m.ratio or 0), -m.mb_per_s))
+
+
+def _pick_small(ms: Sequence[Measurement], slack: float) -> Measurement:
+    """The best ratio, where ratios within ``slack`` of it count as equal and the
+    faster of those wins."""
+    best = max(m.ratio for m in ms)
+    return _pick_fast([m for m in ms if m.ratio >= (1 - slack) * best])
+
+
 def recommend(measurements: Sequence[Measurement]) -> List[Recommendation]:
-    """Settings for speed, for size, and a balance; plus the fastest restore ``-j``."""
+    """Settings for speed, for size, and a balance; plus the fastest restore ``-j``.
+
+    Throughputs within ``TOLERANCE`` of the best count as equal (one sample of a
+    shared machine cannot tell them apart); among those the setting with the fewest
+    non-default options, then the better compression, is recommended.  The balance
+    is the best compression (within 2%) among settings at least half as fast as the
+    fastest.
+    """
     dumps = [m for m in measurements if m.kind == "dump" and m.ok and m.setting]
     out: List[Recommendation] = []
     if dumps:
-        fastest = max(dumps, key=lambda m: m.mb_per_s)
+        fastest = _pick_fast(dumps)
         out.append(Recommendation("speed", fastest.setting, fastest.mb_per_s, fastest.ratio,
                                   "highest dump throughput"))
         sized = [m for m in dumps if m.ratio]
         if sized:
-            smallest = max(sized, key=lambda m: (round(m.ratio, 2), m.mb_per_s))
+            smallest = _pick_small(sized, 0.005)
             out.append(Recommendation("size", smallest.setting, smallest.mb_per_s,
                                       smallest.ratio, "smallest archive"))
-            quick = [m for m in sized if m.mb_per_s >= 0.5 * fastest.mb_per_s]
+            top = max(m.mb_per_s for m in dumps)
+            quick = [m for m in sized if m.mb_per_s >= 0.5 * top]
             if quick:
-                bal = max(quick, key=lambda m: (round(m.ratio, 2), m.mb_per_s))
+                bal = _pick_small(quick, 0.02)
                 out.append(Recommendation(
                     "balance", bal.setting, bal.mb_per_s, bal.ratio,
                     "best compression at >= half the fastest throughput"))
     restores = [m for m in measurements if m.kind == "restore" and m.ok and m.setting]
     if restores:
-        best = max(restores, key=lambda m: m.mb_per_s)
+        best = _pick_fast(restores)
         out.append(Recommendation("restore", best.setting, best.mb_per_s, best.ratio,
                                   "fastest restore"))
     return out

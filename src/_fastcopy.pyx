@@ -665,9 +665,12 @@ cdef class Scanner(_FramingBase):
     with the GIL released.  See ``dumpcodec._purecopy.Scanner``.
     """
 
+    cdef int _busy
+
     def __init__(self, ncols=None):
         self._init_walker(ncols)
         self._names = None
+        self._busy = 0
 
     def feed(self, data) -> int:
         cdef Py_buffer view
@@ -675,13 +678,18 @@ cdef class Scanner(_FramingBase):
         cdef Py_ssize_t r
         if self._error is not None:
             raise self._error
+        if self._busy:
+            # the walk below runs without the GIL: one thread at a time per Scanner
+            raise RuntimeError("Scanner.feed() called while another thread is in it")
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        self._busy = 1
         try:
             if view.len == 0:
                 return 0
             with nogil:
                 r = _scan_feed(&self.w, <const unsigned char *>view.buf, view.len)
         finally:
+            self._busy = 0
             PyBuffer_Release(&view)
         if r < 0:
             self._walk_error()
@@ -1814,7 +1822,7 @@ cdef class Decoder(_FramingBase):
         cdef int raw = self._raw
         cdef PyObject *row = NULL
         cdef PyObject *v
-        cdef int ok, untrack
+        cdef int ok, untrack, kind
         cdef object val
         cdef _ColCodec *cols = self._cols
         try:
@@ -1859,7 +1867,14 @@ cdef class Decoder(_FramingBase):
                         if raw:
                             val = PyBytes_FromStringAndSize(<const char *>p + q + 4, ln)
                         else:
-                            val = decode_value(&cols[i], p + q + 4, ln)
+                            kind = cols[i].kind
+                            # the commonest cases inline, the rest through the switch
+                            if kind == K_INT8 and ln == 8:
+                                val = PyLong_FromLongLong(<int64_t>dc_u64(p + q + 4))
+                            elif kind == K_INT4 and ln == 4:
+                                val = PyLong_FromLong(<int32_t>dc_u32(p + q + 4))
+                            else:
+                                val = decode_value(&cols[i], p + q + 4, ln)
                         v = <PyObject *>val
                         Py_INCREF(val)
                         PyTuple_SET_ITEM(row, i, v)

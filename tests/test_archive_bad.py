@@ -434,3 +434,17 @@ def test_footer_for_another_table_and_hash_of_definition_kept():
         assert r.tables()[0].definition == {"v": 1}
         assert hashlib.sha256(dict(members)["table_000.00000.dump"]).hexdigest() == \
             r.tables()[0].members[0].sha256
+
+
+def test_header_changed_after_the_fact_is_caught_by_the_manifest():
+    members = members_of(good_archive("tar"))
+    doc = json.loads(dict(members)["table_001.header.json"])
+    doc["extra"] = {"sneaky": True}
+    with reader(build(_replace(members, "table_001.header.json",
+                               json.dumps(doc).encode()))) as r:
+        rep = r.verify()
+    assert not rep.ok
+    assert any("table 'public.t1': header member 'table_001.header.json' does not match"
+               in p for p in rep.problems), rep.problems
+    with pytest.raises(ValueError, match="chunk_size must be an integer from 64"):
+        open_dump(io.BytesIO(), "w", chunk_size=1 << 40)

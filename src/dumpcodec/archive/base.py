@@ -35,6 +35,8 @@ from ._tar import (END_OF_ARCHIVE, TarEntry, TarStreamReader, drain_end,
 #: chunker's buffer and the piece cut from it): 32 MiB keeps a dump or restore under
 #: ~100 MB per table stream while members stay large enough to compress well.
 DEFAULT_CHUNK_SIZE = 32 << 20
+#: largest chunk_size a writer accepts (members stay far below ustar's 8 GiB limit)
+MAX_CHUNK_SIZE = 1 << 30
 #: largest data member a reader accepts by default: one PostgreSQL row is at most 1 GiB
 #: (the server's allocation limit), so no honest chunk is larger
 DEFAULT_MAX_MEMBER_SIZE = (1 << 30) + (1 << 20)
@@ -367,8 +369,9 @@ class DumpWriter:
     def __init__(self, fileobj: BinaryIO, *, closefd: bool = False,
                  chunk_size: int = DEFAULT_CHUNK_SIZE, created: Optional[float] = None,
                  **options: Any):
-        if not isinstance(chunk_size, int) or chunk_size < 64:
-            raise ValueError(f"chunk_size must be an integer of at least 64, not {chunk_size!r}")
+        if not isinstance(chunk_size, int) or not 64 <= chunk_size <= MAX_CHUNK_SIZE:
+            raise ValueError(f"chunk_size must be an integer from 64 to {MAX_CHUNK_SIZE}, "
+                             f"not {chunk_size!r}")
         self._raw = fileobj
         self._closefd = closefd
         self._out = _CountingWriter(fileobj)
@@ -800,8 +803,8 @@ class _Walker:
 
     def _table(self, entry: TarEntry, index: int) -> Iterator[tuple]:
         tar = self.tar
-        doc = mf.check_header(entry.name, mf.load_json(
-            entry.name, self._meta(entry, MAX_SMALL_META_SIZE)))
+        raw_header = self._meta(entry, MAX_SMALL_META_SIZE)
+        doc = mf.check_header(entry.name, mf.load_json(entry.name, raw_header))
         if doc["index"] != index:
             raise ArchiveError(f"{entry.name}: index {doc['index']} in member of table "
                                f"{index}")
@@ -810,7 +813,8 @@ class _Walker:
         info = TableInfo(doc["table_id"], index, doc["format"], doc.get("columns"),
                          doc.get("types"), doc.get("definition"), float(doc["dump_time"]),
                          doc.get("extra") or {},
-                         header=MemberInfo(entry.name, entry.size),
+                         header=MemberInfo(entry.name, entry.size,
+                                           sha256=hashlib.sha256(raw_header).hexdigest()),
                          chunk_size=doc.get("chunk_size"))
         state = _TableState(info)
         self.tables.append(info)
@@ -835,10 +839,11 @@ class _Walker:
                 break
             raise ArchiveError(f"unexpected member {entry.name!r} in table "
                                f"{info.table_id!r}: expected {expected!r} or {footer!r}")
-        doc = mf.check_footer(entry.name, mf.load_json(
-            entry.name, self._meta(entry, MAX_SMALL_META_SIZE)))
+        raw_footer = self._meta(entry, MAX_SMALL_META_SIZE)
+        doc = mf.check_footer(entry.name, mf.load_json(entry.name, raw_footer))
         self._state = None
         self._check_footer(state, doc, entry)
+        info.footer.sha256 = hashlib.sha256(raw_footer).hexdigest()
         yield ("footer", info)
 
     def _check_footer(self, state: _TableState, doc: Dict[str, Any],
@@ -917,6 +922,13 @@ class _Walker:
                 self.problem(ArchiveError(f"{where}: rows/raw_size {doc['rows']}/"
                                           f"{doc['raw_size']} differ from the footer's "
                                           f"{info.rows}/{info.raw_size}"))
+            for key in ("header", "footer"):
+                seen, listed = getattr(info, key), doc[key]
+                if seen is not None and (seen.name, seen.size, seen.sha256) != \
+                        (listed["name"], listed["size"], listed["sha256"]):
+                    self.problem(ChecksumError(
+                        f"{where}: {key} member {seen.name!r} does not match its entry "
+                        "(name, size or SHA-256)"))
             # where the manifest agrees, take what only it knows: the archive offsets
             if mine == theirs:
                 info.members = members

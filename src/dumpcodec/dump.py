@@ -10,11 +10,13 @@ What happens, in order:
    call per row, no decoding) straight into the archive's ``TableWriter.write``, which
    cuts it into chunk members.  Tables whose column types lack binary send/receive
    functions use text COPY, recorded as the table's ``format`` in the manifest.
-3. With ``jobs > 1``, worker threads with their own connections join the same
-   snapshot (``SET TRANSACTION SNAPSHOT``) and each streams one table at a time into a
-   bounded queue (``QUEUE_BLOCKS`` blocks of about a megabyte); the single archive
-   writer drains the queues in table order, so the archive's layout does not depend on
-   timing and memory stays bounded by ``jobs * QUEUE_BLOCKS`` blocks.
+3. Reading and writing overlap: reader threads stream tables into bounded queues
+   (``QUEUE_BLOCKS`` blocks of about a megabyte each) and the calling thread, the
+   single archive writer, drains them in table order and compresses, so the archive's
+   layout does not depend on timing and memory stays bounded by
+   ``jobs * QUEUE_BLOCKS`` blocks.  With ``jobs == 1`` the one reader uses the
+   snapshot connection itself; with ``jobs > 1`` each worker has its own connection
+   joined to the same snapshot (``SET TRANSACTION SNAPSHOT``).
 4. A file destination is written under a temporary name in the same directory and
    renamed at the end; on any failure the temporary file is removed, so no partial
    archive is ever left under the requested name.  ``'-'`` writes to stdout.
@@ -385,12 +387,15 @@ def _no_data(tw, fmt: str, put=None) -> Tuple[int, int]:
     return 0, 0
 
 
-def _worker(conninfo: str, snapshot: str, jobs_q: "queue.Queue",
-            outs: Dict[int, "queue.Queue"], errors: list, stop: threading.Event) -> None:
-    conn = None
+def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Queue",
+            outs: Dict[int, "queue.Queue"], errors: list, stop: threading.Event,
+            conn: Optional[psycopg.Connection] = None) -> None:
+    """Dump tables from ``jobs_q`` into their queues (``conn``: an open one to use)."""
+    own = conn is None
     try:
-        conn = _connect(conninfo)
-        _begin_snapshot(conn, snapshot)
+        if own:
+            conn = _connect(conninfo)
+            _begin_snapshot(conn, snapshot)
         while not stop.is_set():
             try:
                 idx, plan = jobs_q.get_nowait()
@@ -398,12 +403,13 @@ def _worker(conninfo: str, snapshot: str, jobs_q: "queue.Queue",
                 break
             out = outs[idx]
 
-            def put(block, out=out):
+            def put(item, out=out):
+                # never block for good: the writer may have given up (stop is set)
                 while True:
                     if stop.is_set():
                         raise DumpError("dump aborted")
                     try:
-                        out.put(block, timeout=0.5)
+                        out.put(item, timeout=0.5)
                         return
                     except queue.Full:
                         continue
@@ -415,45 +421,30 @@ def _worker(conninfo: str, snapshot: str, jobs_q: "queue.Queue",
                 else:
                     rows, nbytes = _no_data(None, plan.format, put)
             except BaseException as exc:
-                out.put(("error", exc))
+                try:
+                    out.put_nowait(("error", exc))
+                except queue.Full:
+                    pass          # the writer finds it in ``errors``
                 raise
-            out.put((_END, rows, nbytes, time.perf_counter() - t0))
+            put((_END, rows, nbytes, time.perf_counter() - t0))
     except BaseException as exc:  # reported to the main thread through ``errors``
         errors.append(exc)
         stop.set()
     finally:
-        if conn is not None:
+        if own and conn is not None:
             try:
                 conn.close()
             except Exception:
                 pass
 
 
-def _dump_serial(conn, plans, writer, progress: Progress) -> List[TableDumpStats]:
-    stats = []
-    for p in plans:
-        tw = _add_table(writer, p)
-        progress.table_start(p.table_id, p.estimated_bytes)
+def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
+                   conn: Optional[psycopg.Connection] = None) -> List[TableDumpStats]:
+    """Workers read tables into bounded queues; this thread writes them in order.
 
-        def write(block, tw=tw, tid=p.table_id):
-            tw.write(block)
-            progress.advance(tid, len(block))
-
-        t0 = time.perf_counter()
-        if p.query is not None:
-            rows, nbytes = pump.copy_out(conn, p.query, write)
-        else:
-            rows, nbytes = _no_data(tw, p.format)
-        tw.close()
-        dt = time.perf_counter() - t0
-        progress.table_done(p.table_id, rows, nbytes, dt)
-        stats.append(TableDumpStats(p.table_id, p.schema, p.name, rows, nbytes, dt,
-                                    p.format, p.where, p.columns))
-    return stats
-
-
-def _dump_parallel(conninfo, snapshot, plans, writer, jobs,
-                   progress: Progress) -> List[TableDumpStats]:
+    With ``conn`` (and ``jobs == 1``) the one worker uses that connection, already in
+    the snapshot: reading from the server then overlaps with compression here.
+    """
     jobs_q: "queue.Queue" = queue.Queue()
     outs: Dict[int, queue.Queue] = {}
     for i, p in enumerate(plans):
@@ -461,10 +452,15 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs,
         outs[i] = queue.Queue(maxsize=QUEUE_BLOCKS)
     errors: list = []
     stop = threading.Event()
-    threads = [threading.Thread(target=_worker, name=f"dumpcodec-dump-{k}",
-                                args=(conninfo, snapshot, jobs_q, outs, errors, stop),
-                                daemon=True)
-               for k in range(min(jobs, len(plans)))]
+    if conn is not None:
+        threads = [threading.Thread(target=_worker, name="dumpcodec-dump-0",
+                                    args=(None, None, jobs_q, outs, errors, stop, conn),
+                                    daemon=True)]
+    else:
+        threads = [threading.Thread(target=_worker, name=f"dumpcodec-dump-{k}",
+                                    args=(conninfo, snapshot, jobs_q, outs, errors, stop),
+                                    daemon=True)
+                   for k in range(min(jobs, len(plans)))]
     for t in threads:
         t.start()
     stats = []
@@ -646,7 +642,8 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
             worker_dsn = conninfo_or_conn if own_conn else _conninfo_of(conn)
             stats = _dump_parallel(worker_dsn, exported, plans, writer, jobs, progress)
         else:
-            stats = _dump_serial(conn, plans, writer, progress)
+            # one reader thread on our own connection, compression in this one
+            stats = _dump_parallel(None, None, plans, writer, 1, progress, conn=conn)
         writer.close()
         writer = None
         conn.execute("COMMIT")

@@ -1706,6 +1706,10 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                   pg_dump_zstd=pg_dump_has_zstd(bins.get("pg_dump"), dsn), quick=args.quick,
                   restore_db=f"dumpcodec_bench_restore_{os.getpid()}", extra=args.extra)
     notes: List[str] = []
+    load1 = os.getloadavg()[0]
+    if load1 > 1.0:
+        notes.append(f"the machine was busy when the run started (load average {load1:.2f} "
+                     f"on {os.cpu_count()} cores): figures are noisier than on an idle machine")
     if not bins.get("pg_dump"):
         notes.append(f"no pg_dump able to dump PostgreSQL {vtext}: dump/restore peers skipped")
     if not ctx.pg_dump_zstd:

@@ -6,9 +6,10 @@ how bytes are (de)compressed: :mod:`.tarball` registers ``tar`` (plain), ``gzip`
 ``zstd``, :mod:`.dachs` registers ``dachs`` (DaCHS dumps, read only).  Readers read both
 layouts, ours and DaCHS's, whatever the compression.
 
-Memory: a writer holds at most one chunk (plus the codec's chunker buffer); a reader
-holds at most one chunk, on a pipe too.  Every size an archive declares is checked
-against a limit before anything is read.
+Memory: a writer holds one chunk being cut (the codec's chunker buffer) and the piece
+cut from it; a reader holds the chunk it is reading while its consumer may still hold
+the previous one, on a pipe too: about two chunks either way, whatever the table size.
+Every size an archive declares is checked against a limit before anything is read.
 """
 from __future__ import annotations
 

@@ -209,6 +209,7 @@ def sizes_from_args(mixed: Optional[int], narrow: Optional[int],
 
 __all__: Tuple[str, ...] = (
     "DEFAULT_SIZES", "QUICK_SIZES", "COLUMNS", "SCHEMA", "DEFAULT_DBNAME", "column_types",
-    "column_names", "short_types", "create_statements", "ensure_database", "ensure_table", "table_stats",
+    "column_names", "short_types", "create_statements", "ensure_database", "ensure_table",
+    "table_stats",
     "setup", "qualified", "sizes_from_args",
 )

@@ -1341,7 +1341,8 @@ def add_ratios(results: List[Dict[str, Any]]) -> None:
 
 def _cmd_out(argv: Sequence[str]) -> str:
     try:
-        return subprocess.run(list(argv), capture_output=True, text=True, timeout=20).stdout.strip()
+        return subprocess.run(list(argv), capture_output=True, text=True,
+                              timeout=20).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -1476,7 +1477,7 @@ def to_markdown(doc: Dict[str, Any]) -> str:
         f"{meta['tools'].get('zstd_version') or 'n/a'}",
         f"- Python {m['python']}; dumpcodec {meta['dumpcodec']} (codec: {meta['codec_impl']}); "
         + ", ".join(f"{k} {v}" for k, v in meta["peers"].items() if v),
-        f"- Data: " + "; ".join(
+        "- Data: " + "; ".join(
             f"`{t}` {d['rows']:,} rows, {d['copy_bytes'] / MB:.0f} MB of binary COPY, "
             f"{d['disk_bytes'] / MB:.0f} MB on disk" for t, d in ds.items()),
         f"- {meta['rounds']} round(s) per case, median shown; memory is the peak RSS of "
@@ -1531,7 +1532,8 @@ def to_markdown(doc: Dict[str, Any]) -> str:
         status = t["status"]
         if status == "not measured" and t.get("missing"):
             status += " (" + ", ".join(t["missing"]) + ")"
-        lines.append(f"| {t['issue']} | {t['target'].replace('|', chr(92) + '|')} | {val} | {goal} | {status} |")
+        target = t["target"].replace("|", "\\|")
+        lines.append(f"| {t['issue']} | {target} | {val} | {goal} | {status} |")
     lines.append("")
     if doc.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in doc["notes"]] + [""]
@@ -1803,7 +1805,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     now = _dt.datetime.now(_dt.timezone.utc)
     tools = {
         "pg_dump": bins.get("pg_dump"),
-        "pg_dump_version": _cmd_out([bins["pg_dump"], "--version"]) if bins.get("pg_dump") else None,
+        "pg_dump_version": (_cmd_out([bins["pg_dump"], "--version"])
+                            if bins.get("pg_dump") else None),
         "pg_dump_zstd": ctx.pg_dump_zstd,
         "zstd_version": _cmd_out([bins["zstd"], "-V"]).strip("* ") if bins.get("zstd") else None,
         "dumpcodec_cli_startup_s": _cli_startup(),

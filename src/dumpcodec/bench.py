@@ -486,7 +486,8 @@ def _dump_to(create_dump, conninfo: str, sels: List[str], where: Dict[str, str],
 
 
 def _measure_dump(create_dump, conninfo: str, sels: List[str], where: Dict[str, str],
-                  setting: Setting, workdir: str, archives: Dict[Setting, Tuple[str, int, int]]) -> Measurement:
+                  setting: Setting, workdir: str,
+                  archives: Dict[Setting, Tuple[str, int, int]]) -> Measurement:
     path = os.path.join(workdir, f"dump-{len(os.listdir(workdir))}.dcz")
     m = Measurement("dump", setting.label, setting)
     try:

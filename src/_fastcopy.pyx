@@ -1697,9 +1697,11 @@ cdef class Decoder(_FramingBase):
     cdef int _raw
     cdef Py_ssize_t _ncol
     cdef _ColCodec *_cols
+    cdef int _busy
 
     def __cinit__(self):
         self._cols = NULL
+        self._busy = 0
 
     def __dealloc__(self):
         if self._cols != NULL:
@@ -1745,11 +1747,17 @@ cdef class Decoder(_FramingBase):
         cdef list out = []
         if self._error is not None:
             raise self._error
+        if self._busy:
+            # a type's Python decode function feeding this same decoder: refuse,
+            # the tail buffer may be in use
+            raise RuntimeError("Decoder.feed() called again while it is running")
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        self._busy = 1
         try:
             if view.len:
                 self._feed(<const unsigned char *>view.buf, view.len, out)
         finally:
+            self._busy = 0
             PyBuffer_Release(&view)
         return out
 
@@ -1964,9 +1972,11 @@ cdef class Encoder:
     cdef int64_t _rows
     cdef int32_t _ncols
     cdef _ColCodec *_cols
+    cdef int _busy
 
     def __cinit__(self):
         self._cols = NULL
+        self._busy = 0
 
     def __dealloc__(self):
         if self._cols != NULL:
@@ -2026,11 +2036,15 @@ cdef class Encoder:
     def encode(self, rows) -> bytes:
         """Encode many rows into one block of tuples (no header, no trailer)."""
         cdef _Buf buf = self._buf
+        if self._busy:
+            raise RuntimeError("Encoder.encode() called again while it is running")
+        self._busy = 1
         buf.len = 0
         try:
             self._encode(rows)
             return PyBytes_FromStringAndSize(<const char *>buf.data, buf.len)
         finally:
+            self._busy = 0
             buf.len = 0
             if buf.cap > (64 << 20):
                 buf.release()

@@ -131,6 +131,7 @@ def test_dump_under_write_load_is_one_snapshot_and_blocks_nobody(db, tmp_path, j
 N_TABLES = 1000
 
 
+@pytest.mark.slow      # 40-60 s on a quiet machine, more on a loaded one
 def test_restore_thousand_tables_with_two_jobs(make_db, tmp_path):
     from dumpcodec.dump import create_dump
     from dumpcodec.restore import restore_dump

@@ -39,7 +39,7 @@ def same(a, b) -> bool:
     if isinstance(a, dict):
         return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     if isinstance(a, PgArray):
-        return a.lower == b.lower and same(a.values, b.values)
+        return a.lower == b.lower and a.hasnull == b.hasnull and same(a.values, b.values)
     if isinstance(a, PgRange):
         return (a.empty, a.lower_inc, a.upper_inc) == (b.empty, b.lower_inc, b.upper_inc) \
             and same(a.lower, b.lower) and same(a.upper, b.upper)

@@ -314,3 +314,23 @@ def test_client_encoding_round_trip(any_db, encoding):
     _copy_in(conn, "e2", data)
     assert _text_rows(conn, "e2") == _text_rows(conn, "e")
     conn.close()
+
+
+def test_server_quirks_round_trip(any_db):
+    """Values only computations produce: NULL bitmaps without NULLs, negative NaNs."""
+    conn = any_db.connect()
+    conn.execute("CREATE TABLE q (id int, a int4[], b text[], f8 float8, f4 float4, n numeric)")
+    conn.execute("""INSERT INTO q VALUES
+        (1, '{1,NULL}', '{{x,NULL},{y,z}}', -'NaN'::float8, -'NaN'::float4, 1.5 - 1.5),
+        (2, array_remove('{1,NULL,2}'::int[], NULL), '{}', 'NaN'::float8 * -1, -0.0,
+         (10.00 * 10)::numeric(10,4))""")
+    conn.execute("UPDATE q SET a[2] = 5, b[1][2] = 'w' WHERE id = 1")
+    data = _copy_out(conn, "SELECT * FROM q ORDER BY id")
+    types = ["int4", "int4[]", "text[]", "float8", "float4", "numeric"]
+    rows = codec.Decoder(types).feed(data)
+    assert rows[0][1] == PgArray([1, 5], (), hasnull=True)
+    assert rows[0][2] == PgArray([["x", "w"], ["y", "z"]], (), hasnull=True)
+    assert rows[1][1] == [1, 2]
+    enc = codec.Encoder(types)
+    assert enc.header() + enc.encode(rows) + enc.trailer() == data
+    conn.close()

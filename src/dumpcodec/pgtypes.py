@@ -924,7 +924,7 @@ def _make_array(elem: TypeInfo, name: str):
         if ndim == 0:
             if n != 12:
                 raise ValueError(ER_TRAILING.format(n=n - 12))
-            return []
+            return PgArray([], (), True) if flags else []
         p = 12 + 8 * ndim
         if n < p:
             raise ValueError(ER_MIN_SIZE.format(n=n, size=p))
@@ -944,12 +944,14 @@ def _make_array(elem: TypeInfo, name: str):
             raise ValueError(ER_COUNT.format(count=total, n=n - p))
         items = []
         add = items.append
+        nulls = False
         for k in range(total):
             ln = unpack_i(b, p)[0]
             p += 4
             if ln < 0:
                 if ln == -1:
                     add(None)
+                    nulls = True
                     continue
                 raise ValueError(ER_ITEM_LENGTH.format(item=f"element {k + 1}", n=ln))
             if ln > n - p:
@@ -967,14 +969,17 @@ def _make_array(elem: TypeInfo, name: str):
             raise ValueError(ER_TRAILING.format(n=n - p))
         for d in reversed(dims[1:]):
             items = [items[i:i + d] for i in range(0, len(items), d)]
-        if any(lb != 1 for lb in lower):
-            return PgArray(items, tuple(lower))
+        odd_bounds = any(lb != 1 for lb in lower)
+        if odd_bounds or (flags and not nulls):
+            return PgArray(items, tuple(lower) if odd_bounds else (), flags and not nulls)
         return items
 
     def encode(v) -> bytes:
         lower = None
+        hasnull = 0
         if isinstance(v, PgArray):
             lower = v.lower
+            hasnull = 1 if v.hasnull else 0
             v = v.values
         elif not isinstance(v, list):
             raise _type_error("list", name, v)
@@ -990,7 +995,7 @@ def _make_array(elem: TypeInfo, name: str):
                 raise EncodeError(EE_EMPTY_SUB)
             if lower:
                 raise EncodeError(EE_LOWER.format(n=len(lower), ndim=0))
-            return _iiI.pack(0, 0, eoid)
+            return _iiI.pack(0, hasnull, eoid)
         ndim = len(dims)
         if ndim > 6:
             raise EncodeError(EE_RANGE.format(value=f"{ndim} dimensions", name=name))
@@ -1018,7 +1023,6 @@ def _make_array(elem: TypeInfo, name: str):
             walk(v, 0)
         parts = []
         add = parts.append
-        hasnull = 0
         k = 0
         for e in flat:
             k += 1

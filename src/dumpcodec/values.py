@@ -16,7 +16,8 @@ writes the very bytes they came from, so ``encode(decode(b)) == b``.
                    the three wire fields kept apart
 ``PgRange``        a range value (bounds None when infinite)
 ``PgMultirange``   a multirange: a tuple of PgRange
-``PgArray``        an array with a lower bound other than 1 (nested lists + bounds)
+``PgArray``        an array with a lower bound other than 1 (nested lists + bounds),
+                   or whose has-nulls flag is set although no element is NULL
 ``PgRecord``       a composite value (a tuple) that carries its field type OIDs
 =================  ===========================================================
 
@@ -248,28 +249,35 @@ def _freeze(v):
 
 @dataclass(frozen=True, eq=False)
 class PgArray:
-    """An array whose lower bounds are not all 1.
+    """An array a plain list cannot describe exactly.
 
     ``values`` is the nested list (as for an ordinary array), ``lower`` the lower
-    bound of each dimension, e.g. ``PgArray([1, 2], (0,))`` is ``'[0:1]={1,2}'``.
+    bound of each dimension (``()``: all 1), e.g. ``PgArray([1, 2], (0,))`` is
+    ``'[0:1]={1,2}'``.  ``hasnull`` keeps the wire's has-nulls flag when it is set
+    although no element is NULL: the server sends that for an array whose NULLs were
+    replaced in place (``UPDATE t SET a[2] = 5``), and it must re-encode the same.
     """
     values: list
     lower: Tuple[int, ...] = field(default=())
+    hasnull: bool = False
 
-    def __init__(self, values, lower=()):
+    def __init__(self, values, lower=(), hasnull=False):
         object.__setattr__(self, "values", list(values))
         object.__setattr__(self, "lower", tuple(lower))
+        object.__setattr__(self, "hasnull", bool(hasnull))
 
     def __eq__(self, other):
         if not isinstance(other, PgArray):
             return NotImplemented
-        return self.lower == other.lower and self.values == other.values
+        return (self.lower == other.lower and self.hasnull == other.hasnull
+                and self.values == other.values)
 
     def __hash__(self):
-        return hash((_freeze(self.values), self.lower))
+        return hash((_freeze(self.values), self.lower, self.hasnull))
 
     def __repr__(self) -> str:
-        return f"PgArray({self.values!r}, lower={self.lower!r})"
+        extra = ", hasnull=True" if self.hasnull else ""
+        return f"PgArray({self.values!r}, lower={self.lower!r}{extra})"
 
 
 class PgRecord(tuple):

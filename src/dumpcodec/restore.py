@@ -959,7 +959,6 @@ def _restore_stream(reader, pool, jobs, opts, tables, summary, done) -> None:
     ex = ThreadPoolExecutor(max_workers=max(1, jobs - 1),
                             thread_name_prefix="dumpcodec-finish") if jobs > 1 else None
     failed_ids = set()
-    ok_ids = set()
     try:
         for info, data in reader.iter_tables():
             item = _item_from(info)
@@ -967,7 +966,6 @@ def _restore_stream(reader, pool, jobs, opts, tables, summary, done) -> None:
                 for _ in _number_chunks(data):   # one pass: skip over its data
                     pass
                 continue
-            parent = _parent_id(item, [])
             d = item.definition
             if d is not None and d.parent_name:
                 pid = f"{d.parent_schema}.{d.parent_name}"
@@ -980,7 +978,6 @@ def _restore_stream(reader, pool, jobs, opts, tables, summary, done) -> None:
                     _record(RestoreError(f"its parent table {pid} was not restored"),
                             item, None, summary, done, opts, lock)
                     continue
-            del parent
             conn = pool.get()
             opts.progress.table_start(item.table_id)
             try:
@@ -1002,7 +999,6 @@ def _restore_stream(reader, pool, jobs, opts, tables, summary, done) -> None:
             def finish(prepared=prepared, item=item, target=target, conn=conn):
                 try:
                     result = _finish_table(prepared, opts)
-                    ok_ids.add(_qual(item))
                     _record(result, item, target, summary, done, opts, lock)
                 except Exception as exc:
                     _rollback(conn)

@@ -344,3 +344,60 @@ def test_joiner_any_split(conn):
                 i += n
         out.append(j.close())
         assert b"".join(out) == full
+
+
+class _Pipe(io.RawIOBase):
+    """A non-seekable reader, like stdin."""
+
+    def __init__(self, data):
+        self._b = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        return self._b.readinto(b)
+
+
+def test_pipe_failure_isolation(db, make_db):
+    db.execute("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int); "
+               "CREATE TABLE c (id int); INSERT INTO a SELECT generate_series(1, 100); "
+               "INSERT INTO b SELECT generate_series(1, 200); "
+               "INSERT INTO c SELECT generate_series(1, 300)")
+    buf = io.BytesIO()
+    create_dump(db.dsn, ["public"], buf, chunk_size=256)
+    target = make_db()
+    target.execute("CREATE TABLE b (other text)")
+    summary = restore_dump(target.dsn, _Pipe(buf.getvalue()), jobs=2)
+    assert [f[0] for f in summary.failed] == ["public.b"]
+    assert sorted((r.table_id, r.rows) for r in summary.ok) == [("public.a", 100),
+                                                               ("public.c", 300)]
+    assert target.execute("SELECT count(*) FROM c")[0][0] == 300
+
+
+def test_many_tables_bounded_connections(db, make_db, tmp_path):
+    db.execute("; ".join(f"CREATE TABLE t{i:03d} (id int PRIMARY KEY, v text); "
+                         f"INSERT INTO t{i:03d} VALUES ({i}, 'x')" for i in range(60)))
+    path = str(tmp_path / "many.dcz")
+    create_dump(db.dsn, ["public"], path, jobs=3)
+    target = make_db()
+    seen = []
+
+    from dumpcodec.progress import Progress
+
+    class Watch(Progress):
+        def __init__(self):
+            self.conn = target.connect()
+
+        def table_done(self, table_id, rows, nbytes, seconds, error=None):
+            seen.append(self.conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                "pg_backend_pid()", (target.name,)).fetchone()[0])
+
+    watch = Watch()
+    try:
+        summary = restore_dump(target.dsn, path, jobs=3, progress=watch)
+    finally:
+        watch.conn.close()
+    assert summary.failed == [] and len(summary.ok) == 60
+    assert len(seen) == 60 and max(seen) <= 3

@@ -127,12 +127,9 @@ cdef extern from *:
 
 
 # ---------------------------------------------------------------------------
-# Constants (the same values as the twin)
+# Constants
 
-MAX_FIELD_SIZE = 1 << 30
-DEFAULT_CHUNK_SIZE = 64 << 20
-DEFAULT_READ_SIZE = 1 << 20
-DEFAULT_BLOCK_SIZE = 1 << 20
+# MAX_FIELD_SIZE and the DEFAULT_* sizes are the twin's (imported below).
 
 cdef int64_t C_MAX_FIELD = 1 << 30
 cdef const unsigned char *SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -435,6 +432,23 @@ cdef inline Py_ssize_t scan_tuples(Walker *w, const unsigned char *p, Py_ssize_t
 
 from dumpcodec import _purecopy as _pc
 import struct as _struct
+
+__all__ = ["Decoder", "iter_rows", "Encoder", "write_stream", "Scanner", "Chunker", "scan",
+           "DEFAULT_CHUNK_SIZE", "DEFAULT_READ_SIZE", "DEFAULT_BLOCK_SIZE", "MAX_FIELD_SIZE",
+           "SIGNATURE", "HEADER", "TRAILER", "FLAG_OIDS"]
+
+SIGNATURE = _pc.SIGNATURE
+HEADER = _pc.HEADER
+TRAILER = _pc.TRAILER
+HEADER_SIZE = _pc.HEADER_SIZE
+FLAG_OIDS = _pc.FLAG_OIDS
+MAX_FIELD_SIZE = _pc.MAX_FIELD_SIZE
+DEFAULT_CHUNK_SIZE = _pc.DEFAULT_CHUNK_SIZE
+DEFAULT_READ_SIZE = _pc.DEFAULT_READ_SIZE
+DEFAULT_BLOCK_SIZE = _pc.DEFAULT_BLOCK_SIZE
+if MAX_FIELD_SIZE != (1 << 30):
+    raise ImportError("dumpcodec._fastcopy is built for a 1 GiB field limit; "
+                      f"the twin says {MAX_FIELD_SIZE}")
 
 cdef object _struct_error = _struct.error
 cdef object _EncodeError = _pc.EncodeError

@@ -80,11 +80,11 @@ def one_clear_line(err: str):
     assert 1 <= len(lines) <= 3, err[-3000:]
 
 
-def make_tables(db, big_rows=200_000):
+def make_tables(db, big_rows=200_000, width=3):
     db.execute("CREATE TABLE public.a (id int PRIMARY KEY, v text)")
     db.execute("INSERT INTO public.a SELECT i, 'a' || i FROM generate_series(1, 1000) i")
     db.execute("CREATE TABLE public.b (id int PRIMARY KEY, v text)")
-    db.execute("INSERT INTO public.b SELECT i, repeat(md5(i::text), 3) "
+    db.execute(f"INSERT INTO public.b SELECT i, repeat(md5(i::text), {width}) "
                f"FROM generate_series(1, {big_rows}) i")
     db.execute("CREATE TABLE public.c (id int PRIMARY KEY, v text)")
     db.execute("INSERT INTO public.c SELECT i, 'c' || i FROM generate_series(1, 500) i")
@@ -123,21 +123,43 @@ def test_dump_connection_killed_mid_copy_to_pipe(db, tmp_path):
     assert "incomplete" in (vout.decode() + verr).lower()
 
 
+SLOW_B = dict(big_rows=4000, width=32)    # 4 MB in rows of about 1 KB
+
+
+def start_slow_dump(db, out, jobs=1):
+    """A dump to ``out`` that is inside the COPY of b with part of the archive already
+    in its temporary file: b (rows of 1 KB, see SLOW_B) is read through a ``--where``
+    that sleeps 2 ms a row, and the client writes each 1 MiB block it gets in 64 KiB
+    chunks, so the file grows for seconds.  Returns the process once the temporary
+    file holds data."""
+    proc = cli("create", *dsn_args(db), "-j", str(jobs), "--chunk-size", "64K",
+               "--compress", "none",
+               "--where", "public.b=pg_catalog.pg_sleep(0.002) IS NOT NULL", "-q",
+               "-o", str(out))
+
+    def partial_with_data():
+        for name in os.listdir(out.parent):
+            path = out.parent / name
+            if name.endswith(".partial") and path.stat().st_size > 64 * 1024:
+                return name
+        return None
+
+    wait_for(partial_with_data, "the temporary archive to hold data", proc=proc)
+    assert copy_pids(db), "the dump should be inside a COPY"
+    return proc
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_dump_connection_killed_leaves_no_file(db, tmp_path, jobs):
-    # b is locked by another session: the dump (after writing a) waits for it, and
-    # that backend is terminated.  Nothing may appear under the final name, and the
-    # temporary file is removed.
-    make_tables(db, big_rows=1000)
+    # The dump's backend is terminated inside the COPY of b (with -j 2: the worker
+    # doing b; the other connection stays).  Nothing may appear under the final name,
+    # and the temporary file is removed.
+    make_tables(db, **SLOW_B)
     out = tmp_path / "out" / "db.dump"
     out.parent.mkdir()
-    with db.connect(autocommit=False) as locker:
-        locker.execute("LOCK TABLE public.b IN ACCESS EXCLUSIVE MODE")
-        proc = cli("create", *dsn_args(db), "-j", str(jobs), "-q", "-o", str(out))
-        pids = wait_for(lambda: blocked_pids(db), "the dump to wait on b", proc=proc)
-        terminate(db, pids[:1])
-        code, _, err = finish(proc)
-        locker.rollback()
+    proc = start_slow_dump(db, out, jobs)
+    terminate(db, copy_pids(db)[:1])
+    code, _, err = finish(proc)
     assert code != 0
     one_clear_line(err)
     assert not out.exists()
@@ -146,16 +168,12 @@ def test_dump_connection_killed_leaves_no_file(db, tmp_path, jobs):
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_client_killed_mid_dump_leaves_no_final_file(db, tmp_path, sig):
-    make_tables(db, big_rows=1000)
+    make_tables(db, **SLOW_B)
     out = tmp_path / "out" / "db.dump"
     out.parent.mkdir()
-    with db.connect(autocommit=False) as locker:
-        locker.execute("LOCK TABLE public.b IN ACCESS EXCLUSIVE MODE")
-        proc = cli("create", *dsn_args(db), "-q", "-o", str(out))
-        wait_for(lambda: blocked_pids(db), "the dump to wait on b", proc=proc)
-        proc.send_signal(sig)
-        code, _, err = finish(proc)
-        locker.rollback()
+    proc = start_slow_dump(db, out)
+    proc.send_signal(sig)
+    code, _, err = finish(proc)
     assert code != 0
     assert not out.exists()
     left = os.listdir(out.parent)
@@ -164,7 +182,7 @@ def test_client_killed_mid_dump_leaves_no_final_file(db, tmp_path, sig):
         assert left == [], left
         one_clear_line(err)
     else:
-        # SIGKILL cannot clean up: at most the hidden temporary file stays
+        # a killed process cannot clean up: at most the hidden temporary file stays
         assert all(n.startswith(".db.dump.") and n.endswith(".partial") for n in left), left
 
 

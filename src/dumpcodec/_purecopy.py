@@ -405,25 +405,51 @@ class Decoder(_Framing):
         out: List[tuple] = []
         append = out.append
         unpack_i = _unpack_i
+        unpack_h = _unpack_h
         walk = self._walk_tuple
         oids = self._oids
+        limit = MAX_FIELD_SIZE
         try:
             while True:
-                end = walk(buf, pos, n)
-                if end < 0:
-                    self._see_trailer(pos, n)
-                    break
-                p = pos + (10 if oids else 2)
+                ncols = self._ncols
                 row = []
                 radd = row.append
-                while p < end:
-                    ln = unpack_i(buf, p)[0]
-                    p += 4
-                    if ln < 0:
-                        radd(None)
-                    else:
+                if oids or ncols is None or pos + 2 > n or unpack_h(buf, pos)[0] != ncols:
+                    # first tuple, trailer, OID streams, truncation, errors
+                    end = walk(buf, pos, n)
+                    if end < 0:
+                        self._see_trailer(pos, n)
+                        break
+                    p = pos + (10 if oids else 2)
+                    while p < end:
+                        ln = unpack_i(buf, p)[0]
+                        p += 4
+                        if ln < 0:
+                            radd(None)
+                        else:
+                            radd(buf[p:p + ln])
+                            p += ln
+                else:
+                    # one pass for the common case; any doubt goes to _walk_tuple,
+                    # which raises the exact error (or _Incomplete)
+                    p = pos + 2
+                    for _ in range(ncols):
+                        if p + 4 > n:
+                            break
+                        ln = unpack_i(buf, p)[0]
+                        p += 4
+                        if ln < 0:
+                            if ln != -1:
+                                break
+                            radd(None)
+                            continue
+                        if ln > limit or p + ln > n:
+                            break
                         radd(buf[p:p + ln])
                         p += ln
+                    if len(row) != ncols:
+                        walk(buf, pos, n)
+                    end = p
                 append(tuple(row))
                 self.rows += 1
                 pos = end
@@ -442,20 +468,46 @@ class Decoder(_Framing):
         out: List[tuple] = []
         append = out.append
         unpack_i = _unpack_i
+        unpack_h = _unpack_h
         walk = self._walk_tuple
         plan = self._plan
         oids = self._oids
+        ncols = self._ncols
+        limit = MAX_FIELD_SIZE
         try:
             while True:
-                end = walk(buf, pos, n)
-                if end < 0:
-                    self._see_trailer(pos, n)
-                    break
+                # Fast framing pass for the common case (a complete, well-formed
+                # tuple); anything else goes to _walk_tuple, which raises the exact
+                # error or _Incomplete, or handles the trailer and OID streams.
+                lens = []
+                if oids or pos + 2 > n or unpack_h(buf, pos)[0] != ncols:
+                    end = walk(buf, pos, n)
+                    if end < 0:
+                        self._see_trailer(pos, n)
+                        break
+                    p = pos + (10 if oids else 2)
+                    for _ in plan:
+                        ln = unpack_i(buf, p)[0]
+                        lens.append(ln)
+                        p += 4 + (ln if ln > 0 else 0)
+                else:
+                    ladd = lens.append
+                    p = pos + 2
+                    for _ in plan:
+                        if p + 4 > n:
+                            break
+                        ln = unpack_i(buf, p)[0]
+                        if ln < -1 or ln > limit:
+                            break
+                        ladd(ln)
+                        p += 4 + (ln if ln > 0 else 0)
+                    if p > n or len(lens) != ncols:
+                        walk(buf, pos, n)  # raises: truncated or malformed
+                    end = p
                 p = pos + (10 if oids else 2)
                 row = []
                 radd = row.append
-                for dec, unpack_from, size in plan:
-                    ln = unpack_i(buf, p)[0]
+                for (dec, unpack_from, size), ln in zip(plan, lens):
                     p += 4
                     if ln < 0:
                         radd(None)

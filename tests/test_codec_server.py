@@ -231,7 +231,7 @@ def test_records_and_enums_and_composites(any_db):
         (2, NULL, '{}', ROW(NULL, NULL, '{}'), NULL)""")
     data = _copy_out(conn, "SELECT * FROM r ORDER BY id")
     rows = codec.Decoder(types).feed(data)
-    m, p = oids["mood"], oids["pair"]
+    m = oids["mood"]
     assert rows[0] == (1, "ok", ["sad", None], PgRecord((1, "happy", ["x", None]), (23, m, 1009)),
                        [PgRecord((2, None, None), (23, m, 1009))])
     assert rows[1][3].oids == (23, m, 1009)

@@ -98,8 +98,6 @@ EE_RAW_LIMIT = "length {n} exceeds the 1 GiB limit"
 
 _h = struct.Struct(">h")
 _i = struct.Struct(">i")
-_I = struct.Struct(">I")
-_ii = struct.Struct(">ii")
 _unpack_h = _h.unpack_from
 _unpack_i = _i.unpack_from
 _pack_i = _i.pack

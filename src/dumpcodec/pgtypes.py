@@ -690,7 +690,8 @@ def _decode_net(b: bytes):
     n = len(b)
     if n < 4:
         raise ValueError(ER_MIN_SIZE.format(n=n, size=4))
-    family, bits, _is_cidr, nb = b[0], b[1], b[2], b[3]
+    # b[2] is the is_cidr flag; receive ignores it, the column type decides
+    family, bits, nb = b[0], b[1], b[3]
     if family == _PGSQL_AF_INET:
         size = 4
     elif family == _PGSQL_AF_INET6:

@@ -530,6 +530,15 @@ cdef object walker_close_error(Walker *w, object names):
 # ---------------------------------------------------------------------------
 # Buffers
 
+cdef int get_view(object data, Py_buffer *view) except -1:
+    """A contiguous view of data; anything else goes through bytes(), as in the twin."""
+    try:
+        PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    except (BufferError, TypeError):
+        PyObject_GetBuffer(bytes(data), view, PyBUF_SIMPLE)
+    return 0
+
+
 cdef class _Buf:
     """A growable C byte buffer (the decoder's tail, the encoder's output)."""
     cdef unsigned char *data
@@ -695,7 +704,7 @@ cdef class Scanner(_FramingBase):
         if self._busy:
             # the walk below runs without the GIL: one thread at a time per Scanner
             raise RuntimeError("Scanner.feed() called while another thread is in it")
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        get_view(data, &view)
         self._busy = 1
         try:
             if view.len == 0:
@@ -825,7 +834,7 @@ cdef class Chunker(_FramingBase):
         cdef list out = []
         if self._error is not None:
             raise self._error
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        get_view(data, &view)
         try:
             if view.len:
                 self._feed(<const unsigned char *>view.buf, view.len, out)
@@ -1765,7 +1774,7 @@ cdef class Decoder(_FramingBase):
             # a type's Python decode function feeding this same decoder: refuse,
             # the tail buffer may be in use
             raise RuntimeError("Decoder.feed() called again while it is running")
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        get_view(data, &view)
         self._busy = 1
         try:
             if view.len:

@@ -4,7 +4,36 @@ The COPY BINARY codec has two implementations with one API: the Cython core
 (``dumpcodec._fastcopy``) and the pure-Python twin (``dumpcodec._purecopy``).
 ``DUMPCODEC_IMPL=c|python`` chooses; unset, the C core is used when it is built.
 ``dumpcodec.IMPL`` says which one is active.
+
+The main entry points are importable from here (loaded on first use, so that
+``import dumpcodec`` stays cheap)::
+
+    from dumpcodec import create_dump, restore_dump, open_dump
 """
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from .codec import IMPL  # noqa: F401  (re-exported)
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "create_dump": "dump", "DumpSummary": "dump",
+    "restore_dump": "restore", "RestoreSummary": "restore",
+    "open_dump": "archive", "register_backend": "archive",
+    "iter_table_infos": "archive", "parse_index_file": "archive",
+    "capture_table": "schema", "resolve_selectors": "schema", "compare": "schema",
+}
+
+__all__ = ["IMPL", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dumpcodec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

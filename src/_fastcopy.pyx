@@ -2,12 +2,31 @@
 """Cython core of the COPY BINARY codec, built as ``dumpcodec._fastcopy``.
 
 Same API and behaviour as the pure-Python twin ``dumpcodec._purecopy`` (the oracle of
-the differential tests): same rows, same bytes, same CopyFormatError messages.
+the differential tests): same rows, same bytes, same CopyFormatError class, message,
+offset, row and column, raised by the same call, for every input.
 
-What is in C here: the framing (a resumable, bounds-checked walker), the push Decoder's
-hot loop, the Scanner (which releases the GIL), the Chunker, the Encoder's growable
-buffer, and the hot types.  Rare types, stand-ins and error texts come from the twin's
-Python modules, so that both implementations cannot drift apart.
+In C here:
+
+- the framing: a resumable state machine (``walk``) that consumes pieces of any
+  size, keeps at most 19 bytes of its own, checks every length word against the
+  data and the 1 GiB limit before anything is allocated, and is the one place
+  framing errors come from; fast loops over complete tuples (``dc_scan_tuples``,
+  ``Decoder._run``) hand any incomplete or suspicious tuple over to it;
+- the push Decoder (only the bytes of an incomplete tuple are kept between pieces,
+  complete tuples are decoded straight from the caller's buffer), the Scanner (its
+  walk runs without the GIL), the Chunker, ``scan``;
+- the Encoder, writing rows into one growable C buffer (a failing call leaves
+  nothing behind);
+- the hot types both ways: bool, int2/4/8, oid, float4/8, the text family, jsonb,
+  bytea, date, timestamp, timestamptz, numeric, uuid, and arrays of them.
+
+From the twin's Python modules (imported, never copied): the message texts, the
+constants, type resolution (``pgtypes.resolve``) and, once per value, the per-type
+functions for every other type and for every unusual value of a hot type (a wrong
+length, a value outside Python's range, infinities, NaN, array bounds other than 1,
+a has-nulls flag without NULLs, a wrong Python type or an out-of-range value to
+encode...).  The C paths only ever handle the plain case, so stand-ins and error
+messages cannot drift apart between the two implementations.
 """
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t, uint8_t
 from libc.string cimport memcpy, memcmp, memchr

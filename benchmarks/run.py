@@ -73,8 +73,8 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "benchmarks" / "results"
 DEFAULT_PGDATA = os.path.join(tempfile.gettempdir(), "dumpcodec-bench-pgserver")
 RESULT_TAG = "BENCHJSON:"
-GROUPS = ("server", "decode", "decode-offline", "encode", "encode-offline", "scan", "dump",
-          "restore")
+GROUPS = ("server", "decode", "decode-offline", "decode-gc-off", "encode", "encode-offline",
+          "scan", "dump", "restore")
 MB = 1_000_000
 
 
@@ -1047,9 +1047,10 @@ COMPARE_TO = {
 # that table: the runner's own cases there are then skipped (they are the fallback
 # when a suite is missing or fails, and are what ``--no-suites`` measures).
 
-_CODEC_PARTS = {"decode": ("decode-offline",), "e2e": ("decode",),
+_CODEC_PARTS = {"decode": ("decode-offline", "decode-gc-off"), "e2e": ("decode",),
                 "encode": ("encode-offline", "encode"), "scan": ("scan",)}
-_CODEC_GROUP = {"decode offline": "decode-offline", "decode e2e": "decode",
+_CODEC_GROUP = {"decode offline": "decode-offline", "decode gc off": "decode-gc-off",
+                "decode e2e": "decode",
                 "encode offline": "encode-offline", "encode+load": "encode", "scan": "scan"}
 
 
@@ -1067,6 +1068,8 @@ def _codec_id(group: str, table: str, who: str) -> Tuple[str, bool, bool]:
         return ("dumpcodec-scanner-python" if group == "scan" else "dumpcodec-python"), \
             True, False
     if w.startswith("psycopg"):
+        if "alone" in w:
+            return _slug(who.replace("psycopg", "", 1)).join(("psycopg-", "")), False, False
         if "jsonb str" in w and has_json:
             return "psycopg-jsontext", False, False
         return "psycopg", False, False
@@ -1457,6 +1460,7 @@ GROUP_TITLES = {
     "server": "Server limits (raw binary COPY, no decoding)",
     "decode": "Decode: binary COPY TO into Python rows (end to end)",
     "decode-offline": "Decode offline: a COPY BINARY stream in memory into Python rows",
+    "decode-gc-off": "Decode offline with the garbage collector off (the decoding alone)",
     "encode": "Encode + load: Python rows into the server (binary COPY FROM)",
     "encode-offline": "Encode offline: Python rows into COPY BINARY bytes in memory",
     "scan": "Scanner (framing only, no values) against a memory copy",
@@ -1723,7 +1727,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     if args.match:
         cases = [c for c in cases if args.match in c.id]
     cases.sort(key=lambda c: (GROUPS.index(c.group), c.table, not c.ours))
-    codec_groups = {"decode", "decode-offline", "encode", "encode-offline", "scan"}
+    codec_groups = {"decode", "decode-offline", "decode-gc-off", "encode", "encode-offline",
+                    "scan"}
     use_codec = not args.no_suites and _module_present("bench_codec") and not args.match
     use_dump = not args.no_suites and _module_present("bench_dump") and not args.match \
         and ("dump" in groups or "restore" in groups) and bool(bins.get("pg_dump"))

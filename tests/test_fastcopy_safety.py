@@ -285,3 +285,25 @@ def test_encoder_usable_after_errors_typed():
         assert enc.encode([good]) == block
         assert ref.encode([good]) == block
     assert enc.rows == ref.rows == 1 + len(bad_rows)
+
+
+def test_big_tuple_fed_in_small_pieces():
+    # Only the incomplete tuple is kept between pieces, and it grows by appending:
+    # 30 000 small pieces of one 200 kB field must come out whole and in order.
+    blob = bytes(range(256)) * 800
+    data = HEADER + tup(b"\x00\x00\x00\x01", blob) + tup(None, b"x") + TRAILER
+    for mod in (fast, pure):
+        dec = mod.Decoder(["int4", "bytea"])
+        rows = []
+        for i in range(0, len(data), 7):
+            rows += dec.feed(data[i:i + 7])
+        dec.close()
+        assert rows == [(1, blob), (None, b"x")]
+        assert dec.offset == len(data)
+    ch = fast.Chunker(1000)
+    pieces = []
+    for i in range(0, len(data), 7):
+        pieces += ch.feed(data[i:i + 7])
+    pieces += ch.close()
+    assert [n for _, n in pieces] == [1, 1]
+    assert pieces[0][0] == HEADER + tup(b"\x00\x00\x00\x01", blob) + TRAILER

@@ -1798,6 +1798,12 @@ cdef class Decoder(_FramingBase):
         try:
             if view.len:
                 self._feed(<const unsigned char *>view.buf, view.len, out)
+        except BaseException as exc:
+            # Anything else a type's Python function raised leaves this piece
+            # half consumed: the decoder cannot go on, say so on every later call.
+            if self._error is None and not isinstance(exc, CopyFormatError):
+                self._error = exc
+            raise
         finally:
             self._busy = 0
             PyBuffer_Release(&view)
@@ -1944,13 +1950,15 @@ cdef class Decoder(_FramingBase):
                 w.rows += 1
                 pos = q
                 w.tuple_end = base + pos
-        except (ValueError, _struct_error, OverflowError) as exc:
-            # A value of field i+1 does not decode.  As in the twin, the whole
-            # tuple's framing is checked first: a framing fault (or the end of
-            # the data) inside it takes precedence, via the walker.
+        except BaseException as exc:
             if row != NULL:
                 Py_DECREF(row)
                 row = NULL
+            if not isinstance(exc, (ValueError, _struct_error, OverflowError)):
+                raise
+            # A value of field i+1 does not decode.  As in the twin, the whole
+            # tuple's framing is checked first: a framing fault (or the end of
+            # the data) inside it takes precedence, via the walker.
             verr = _field_error(i + 1, w.rows + 1, base + q,
                                 _EV_VALUE.format(name=<object>cols[i].name, reason=exc),
                                 self._names)

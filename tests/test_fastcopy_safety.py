@@ -307,3 +307,17 @@ def test_big_tuple_fed_in_small_pieces():
     pieces += ch.close()
     assert [n for _, n in pieces] == [1, 1]
     assert pieces[0][0] == HEADER + tup(b"\x00\x00\x00\x01", blob) + TRAILER
+
+
+def test_other_exception_from_a_type_function_stops_the_decoder():
+    # Not a value error (those become CopyFormatError): it propagates, and the
+    # half-consumed decoder refuses to go on instead of misreading later bytes.
+    def decode(b):
+        raise KeyError("boom")
+
+    dec = fast.Decoder(["int4", _custom_type(decode, bytes)])
+    data = HEADER + tup(b"\x00\x00\x00\x01", b"x") + TRAILER
+    with pytest.raises(KeyError):
+        dec.feed(data[:30])
+    with pytest.raises(KeyError):
+        dec.feed(data[30:])

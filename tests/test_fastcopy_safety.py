@@ -318,6 +318,6 @@ def test_other_exception_from_a_type_function_stops_the_decoder():
     dec = fast.Decoder(["int4", _custom_type(decode, bytes)])
     data = HEADER + tup(b"\x00\x00\x00\x01", b"x") + TRAILER
     with pytest.raises(KeyError):
-        dec.feed(data[:30])
+        dec.feed(data[:35])
     with pytest.raises(KeyError):
-        dec.feed(data[30:])
+        dec.feed(data[35:])

@@ -237,6 +237,14 @@ def test_resolve_unknown_is_raw():
         pgtypes.resolve(1.5)
 
 
+def test_array_of_unknown_type_is_raw_as_a_whole():
+    ti = pgtypes.resolve("public.mood[]")
+    assert ti.kind == "raw" and ti.name == "public.mood[]"
+    wire = h("00000001 00000000 0000c351 00000001 00000001 00000002 6f6b")
+    assert ti.decode(wire) == wire and ti.encode(wire) == wire
+    assert pgtypes.resolve("point[]").element.name == "point"   # known OID: real array
+
+
 def test_codec_ids_and_elements():
     assert pgtypes.resolve("int4").codec == pgtypes.CODEC_INT4
     arr = pgtypes.resolve("int4[]")

@@ -1457,6 +1457,12 @@ class TypeRegistry:
         """The array type whose elements are ``elem``."""
         key = (elem.oid, elem.name, elem.typmod)
         ti = self._arrays.get(key)
+        if ti is None and not elem.oid:
+            # Element type unknown (no OID): pass the whole array through raw, so that
+            # the element OID on the wire survives a round trip.
+            name = elem.name + "[]"
+            ti = TypeInfo(0, name, "raw", CODEC_RAW, bytes, _make_raw(name), typmod=elem.typmod)
+            self._arrays[key] = ti
         if ti is None:
             name = elem.name + "[]"
             dec, enc = _make_array(elem, name)

@@ -29,20 +29,13 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-if __name__ == "__main__" and not (len(sys.argv) > 1
-                                   and sys.argv[1] in ("--replay", "--random")):
-    import atheris
-    with atheris.instrument_imports(include=["dumpcodec"]):
-        import fuzzlib
-        import dumpcodec.archive  # noqa: F401
-        import dumpcodec.archive.verify  # noqa: F401
-        import dumpcodec.archive.dachs  # noqa: F401
-else:
+# Under atheris, dumpcodec is imported on the first input (see atheris_boot).
+_ATHERIS = __name__ == "__main__" and not (len(sys.argv) > 1
+                                           and sys.argv[1] in ("--replay", "--random"))
+if not _ATHERIS:
     import fuzzlib
 
 import zstandard  # noqa: E402
-
-from dumpcodec.errors import DumpcodecError  # noqa: E402
 
 DEFAULT_CORPUS = os.path.join(_HERE, "corpus", "archive")
 BACKENDS = {3: "dachs", 4: "tar", 5: "gzip", 6: "zstd"}
@@ -93,6 +86,7 @@ def prepare(data: bytes):
 
 def _guard(what: str, fn):
     """Run fn; return (result, error) with only DumpcodecError as an error."""
+    from dumpcodec.errors import DumpcodecError
     try:
         return fn(), None
     except DumpcodecError as exc:
@@ -151,4 +145,8 @@ def make_one_input(impls=None):
 
 
 if __name__ == "__main__":
-    fuzzlib.harness_main(make_one_input, DEFAULT_CORPUS)
+    if _ATHERIS:
+        import atheris_boot
+        atheris_boot.run(globals(), ["dumpcodec.archive", "dumpcodec.archive.verify", "dumpcodec.archive.dachs"])
+    else:
+        fuzzlib.harness_main(make_one_input, DEFAULT_CORPUS)

@@ -22,17 +22,10 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-if __name__ == "__main__" and not (len(sys.argv) > 1
-                                   and sys.argv[1] in ("--replay", "--random")):
-    import atheris
-    with atheris.instrument_imports(include=["dumpcodec"]):
-        import fuzzlib
-        fuzzlib.load_impls()
-        try:
-            import dumpcodec.pgtypes  # noqa: F401  (imported lazily by the codec)
-        except ImportError:
-            pass
-else:
+# Under atheris, dumpcodec is imported on the first input (see atheris_boot).
+_ATHERIS = __name__ == "__main__" and not (len(sys.argv) > 1
+                                           and sys.argv[1] in ("--replay", "--random"))
+if not _ATHERIS:
     import fuzzlib
 
 DEFAULT_CORPUS = os.path.join(_HERE, "corpus", "decoder")
@@ -96,4 +89,8 @@ def make_one_input(impls=None):
 
 
 if __name__ == "__main__":
-    fuzzlib.harness_main(make_one_input, DEFAULT_CORPUS)
+    if _ATHERIS:
+        import atheris_boot
+        atheris_boot.run(globals(), ["dumpcodec.pgtypes"])
+    else:
+        fuzzlib.harness_main(make_one_input, DEFAULT_CORPUS)

@@ -494,32 +494,21 @@ def collecting(one_input, directory: str):
 
 
 def harness_main(one_input_factory, default_corpus: str) -> None:
-    """Command line shared by the harnesses.
+    """The harnesses' command line without atheris.
 
-    ``--replay [PATH...]``   run the corpus files once (no atheris needed)
-    ``--random SECONDS [PATH...]``  the built-in random mutator (no atheris needed)
-    anything else          libFuzzer/atheris arguments (``-max_total_time=60 corpus``)
+    ``--replay [PATH...]``            run the corpus files once
+    ``--random SECONDS [PATH...]``    the built-in random mutator
 
-    For coverage-guided runs the harness imports this module (and so dumpcodec)
-    inside ``atheris.instrument_imports`` before calling this; see ``bootstrap``.
+    (Anything else is libFuzzer/atheris arguments, handled by ``atheris_boot``.)
     """
     import sys
     argv = sys.argv[1:]
-    if argv and argv[0] in ("--replay", "--random"):
-        one_input = one_input_factory()
-        if argv[0] == "--replay":
-            n = replay(one_input, argv[1:] or [default_corpus])
-            print(f"replayed {n} inputs: ok")
-        else:
-            secs = float(argv[1])
-            n = random_fuzz(one_input, argv[2:] or [default_corpus], secs,
-                            seed=int(os.environ.get("FUZZ_SEED", "0")))
-            print(f"random mutator: {n} inputs in {secs:g} s: ok")
-        return
-    import atheris
     one_input = one_input_factory()
-    collect = os.environ.get("FUZZ_COLLECT")
-    if collect:
-        one_input = collecting(one_input, collect)
-    atheris.Setup(sys.argv, one_input)
-    atheris.Fuzz()
+    if argv[0] == "--replay":
+        n = replay(one_input, argv[1:] or [default_corpus])
+        print(f"replayed {n} inputs: ok")
+    else:
+        secs = float(argv[1])
+        n = random_fuzz(one_input, argv[2:] or [default_corpus], secs,
+                        seed=int(os.environ.get("FUZZ_SEED", "0")))
+        print(f"random mutator: {n} inputs in {secs:g} s: ok")

@@ -5,6 +5,9 @@
 #   scripts/asan.sh                 build, codec tests, corpus replay, 60 s random fuzzing
 #   scripts/asan.sh build           build only
 #   scripts/asan.sh fuzz SECONDS    build, then run the atheris harnesses under ASAN
+#   scripts/asan.sh cov SECONDS     no ASAN: build the core with SanitizerCoverage
+#                                   (clang) into build/fuzzcov and run the atheris
+#                                   harnesses coverage-guided on the C code as well
 #
 # Note on "fuzz": atheris's wheel has no ASAN+libFuzzer runtime (asan_with_fuzzer.so),
 # so with the plain ASAN runtime preloaded libFuzzer's coverage feedback is lost (it
@@ -48,6 +51,33 @@ else
     ASAN_RT=$(gcc -print-file-name=libasan.so)
 fi
 echo "asan: compiler $CC, runtime $ASAN_RT, output $ASAN_DIR"
+
+# --- cov: coverage-guided fuzzing of the C code (no ASAN) ---------------------------
+if [ "$what" = cov ]; then
+    [ "$CC" = clang ] || { echo "cov needs clang (SanitizerCoverage)" >&2; exit 2; }
+    secs=${2:-300}
+    COV_DIR=${COV_DIR:-$ROOT/build/fuzzcov}
+    rm -rf "$COV_DIR/lib" "$COV_DIR/pkg"
+    mkdir -p "$COV_DIR/tmp" "$COV_DIR/lib" "$COV_DIR/pkg"
+    # inline counters + PC table + comparison tracing: what libFuzzer reads; no
+    # stack-depth tracing (atheris's core does not export its TLS symbol)
+    CC=clang LDSHARED="clang -shared" \
+        CFLAGS="-fsanitize-coverage=inline-8bit-counters,pc-table,trace-cmp -O1 -g" \
+        "$PYTHON" setup.py -q build_ext --build-lib "$COV_DIR/lib" --build-temp "$COV_DIR/tmp" --force
+    (cd src && find dumpcodec -name '*.py' -exec cp --parents {} "$COV_DIR/pkg" \;)
+    cp -r "$COV_DIR/lib/dumpcodec/." "$COV_DIR/pkg/dumpcodec/"
+    # the instrumented core loads only once libFuzzer is (fuzz/atheris_boot.py); until
+    # then the codec switch must not try to import it
+    export PYTHONPATH="$COV_DIR/pkg:$ROOT/fuzz${PYTHONPATH:+:$PYTHONPATH}"
+    export DUMPCODEC_IMPL=python FUZZ_IMPLS=python,c
+    for h in ${COV_HARNESSES:-decoder scanner}; do
+        work="$COV_DIR/corpus-$h"; mkdir -p "$work"
+        echo "=== atheris $h with C coverage, $secs s"
+        nice "$PYTHON" fuzz/fuzz_$h.py -max_total_time="$secs" -timeout=20 \
+            -rss_limit_mb=4096 -print_final_stats=1 "$work" "fuzz/corpus/$h"
+    done
+    exit 0
+fi
 
 # --- build ---------------------------------------------------------------------
 rm -rf "$ASAN_DIR/lib" "$ASAN_DIR/pkg"

@@ -103,9 +103,8 @@ def test_archive_recompressed_as_one_gzip_stream_reads(tmp_path):
     # clean, but reading one table used the manifest's per-member offsets into the
     # compressed file and failed with "corrupt compressed data".  docs/FORMAT.md
     # section 6: "a plain tar compressed afterwards ... is still readable in one pass,
-    # only without random access".  (Since the locator was added, verify calls such an
-    # archive incomplete instead: its manifest says it was written as a plain tar,
-    # which has no locator.)
+    # only without random access".  Its manifest says it was written as a plain tar,
+    # so no locator trailer is expected at the end of the gzip stream.
     from dumpcodec.archive import open_dump
     data, rows = _narrow_archive("tar")
     path = tmp_path / "recompressed.dump"

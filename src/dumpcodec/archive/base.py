@@ -760,7 +760,7 @@ class _Walker:
             raise ArchiveError(f"member {entry.name!r} after the end marker "
                                f"{mf.END_MEMBER!r}")
         drain_end(tar)
-        self.reader._check_stream_end(self.end.get("manifest_offset"))
+        self._check_stream_end()
 
     def tail_only(self) -> None:
         """Read manifest, index and end marker from a stream that starts at the
@@ -788,7 +788,15 @@ class _Walker:
         if tar.next() is not None:
             raise ArchiveError("member after the end marker")
         drain_end(tar)
-        self.reader._check_stream_end(self.end.get("manifest_offset"))
+        self._check_stream_end()
+
+    def _check_stream_end(self) -> None:
+        # The locator trailer is ours: only an archive still in the compression it
+        # was written with has one.  A plain tar compressed afterwards (FORMAT.md,
+        # section 6) is read in one pass; its compressor checks its own end.
+        written = (self.manifest or self.info or {}).get("compression")
+        if written in (None, self.reader.backend_name):
+            self.reader._check_stream_end(self.end.get("manifest_offset"))
 
     def _expect(self, name: str) -> TarEntry:
         entry = self.tar.next()

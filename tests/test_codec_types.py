@@ -509,3 +509,20 @@ def test_client_encodings(encoding, text, wire):
 def test_unknown_client_encoding():
     with pytest.raises(ValueError, match="no Python codec"):
         pgtypes.TypeRegistry(encoding="MULE_INTERNAL")
+
+
+def test_clamping_is_an_explicit_lossy_option():
+    types = [pgtypes.clamped(t) for t in ("date", "timestamp", "timestamptz", "date[]")]
+    enc = codec.Encoder(["date", "timestamp", "timestamptz", "date[]"])
+    block = enc.encode([(PgDate.INFINITY, PgTimestamp(-2**62), PgTimestamp.INFINITY,
+                         [PgDate(-800000), dt.date(2000, 1, 1), None])])
+    rows = codec.Decoder(types).feed(HEADER + block + TRAILER)
+    assert rows == [(dt.date.max, dt.datetime.min, dt.datetime.max.replace(tzinfo=UTC),
+                     [dt.date.min, dt.date(2000, 1, 1), None])]
+    # the default never clamps
+    assert codec.Decoder(["date", "timestamp", "timestamptz", "date[]"]).feed(
+        HEADER + block + TRAILER) == [(PgDate.INFINITY, PgTimestamp(-2**62),
+                                       PgTimestamp.INFINITY,
+                                       [PgDate(-800000), dt.date(2000, 1, 1), None])]
+    with pytest.raises(ValueError):
+        pgtypes.clamped("int4")

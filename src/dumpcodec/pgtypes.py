@@ -28,7 +28,8 @@ name, enum, json, xml       ``TypeRegistry(encoding="LATIN1")`` etc.)
 "char"                      str of length 0 or 1 (the byte as Latin-1; '' for \\0)
 jsonb, jsonpath             str, the exact text (version byte 1 on the wire)
 bytea                       bytes
-date                        datetime.date, else values.PgDate (BC, > 9999, infinity)
+date                        datetime.date, else values.PgDate (BC, > 9999, infinity);
+                            clamped() gives date.min/max instead (lossy, opt-in)
 timestamp                   naive datetime.datetime, else values.PgTimestamp
 timestamptz                 aware datetime.datetime in UTC, else values.PgTimestamp
                             (naive datetimes are refused unless naive_as_utc())
@@ -72,7 +73,7 @@ from .errors import EncodeError
 from .values import (INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, PgArray, PgDate,
                      PgInterval, PgMultirange, PgRange, PgRecord, PgTime, PgTimestamp)
 
-__all__ = ["TypeInfo", "TypeRegistry", "resolve", "naive_as_utc", "python_encoding",
+__all__ = ["TypeInfo", "TypeRegistry", "resolve", "naive_as_utc", "clamped", "python_encoding",
            "BUILTINS", "CODECS", "PG_ENCODINGS"]
 
 # ---------------------------------------------------------------------------
@@ -1640,6 +1641,44 @@ def naive_as_utc(spec: Union[int, str, TypeInfo],
         return TypeInfo(**{**ti.__dict__, "element": elem, "decode": dec, "encode": enc,
                            "codec": CODEC_PY})
     raise ValueError(f"naive_as_utc applies to timestamptz, not {ti.name}")
+
+
+def _clamping(decode, lo, hi):
+    def clamped(b: bytes):
+        v = decode(b)
+        if isinstance(v, (PgDate, PgTimestamp)):
+            return lo if (v.days if isinstance(v, PgDate) else v.micros) < 0 else hi
+        return v
+    return clamped
+
+
+_CLAMP = {
+    "date": (_dt.date.min, _dt.date.max),
+    "timestamp": (_dt.datetime.min, _dt.datetime.max),
+    "timestamptz": (_dt.datetime.min.replace(tzinfo=_dt.timezone.utc),
+                    _dt.datetime.max.replace(tzinfo=_dt.timezone.utc)),
+}
+
+
+def clamped(spec: Union[int, str, TypeInfo],
+            registry: Optional[TypeRegistry] = None) -> TypeInfo:
+    """date, timestamp or timestamptz (or an array of one) that decodes values outside
+    Python's range, infinities included, to ``date.min``/``max`` or
+    ``datetime.min``/``max`` instead of stand-ins.  Lossy, so only on request: such a
+    value no longer re-encodes to its bytes."""
+    ti = resolve(spec, registry)
+    base = {CODEC_DATE: "date", CODEC_TIMESTAMP: "timestamp",
+            CODEC_TIMESTAMPTZ: "timestamptz"}.get(ti.codec)
+    if base is None and ti.element is not None and ti.kind == "array":
+        elem = clamped(ti.element)
+        dec, enc = _make_array(elem, ti.name)
+        return TypeInfo(**{**ti.__dict__, "element": elem, "decode": dec, "encode": enc,
+                           "codec": CODEC_PY})
+    if base is None:
+        raise ValueError(f"clamped applies to date, timestamp and timestamptz, not {ti.name}")
+    lo, hi = _CLAMP[base]
+    return TypeInfo(**{**ti.__dict__, "codec": CODEC_PY,
+                       "decode": _clamping(ti.decode, lo, hi)})
 
 
 def resolve(spec: Union[int, str, TypeInfo],

@@ -44,7 +44,8 @@ bit, varbit                 str of '0' and '1'
 money                       int, in minor units (the scale depends on lc_monetary)
 tid                         tuple (block, offset)
 arrays                      nested lists, None for NULL, [] for empty; values.PgArray
-                            when a lower bound is not 1
+                            when a lower bound is not 1 or the has-nulls flag is set
+                            without NULLs; an array of an unknown type: bytes
 ranges / multiranges        values.PgRange / values.PgMultirange
 composite, record           values.PgRecord (a tuple remembering its field OIDs)
 hstore (registered)         dict[str, str | None]

@@ -96,13 +96,14 @@ def dsn_args(db):
 
 # ======================================================================= dump
 
-def test_dump_connection_killed_mid_copy_to_pipe(db, tmp_path):
+@pytest.mark.parametrize("compress", ["none", "zstd", "gzip"])
+def test_dump_connection_killed_mid_copy_to_pipe(db, tmp_path, compress):
     # The dump writes to a pipe nobody reads: the server's COPY of b stalls on full
     # buffers; its backend is terminated; the partial archive must say incomplete.
     make_tables(db)
     # small chunks: the client writes (and blocks on the pipe) as it goes, instead of
     # holding a whole 64 MB chunk while the server finishes
-    proc = cli("create", *dsn_args(db), "-t", "public.b", "--compress", "none",
+    proc = cli("create", *dsn_args(db), "-t", "public.b", "--compress", compress,
                "--chunk-size", "64K", "-q", "-o", "-")
     first = proc.stdout.read(64 * 1024)           # started, then stop reading
     pids = wait_for(lambda: copy_pids(db), "the dump's COPY", proc=proc)
@@ -112,7 +113,7 @@ def test_dump_connection_killed_mid_copy_to_pipe(db, tmp_path):
     assert code != 0
     one_clear_line(err)
     assert "terminat" in err.lower() or "connection" in err.lower(), err
-    partial = tmp_path / "partial.tar"
+    partial = tmp_path / f"partial.{compress}"
     partial.write_bytes(first + rest)
     with open_dump(str(partial)) as r:
         report = r.verify()

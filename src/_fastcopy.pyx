@@ -1988,17 +1988,9 @@ cdef int rest_of_tuple_ok(const unsigned char *p, Py_ssize_t n, Py_ssize_t q,
 
 
 def iter_rows(fileobj, types=None, *, names=None, raw=False, read_size=DEFAULT_READ_SIZE):
-    """Pull form: yield the rows of the COPY BINARY stream read from ``fileobj``."""
-    dec = Decoder(types, names=names, raw=raw)
-    read = fileobj.read
-    while True:
-        data = read(read_size)
-        if not data:
-            break
-        rows = dec.feed(data)
-        if rows:
-            yield from rows
-    dec.close()
+    """Pull form: yield the rows of the COPY BINARY stream read from ``fileobj``
+    (the twin's pull loop over this module's Decoder)."""
+    return _pc.pull_rows(Decoder(types, names=names, raw=raw), fileobj, read_size)
 
 
 # ---------------------------------------------------------------------------
@@ -2199,37 +2191,8 @@ cdef class Encoder:
 def write_stream(fileobj, rows, types=None, *, names=None, block_size=DEFAULT_BLOCK_SIZE) -> int:
     """Write a whole COPY BINARY stream (header, rows, trailer) to ``fileobj``.
 
-    Same batching as the twin: rows are encoded in growing batches and written in
-    blocks of about ``block_size`` bytes; returns the number of bytes written.
+    The twin's batching loop over this module's Encoder: rows are encoded in growing
+    batches and written in blocks of about ``block_size`` bytes; returns the number
+    of bytes written.
     """
-    enc = Encoder(types, names=names)
-    write = fileobj.write
-    total = 0
-    head = enc.header()
-    pending = [head]
-    plen = len(head)
-    batch = []
-    batch_rows = 256
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= batch_rows:
-            block = enc.encode(batch)
-            batch = []
-            pending.append(block)
-            plen += len(block)
-            if len(block) < block_size // 2 and batch_rows < 1 << 20:
-                batch_rows *= 2
-            if plen >= block_size:
-                data = b"".join(pending)
-                write(data)
-                total += len(data)
-                pending = []
-                plen = 0
-    if batch:
-        block = enc.encode(batch)
-        pending.append(block)
-    pending.append(enc.trailer())
-    data = b"".join(pending)
-    write(data)
-    total += len(data)
-    return total
+    return _pc.push_rows(Encoder(types, names=names), fileobj, rows, block_size)

@@ -541,7 +541,11 @@ def iter_rows(fileobj: BinaryIO, types: Optional[Sequence[Any]] = None, *,
     Reads ``read_size`` bytes at a time; raises CopyFormatError on a malformed or
     truncated stream (truncation once the file is exhausted).
     """
-    dec = Decoder(types, names=names, raw=raw)
+    return pull_rows(Decoder(types, names=names, raw=raw), fileobj, read_size)
+
+
+def pull_rows(dec: Any, fileobj: BinaryIO, read_size: int) -> Iterator[tuple]:
+    """The pull loop over any Decoder (shared with the C core's ``iter_rows``)."""
     read = fileobj.read
     while True:
         data = read(read_size)
@@ -823,7 +827,13 @@ def write_stream(fileobj: BinaryIO, rows: Iterable[Sequence[Any]],
     Returns the number of bytes written.  On an encoding error the stream written so
     far is left unfinished (no trailer), so it cannot be mistaken for a whole one.
     """
-    enc = Encoder(types, names=names)
+    return push_rows(Encoder(types, names=names), fileobj, rows, block_size)
+
+
+def push_rows(enc: Any, fileobj: BinaryIO, rows: Iterable[Sequence[Any]],
+              block_size: int) -> int:
+    """The batching write loop over any Encoder (shared with the C core's
+    ``write_stream``); returns the bytes written."""
     write = fileobj.write
     total = 0
     head = enc.header()

@@ -44,25 +44,27 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import struct
 import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import (IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
-                    Tuple, Union)
+from typing import (IO, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple,
+                    Union)
 
 import psycopg
 from psycopg import sql
 
-from . import pump
-from .errors import ArchiveError, DumpcodecError, RestoreError
+from . import codec, pump, schema
+# the COPY BINARY framing constants, defined once in the reference codec (codec.py
+# re-exports its classes, not these)
+from ._purecopy import HEADER_SIZE, SIGNATURE, TRAILER
+from .archive import TableInfo, open_dump
+from .errors import (ArchiveError, CopyFormatError, DumpcodecError, RestoreError,
+                     SelectorError)
 from .progress import Progress
 
 IF_EXISTS = ("error", "replace", "append", "truncate", "skip")
-
-_SIGNATURE = b"PGCOPY\n\377\r\n\0"
 
 
 @dataclass
@@ -108,43 +110,30 @@ class _Item:
     table_id: str
     format: str
     columns: Optional[List[str]]
-    types: Optional[List[str]]
     definition: Any               # schema.TableDef or None (DaCHS)
     extra: Dict[str, Any]
-    info: Any                     # the archive's own table object
+    info: TableInfo
 
 
-def _item_from(info) -> _Item:
-    from . import schema
-    get = (lambda k, d=None: info.get(k, d)) if isinstance(info, dict) else \
-        (lambda k, d=None: getattr(info, k, d))
-    definition = get("definition")
-    if isinstance(definition, dict):
+def _item_from(info: TableInfo) -> _Item:
+    definition = info.definition
+    if definition is not None:
         definition = schema.TableDef.from_json(definition)
-    return _Item(table_id=get("table_id"), format=get("format", "binary") or "binary",
-                 columns=list(get("columns")) if get("columns") else None,
-                 types=list(get("types")) if get("types") else None,
-                 definition=definition, extra=dict(get("extra") or {}), info=info)
+    return _Item(table_id=info.table_id, format=info.format,
+                 columns=list(info.columns) if info.columns else None,
+                 definition=definition, extra=info.extra, info=info)
 
 
-def _expected_rows(item: _Item, reader=None) -> Optional[int]:
-    """Row count from the footer (streaming readers fill it once the data is read)."""
-    for src in (item.info,):
-        for key in ("rows",):
-            v = src.get(key) if isinstance(src, dict) else getattr(src, key, None)
-            if isinstance(v, int) and not isinstance(v, bool):
-                return v
-    footer = getattr(item.info, "footer", None)
-    if isinstance(footer, dict) and isinstance(footer.get("rows"), int):
-        return footer["rows"]
-    return None
+def _expected_rows(item: _Item) -> Optional[int]:
+    """Row count from the footer: a seekable reader has it from the manifest, a
+    streaming one once the table's data was read; None for DaCHS dumps."""
+    return item.info.rows
 
 
 def _header_size(buf: bytes) -> int:
-    if len(buf) < 19 or buf[:11] != _SIGNATURE:
+    if len(buf) < HEADER_SIZE or buf[:len(SIGNATURE)] != SIGNATURE:
         raise ArchiveError("a chunk does not start with the COPY BINARY signature")
-    (ext,) = struct.unpack("!I", buf[15:19])
-    return 19 + ext
+    return HEADER_SIZE + int.from_bytes(buf[HEADER_SIZE - 4:HEADER_SIZE], "big")
 
 
 class _Joiner:
@@ -175,7 +164,7 @@ class _Joiner:
         if self.in_header:
             before = len(self.head)          # this chunk's bytes seen in earlier pieces
             self.head += bytes(view[:max(0, 4096 - before)])
-            if len(self.head) < 19:
+            if len(self.head) < HEADER_SIZE:
                 return []
             hs = _header_size(self.head)
             if len(self.head) < hs:
@@ -210,32 +199,9 @@ class _Joiner:
     def close(self) -> bytes:
         if not self.binary or self.chunk < 0:
             return b""
-        if self.tail != b"\xff\xff":
+        if self.tail != TRAILER:
             raise ArchiveError("a chunk does not end with the COPY BINARY trailer")
         return self.tail
-
-
-def _iter_pieces(reader, item: _Item) -> Iterator[Tuple[bytes, int]]:
-    """(piece, chunk number) over a table's data in a seekable archive."""
-    data = reader.read_raw(item.table_id)
-    yield from _number_chunks(data)
-
-
-def _number_chunks(data) -> Iterator[Tuple[bytes, int]]:
-    # The archive yields either whole chunks (bytes), or (chunk_no, piece) pairs, or
-    # iterators of pieces per chunk; normalise to (piece, chunk_no).
-    for k, part in enumerate(data):
-        if isinstance(part, (bytes, bytearray, memoryview)):
-            yield part, k
-        elif isinstance(part, tuple) and len(part) == 2:
-            a, b = part
-            if isinstance(a, int):
-                yield b, a
-            else:
-                yield a, b
-        else:
-            for piece in part:
-                yield piece, k
 
 
 # -- connections ----------------------------------------------------------------------
@@ -343,7 +309,6 @@ def _target_of(item: _Item, opts: _Options) -> Tuple[str, str, Any]:
 
 
 def _ddl(conn, tdef, target_schema: str):
-    from . import schema
     # existing_types: types already in the target (and equal) are not created again
     return schema.ddl_plan(tdef, target_schema, existing_types=conn)
 
@@ -394,10 +359,9 @@ class _Prepared:
         self.readd_fks = readd_fks
 
 
-def _load_table(conn, item: _Item, pieces: Callable[[], Iterable[Tuple[bytes, int]]],
+def _load_table(conn, item: _Item, chunks: Callable[[], Iterable[bytes]],
                 opts: _Options) -> Optional[_Prepared]:
     """Phases 1-4 in an open transaction on ``conn``; None when skipped."""
-    from . import schema
     t0 = time.perf_counter()
     schema_, name, tdef = _target_of(item, opts)
     conn.execute("BEGIN")
@@ -448,14 +412,13 @@ def _load_table(conn, item: _Item, pieces: Callable[[], Iterable[Tuple[bytes, in
     rows = nbytes = 0
     reencoded = False
     if opts.data and item.extra.get("data", True) is not False:
-        rows, nbytes, reencoded = _copy_in(conn, item, pieces, schema_, name, tdef, live,
+        rows, nbytes, reencoded = _copy_in(conn, item, chunks, schema_, name, tdef, live,
                                            opts)
     return _Prepared(item, conn, schema_, name, tdef, plan, action, rows, nbytes, t0,
                      reencoded, readd_fks)
 
 
-def _copy_in(conn, item, pieces, schema_, name, tdef, live, opts) -> Tuple[int, int, bool]:
-    from . import schema
+def _copy_in(conn, item, chunks, schema_, name, tdef, live, opts) -> Tuple[int, int, bool]:
     fmt = item.format
     columns = item.columns
     reencode = None
@@ -473,9 +436,10 @@ def _copy_in(conn, item, pieces, schema_, name, tdef, live, opts) -> Tuple[int, 
                                        f"re-encoded for the live table's types")
                 # the dump's types with the source's OIDs, the live ones with the
                 # target's (arrays and composites carry element OIDs on the wire)
-                reencode = (_type_specs(tdef, columns), _type_specs(live, columns))
+                reencode = (schema.type_specs(tdef, columns),
+                            schema.type_specs(live, columns))
         else:
-            live_cols = _copy_columns(live)
+            live_cols = schema.copy_columns(live)
             if columns is None:
                 columns = live_cols
             missing = [c for c in columns if c not in live_cols]
@@ -483,7 +447,7 @@ def _copy_in(conn, item, pieces, schema_, name, tdef, live, opts) -> Tuple[int, 
                 raise RestoreError(f"{item.table_id}: live table {schema_}.{name} has no "
                                    f"column(s) {', '.join(missing)}")
     if columns is None and tdef is not None:
-        columns = _copy_columns(tdef)
+        columns = schema.copy_columns(tdef)
     target = sql.Identifier(schema_, name)
     collist = sql.SQL("")
     if columns:
@@ -496,37 +460,31 @@ def _copy_in(conn, item, pieces, schema_, name, tdef, live, opts) -> Tuple[int, 
     decode_test = live is not None and tdef is None and fmt == "binary"
     nbytes = 0
     if reencode is not None:
-        from . import codec
         src_types, dst_types = reencode
         encoder = codec.Encoder(dst_types)
         with pump.CopyIn(conn, query) as cp:
             cp.write(encoder.header())
-            chunk_no, dec = None, None
-            for piece, k in pieces():
-                if k != chunk_no:
-                    if dec is not None:
-                        dec.close()
-                    dec = codec.Decoder(src_types, names=columns)
-                    chunk_no = k
-                rows_ = dec.feed(piece)
+            for chunk in chunks():
+                # each chunk is a complete COPY stream: a decoder of its own
+                dec = codec.Decoder(src_types, names=columns)
+                rows_ = dec.feed(chunk)
                 if rows_:
                     cp.write(encoder.encode(rows_))
-                nbytes += len(piece)
-                progress.advance(tid, len(piece))
-            if dec is not None:
+                nbytes += len(chunk)
+                progress.advance(tid, len(chunk))
                 dec.close()
             cp.write(encoder.trailer())
         rows = cp.rows
     else:
         with pump.CopyIn(conn, query) as cp:
-            for piece, k in pieces():
+            for k, chunk in enumerate(chunks()):
                 if decode_test:
-                    _decode_test(piece, live, columns, item.table_id)
+                    _decode_test(chunk, live, columns, item.table_id)
                     decode_test = False
-                for buf in joiner.feed(piece, k):
+                for buf in joiner.feed(chunk, k):
                     cp.write(buf)
-                nbytes += len(piece)
-                progress.advance(tid, len(piece))
+                nbytes += len(chunk)
+                progress.advance(tid, len(chunk))
             cp.write(joiner.close())
         rows = cp.rows
     expected = _expected_rows(item)
@@ -536,32 +494,14 @@ def _copy_in(conn, item, pieces, schema_, name, tdef, live, opts) -> Tuple[int, 
     return rows, nbytes, reencode is not None
 
 
-def _decode_test(piece, live, columns, table_id) -> None:
+def _decode_test(chunk, live, columns, table_id) -> None:
     """DaCHS dumps carry no types: decode the first rows with the live types."""
-    from . import codec
-    from .errors import CopyFormatError
-    dec = codec.Decoder(_type_specs(live, columns), names=columns)
+    dec = codec.Decoder(schema.type_specs(live, columns), names=columns)
     try:
-        dec.feed(bytes(piece)[:1 << 20])
+        dec.feed(bytes(memoryview(chunk)[:1 << 20]))
     except (CopyFormatError, ValueError) as exc:
         raise RestoreError(f"{table_id}: the dump's data does not fit the live table's "
                            f"columns ({', '.join(columns)}): {exc}") from None
-
-
-def _copy_columns(tdef) -> List[str]:
-    from . import schema
-    fn = getattr(schema, "copy_columns", None)
-    if fn is not None:
-        return list(fn(tdef))
-    return [c.name for c in tdef.columns if not c.generated]
-
-
-def _type_specs(tdef, columns) -> List[Any]:
-    from . import schema
-    fn = getattr(schema, "type_specs", None)
-    if fn is not None:
-        return list(fn(tdef, columns))
-    return [tdef.column(c).type for c in columns]
 
 
 def _finish_table(p: _Prepared, opts: _Options) -> TableRestoreResult:
@@ -570,8 +510,8 @@ def _finish_table(p: _Prepared, opts: _Options) -> TableRestoreResult:
     if p.plan is not None:
         if opts.indexes:
             _run_all(conn, p.plan.post_data)
-        _run_all(conn, getattr(p.plan, "sequences", None))
-        _run_all(conn, getattr(p.plan, "comments", None))
+        _run_all(conn, p.plan.sequences)
+        _run_all(conn, p.plan.comments)
     elif p.tdef is not None and p.action in ("appended", "truncated") and p.tdef.sequences:
         # loading into an existing table: move its sequences on as the dump had them
         _set_sequences(conn, p.tdef, p.schema)
@@ -611,7 +551,6 @@ def _relation_exists(conn, schema_: str, name: str) -> bool:
 
 def _foreign_keys(conn, done: List[Tuple[_Item, str, str, Any]], opts: _Options,
                   summary: RestoreSummary) -> None:
-    from . import schema
     for item, schema_, name, tdef in done:
         if tdef is None:
             continue
@@ -620,9 +559,8 @@ def _foreign_keys(conn, done: List[Tuple[_Item, str, str, Any]], opts: _Options,
             continue
         plan = schema.ddl_plan(tdef, schema_)
         _run_all(conn, plan.setup)
-        stmts = list(getattr(plan, "foreign_keys", []) or [])
         for con, stmt in zip(sorted(fks, key=lambda c: c.name), _match_fk_statements(
-                fks, stmts)):
+                fks, plan.foreign_keys)):
             ref_schema = schema_ if con.ref_schema == tdef.schema else con.ref_schema
             if not _relation_exists(conn, ref_schema, con.ref_table):
                 summary.warnings.append(
@@ -650,8 +588,7 @@ def _match_fk_statements(fks, stmts):
     """Pair each FK (sorted by name) with its statement (ddl_plan order, by name)."""
     by_name = {}
     for st in stmts:
-        text = st.as_string(None) if hasattr(st, "as_string") else str(st)
-        by_name[text] = st
+        by_name[st.as_string(None)] = st
     out = []
     for con in sorted(fks, key=lambda c: c.name):
         quoted = sql.Identifier(con.name).as_string(None)
@@ -665,8 +602,8 @@ _SEQ_TYPES = ("smallint", "integer", "bigint")
 
 def _free_sequences(conn, reader, opts: _Options, tables, summary: RestoreSummary) -> None:
     """Sequences the archive recorded on their own (owned by no column)."""
-    info = getattr(reader, "info", None) or {}
-    seqs = (info.get("info") or {}).get("sequences") or info.get("sequences") or []
+    # create_dump records them with writer.set_info(sequences=...): under "info"
+    seqs = (reader.info.get("info") or {}).get("sequences") or []
     if not isinstance(seqs, list):
         return
     for seq in seqs:
@@ -713,11 +650,6 @@ def _free_sequences(conn, reader, opts: _Options, tables, summary: RestoreSummar
 
 # -- the entry point ------------------------------------------------------------------
 
-def _open_reader(source):
-    from .archive import open_dump
-    return open_dump(source, "r")
-
-
 def _select(items: List[_Item], tables: Optional[Sequence[str]]) -> List[_Item]:
     if not tables:
         return items
@@ -735,7 +667,6 @@ def _select(items: List[_Item], tables: Optional[Sequence[str]]) -> List[_Item]:
                 break
     unknown = [p for p in tables if p not in used]
     if unknown:
-        from .errors import SelectorError
         raise SelectorError(f"no table in the archive matches {', '.join(unknown)}")
     return out
 
@@ -785,8 +716,10 @@ def restore_dump(conninfo: str,
     if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
         source = sys.stdin.buffer
     seekable = isinstance(source, (str, os.PathLike)) or _is_seekable(source)
-    reader = _open_reader(source)
-    encoding = _archive_encoding(reader)
+    reader = open_dump(source, "r")
+    # the archive's client_encoding; NOTE: a reader fills ``info`` only once it has
+    # read the archive's first member, so right after open_dump this is None
+    encoding = reader.info.get("client_encoding") or None
     pool = _Pool(conninfo, jobs, encoding)
     done: List[Tuple[_Item, str, str, Any]] = []
     try:
@@ -832,17 +765,6 @@ def _is_seekable(f) -> bool:
         return False
 
 
-def _archive_encoding(reader) -> Optional[str]:
-    info = getattr(reader, "info", None)
-    if callable(info):
-        info = info()
-    if isinstance(info, dict):
-        enc = info.get("client_encoding")
-        if isinstance(enc, str) and enc:
-            return enc
-    return None
-
-
 def _record(result_or_exc, item: _Item, target, summary: RestoreSummary, done, opts,
             lock: threading.Lock) -> None:
     with lock:
@@ -862,7 +784,7 @@ def _record(result_or_exc, item: _Item, target, summary: RestoreSummary, done, o
 
 def _parent_id(item: _Item, items: List[_Item]) -> Optional[str]:
     d = item.definition
-    if d is None or not getattr(d, "parent_name", None):
+    if d is None or not d.parent_name:
         return None
     for other in items:
         od = other.definition
@@ -871,9 +793,9 @@ def _parent_id(item: _Item, items: List[_Item]) -> Optional[str]:
     return None
 
 
-def _restore_one(conn, item, pieces, opts) -> Tuple[Optional[TableRestoreResult], Tuple]:
+def _restore_one(conn, item, chunks, opts) -> Tuple[Optional[TableRestoreResult], Tuple]:
     schema_, name, tdef = _target_of(item, opts)
-    prepared = _load_table(conn, item, pieces, opts)
+    prepared = _load_table(conn, item, chunks, opts)
     if prepared is None:
         return None, (schema_, name, tdef)
     return _finish_table(prepared, opts), (schema_, name, tdef)
@@ -893,7 +815,7 @@ def _restore_seekable(reader, source, pool, jobs, opts, tables, summary, done) -
             return reader
         r = getattr(local, "reader", None)
         if r is None:
-            r = _open_reader(source if not hasattr(source, "name") else source.name)
+            r = open_dump(source if not hasattr(source, "name") else source.name, "r")
             local.reader = r
             with lock:
                 readers.append(r)
@@ -911,7 +833,7 @@ def _restore_seekable(reader, source, pool, jobs, opts, tables, summary, done) -
                 conn = pool.get()
                 try:
                     result, target = _restore_one(
-                        conn, item, lambda: _iter_pieces(my_reader(), item), opts)
+                        conn, item, lambda: my_reader().read_raw(item.table_id), opts)
                     break
                 except psycopg.errors.DeadlockDetected:
                     # parallel replaces of tables linked by foreign keys can deadlock;
@@ -963,7 +885,7 @@ def _restore_stream(reader, pool, jobs, opts, tables, summary, done) -> None:
         for info, data in reader.iter_tables():
             item = _item_from(info)
             if not _wanted(item, tables):
-                for _ in _number_chunks(data):   # one pass: skip over its data
+                for _ in data:   # one pass: skip over its data
                     pass
                 continue
             d = item.definition
@@ -973,7 +895,7 @@ def _restore_stream(reader, pool, jobs, opts, tables, summary, done) -> None:
                 for f in list(finishing):
                     f.result()
                 if pid in failed_ids:
-                    for _ in _number_chunks(data):
+                    for _ in data:
                         pass
                     _record(RestoreError(f"its parent table {pid} was not restored"),
                             item, None, summary, done, opts, lock)
@@ -982,11 +904,11 @@ def _restore_stream(reader, pool, jobs, opts, tables, summary, done) -> None:
             opts.progress.table_start(item.table_id)
             try:
                 target = _target_of(item, opts)
-                prepared = _load_table(conn, item, lambda: _number_chunks(data), opts)
+                prepared = _load_table(conn, item, lambda: data, opts)
             except Exception as exc:
                 _rollback(conn)
                 pool.put(conn)
-                for _ in _number_chunks(data):   # keep the one-pass reader in step
+                for _ in data:   # keep the one-pass reader in step
                     pass
                 failed_ids.add(_qual(item))
                 _record(exc, item, None, summary, done, opts, lock)

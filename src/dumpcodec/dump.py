@@ -41,7 +41,11 @@ import psycopg
 import psycopg.conninfo
 from psycopg import sql
 
-from . import __version__, pump
+from . import __version__, pump, schema
+# the COPY BINARY framing constants, defined once in the reference codec (codec.py
+# re-exports its classes, not these)
+from ._purecopy import HEADER, TRAILER
+from .archive import open_dump
 from .errors import DumpError, SchemaError, SelectorError
 from .progress import Progress
 
@@ -52,7 +56,7 @@ _END = object()
 
 # header + trailer: the COPY BINARY stream of no rows, written for tables dumped as
 # definitions only (the archive's chunker wants a well-formed stream)
-_EMPTY_BINARY = b"PGCOPY\n\xff\r\n\x00" + bytes(8) + b"\xff\xff"
+_EMPTY_BINARY = HEADER + TRAILER
 
 
 @dataclass
@@ -182,14 +186,6 @@ class _TablePlan:
     via_root: bool = False
 
 
-def _copy_columns(tdef) -> List[str]:
-    from . import schema
-    fn = getattr(schema, "copy_columns", None)
-    if fn is not None:
-        return list(fn(tdef))
-    return [c.name for c in tdef.columns if not c.generated]
-
-
 def _type_texts(tdef, columns: List[str]) -> List[str]:
     """The archive's type of each column: format_type() text, e.g. 'numeric(12,2)'."""
     return [tdef.column(c).type for c in columns]
@@ -197,7 +193,6 @@ def _type_texts(tdef, columns: List[str]) -> List[str]:
 
 def _resolve(conn: psycopg.Connection, selectors: Sequence[str], partitions: str,
              id_map: Optional[Dict[str, Tuple[str, str]]]):
-    from . import schema
     if partitions not in ("leaves", "root"):
         raise ValueError(f"partitions must be 'leaves' or 'root', not {partitions!r}")
     refs = schema.resolve_selectors(conn, list(selectors), id_map=id_map)
@@ -241,8 +236,7 @@ def _lookup_option(opts: Optional[Dict[str, Any]], ref, table_id: str, used: set
     return None
 
 
-def _plan_tables(conn, refs, where, columns, id_map) -> List[_TablePlan]:
-    from . import schema
+def _plan_tables(conn, refs, where, columns) -> List[_TablePlan]:
     plans: List[_TablePlan] = []
     used_where: set = set()
     used_cols: set = set()
@@ -254,7 +248,7 @@ def _plan_tables(conn, refs, where, columns, id_map) -> List[_TablePlan]:
             raise SelectorError(f"two tables would get the same id {table_id!r}")
         seen_ids.add(table_id)
         tdef = schema.capture_table(conn, ref.schema, ref.name)
-        cols = _copy_columns(tdef)
+        cols = schema.copy_columns(tdef)
         wanted = _lookup_option(columns, ref, table_id, used_cols)
         if wanted is not None:
             if isinstance(wanted, str):
@@ -355,10 +349,6 @@ def free_sequences(conn: psycopg.Connection, schemas: Sequence[str]) -> List[Dic
 
 # -- data movement --------------------------------------------------------------------
 
-def _definition_json(tdef) -> Dict[str, Any]:
-    return tdef.to_json() if hasattr(tdef, "to_json") else tdef
-
-
 def _extra(plan: _TablePlan) -> Dict[str, Any]:
     extra: Dict[str, Any] = {}
     if plan.where is not None:
@@ -367,24 +357,16 @@ def _extra(plan: _TablePlan) -> Dict[str, Any]:
         extra["via_root"] = True
     if plan.query is None:
         extra["data"] = False
-    seqs = getattr(plan.definition, "sequences", None) or []
-    if seqs:
+    if plan.definition.sequences:
         extra["sequences"] = [
             {"schema": s.schema, "name": s.name, "last_value": s.last_value,
-             "is_called": s.is_called} for s in seqs]
+             "is_called": s.is_called} for s in plan.definition.sequences]
     return extra
 
 
 def _add_table(writer, p: _TablePlan):
-    return writer.add_table(p.table_id, _definition_json(p.definition), p.columns, p.types,
+    return writer.add_table(p.table_id, p.definition.to_json(), p.columns, p.types,
                             p.format, _extra(p))
-
-
-def _no_data(tw, fmt: str, put=None) -> Tuple[int, int]:
-    if fmt != "binary":
-        return 0, 0
-    (put or tw.write)(_EMPTY_BINARY)
-    return 0, 0
 
 
 def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Queue",
@@ -419,7 +401,9 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
                 if plan.query is not None:
                     rows, nbytes = pump.copy_out(conn, plan.query, put)
                 else:
-                    rows, nbytes = _no_data(None, plan.format, put)
+                    rows, nbytes = 0, 0
+                    if plan.format == "binary":
+                        put(_EMPTY_BINARY)
             except BaseException as exc:
                 try:
                     out.put_nowait(("error", exc))
@@ -596,8 +580,6 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
 
     Raises SelectorError/SchemaError/DumpError (nothing written) or psycopg errors.
     """
-    from .archive import open_dump
-
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, not {jobs}")
     progress = progress or Progress()
@@ -619,7 +601,7 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
         if jobs > 1 and not snapshot:
             exported = conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()[0]
         refs = _resolve(conn, selectors, partitions, id_map)
-        plans = _plan_tables(conn, refs, where, columns, id_map)
+        plans = _plan_tables(conn, refs, where, columns)
         server_version = conn.execute("SHOW server_version").fetchone()[0]
         encoding = conn.execute("SHOW client_encoding").fetchone()[0]
         free = free_sequences(conn, list(sequences)) if sequences else []
@@ -655,7 +637,7 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
         progress.finish()
         if writer is not None:
             try:
-                writer.abort() if hasattr(writer, "abort") else None
+                writer.abort()
             except Exception:
                 pass
         destination.discard()

@@ -124,12 +124,6 @@ def _item_from(info: TableInfo) -> _Item:
                  definition=definition, extra=info.extra, info=info)
 
 
-def _expected_rows(item: _Item) -> Optional[int]:
-    """Row count from the footer: a seekable reader has it from the manifest, a
-    streaming one once the table's data was read; None for DaCHS dumps."""
-    return item.info.rows
-
-
 def _header_size(buf: bytes) -> int:
     if len(buf) < HEADER_SIZE or buf[:len(SIGNATURE)] != SIGNATURE:
         raise ArchiveError("a chunk does not start with the COPY BINARY signature")
@@ -265,9 +259,9 @@ def _rollback(conn: psycopg.Connection) -> None:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, psycopg.Error):
-        diag = getattr(exc, "diag", None)
-        msg = (diag.message_primary if diag is not None and diag.message_primary
-               else str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        text = str(exc).strip()
+        msg = (exc.diag.message_primary or
+               (text.splitlines()[0] if text else type(exc).__name__))
         return f"{type(exc).__name__}: {msg}"
     text = str(exc).strip()
     return text if text else type(exc).__name__
@@ -283,7 +277,6 @@ class _Options:
     indexes: bool
     definitions: Dict[str, Any]
     progress: Progress
-    type_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _target_of(item: _Item, opts: _Options) -> Tuple[str, str, Any]:
@@ -308,13 +301,8 @@ def _target_of(item: _Item, opts: _Options) -> Tuple[str, str, Any]:
     return opts.target_schema or schema_, name, None
 
 
-def _ddl(conn, tdef, target_schema: str):
-    # existing_types: types already in the target (and equal) are not created again
-    return schema.ddl_plan(tdef, target_schema, existing_types=conn)
-
-
 def _run_all(conn, statements, savepoint_ignore: Tuple[str, ...] = ()) -> None:
-    for stmt in statements or ():
+    for stmt in statements:
         if savepoint_ignore:
             conn.execute("SAVEPOINT dumpcodec_sp")
             try:
@@ -347,16 +335,21 @@ def _referencing_fks(conn, schema_: str, name: str):
         (schema_, name)).fetchall()
 
 
+@dataclass
 class _Prepared:
     """A table whose transaction is open and whose data is loaded."""
-
-    def __init__(self, item, conn, schema_, name, tdef, plan, action, rows, nbytes,
-                 t0, reencoded, readd_fks):
-        self.item, self.conn = item, conn
-        self.schema, self.name, self.tdef, self.plan = schema_, name, tdef, plan
-        self.action, self.rows, self.nbytes, self.t0 = action, rows, nbytes, t0
-        self.reencoded = reencoded
-        self.readd_fks = readd_fks
+    item: _Item
+    conn: psycopg.Connection
+    schema: str
+    name: str
+    tdef: Any                     # schema.TableDef or None
+    plan: Any                     # schema.DDLPlan, None when the table was there
+    action: str
+    rows: int
+    nbytes: int
+    t0: float
+    reencoded: bool
+    readd_fks: List[Tuple[str, str, str, str]]
 
 
 def _load_table(conn, item: _Item, chunks: Callable[[], Iterable[bytes]],
@@ -378,7 +371,7 @@ def _load_table(conn, item: _Item, chunks: Callable[[], Iterable[bytes]],
             conn.execute("ROLLBACK")
             return None
         if mode == "replace" and tdef is not None:
-            readd_fks = [r for r in _referencing_fks(conn, schema_, name)]
+            readd_fks = _referencing_fks(conn, schema_, name)
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema_, name)))
             live = None
             action = "replaced"
@@ -393,14 +386,15 @@ def _load_table(conn, item: _Item, chunks: Callable[[], Iterable[bytes]],
         # go into a plain table of the same columns, since no partitions come along
         import dataclasses
         tdef = dataclasses.replace(tdef, kind="table", partition_key=None,
-                                   indexes=[i for i in tdef.indexes],
-                                   constraints=[c for c in tdef.constraints])
+                                   indexes=list(tdef.indexes),
+                                   constraints=list(tdef.constraints))
     if live is None:
         if tdef is None:
             raise RestoreError(f"{item.table_id}: table {schema_}.{name} does not exist "
                                f"and the archive has no definition for it (a DaCHS dump "
                                f"loads into an existing table)")
-        plan = _ddl(conn, tdef, schema_)
+        # existing_types: types already in the target (and equal) are not created again
+        plan = schema.ddl_plan(tdef, schema_, existing_types=conn)
         _run_all(conn, plan.setup)
         _run_all(conn, [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
             sql.Identifier(schema_))], _ALREADY_THERE)
@@ -487,7 +481,9 @@ def _copy_in(conn, item, chunks, schema_, name, tdef, live, opts) -> Tuple[int, 
                 progress.advance(tid, len(chunk))
             cp.write(joiner.close())
         rows = cp.rows
-    expected = _expected_rows(item)
+    # the footer's row count: a seekable reader has it from the manifest, a streaming
+    # one once the table's data was read; None for DaCHS dumps
+    expected = item.info.rows
     if expected is not None and rows >= 0 and rows != expected:
         raise RestoreError(f"{item.table_id}: loaded {rows} rows but the archive says "
                            f"{expected}")
@@ -850,7 +846,7 @@ def _restore_seekable(reader, source, pool, jobs, opts, tables, summary, done) -
                 with lock:
                     ok_ids.add(item.table_id)
             _record(result, item, target, summary, done, opts, lock)
-        except (Exception) as exc:
+        except Exception as exc:
             _record(exc, item, None, summary, done, opts, lock)
         finally:
             events[item.table_id].set()

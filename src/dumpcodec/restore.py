@@ -527,13 +527,10 @@ def _set_sequences(conn, tdef, target_schema: str) -> None:
         if s.last_value is None:
             continue
         seq_schema = target_schema if s.schema == tdef.schema else s.schema
-        exists = conn.execute("SELECT pg_catalog.to_regclass(%s)",
-                              (sql.Identifier(seq_schema, s.name).as_string(conn),)
-                              ).fetchone()[0]
-        if exists:
+        qual = sql.Identifier(seq_schema, s.name).as_string(conn)
+        if conn.execute("SELECT pg_catalog.to_regclass(%s)", (qual,)).fetchone()[0]:
             conn.execute("SELECT pg_catalog.setval(%s::regclass, %s, %s)",
-                         (sql.Identifier(seq_schema, s.name).as_string(conn),
-                          s.last_value, s.is_called))
+                         (qual, s.last_value, s.is_called))
 
 
 # -- foreign keys and analyze ---------------------------------------------------------
@@ -545,7 +542,7 @@ def _relation_exists(conn, schema_: str, name: str) -> bool:
         (schema_, name)).fetchone() is not None
 
 
-def _foreign_keys(conn, done: List[Tuple[_Item, str, str, Any]], opts: _Options,
+def _foreign_keys(conn, done: List[Tuple[_Item, str, str, Any]],
                   summary: RestoreSummary) -> None:
     for item, schema_, name, tdef in done:
         if tdef is None:
@@ -555,8 +552,7 @@ def _foreign_keys(conn, done: List[Tuple[_Item, str, str, Any]], opts: _Options,
             continue
         plan = schema.ddl_plan(tdef, schema_)
         _run_all(conn, plan.setup)
-        for con, stmt in zip(sorted(fks, key=lambda c: c.name), _match_fk_statements(
-                fks, plan.foreign_keys)):
+        for con, stmt in _match_fk_statements(fks, plan.foreign_keys):
             ref_schema = schema_ if con.ref_schema == tdef.schema else con.ref_schema
             if not _relation_exists(conn, ref_schema, con.ref_table):
                 summary.warnings.append(
@@ -581,16 +577,11 @@ def _foreign_keys(conn, done: List[Tuple[_Item, str, str, Any]], opts: _Options,
 
 
 def _match_fk_statements(fks, stmts):
-    """Pair each FK (sorted by name) with its statement (ddl_plan order, by name)."""
-    by_name = {}
-    for st in stmts:
-        by_name[st.as_string(None)] = st
-    out = []
+    """Each FK (sorted by name) with the ddl_plan statement naming it."""
+    texts = [(st.as_string(None), st) for st in stmts]
     for con in sorted(fks, key=lambda c: c.name):
         quoted = sql.Identifier(con.name).as_string(None)
-        match = next((st for text, st in by_name.items() if quoted in text), None)
-        out.append(match)
-    return out
+        yield con, next((st for text, st in texts if quoted in text), None)
 
 
 _SEQ_TYPES = ("smallint", "integer", "bigint")
@@ -727,7 +718,7 @@ def restore_dump(conninfo: str,
         try:
             _free_sequences(conn, reader, opts, tables, summary)
             if indexes:
-                _foreign_keys(conn, done, opts, summary)
+                _foreign_keys(conn, done, summary)
             elif any(c.kind == "foreign_key" for _, _, _, d in done if d is not None
                      for c in d.constraints):
                 # a foreign key needs the referenced table's key, which was left out

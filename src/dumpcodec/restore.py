@@ -134,7 +134,7 @@ class _Joiner:
     """Joins chunk streams (each header + tuples + trailer) into one COPY stream.
 
     ``feed(piece, chunk_no)`` returns the buffers to send (views into ``piece``: a
-    64 MiB chunk is not copied); pieces may split anywhere.  The first chunk's header
+    chunk is not copied); pieces may split anywhere.  The first chunk's header
     is kept, every later one dropped; each chunk's 2-byte trailer is held back and
     only the last one is sent (``close()``).
     """
@@ -857,8 +857,8 @@ def _restore_seekable(reader, source, pool, jobs, opts, tables, summary, done) -
             except Exception:
                 pass
     order = {it.table_id: i for i, it in enumerate(items)}
-    summary.ok.sort(key=lambda r: order.get(r.table_id, 0))
-    done.sort(key=lambda d: order.get(d[0].table_id, 0))
+    summary.ok.sort(key=lambda r: order[r.table_id])
+    done.sort(key=lambda d: order[d[0].table_id])
 
 
 def _restore_stream(reader, pool, jobs, opts, tables, summary, done) -> None:

@@ -80,3 +80,8 @@ for _name in ("Decoder", "iter_rows", "Encoder", "write_stream", "Scanner",
     if hasattr(_impl, _name):
         globals()[_name] = getattr(_impl, _name)
         __all__.append(_name)
+
+# Constants of the format itself, the same for both implementations.
+from ._purecopy import FLAG_OIDS, HEADER, HEADER_SIZE, SIGNATURE, TRAILER  # noqa: E402
+
+__all__ += ["FLAG_OIDS", "HEADER", "HEADER_SIZE", "SIGNATURE", "TRAILER"]

@@ -44,7 +44,7 @@ from psycopg import sql
 from . import __version__, pump, schema
 # the COPY BINARY framing constants, defined once in the reference codec (codec.py
 # re-exports its classes, not these)
-from ._purecopy import HEADER, TRAILER
+from .codec import HEADER, TRAILER
 from .archive import open_dump
 from .errors import DumpError, SchemaError, SelectorError
 from .progress import Progress

@@ -58,7 +58,7 @@ from psycopg import sql
 from . import codec, pump, schema
 # the COPY BINARY framing constants, defined once in the reference codec (codec.py
 # re-exports its classes, not these)
-from ._purecopy import HEADER_SIZE, SIGNATURE, TRAILER
+from .codec import HEADER_SIZE, SIGNATURE, TRAILER
 from .archive import TableInfo, open_dump
 from .errors import (ArchiveError, CopyFormatError, DumpcodecError, RestoreError,
                      SelectorError)
@@ -203,10 +203,13 @@ class _Joiner:
 class _Pool:
     """At most ``size`` autocommit connections, handed out one thread at a time."""
 
-    def __init__(self, conninfo: str, size: int, encoding: Optional[str]):
+    def __init__(self, conninfo: str, size: int, encoding: Callable[[], Optional[str]]):
         self.conninfo = conninfo
         self.size = size
+        # asked when a connection is handed out: a reader knows the archive's
+        # client_encoding only once it has read the archive's first member
         self.encoding = encoding
+        self._encoded: set = set()     # ids of connections whose encoding is set
         self._free: List[psycopg.Connection] = []
         self._all: List[psycopg.Connection] = []
         self._cond = threading.Condition()
@@ -217,17 +220,24 @@ class _Pool:
                 while self._free:
                     c = self._free.pop()
                     if not c.closed:
-                        return c
+                        return self._with_encoding(c)
                     self._all.remove(c)
+                    self._encoded.discard(id(c))
                 if len(self._all) < self.size:
                     break
                 self._cond.wait()
             conn = psycopg.connect(self.conninfo, autocommit=True)
             self._all.append(conn)
-        if self.encoding:
-            # text values in the dump travel in this encoding (binary COPY too)
-            conn.execute(sql.SQL("SET client_encoding TO {}").format(
-                sql.Literal(self.encoding)))
+        return self._with_encoding(conn)
+
+    def _with_encoding(self, conn: psycopg.Connection) -> psycopg.Connection:
+        if id(conn) not in self._encoded:
+            encoding = self.encoding()
+            if encoding:
+                # text values in the dump travel in this encoding (binary COPY too)
+                conn.execute(sql.SQL("SET client_encoding TO {}").format(
+                    sql.Literal(encoding)))
+                self._encoded.add(id(conn))
         return conn
 
     def put(self, conn: psycopg.Connection) -> None:
@@ -637,21 +647,32 @@ def _free_sequences(conn, reader, opts: _Options, tables, summary: RestoreSummar
 
 # -- the entry point ------------------------------------------------------------------
 
+def _names(it: _Item) -> set:
+    """What a ``tables`` pattern is matched against: the table id, and the schema
+    and table name of its definition."""
+    names = {it.table_id}
+    if it.definition is not None:
+        names.add(f"{it.definition.schema}.{it.definition.name}")
+        names.add(it.definition.name)
+    return names
+
+
+def _matching(it: _Item, tables: Sequence[str]) -> List[str]:
+    names = _names(it)
+    return [pat for pat in tables if any(fnmatch.fnmatchcase(n, pat) for n in names)]
+
+
 def _select(items: List[_Item], tables: Optional[Sequence[str]]) -> List[_Item]:
+    """The items some pattern matches; a pattern that matches nothing is an error."""
     if not tables:
         return items
     out = []
     used = set()
     for it in items:
-        names = {it.table_id}
-        if it.definition is not None:
-            names.add(f"{it.definition.schema}.{it.definition.name}")
-            names.add(it.definition.name)
-        for pat in tables:
-            if any(fnmatch.fnmatchcase(n, pat) for n in names):
-                used.add(pat)
-                out.append(it)
-                break
+        hits = _matching(it, tables)
+        if hits:
+            used.update(hits)
+            out.append(it)
     unknown = [p for p in tables if p not in used]
     if unknown:
         raise SelectorError(f"no table in the archive matches {', '.join(unknown)}")
@@ -659,12 +680,8 @@ def _select(items: List[_Item], tables: Optional[Sequence[str]]) -> List[_Item]:
 
 
 def _wanted(item: _Item, tables: Optional[Sequence[str]]) -> bool:
-    if not tables:
-        return True
-    try:
-        return bool(_select([item], tables))
-    except DumpcodecError:
-        return False
+    """One-pass (pipe) restores decide table by table: does any pattern match?"""
+    return not tables or bool(_matching(item, tables))
 
 
 def restore_dump(conninfo: str,
@@ -704,10 +721,7 @@ def restore_dump(conninfo: str,
         source = sys.stdin.buffer
     seekable = isinstance(source, (str, os.PathLike)) or _is_seekable(source)
     reader = open_dump(source, "r")
-    # the archive's client_encoding; NOTE: a reader fills ``info`` only once it has
-    # read the archive's first member, so right after open_dump this is None
-    encoding = reader.info.get("client_encoding") or None
-    pool = _Pool(conninfo, jobs, encoding)
+    pool = _Pool(conninfo, jobs, lambda: reader.info.get("client_encoding") or None)
     done: List[Tuple[_Item, str, str, Any]] = []
     try:
         if seekable:
@@ -868,9 +882,12 @@ def _restore_stream(reader, pool, jobs, opts, tables, summary, done) -> None:
     ex = ThreadPoolExecutor(max_workers=max(1, jobs - 1),
                             thread_name_prefix="dumpcodec-finish") if jobs > 1 else None
     failed_ids = set()
+    matched: set = set()
     try:
         for info, data in reader.iter_tables():
             item = _item_from(info)
+            if tables:
+                matched.update(_matching(item, tables))
             if not _wanted(item, tables):
                 for _ in data:   # one pass: skip over its data
                     pass
@@ -923,6 +940,10 @@ def _restore_stream(reader, pool, jobs, opts, tables, summary, done) -> None:
                 finishing = [f for f in finishing if not f.done()]
         for f in finishing:
             f.result()
+        unknown = [p for p in tables or () if p not in matched]
+        if unknown:
+            # one pass: nothing could be checked before the data went by
+            summary.warnings.append(f"no table in the archive matches {', '.join(unknown)}")
     finally:
         if ex is not None:
             ex.shutdown(wait=True)

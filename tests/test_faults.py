@@ -30,10 +30,17 @@ WAIT = 60          # seconds to wait for the dump/restore to reach the fault poi
 
 # ===================================================================== helpers
 
+def _default_sigint():
+    # A process started with SIGINT ignored (a background job of a non-interactive
+    # shell, as CI may be) passes that on, and Python then installs no handler: give
+    # the child the default disposition, as an interactive user's dumpcodec has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(*args, **kw):
     return subprocess.Popen([sys.executable, "-m", "dumpcodec", *args],
                             stdout=kw.pop("stdout", subprocess.PIPE),
-                            stderr=subprocess.PIPE, **kw)
+                            stderr=subprocess.PIPE, preexec_fn=_default_sigint, **kw)
 
 
 def finish(proc, timeout=120):

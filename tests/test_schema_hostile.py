@@ -232,11 +232,22 @@ def test_checked_expression_refuses(expr):
 
 
 @pytest.mark.parametrize("expr", ["1", "now()", "(a > 0) AND (b IS NOT NULL)",
-                                  "nextval('t_a_seq'::regclass)", "lower(b)",
+                                  "lower(b)",
                                   "'x;y'::text", "ARRAY[1, 2]", "$$dollar$$",
                                   "CASE WHEN a THEN 1 ELSE 2 END"])
 def test_checked_expression_accepts(expr):
     assert checked_expression(expr, "here").as_string(None).startswith("(")
+
+
+def test_sequence_advance_only_in_defaults():
+    # a serial column's default; in a CHECK it would run once per restored row
+    expr = "nextval('t_a_seq'::regclass)"
+    assert checked_expression(expr, "a default", per_row=False).as_string(None) == f"({expr})"
+    with pytest.raises(UnsafeExpressionError, match="nextval"):
+        checked_expression(expr, "a check")
+    with pytest.raises(UnsafeExpressionError, match="query_to_xml"):
+        checked_expression("query_to_xml('SELECT 1', true, true, '')", "a default",
+                           per_row=False)
 
 
 def test_bad_structure_is_a_schema_error(good):

@@ -113,8 +113,14 @@ def _when(ts) -> str:
     return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def _shown(text: str) -> str:
+    """``text`` safe for a terminal line: control characters (escape sequences,
+    newlines) of a hostile table-id or member name are shown escaped, not obeyed."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def _err(cmd: str, msg: str) -> None:
-    print(f"dumpcodec {cmd}: {msg}", file=sys.stderr)
+    print(f"dumpcodec {cmd}: {_shown(msg)}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------------- ls
@@ -136,7 +142,7 @@ def cmd_ls(args) -> int:
             rows: List[List[str]] = [["TABLE", "ROWS", "RAW", "COMPRESSED", "DUMPED (UTC)",
                                       "DEF", "FORMAT", "CHUNKS"]]
             for t in tables:
-                rows.append([t.table_id, "-" if t.rows is None else str(t.rows),
+                rows.append([_shown(t.table_id), "-" if t.rows is None else str(t.rows),
                              _size(t.raw_size), _size(t.compressed_size),
                              _when(t.dump_time), "yes" if t.has_definition else "no",
                              t.format if t.complete else t.format + " (incomplete)",

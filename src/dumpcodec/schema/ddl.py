@@ -62,8 +62,14 @@ def _parse(text: str):
         raise ValueError(f"does not parse: {exc}") from None
 
 
-def checked_expression(expr: str, where: str) -> sql.SQL:
-    """``(expr)`` as SQL, after proving it is exactly one SQL expression."""
+def checked_expression(expr: str, where: str, *, per_row: bool = True) -> sql.SQL:
+    """``(expr)`` as SQL, after proving it is exactly one SQL expression.
+
+    ``per_row``: the expression runs for every row a restore loads (CHECKs, domain
+    CHECKs; generated columns, index expressions and predicates too): it may not
+    advance sequences either.  Defaults (``per_row=False``) may: a serial column's
+    default is ``nextval(...)``, and COPY lists every column, so restore runs none.
+    """
     if not isinstance(expr, str) or not expr.strip():
         raise UnsafeExpressionError(f"{where}: empty expression")
     # A newline ends a trailing "--" comment inside the parentheses; the parse below
@@ -89,7 +95,7 @@ def checked_expression(expr: str, where: str) -> sql.SQL:
             # PostgreSQL allows no subquery in any place these expressions go
             # (defaults, CHECKs, generated columns, index expressions, predicates).
             raise ValueError("a subquery is not allowed here")
-        bad = _denied_calls(tree)
+        bad = _denied_calls(tree, per_row)
         if bad:
             raise ValueError(f"calls {', '.join(sorted(bad))}, which a table definition "
                              f"has no business calling")
@@ -114,17 +120,21 @@ _DENIED_CALL = re.compile(
     r"pg_rotate_logfile|pg_promote$|pg_switch_wal$|pg_create_restore_point$|"
     r"pg_(start|stop|backup)_|pg_backup_|pg_log_|pg_sleep|pg_(try_)?advisory|"
     r"pg_replication_|pg_logical_|pg_drop_replication|pg_import_system_collations$|"
-    r"set_config$|lo_|dblink|pg_notify$|setval$)")
+    r"set_config$|lo_|dblink|pg_notify$|setval$|"
+    # these run a query given as text (query_to_xml('SELECT nextval(...)', ...))
+    r"(query|cursor|table|schema|database)_to_xml)")
+# and, where an expression runs once per restored row, sequence advances
+_DENIED_PER_ROW = re.compile(r"^nextval$")
 
 
-def _denied_calls(tree) -> set:
+def _denied_calls(tree, per_row: bool = True) -> set:
     found = set()
 
     def walk(node):
         if isinstance(node, dict):
             if node.get("@") == "FuncCall":
                 name = (node.get("funcname") or ())[-1].get("sval", "")
-                if _DENIED_CALL.match(name):
+                if _DENIED_CALL.match(name) or (per_row and _DENIED_PER_ROW.match(name)):
                     found.add(name)
             for v in node.values():
                 walk(v)
@@ -288,8 +298,8 @@ class _Builder:
             return sql.Identifier(name)
         return sql.Identifier(self.map_schema(schema), name)
 
-    def expr(self, text: str, what: str) -> sql.SQL:
-        return checked_expression(text, f"{self.where}, {what}")
+    def expr(self, text: str, what: str, per_row: bool = True) -> sql.SQL:
+        return checked_expression(text, f"{self.where}, {what}", per_row=per_row)
 
     # types
     def type_sql(self, ref: Union[TypeRef, ColumnDef], what: str, ndims: int = 0) -> sql.Composable:
@@ -376,7 +386,8 @@ def _column_sql(b: _Builder, c: ColumnDef) -> sql.Composed:
             parts.append(sql.SQL(" (SEQUENCE NAME {} {})").format(
                 b.ident(seq.schema, seq.name), _seq_options(b, seq, False)))
     if c.default is not None and c.generated is None:
-        parts.append(sql.SQL(" DEFAULT {}").format(b.expr(c.default, f"{what} default")))
+        parts.append(sql.SQL(" DEFAULT {}").format(
+            b.expr(c.default, f"{what} default", per_row=False)))
     if c.not_null:
         parts.append(sql.SQL(" NOT NULL"))
     return sql.Composed(parts)
@@ -408,7 +419,7 @@ def _type_statements(b: _Builder, ty: TypeDef) -> List[sql.Composed]:
             b.collate(ty.collation, ty.collation_schema)]
         if ty.default is not None:
             parts.append(sql.SQL(" DEFAULT {}").format(
-                checked_expression(ty.default, f"{where} default")))
+                checked_expression(ty.default, f"{where} default", per_row=False)))
         if ty.not_null:
             parts.append(sql.SQL(" NOT NULL"))
         for chk in ty.checks:

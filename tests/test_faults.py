@@ -185,8 +185,8 @@ def test_client_killed_mid_dump_leaves_no_final_file(db, tmp_path, sig):
     assert code != 0
     assert not out.exists()
     left = os.listdir(out.parent)
-    if sig == signal.SIGINT:
-        # Ctrl-C runs the clean-up: no temporary file either
+    if sig in (signal.SIGINT, signal.SIGTERM):
+        # Ctrl-C and SIGTERM run the clean-up: no temporary file either
         assert left == [], left
         one_clear_line(err)
     else:

@@ -49,6 +49,18 @@ class GzipReader(DumpReader):
                        "gzip stream", "locator member")
 
 
+def _compress_to(out: BinaryIO, comp: Any, parts: List[Any]) -> None:
+    """Compress ``parts`` as one unit (a gzip member, a zstd frame) into ``out``, in
+    pieces of PIECE bytes so that a large chunk is never copied whole."""
+    for part in parts:
+        view = memoryview(part)
+        for start in range(0, len(view), PIECE):
+            block = comp.compress(view[start:start + PIECE])
+            if block:
+                out.write(block)
+    out.write(comp.flush())
+
+
 class GzipWriter(DumpWriter):
     """gzip, one gzip member per tar member; ``level`` 1-9 (default 6)."""
     backend_name = "gzip"
@@ -60,15 +72,8 @@ class GzipWriter(DumpWriter):
         self.level = level
 
     def _write_frame(self, parts: List[Any]) -> None:
-        comp = zlib.compressobj(self.level, zlib.DEFLATED, 31)   # 31: gzip wrapper
-        out = self._out
-        for part in parts:
-            view = memoryview(part)
-            for start in range(0, len(view), PIECE):
-                block = comp.compress(view[start:start + PIECE])
-                if block:
-                    out.write(block)
-        out.write(comp.flush())
+        # 31: a gzip wrapper, one gzip member per tar member
+        _compress_to(self._out, zlib.compressobj(self.level, zlib.DEFLATED, 31), parts)
 
     def _finish_stream(self, manifest_offset: int) -> None:
         self._out.write(gzip_trailer(manifest_offset))
@@ -184,15 +189,7 @@ class ZstdWriter(DumpWriter):
                                               write_checksum=True)
 
     def _write_frame(self, parts: List[Any]) -> None:
-        comp = self._cctx.compressobj()
-        out = self._out
-        for part in parts:
-            view = memoryview(part)
-            for start in range(0, len(view), PIECE):
-                block = comp.compress(view[start:start + PIECE])
-                if block:
-                    out.write(block)
-        out.write(comp.flush())
+        _compress_to(self._out, self._cctx.compressobj(), parts)   # one frame per member
 
     def _finish_stream(self, manifest_offset: int) -> None:
         self._out.write(zstd_trailer(manifest_offset))

@@ -382,6 +382,11 @@ def _load_table(conn, item: _Item, chunks: Callable[[], Iterable[bytes]],
             return None
         if mode == "replace" and tdef is not None:
             readd_fks = _referencing_fks(conn, schema_, name)
+            for fk in readd_fks:
+                # other tables' keys on this one block the DROP: they come off here and
+                # back in _finish_table, all in this transaction
+                conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                    sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2])))
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema_, name)))
             live = None
             action = "replaced"

@@ -1,0 +1,49 @@
+"""--if-exists replace of a table that other tables reference."""
+from dumpcodec import create_dump, restore_dump
+
+
+def _fks(db):
+    return db.execute("SELECT conrelid::regclass::text, conname FROM pg_constraint "
+                      "WHERE contype = 'f' ORDER BY 1, 2")
+
+
+def test_replace_a_referenced_table_keeps_the_other_tables_keys(db, make_db, tmp_path):
+    db.execute("CREATE TABLE items (id int PRIMARY KEY, sku text);"
+               "INSERT INTO items SELECT g, 's' || g FROM generate_series(1, 10) g")
+    path = tmp_path / "items.dcz"
+    create_dump(db.dsn, ["public.items"], str(path))
+
+    dst = make_db()
+    dst.execute("CREATE TABLE items (id int PRIMARY KEY, sku text);"
+                "INSERT INTO items SELECT g, 'old' FROM generate_series(1, 5) g;"
+                "CREATE TABLE orders (id int, item int REFERENCES items (id));"
+                "INSERT INTO orders VALUES (1, 3), (2, 5)")
+    summary = restore_dump(dst.dsn, str(path), if_exists="replace")
+    assert summary.failed == []
+    assert dst.execute("SELECT count(*), min(sku) FROM items") == [(10, "s1")]
+    assert _fks(dst) == [("orders", "orders_item_fkey")]
+    # the key is really back: it refuses an order for a missing item
+    with dst.connect() as c:
+        try:
+            c.execute("INSERT INTO orders VALUES (3, 99)")
+        except Exception as exc:
+            assert "orders_item_fkey" in str(exc)
+        else:
+            raise AssertionError("the foreign key was not re-added")
+
+
+def test_replace_that_breaks_a_reference_keeps_the_old_table(db, make_db, tmp_path):
+    db.execute("CREATE TABLE items (id int PRIMARY KEY, sku text);"
+               "INSERT INTO items VALUES (1, 'new')")
+    path = tmp_path / "items.dcz"
+    create_dump(db.dsn, ["public.items"], str(path))
+
+    dst = make_db()
+    dst.execute("CREATE TABLE items (id int PRIMARY KEY, sku text);"
+                "INSERT INTO items VALUES (1, 'old'), (2, 'old');"
+                "CREATE TABLE orders (id int, item int REFERENCES items (id));"
+                "INSERT INTO orders VALUES (1, 2)")          # item 2 is not in the dump
+    summary = restore_dump(dst.dsn, str(path), if_exists="replace")
+    assert [f[0] for f in summary.failed] == ["public.items"]
+    assert dst.execute("SELECT id, sku FROM items ORDER BY id") == [(1, "old"), (2, "old")]
+    assert _fks(dst) == [("orders", "orders_item_fkey")]

@@ -47,3 +47,20 @@ def test_replace_that_breaks_a_reference_keeps_the_old_table(db, make_db, tmp_pa
     assert [f[0] for f in summary.failed] == ["public.items"]
     assert dst.execute("SELECT id, sku FROM items ORDER BY id") == [(1, "old"), (2, "old")]
     assert _fks(dst) == [("orders", "orders_item_fkey")]
+
+
+def test_cli_error_for_an_unreachable_server_is_one_line(db, tmp_path):
+    import subprocess
+    import sys
+    db.execute("CREATE TABLE t (a int)")
+    path = tmp_path / "t.dcz"
+    create_dump(db.dsn, ["public.t"], str(path))
+    proc = subprocess.run([sys.executable, "-m", "dumpcodec", "load", str(path), "--dsn",
+                           f"host={tmp_path} dbname=none connect_timeout=2"],
+                          capture_output=True)
+    err = proc.stderr.decode()
+    assert proc.returncode != 0
+    # libpq's message has two lines; the CLI prints one
+    assert "connection" in err and "Is the server running" in err, err
+    assert err.count("\n") == 1 and err.startswith("dumpcodec load: error:"), err
+    assert "Traceback" not in err

@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    # libpq's messages span lines ("... failed: ...\n\tIs the server running ...")
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
 class _Terminated(BaseException):
     """SIGTERM, raised like KeyboardInterrupt so that the same clean-up runs (a dump
     removes its temporary file, a restore rolls back the table it was loading)."""
@@ -76,11 +81,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (DumpcodecError, OSError, ValueError) as exc:
         if args.debug:
             raise
-        print(f"dumpcodec {args.command}: error: {exc}", file=sys.stderr)
+        print(f"dumpcodec {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # psycopg errors and the unexpected: still one line
         if args.debug:
             raise
-        print(f"dumpcodec {args.command}: error: {type(exc).__name__}: {exc}",
+        print(f"dumpcodec {args.command}: error: {type(exc).__name__}: {_one_line(exc)}",
               file=sys.stderr)
         return EXIT_FAILED

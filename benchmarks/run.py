@@ -73,6 +73,10 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "benchmarks" / "results"
 DEFAULT_PGDATA = os.path.join(tempfile.gettempdir(), "dumpcodec-bench-pgserver")
 RESULT_TAG = "BENCHJSON:"
+#: schema of the smaller copies the codec groups run on (see --codec-share)
+CODEC_SCHEMA = "bench_part"
+CODEC_GROUPS = ("decode", "decode-offline", "decode-gc-off", "encode", "encode-offline",
+                "scan")
 GROUPS = ("server", "decode", "decode-offline", "decode-gc-off", "encode", "encode-offline",
           "scan", "dump", "restore")
 MB = 1_000_000
@@ -1484,6 +1488,13 @@ def to_markdown(doc: Dict[str, Any]) -> str:
         "- Data: " + "; ".join(
             f"`{t}` {d['rows']:,} rows, {d['copy_bytes'] / MB:.0f} MB of binary COPY, "
             f"{d['disk_bytes'] / MB:.0f} MB on disk" for t, d in ds.items()),
+        (f"- The codec groups (decode, encode, scan) use the first "
+         f"{meta.get('codec_share', 1):.0%} of each table's rows ("
+         + "; ".join(f"`{t}` {d['rows']:,} rows, {d['copy_bytes'] / MB:.0f} MB"
+                     for t, d in (doc.get("datasets_codec") or {}).items())
+         + "); server limits, dump and restore the whole tables"
+         if meta.get("codec_share", 1) < 1 else
+         "- Every group uses the whole tables"),
         f"- {meta['rounds']} round(s) per case, median shown; memory is the peak RSS of "
         f"the client process (from the OS).",
         f"- Command: `{meta['command']}`",
@@ -1620,6 +1631,11 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{datasets.DEFAULT_SIZES['narrow']:,}; 0 leaves it out)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: tiny tables, one round (under a minute)")
+    p.add_argument("--codec-share", type=float, default=None,
+                   help="share of each table's rows the codec groups (decode, encode, "
+                        "scan) run on, from a copy of its first rows: their figures do "
+                        "not depend on the size, and at full size they alone would take "
+                        "over 15 minutes here (default 0.25; 1 with --quick)")
     p.add_argument("--extra", action="store_true",
                    help="also run informative extra cases (dumpcodec zstd -1 and gzip -6 "
                         "dumps), which the default run leaves out to stay short")
@@ -1696,6 +1712,12 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     _log(f"PostgreSQL {vtext}; setting up data {sizes} ...")
     t0 = time.perf_counter()
     stats = datasets.setup(dsn, sizes)
+    share = args.codec_share if args.codec_share is not None else (1.0 if args.quick else 0.25)
+    if not 0 < share <= 1:
+        raise SystemExit("--codec-share must be in (0, 1]")
+    codec_sizes = {t: max(1, int(n * share)) for t, n in sizes.items()}
+    codec_schema = datasets.SCHEMA if share >= 1 else CODEC_SCHEMA
+    codec_stats = stats if share >= 1 else datasets.setup(dsn, codec_sizes, schema=codec_schema)
     _log(f"data ready in {time.perf_counter() - t0:.1f} s: {stats}")
     bins = find_tools(vnum // 10000, embedded)
     workdir_obj = None
@@ -1727,8 +1749,12 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     if args.match:
         cases = [c for c in cases if args.match in c.id]
     cases.sort(key=lambda c: (GROUPS.index(c.group), c.table, not c.ours))
-    codec_groups = {"decode", "decode-offline", "decode-gc-off", "encode", "encode-offline",
-                    "scan"}
+    codec_groups = set(CODEC_GROUPS)
+    import dataclasses
+    ctx_codec = dataclasses.replace(
+        ctx, schema=codec_schema,
+        stats={t: {k: v for k, v in st.items() if k != "built"}
+               for t, st in codec_stats.items()})
     use_codec = not args.no_suites and _module_present("bench_codec") and not args.match
     use_dump = not args.no_suites and _module_present("bench_dump") and not args.match \
         and ("dump" in groups or "restore" in groups) and bool(bins.get("pg_dump"))
@@ -1755,7 +1781,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             return
         _log(f"[{case.group}] {case.id}: {case.tool} ...")
         t = time.perf_counter()
-        r = run_case(ctx, case, args.timeout)
+        r = run_case(ctx_codec if case.group in codec_groups else ctx, case, args.timeout)
         results.append(r)
         if "error" in r:
             _log(f"    error: {r['error']}")
@@ -1776,7 +1802,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                         continue
                     _log(f"[suite] bench_codec.py {part} on {table} ...")
                     t = time.perf_counter()
-                    recs, err = run_codec_suite(ctx, table, part, args.timeout * 2)
+                    recs, err = run_codec_suite(ctx_codec, table, part, args.timeout * 2)
                     if err:
                         notes.append(err)
                         _log(f"    error: {err}")
@@ -1799,6 +1825,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     finally:
         try:
             drop_load_tables(ctx)
+            drop_load_tables(ctx_codec)
             drop_restore_db(ctx)
         except Exception as exc:  # cleanup must not hide the results
             notes.append(f"cleanup failed: {exc}")
@@ -1831,11 +1858,13 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             "peers": {p: _version_of(p) for p in ("psycopg", "psycopg-c", "asyncpg", "pgcopy",
                                                   "psycopg2", "zstandard")},
             "tools": tools, "rounds": rounds, "sizes": sizes, "groups": groups,
+            "codec_share": share, "codec_schema": codec_schema,
             "command": "python -m benchmarks " + " ".join(
                 shlex.quote(a) for a in (args.argv or [])),
             "elapsed_s": round(time.perf_counter() - started, 1),
         },
         "datasets": ctx.stats,
+        "datasets_codec": ctx_codec.stats,
         "results": results,
         "targets": evaluate_targets(results),
         "notes": notes,

@@ -58,7 +58,7 @@ def test_runner_quick_writes_wellformed_results(db, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--dsn", db.dsn,
-         "--mixed-rows", "2000", "--narrow-rows", "10000",
+         "--mixed-rows", "2000", "--narrow-rows", "10000", "--codec-share", "0.5",
          "--output-dir", str(tmp_path), "--name", "smoke"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -86,8 +86,12 @@ def test_runner_quick_writes_wellformed_results(db, tmp_path):
             assert len(r["seconds"]) >= 1 and r["median_s"] > 0 and r["mb_per_s"] > 0
             if r["group"] == "server" or "source" not in r:   # measured alone: its RSS
                 assert r["peak_rss_mb"] > 0
-        assert results[f"decode/{table}/psycopg"]["rows"] == doc["datasets"][table]["rows"]
-        assert results[f"decode/{table}/dumpcodec"]["rows"] == doc["datasets"][table]["rows"]
+        # the codec groups ran on the first half of each table, the rest on all of it
+        half = doc["datasets"][table]["rows"] // 2
+        assert doc["datasets_codec"][table]["rows"] == half
+        assert results[f"decode/{table}/psycopg"]["rows"] == half
+        assert results[f"decode/{table}/dumpcodec"]["rows"] == half
+        assert results[f"server/{table}/psql-copy-out"]["rows"] == doc["datasets"][table]["rows"]
         assert results[f"decode/{table}/psycopg"]["vs_dumpcodec"] > 0
     # optional peers may be missing from an environment, but must not fail otherwise
     for r in doc["results"]:
@@ -106,8 +110,10 @@ def test_runner_quick_writes_wellformed_results(db, tmp_path):
         assert t["status"] in ("met", "not met", "not measured")
     assert "## Targets (issues 3 and 6)" in md
     # the runner cleans up after itself: no load tables, no restore database
-    left = db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'bench' ORDER BY 1")
-    assert [r[0] for r in left] == ["mixed", "narrow"]
+    left = db.execute("SELECT schemaname, tablename FROM pg_tables WHERE schemaname "
+                      "LIKE 'bench%' ORDER BY 1, 2")
+    assert [tuple(r) for r in left] == [("bench", "mixed"), ("bench", "narrow"),
+                                        ("bench_part", "mixed"), ("bench_part", "narrow")]
     assert not [d for d in _scratch_dbs(db) if d.startswith("dumpcodec_bench_restore")]
 
 

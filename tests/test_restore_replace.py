@@ -64,3 +64,21 @@ def test_cli_error_for_an_unreachable_server_is_one_line(db, tmp_path):
     assert "connection" in err and "Is the server running" in err, err
     assert err.count("\n") == 1 and err.startswith("dumpcodec load: error:"), err
     assert "Traceback" not in err
+
+
+def test_load_no_analyze(db, make_db, tmp_path):
+    import subprocess
+    import sys
+    db.execute("CREATE TABLE t (a int); INSERT INTO t SELECT generate_series(1, 100)")
+    path = tmp_path / "t.dcz"
+    create_dump(db.dsn, ["public.t"], str(path))
+    analyzed = ("SELECT coalesce(analyze_count, 0) + coalesce(autoanalyze_count, 0) "
+                "FROM pg_stat_user_tables WHERE relname = 't'")
+    for flag, expect_analyzed in (["--no-analyze"], False), ([], True):
+        dst = make_db()
+        proc = subprocess.run([sys.executable, "-m", "dumpcodec", "load", str(path),
+                               "--dsn", dst.dsn, "-q", *flag], capture_output=True)
+        assert proc.returncode == 0, proc.stderr
+        # pg_class.reltuples stays -1 (never analyzed) without ANALYZE
+        (reltuples,), = dst.execute("SELECT reltuples FROM pg_class WHERE relname = 't'")
+        assert (reltuples == 100) == expect_analyzed, (flag, reltuples)

@@ -136,7 +136,7 @@ def cmd_load(args) -> int:
                            target_schema=args.target_schema, if_exists=args.if_exists,
                            jobs=args.jobs, data=not args.no_data,
                            indexes=not args.no_indexes, definitions=definitions or None,
-                           progress=progress)
+                           analyze=not args.no_analyze, progress=progress)
     if not args.quiet:
         print(f"restored {len(summary.ok)} tables, {summary.rows} rows, "
               f"{human_bytes(summary.nbytes)} of COPY data in {summary.seconds:.2f} s: "
@@ -226,6 +226,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-data", action="store_true", help="create tables, load no rows")
     p.add_argument("--no-indexes", action="store_true",
                    help="no keys, unique constraints or indexes")
+    p.add_argument("--no-analyze", action="store_true",
+                   help="skip the ANALYZE of each restored table (as pg_restore does)")
     p.add_argument("--table-map", action="append", metavar="ID=SCHEMA.TABLE",
                    help="load the archive's table ID into this existing table "
                         "(DaCHS dumps; repeatable)")

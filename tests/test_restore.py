@@ -401,3 +401,77 @@ def test_many_tables_bounded_connections(db, make_db, tmp_path):
         watch.conn.close()
     assert summary.failed == [] and len(summary.ok) == 60
     assert len(seen) == 60 and max(seen) <= 3
+
+
+def test_parallel_tables_into_a_new_schema_load_at_once(db, make_db, tmp_path):
+    # Both tables go to a schema that does not exist yet.  Created inside each
+    # table's transaction, the second CREATE SCHEMA would wait for the first table's
+    # commit and the two jobs would run one after the other.
+    db.execute("CREATE TABLE a (id int, v text); CREATE TABLE b (id int, v text); "
+               "INSERT INTO a SELECT g, repeat('x', 50) FROM generate_series(1, 20000) g; "
+               "INSERT INTO b SELECT g, repeat('y', 50) FROM generate_series(1, 20000) g")
+    path = str(tmp_path / "ab.dcz")
+    create_dump(db.dsn, ["public.a", "public.b"], path, chunk_size=64 << 10)
+    target = make_db()
+    import threading
+    import time
+
+    from dumpcodec.progress import Progress
+    b_moved = threading.Event()
+    seen = {}
+
+    class Watch(Progress):
+        def advance(self, table_id, nbytes):
+            if table_id == "public.b":
+                b_moved.set()
+            elif table_id == "public.a" and "a_saw_b" not in seen:
+                # a's COPY is under way (its transaction open): b must get going too
+                seen["a_saw_b"] = b_moved.wait(30)
+
+    summary = restore_dump(target.dsn, path, jobs=2, target_schema="fresh",
+                           progress=Watch())
+    assert summary.failed == [] and sorted(r.rows for r in summary.ok) == [20000, 20000]
+    assert seen == {"a_saw_b": True}
+    assert target.execute("SELECT count(*) FROM fresh.a")[0][0] == 20000
+
+
+def test_schema_created_for_nothing_is_dropped(db, make_db, tmp_path):
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, name text NOT NULL); "
+               "INSERT INTO t SELECT g, 'n' || g FROM generate_series(1, 10) g")
+    path = str(tmp_path / "t.dcz")
+    # only 'id' is dumped: recreating t (name NOT NULL) and loading it fails
+    create_dump(db.dsn, ["public.t"], path, columns={"public.t": ["id"]})
+    target = make_db()
+    summary = restore_dump(target.dsn, path, target_schema="ghost")
+    assert [f[0] for f in summary.failed] == ["public.t"]
+    assert target.execute("SELECT to_regnamespace('ghost')")[0][0] is None
+    # a schema that was there before stays, empty or not
+    target.execute("CREATE SCHEMA kept")
+    summary = restore_dump(target.dsn, path, target_schema="kept")
+    assert summary.failed
+    assert target.execute("SELECT to_regnamespace('kept') IS NOT NULL")[0][0] is True
+
+
+def test_read_ahead_order_errors_and_early_close():
+    import threading
+
+    from dumpcodec.restore import _read_ahead
+    assert list(_read_ahead(iter(range(50)))) == list(range(50))
+
+    def failing():
+        yield 1
+        yield 2
+        raise OSError("disk gone")
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        for x in _read_ahead(failing()):
+            got.append(x)
+    assert got == [1, 2]
+    # closed early: the helper thread is gone and the source can be resumed here
+    src = iter(range(100))
+    ahead = _read_ahead(src)
+    assert next(ahead) == 0
+    ahead.close()
+    assert not [t for t in threading.enumerate() if t.name == "dumpcodec-read-ahead"]
+    rest = list(src)
+    assert rest and rest == list(range(100 - len(rest), 100))

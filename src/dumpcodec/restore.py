@@ -14,11 +14,18 @@ Each table is restored in its own transaction on a connection from a bounded poo
 4. the row count from the server is checked against the archive's footer (and the
    archive checks every member's checksum as it is read) *before* commit;
 5. primary key, unique and other constraints, indexes, owned sequences (``setval``
-   with ``is_called``), comments; then COMMIT.
+   with ``is_called``), comments; then COMMIT;
+
+5. after the commit, ANALYZE (unless ``analyze=False``, as pg_restore, which runs none).
 
 A table that fails is rolled back and reported with its reason; the others go on.
 After all tables: foreign keys whose referenced table exists (each in its own
-transaction, failures reported), then ANALYZE of the restored tables.
+transaction, failures reported).  A target schema that does not exist is created
+(committed) before the table's transaction, so that parallel tables do not wait on
+each other's uncommitted ``CREATE SCHEMA``; one that ends up empty is dropped again.
+
+The archive's chunks are read (decompressed, checksummed) by a helper thread one
+chunk ahead of the COPY that sends them, so reading and the server's work overlap.
 
 Schema drift: when the target table exists (``append``/``truncate``), its live
 definition is compared with the dump's (:func:`dumpcodec.schema.compare`).  Column order
@@ -44,13 +51,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import queue
 import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import (IO, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple,
-                    Union)
+from typing import (IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple, Union)
 
 import psycopg
 from psycopg import sql
@@ -77,6 +85,7 @@ class TableRestoreResult:
     nbytes: int = 0
     seconds: float = 0.0
     reencoded: bool = False     # rows went through the codec (schema drift)
+    warning: Optional[str] = None   # something that did not stop it (ANALYZE failed)
 
 
 @dataclass
@@ -287,6 +296,10 @@ class _Options:
     indexes: bool
     definitions: Dict[str, Any]
     progress: Progress
+    analyze: bool = True
+    # schemas this restore created (before the tables, see _ensure_schema)
+    new_schemas: set = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _target_of(item: _Item, opts: _Options) -> Tuple[str, str, Any]:
@@ -309,6 +322,44 @@ def _target_of(item: _Item, opts: _Options) -> Tuple[str, str, Any]:
             f"dump?); name an existing table for it (definitions={{id: 'schema.table'}}"
             f" or --table-map)")
     return opts.target_schema or schema_, name, None
+
+
+def _ensure_schema(conn, schema_: str, opts: _Options) -> None:
+    """Create the target schema, committed, before the table's transaction.
+
+    Created inside each table's transaction instead, the schema would serialise the
+    parallel jobs: a second ``CREATE SCHEMA IF NOT EXISTS`` waits for the first
+    transaction to end.  Schemas created here that hold nothing at the end are
+    dropped again (:func:`_drop_empty_schemas`).
+    """
+    if conn.execute("SELECT pg_catalog.to_regnamespace(%s)",
+                    (sql.Identifier(schema_).as_string(conn),)).fetchone()[0] is not None:
+        return
+    try:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema_)))
+    except psycopg.Error as exc:
+        if exc.sqlstate not in _ALREADY_THERE:   # a parallel job was first
+            raise
+        return
+    with opts.lock:
+        opts.new_schemas.add(schema_)
+
+
+def _drop_empty_schemas(conn, opts: _Options) -> None:
+    for schema_ in sorted(opts.new_schemas):
+        # asked first: a DROP of a schema with tables in it would wait for (and cancel)
+        # an autovacuum of them before it fails
+        used = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend WHERE refclassid = "
+            "'pg_catalog.pg_namespace'::pg_catalog.regclass AND refobjid = "
+            "pg_catalog.to_regnamespace(%s))",
+            (sql.Identifier(schema_).as_string(conn),)).fetchone()[0]
+        if used is False:
+            try:
+                conn.execute(sql.SQL("DROP SCHEMA {} RESTRICT").format(
+                    sql.Identifier(schema_)))
+            except psycopg.Error:
+                pass
 
 
 def _run_all(conn, statements, savepoint_ignore: Tuple[str, ...] = ()) -> None:
@@ -367,6 +418,8 @@ def _load_table(conn, item: _Item, chunks: Callable[[], Iterable[bytes]],
     """Phases 1-4 in an open transaction on ``conn``; None when skipped."""
     t0 = time.perf_counter()
     schema_, name, tdef = _target_of(item, opts)
+    if tdef is not None:
+        _ensure_schema(conn, schema_, opts)
     conn.execute("BEGIN")
     live = schema.capture_live_if_exists(conn, schema_, name)
     action = "created"
@@ -485,16 +538,21 @@ def _copy_in(conn, item, chunks, schema_, name, tdef, live, opts) -> Tuple[int, 
             cp.write(encoder.trailer())
         rows = cp.rows
     else:
-        with pump.CopyIn(conn, query) as cp:
-            for k, chunk in enumerate(chunks()):
-                if decode_test:
-                    _decode_test(chunk, live, columns, item.table_id)
-                    decode_test = False
-                for buf in joiner.feed(chunk, k):
-                    cp.write(buf)
-                nbytes += len(chunk)
-                progress.advance(tid, len(chunk))
-            cp.write(joiner.close())
+        ahead = _read_ahead(chunks())
+        try:
+            with pump.CopyIn(conn, query) as cp:
+                for k, chunk in enumerate(ahead):
+                    if decode_test:
+                        _decode_test(chunk, live, columns, item.table_id)
+                        decode_test = False
+                    for buf in joiner.feed(chunk, k):
+                        cp.write(buf)
+                    nbytes += len(chunk)
+                    progress.advance(tid, len(chunk))
+                cp.write(joiner.close())
+        finally:
+            # before anything else reads the archive (a one-pass reader skips on)
+            ahead.close()
         rows = cp.rows
     # the footer's row count: a seekable reader has it from the manifest, a streaming
     # one once the table's data was read; None for DaCHS dumps
@@ -503,6 +561,58 @@ def _copy_in(conn, item, chunks, schema_, name, tdef, live, opts) -> Tuple[int, 
         raise RestoreError(f"{item.table_id}: loaded {rows} rows but the archive says "
                            f"{expected}")
     return rows, nbytes, reencode is not None
+
+
+#: chunks a table's reader thread may hold ahead of the COPY (one being sent, one
+#: ready): memory is about READ_AHEAD chunks of the archive's chunk size
+READ_AHEAD = 2
+
+
+def _read_ahead(source: Iterable[Any], depth: int = READ_AHEAD) -> Iterator[Any]:
+    """Iterate ``source`` in a helper thread, at most ``depth`` items ahead.
+
+    Reading a chunk (decompression, checksum; both release the GIL) then overlaps
+    with sending the previous one.  The producer's exception is raised here, in
+    order; closing this generator early stops the thread and waits for it, so that
+    ``source`` may be resumed afterwards (a one-pass reader skipping the rest).
+    """
+    slots = threading.Semaphore(depth)
+    q: "queue.Queue" = queue.Queue()
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            it = iter(source)
+            while True:
+                slots.acquire()
+                if stop.is_set():
+                    return
+                try:
+                    item = next(it)
+                except StopIteration:
+                    q.put((done, None))
+                    return
+                q.put((item, None))
+        except BaseException as exc:
+            q.put((done, exc))
+
+    t = threading.Thread(target=produce, name="dumpcodec-read-ahead", daemon=True)
+    t.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+            del item
+            slots.release()
+    finally:
+        stop.set()
+        slots.release()           # a producer waiting for a slot sees ``stop``
+        t.join()
 
 
 def _decode_test(chunk, live, columns, table_id) -> None:
@@ -533,8 +643,15 @@ def _finish_table(p: _Prepared, opts: _Options) -> TableRestoreResult:
         conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
             sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2]), sql.SQL(fk[3])))
     conn.execute("COMMIT")
-    return TableRestoreResult(p.item.table_id, f"{p.schema}.{p.name}", p.action, p.rows,
-                              p.nbytes, time.perf_counter() - p.t0, p.reencoded)
+    result = TableRestoreResult(p.item.table_id, f"{p.schema}.{p.name}", p.action, p.rows,
+                                p.nbytes, time.perf_counter() - p.t0, p.reencoded)
+    if opts.analyze and opts.data:
+        # here, after the commit, so that parallel jobs analyze in parallel too
+        try:
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(p.schema, p.name)))
+        except psycopg.Error as exc:
+            result.warning = f"{p.item.table_id}: ANALYZE failed: {_reason(exc)}"
+    return result
 
 
 def _set_sequences(conn, tdef, target_schema: str) -> None:
@@ -720,7 +837,7 @@ def restore_dump(conninfo: str,
     t_start = time.perf_counter()
     progress = progress or Progress()
     opts = _Options(target_schema, if_exists, data, indexes, dict(definitions or {}),
-                    progress)
+                    progress, analyze)
     summary = RestoreSummary()
     if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
         source = sys.stdin.buffer
@@ -743,14 +860,7 @@ def restore_dump(conninfo: str,
                 # a foreign key needs the referenced table's key, which was left out
                 summary.warnings.append("foreign keys not created (indexes and keys "
                                         "were left out)")
-            if analyze and data:
-                for item, schema_, name, _ in done:
-                    try:
-                        conn.execute(sql.SQL("ANALYZE {}").format(
-                            sql.Identifier(schema_, name)))
-                    except psycopg.Error as exc:
-                        summary.warnings.append(f"{item.table_id}: ANALYZE failed: "
-                                                f"{_reason(exc)}")
+            _drop_empty_schemas(conn, opts)
         finally:
             pool.put(conn)
     finally:
@@ -784,6 +894,8 @@ def _record(result_or_exc, item: _Item, target, summary: RestoreSummary, done, o
         else:
             r = result_or_exc
             summary.ok.append(r)
+            if r.warning:
+                summary.warnings.append(r.warning)
             done.append((item,) + target)
             opts.progress.table_done(item.table_id, r.rows, r.nbytes, r.seconds)
 

@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import sys
+import threading
 import time
 from collections import namedtuple
 from dataclasses import dataclass, field
@@ -314,13 +315,12 @@ class TableWriter:
     def _emit(self, piece, rows: int) -> None:
         number = len(self.members)
         name = mf.chunk_member(self.info.index, number, self.format)
-        digest = hashlib.sha256(piece).hexdigest()
-        member = self._writer._write_member(name, piece, self.info.dump_time)
-        member.rows = rows
-        member.sha256 = digest
+        member = MemberInfo(name, len(piece), rows=rows)
         self.members.append(member)
         self.rows += rows
         self.raw_size += len(piece)
+        # checksum, compression and the write happen in the writer's helper thread
+        self._writer._write_chunk(member, piece, self.info.dump_time)
 
     def close(self) -> None:
         """Flush the last chunk and write the footer.  Idempotent."""
@@ -348,6 +348,76 @@ class TableWriter:
         except BaseException:
             self._writer.abort()
             raise
+
+
+class _ChunkThread:
+    """Writes a DumpWriter's data members in order, in one helper thread.
+
+    At most one member is in hand at a time: ``submit`` waits until the previous one
+    is written, so memory stays at one chunk being written plus the one the caller
+    is filling.  An error is kept and raised by the next ``submit`` or ``wait``.
+    """
+
+    def __init__(self, writer: "DumpWriter"):
+        self._writer = writer
+        self._cond = threading.Condition()
+        self._job: Optional[tuple] = None
+        self._busy = False
+        self._error: Optional[BaseException] = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="dumpcodec-archive-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._job is None and not self._stopped:
+                    self._cond.wait()
+                if self._job is None:
+                    return
+                job, self._job = self._job, None
+            try:
+                self._writer._put_chunk(*job)
+            except BaseException as exc:   # raised in the caller's thread
+                with self._cond:
+                    self._error = exc
+            finally:
+                del job
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _idle(self) -> None:
+        with self._cond:
+            while self._busy:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+
+    def submit(self, member: MemberInfo, piece, mtime: float) -> None:
+        self._idle()
+        with self._cond:
+            if self._stopped:
+                raise ArchiveError("the archive writer is closed")
+            self._job = (member, piece, mtime)
+            self._busy = True
+            self._cond.notify_all()
+
+    def wait(self) -> None:
+        self._idle()
+
+    def stop(self, discard: bool = False) -> None:
+        """End the thread after the member it is writing; ``discard``: drop a member
+        submitted but not yet started."""
+        with self._cond:
+            self._stopped = True
+            if discard and self._job is not None:
+                self._job = None
+                self._busy = False
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
 
 
 class DumpWriter:
@@ -387,6 +457,7 @@ class DumpWriter:
         self._current: Optional[TableWriter] = None
         self._tables: List[TableWriter] = []
         self._ids: set = set()
+        self._chunks: Optional[_ChunkThread] = None
         self._setup(**options)
 
     # ---- backend hooks
@@ -507,6 +578,8 @@ class DumpWriter:
             self._failed = True
             raise
         finally:
+            if self._chunks is not None:
+                self._chunks.stop()
             self.closed = True
             try:
                 if not self._failed:
@@ -519,6 +592,8 @@ class DumpWriter:
         """Give up: no manifest or end marker will be written (the archive stays
         incomplete); closes the file if we opened it."""
         self._failed = True
+        if self._chunks is not None:
+            self._chunks.stop(discard=True)   # nothing more is written; then the file closes
         if not self.closed:
             self.closed = True
             try:
@@ -562,8 +637,32 @@ class DumpWriter:
             self.abort()
             raise
 
+    def _write_chunk(self, member: MemberInfo, piece, mtime: float) -> None:
+        """Queue a data member: its checksum, frame and write run in a helper thread
+        while this one goes on receiving the next chunk (all three release the GIL)."""
+        if self._chunks is None:
+            self._chunks = _ChunkThread(self)
+        self._chunks.submit(member, piece, mtime)
+
+    def _put_chunk(self, member: MemberInfo, piece, mtime: float) -> None:
+        digest = hashlib.sha256(piece).hexdigest()
+        written = self._put_member(member.name, piece, mtime)
+        member.sha256 = digest
+        member.offset = written.offset
+        member.compressed_size = written.compressed_size
+
+    def _wait_chunks(self) -> None:
+        """Until every queued data member is written; raises what writing one raised."""
+        if self._chunks is not None:
+            self._chunks.wait()
+
     def _write_member(self, name: str, data, mtime: float,
                       tail: bytes = b"") -> MemberInfo:
+        self._wait_chunks()
+        return self._put_member(name, data, mtime, tail)
+
+    def _put_member(self, name: str, data, mtime: float,
+                    tail: bytes = b"") -> MemberInfo:
         size = len(data)
         offset = self._out.count
         self._write_frame([member_header(name, size, mtime), data, bytes(pad(size)) + tail])
@@ -571,6 +670,7 @@ class DumpWriter:
                           compressed_size=self._out.count - offset)
 
     def _finish_table(self, tw: TableWriter) -> None:
+        self._wait_chunks()        # the members' offsets and checksums are final
         info = tw.info
         info.members = tw.members
         info.rows = tw.rows

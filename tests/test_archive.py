@@ -663,3 +663,42 @@ def test_named_pipe_path_is_read_once_and_closed(tmp_path):
     r.close()
     feeder.join()
     assert raw.closed and raw._raw.closed
+
+
+class _FailingFile(io.RawIOBase):
+    """A sink whose write fails once ``limit`` bytes went through."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.n = 0
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        if self.n + len(b) > self.limit:
+            raise OSError(28, "No space left on device")
+        self.n += len(b)
+        return len(b)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_write_error_in_the_chunk_thread_reaches_the_caller(backend):
+    # chunks are written by the archive's helper thread: its OSError must come out of
+    # a write() or close() of the table, abort the archive, and leave no thread
+    rows = typed_rows(2000)
+    data = binary_stream(rows, TYPES)
+    sink = _FailingFile(4000)
+    w = open_dump(sink, "w", backend=backend, chunk_size=1000)
+    with pytest.raises(OSError, match="No space left"):
+        with w.add_table("public.t", None, ["i", "t", "n", "d", "b"], TYPES) as tw:
+            for i in range(0, len(data), 500):
+                tw.write(data[i:i + 500])
+    assert w._failed
+    written = sink.n
+    with pytest.raises(ArchiveError):
+        w.add_table("public.u", None, ["i"], ["int4"])
+    w.close()
+    assert sink.n == written          # nothing after the failure, no manifest
+    assert not [t for t in threading.enumerate() if t.name == "dumpcodec-archive-writer"
+                and t.is_alive()]

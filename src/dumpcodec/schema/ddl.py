@@ -40,7 +40,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
-import pglast
 import psycopg
 from psycopg import sql
 
@@ -56,6 +55,7 @@ _OPERATOR_RE = re.compile(r"^[+\-*/<>=~!@#%^&|`?]{1,63}$")
 # -- checking text pieces ---------------------------------------------------------------
 
 def _parse(text: str):
+    import pglast          # here: only restores and --where need it (~50 ms to import)
     try:
         return pglast.parse_sql(text)
     except pglast.parser.ParseError as exc:

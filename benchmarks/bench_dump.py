@@ -19,8 +19,10 @@ dump
   the server's own limit: ``psql -c "\\copy ... to /dev/null (format binary)"`` per
   table.
 restore
-  ``dumpcodec load`` ``-j 1`` and ``-j 2`` of the zstd archive; ``pg_restore -j 1`` and
-  ``-j 2`` of the ``pg_dump -Fc`` archive; each into a fresh database.
+  ``dumpcodec load`` ``-j 1`` and ``-j 2`` of the zstd archive, with ``--no-analyze``
+  (the same work as pg_restore, which runs no ANALYZE) and as by default (ANALYZE of
+  each table); ``pg_restore -j 1`` and ``-j 2`` of the ``pg_dump -Fc`` archive; each
+  into a fresh database.
 
 pg_dump/pg_restore/psql are taken to match the server's major version: pgserver's own
 binaries for the embedded server, else ``/usr/lib/postgresql/MAJOR/bin``, else PATH
@@ -167,26 +169,43 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--only", choices=("dump", "restore"), help="one half only")
     args = ap.parse_args(argv)
 
-    embedded = not args.dsn
-    if embedded:
+    if args.dsn:
+        admin = args.dsn
+    else:
         import warnings
         from dumpcodec.embedded import start_embedded
         with warnings.catch_warnings():      # platformdirs: XDG_RUNTIME_DIR
             warnings.simplefilter("ignore")
             admin = start_embedded()
-    else:
-        admin = args.dsn
+    results = run(admin, mixed=args.mixed, narrow=args.narrow, rounds=args.rounds,
+                  bindir=args.bindir, workdir=args.workdir, only=args.only,
+                  embedded=not args.dsn)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+        print(f"\nresults written to {args.json}")
+    return 0
+
+
+def run(admin: str, *, mixed: int = 1_000_000, narrow: int = 5_000_000, rounds: int = 3,
+        bindir: Optional[str] = None, workdir: Optional[str] = None,
+        only: Optional[str] = None, dbname: str = datasets.DEFAULT_DBNAME,
+        embedded: bool = False, timeout: float = 3600) -> Dict[str, Any]:
+    """Measure every dump and restore case on the tables of ``dbname`` (set up there
+    if missing) on the server ``admin`` (an admin conninfo); print the table; return
+    the results as ``--json`` writes them (``{"dump": {case: {...}}, "restore": ...}``).
+    ``only``: "dump" or "restore"; ``workdir`` is kept when given, else a temp dir."""
     with psycopg.connect(admin, autocommit=True) as c:
         version_num = int(c.execute("SHOW server_version_num").fetchone()[0])
         version = c.execute("SHOW server_version").fetchone()[0]
     major = version_num // 10000
-    bindir = find_bindir(major, embedded, args.bindir)
+    bindir = find_bindir(major, embedded, bindir)
     pg_dump, pg_restore, psql = (tool(bindir, n) for n in ("pg_dump", "pg_restore", "psql"))
     zstd_cli = shutil.which("zstd")
 
-    sizes = {"mixed": args.mixed, "narrow": args.narrow}
+    sizes = {"mixed": mixed, "narrow": narrow}
     sizes = {k: v for k, v in sizes.items() if v > 0}
-    dsn = datasets.ensure_database(admin)
+    dsn = datasets.ensure_database(admin, dbname)
     print(f"PostgreSQL {version}; tools from {bindir or 'PATH'}; setting up {sizes} ...",
           flush=True)
     stats = datasets.setup(dsn, sizes)
@@ -196,7 +215,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     sel_dc = " ".join(f"-t {datasets.SCHEMA}.{t}" for t in names)
     sel_pg = " ".join(f"-t {datasets.SCHEMA}.{t}" for t in names)
     q = shlex.quote
-    tmp = args.workdir or tempfile.mkdtemp(prefix="dumpcodec-bench-")
+    tmp = workdir or tempfile.mkdtemp(prefix="dumpcodec-bench-")
     os.makedirs(tmp, exist_ok=True)
     has_zstd = pg_dump_has_zstd(pg_dump, dsn, sel_pg, tmp)
 
@@ -233,11 +252,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     def measure(cmd: str, out: str, before=None, after=None) -> Dict[str, Any]:
         times, rss, size = [], [], 0
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             if out:
                 remove(out)
             ctx = before() if before else None
-            dt, peak, _err = run_measured(cmd)
+            dt, peak, _err = run_measured(cmd, timeout)
             times.append(dt)
             rss.append(peak or 0)
             size = size_of(out) if out else 0
@@ -246,9 +265,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return {"seconds": statistics.median(times), "all": times, "bytes": size,
                 "peak_rss": max(rss), "cmd": cmd.replace(dsn, "$DSN")}
 
-    if args.only != "restore":
+    if only != "restore":
         print(f"\ndump of {total_rows} rows, {copy_bytes / 1e6:.0f} MB of COPY BINARY "
-              f"(median of {args.rounds}):", flush=True)
+              f"(median of {rounds}):", flush=True)
         print(f"  {'case':<32} {'seconds':>8} {'size MB':>9} {'MB/s':>8} {'peak RSS':>9}")
         for name, cmd, out in dumps:
             r = measure(cmd, out)
@@ -264,12 +283,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                     print(f"    {name:<30} {base['seconds'] / r['seconds']:5.2f}x faster, "
                           f"size {r['bytes'] / max(base['bytes'], 1):5.2f}x")
 
-    if args.only != "dump":
+    if only != "dump":
         if not os.path.exists(f"{tmp}/dc.zstd"):
             run_measured(dc_create("", f"{tmp}/dc.zstd"))
         if not os.path.exists(f"{tmp}/pg.fc"):
             run_measured(f"{pg_dump} -Fc {sel_pg} -d {q(dsn)} -f {q(tmp + '/pg.fc')}")
-        print(f"\nrestore into a fresh database (median of {args.rounds}):", flush=True)
+        print(f"\nrestore into a fresh database (median of {rounds}):", flush=True)
         print(f"  {'case':<32} {'seconds':>8} {'MB/s':>8} {'peak RSS':>9}")
         state: Dict[str, str] = {}
 
@@ -284,25 +303,28 @@ def main(argv: Optional[List[str]] = None) -> int:
                 drop_db(admin, state["name"])
             return before, after
 
+        load = f"{PY} -m dumpcodec load {q(tmp + '/dc.zstd')} -q --dsn {{dsn}}"
+        # pg_restore runs no ANALYZE: --no-analyze is the same work; the default (with
+        # ANALYZE of each table, as a user gets it) is measured too
         cases = [
-            ("dumpcodec load -j1", f"{PY} -m dumpcodec load {q(tmp + '/dc.zstd')} -q "
-                                   f"--dsn {{dsn}} -j 1"),
-            ("dumpcodec load -j2", f"{PY} -m dumpcodec load {q(tmp + '/dc.zstd')} -q "
-                                   f"--dsn {{dsn}} -j 2"),
+            ("dumpcodec load -j1 --no-analyze", f"{load} -j 1 --no-analyze"),
+            ("dumpcodec load -j2 --no-analyze", f"{load} -j 2 --no-analyze"),
+            ("dumpcodec load -j1", f"{load} -j 1"),
+            ("dumpcodec load -j2", f"{load} -j 2"),
             ("pg_restore -j1", f"{pg_restore} -d {{dsn}} -j 1 {q(tmp + '/pg.fc')}"),
             ("pg_restore -j2", f"{pg_restore} -d {{dsn}} -j 2 {q(tmp + '/pg.fc')}"),
         ]
         for name, tpl in cases:
             before, after = make(tpl)
             times, rss = [], []
-            for _ in range(args.rounds):
+            for _ in range(rounds):
                 before()
                 cmd = tpl.replace("{dsn}", q(state["dsn"]))
                 # pg_restore needs the schema; dumpcodec creates it itself
                 if name.startswith("pg_restore"):
                     with psycopg.connect(state["dsn"], autocommit=True) as c:
                         c.execute(f'CREATE SCHEMA IF NOT EXISTS "{datasets.SCHEMA}"')
-                dt, peak, _ = run_measured(cmd)
+                dt, peak, _ = run_measured(cmd, timeout)
                 times.append(dt)
                 rss.append(peak or 0)
                 after(None)
@@ -311,19 +333,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"  {name:<32} {r['seconds']:8.2f} {copy_bytes / 1e6 / r['seconds']:8.0f} "
                   f"{r['peak_rss'] / 2**20:7.0f}MB", flush=True)
         for j in ("1", "2"):
-            a, b = results["restore"].get(f"dumpcodec load -j{j}"), \
+            a, b = results["restore"].get(f"dumpcodec load -j{j} --no-analyze"), \
                 results["restore"].get(f"pg_restore -j{j}")
             if a and b:
                 print(f"  -j{j}: dumpcodec load {b['seconds'] / a['seconds']:.2f}x "
                       f"pg_restore's speed")
 
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
-        print(f"\nresults written to {args.json}")
-    if not args.workdir:
+    if not workdir:
         shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return results
 
 
 if __name__ == "__main__":

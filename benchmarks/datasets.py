@@ -15,7 +15,6 @@ comment records both, so repeated runs on the same server skip the setup.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -26,9 +25,8 @@ from psycopg import sql
 DATA_VERSION = 1
 
 SCHEMA = "bench"
-#: the benchmark database; the runner sets DUMPCODEC_BENCH_DB for the suites it starts
-#: so that they all measure the same tables
-DEFAULT_DBNAME = os.environ.get("DUMPCODEC_BENCH_DB") or "dumpcodec_bench"
+#: the benchmark database (the runner passes other names for other sizes)
+DEFAULT_DBNAME = "dumpcodec_bench"
 DEFAULT_SIZES = {"mixed": 1_000_000, "narrow": 5_000_000}
 QUICK_SIZES = {"mixed": 20_000, "narrow": 100_000}
 

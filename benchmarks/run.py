@@ -952,8 +952,9 @@ def ours_dump(ctx: Context, out: str, backend: str = "zstd", level: Optional[int
             "bytes": summary.nbytes, "pump": summary.pump}
 
 
-def ours_restore(ctx: Context, jobs: int = 1) -> Dict[str, Any]:
-    """``restore_dump`` of the zstd archive into a fresh database per round."""
+def ours_restore(ctx: Context, jobs: int = 1, analyze: bool = False) -> Dict[str, Any]:
+    """``restore_dump`` of the zstd archive into a fresh database per round (without
+    ANALYZE by default: the same work as pg_restore)."""
     from dumpcodec.dump import create_dump
     from dumpcodec.restore import restore_dump
     path = ctx.path(OUR_ARCHIVE)
@@ -963,7 +964,7 @@ def ours_restore(ctx: Context, jobs: int = 1) -> Dict[str, Any]:
     for _ in range(ctx.rounds):
         target = fresh_restore_db(ctx)
         t0 = time.perf_counter()
-        summary = restore_dump(target, path, jobs=jobs)
+        summary = restore_dump(target, path, jobs=jobs, analyze=analyze)
         secs.append(time.perf_counter() - t0)
         if summary.failed:
             raise RuntimeError(f"restore failed for {summary.failed}")
@@ -1022,10 +1023,11 @@ def builtin_cases(ctx: Context) -> List[Case]:
                           params={"out": out, "backend": backend, "level": level,
                                   "jobs": jobs}))
     for j in (1, 2):
-        cases.append(Case(f"restore/all/dumpcodec-j{j}", "restore", "all",
-                          f"dumpcodec load -j{j} (zstd archive)", ours=True, primary=j == 1,
-                          func="benchmarks.run:ours_restore", params={"jobs": j},
-                          note="includes ANALYZE of each table (pg_restore does none)"))
+        cases.append(Case(f"restore/all/dumpcodec-j{j}-noanalyze", "restore", "all",
+                          f"dumpcodec load -j{j} --no-analyze (zstd archive)", ours=True,
+                          primary=j == 1, func="benchmarks.run:ours_restore",
+                          params={"jobs": j},
+                          note="without ANALYZE, like pg_restore"))
     return cases
 
 
@@ -1033,7 +1035,7 @@ def builtin_cases(ctx: Context) -> List[Case]:
 COMPARE_TO = {
     "dump/all/pg_dump-Fc-Z0": "dump/all/dumpcodec-none",
     "dump/all/pg_dump-Fd-j2": "dump/all/dumpcodec-zstd-j2",
-    "restore/all/pg_restore-j2": "restore/all/dumpcodec-j2",
+    "restore/all/pg_restore-j2": "restore/all/dumpcodec-j2-noanalyze",
 }
 
 
@@ -1151,8 +1153,12 @@ _DUMP_NAMES = {
     "pg_dump -Fd -j2": ("pg_dump-Fd-j2", "pg_dump -Fd -j2 (gzip -6)"),
     "pg_dump -Fc -Z zstd": ("pg_dump-Fc-zstd", "pg_dump -Fc -Z zstd"),
     "pg_dump -Fc -Z0 | zstd -3": ("pg_dump-Fc-Z0-zstd3", "pg_dump -Fc -Z0 | zstd -3"),
-    "dumpcodec load -j1": ("dumpcodec-j1", "dumpcodec load -j1 (zstd archive)"),
-    "dumpcodec load -j2": ("dumpcodec-j2", "dumpcodec load -j2 (zstd archive)"),
+    "dumpcodec load -j1 --no-analyze": ("dumpcodec-j1-noanalyze",
+                                        "dumpcodec load -j1 --no-analyze (zstd archive)"),
+    "dumpcodec load -j2 --no-analyze": ("dumpcodec-j2-noanalyze",
+                                        "dumpcodec load -j2 --no-analyze (zstd archive)"),
+    "dumpcodec load -j1": ("dumpcodec-j1", "dumpcodec load -j1 (zstd archive, ANALYZE)"),
+    "dumpcodec load -j2": ("dumpcodec-j2", "dumpcodec load -j2 (zstd archive, ANALYZE)"),
     "pg_restore -j1": ("pg_restore-j1", "pg_restore -j1 (pg_dump -Fc archive)"),
     "pg_restore -j2": ("pg_restore-j2", "pg_restore -j2 (pg_dump -Fc archive)"),
 }
@@ -1160,29 +1166,30 @@ _DUMP_NAMES = {
 
 def run_dump_suite(ctx: Context, groups: Sequence[str],
                    timeout: float) -> Tuple[List[Dict[str, Any]], Optional[str]]:
-    """bench_dump.py as a subprocess (it has no function API), its JSON mapped."""
-    script = REPO / "benchmarks" / "bench_dump.py"
-    out_json = ctx.path("bench_dump.json")
-    argv = [sys.executable, str(script), "--dsn", ctx.admin_dsn,
-            "--mixed", str(ctx.stats.get("mixed", {}).get("rows", 0)),
-            "--narrow", str(ctx.stats.get("narrow", {}).get("rows", 0)),
-            "--rounds", str(ctx.rounds), "--json", out_json,
-            "--workdir", ctx.path("bench_dump"),
-            "--bindir", os.path.dirname(ctx.bins["pg_dump"] or "")]
-    if "dump" not in groups:
-        argv += ["--only", "restore"]
-    elif "restore" not in groups:
-        argv += ["--only", "dump"]
+    """bench_dump.run() on the runner's server, database and sizes; its results mapped.
+
+    Every case there is a command timed (and its memory taken) from outside, so it
+    runs in this process."""
     import psycopg.conninfo
-    dbname = psycopg.conninfo.conninfo_to_dict(ctx.dsn).get("dbname") or ""
+    from benchmarks import bench_dump
+    only = None
+    if "dump" not in groups:
+        only = "restore"
+    elif "restore" not in groups:
+        only = "dump"
     # same database, hence the same (cached) tables: it creates none of its own
-    m = run_measured(argv, timeout=timeout, env={"DUMPCODEC_BENCH_DB": dbname})
-    if m["rc"] != 0 or not os.path.exists(out_json):
-        tail = " | ".join((m["stderr"].strip() or m["stdout"].strip()).splitlines()[-3:])
-        return [], f"bench_dump.py exited with {m['rc']}: {tail[:500]}"
-    with open(out_json) as f:
-        data = json.load(f)
-    _remove(ctx.path("bench_dump"))
+    dbname = psycopg.conninfo.conninfo_to_dict(ctx.dsn).get("dbname") or ""
+    try:
+        data = bench_dump.run(ctx.admin_dsn,
+                              mixed=ctx.stats.get("mixed", {}).get("rows", 0),
+                              narrow=ctx.stats.get("narrow", {}).get("rows", 0),
+                              rounds=ctx.rounds, workdir=ctx.path("bench_dump"),
+                              bindir=os.path.dirname(ctx.bins["pg_dump"] or "") or None,
+                              only=only, dbname=dbname, timeout=timeout)
+    except Exception as exc:
+        return [], f"bench_dump.run failed: {type(exc).__name__}: {str(exc)[-500:]}"
+    finally:
+        _remove(ctx.path("bench_dump"))
     out = []
     for kind in ("dump", "restore"):
         for name, r in (data.get(kind) or {}).items():
@@ -1196,7 +1203,8 @@ def run_dump_suite(ctx: Context, groups: Sequence[str],
             secs = list(r.get("all") or [r["seconds"]])
             rec = {"id": rid, "group": group, "table": table, "tool": tool,
                    "ours": name.startswith("dumpcodec"),
-                   "primary": rid in ("dump/all/dumpcodec-zstd", "restore/all/dumpcodec-j1"),
+                   "primary": rid in ("dump/all/dumpcodec-zstd",
+                                      "restore/all/dumpcodec-j1-noanalyze"),
                    "seconds": secs, "median_s": float(r["seconds"]),
                    "rows": ctx.rows(table), "bytes": ctx.copy_bytes(table),
                    "source": "bench_dump.py", "command": r.get("cmd"),
@@ -1257,13 +1265,18 @@ TARGETS: List[Target] = [
            "dump/all/pg_dump-Fc-Z0-zstd3", 1.0),
     Target(6, "dump uncompressed: within 1.1x of pg_dump -Fc -Z0", "dump/all/dumpcodec-none",
            "dump/all/pg_dump-Fc-Z0", 1 / 1.1),
-    Target(6, "restore -j1: faster than pg_restore -j1", "restore/all/dumpcodec-j1",
+    Target(6, "restore -j1: faster than pg_restore -j1 (both without ANALYZE)",
+           "restore/all/dumpcodec-j1-noanalyze|restore/all/dumpcodec-j1",
            "restore/all/pg_restore-j1", 1.0),
-    Target(6, "restore -j2: faster than pg_restore -j2", "restore/all/dumpcodec-j2",
+    Target(6, "restore -j2: faster than pg_restore -j2 (both without ANALYZE)",
+           "restore/all/dumpcodec-j2-noanalyze|restore/all/dumpcodec-j2",
            "restore/all/pg_restore-j2", 1.0),
+    Target(6, "restore -j1 with ANALYZE (our default): faster than pg_restore -j1",
+           "restore/all/dumpcodec-j1", "restore/all/pg_restore-j1", 1.0),
     Target(6, "dump peak client RSS < 200 MB", "dump/all/dumpcodec-zstd", "", 200.0,
            kind="rss_mb"),
-    Target(6, "restore peak client RSS < 200 MB", "restore/all/dumpcodec-j1", "", 200.0,
+    Target(6, "restore peak client RSS < 200 MB", "restore/all/dumpcodec-j1|"
+           "restore/all/dumpcodec-j1-noanalyze", "", 200.0,
            kind="rss_mb"),
 ]
 
@@ -1695,8 +1708,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         _log(f"starting the embedded PostgreSQL in {args.pgdata} ...")
         admin = start_embedded(args.pgdata)
         # Other sizes get their own database, so that a --quick or custom run does
-        # not throw away the full-size tables (slow to build); the suites are told
-        # which database to use (DUMPCODEC_BENCH_DB), so all measure the same tables.
+        # not throw away the full-size tables (slow to build); the suites are given
+        # the same database, so all measure the same tables.
         dbname = datasets.DEFAULT_DBNAME
         if sizes != datasets.DEFAULT_SIZES:
             dbname += "_quick" if args.quick else "_custom"

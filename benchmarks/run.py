@@ -75,10 +75,10 @@ DEFAULT_PGDATA = os.path.join(tempfile.gettempdir(), "dumpcodec-bench-pgserver")
 RESULT_TAG = "BENCHJSON:"
 #: schema of the smaller copies the codec groups run on (see --codec-share)
 CODEC_SCHEMA = "bench_part"
-CODEC_GROUPS = ("decode", "decode-offline", "decode-gc-off", "encode", "encode-offline",
-                "scan")
-GROUPS = ("server", "decode", "decode-offline", "decode-gc-off", "encode", "encode-offline",
-          "scan", "dump", "restore")
+CODEC_GROUPS = ("decode", "decode-streamed", "decode-offline", "decode-gc-off", "encode",
+                "encode-offline", "scan")
+GROUPS = ("server", "decode", "decode-streamed", "decode-offline", "decode-gc-off", "encode",
+          "encode-offline", "scan", "dump", "restore")
 MB = 1_000_000
 
 
@@ -1053,10 +1053,11 @@ COMPARE_TO = {
 # that table: the runner's own cases there are then skipped (they are the fallback
 # when a suite is missing or fails, and are what ``--no-suites`` measures).
 
-_CODEC_PARTS = {"decode": ("decode-offline", "decode-gc-off"), "e2e": ("decode",),
+_CODEC_PARTS = {"decode": ("decode-offline", "decode-gc-off"),
+                "e2e": ("decode", "decode-streamed"),
                 "encode": ("encode-offline", "encode"), "scan": ("scan",)}
 _CODEC_GROUP = {"decode offline": "decode-offline", "decode gc off": "decode-gc-off",
-                "decode e2e": "decode",
+                "decode e2e": "decode", "decode e2e streamed": "decode-streamed",
                 "encode offline": "encode-offline", "encode+load": "encode", "scan": "scan"}
 
 
@@ -1242,6 +1243,11 @@ TARGETS: List[Target] = [
            "decode/mixed/dumpcodec", "decode/mixed/psycopg-jsontext", 3.0),
     Target(3, "decode end to end, narrow: >= 3x psycopg",
            "decode/narrow/dumpcodec", "decode/narrow/psycopg", 3.0),
+    Target(3, "decode end to end streamed (rows not kept), mixed: >= 3x psycopg, jsonb as "
+           "text", "decode-streamed/mixed/dumpcodec", "decode-streamed/mixed/psycopg-jsontext",
+           3.0),
+    Target(3, "decode end to end streamed (rows not kept), narrow: >= 3x psycopg",
+           "decode-streamed/narrow/dumpcodec", "decode-streamed/narrow/psycopg", 3.0),
     Target(3, "decode offline, mixed: >= 3x psycopg (default: jsonb to dict)",
            "decode-offline/mixed/dumpcodec", "decode-offline/mixed/psycopg", 3.0),
     Target(3, "decode offline, mixed: >= 3x psycopg with jsonb as text (like for like)",
@@ -1475,7 +1481,8 @@ def _fmt(v: Optional[float], spec: str = ".2f") -> str:
 
 GROUP_TITLES = {
     "server": "Server limits (raw binary COPY, no decoding)",
-    "decode": "Decode: binary COPY TO into Python rows (end to end)",
+    "decode": "Decode: binary COPY TO into Python rows (end to end, all rows kept)",
+    "decode-streamed": "Decode streamed: binary COPY TO, each row looked at and dropped",
     "decode-offline": "Decode offline: a COPY BINARY stream in memory into Python rows",
     "decode-gc-off": "Decode offline with the garbage collector off (the decoding alone)",
     "encode": "Encode + load: Python rows into the server (binary COPY FROM)",

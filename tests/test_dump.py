@@ -73,6 +73,39 @@ def test_copy_out_server_error_is_psycopg_error(conn):
     assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
+def test_copy_out_rows_matches_the_server(narrow):
+    q = "COPY narrow TO STDOUT (FORMAT binary)"
+    batches = list(pump.copy_out_rows(narrow, q, ["int8", "int4"], block_size=4096))
+    assert len(batches) > 10
+    rows = [r for b in batches for r in b]
+    assert rows == narrow.execute("SELECT a, b FROM narrow").fetchall()
+    # raw mode: bytes per field, as the codec gives them
+    raw = [r for b in pump.copy_out_rows(narrow, q, raw=True) for r in b]
+    assert raw[0] == ((1).to_bytes(8, "big"), (1).to_bytes(4, "big"))
+    assert not [t for t in threading.enumerate() if t.name == "dumpcodec-copy-out"]
+
+
+def test_copy_out_rows_stopped_early_or_failing_leaves_connection_usable(narrow):
+    q = "COPY narrow TO STDOUT (FORMAT binary)"
+    gen = pump.copy_out_rows(narrow, q, ["int8", "int4"], block_size=4096, ahead=2)
+    first = next(gen)
+    assert first[0] == (1, 1)
+    gen.close()                           # the reader cancels its COPY
+    assert not [t for t in threading.enumerate() if t.name == "dumpcodec-copy-out"]
+    assert narrow.execute("SELECT count(*) FROM narrow").fetchone()[0] == 50000
+    # wrong types: the decoder's error, named; the COPY is cancelled behind it
+    from dumpcodec.errors import CopyFormatError
+    with pytest.raises(CopyFormatError, match="row 1"):
+        for _ in pump.copy_out_rows(narrow, q, ["int4", "int4"]):
+            pass
+    assert narrow.execute("SELECT 1").fetchone() == (1,)
+    # a server error is psycopg's class, raised in the caller's thread
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        for _ in pump.copy_out_rows(narrow, "COPY nothing_here TO STDOUT (FORMAT binary)"):
+            pass
+    assert narrow.execute("SELECT 1").fetchone() == (1,)
+
+
 def test_copy_in_round_trip_and_errors(narrow):
     blocks = []
     pump.copy_out(narrow, "COPY narrow TO STDOUT (FORMAT binary)", blocks.append)

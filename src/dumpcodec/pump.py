@@ -2,7 +2,9 @@
 
 ``copy_out(conn, query, write)`` runs a ``COPY ... TO STDOUT`` and hands ``write`` blocks
 of about a megabyte (whole COPY messages, so whole rows for COPY BINARY);
-``CopyIn`` runs a ``COPY ... FROM STDIN`` fed with large writes.
+``CopyIn`` runs a ``COPY ... FROM STDIN`` fed with large writes;
+``copy_out_rows(conn, query, types)`` yields the decoded rows of a binary
+``COPY ... TO STDOUT`` in batches, reading in a helper thread while the caller decodes.
 
 Two paths, one behaviour:
 
@@ -26,7 +28,9 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Callable, Optional, Tuple, Union
+import queue
+import threading
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import psycopg
 import psycopg.errors
@@ -163,6 +167,78 @@ def copy_out(conn: psycopg.Connection, query: Query, write: Callable[[bytes], ob
                 write(bytes(buf))
         rows = cur.rowcount
     return rows, total
+
+
+class _Stopped(Exception):
+    """The consumer of copy_out_rows went away: the reader ends its COPY."""
+
+
+#: blocks copy_out_rows' reader may hold ahead of the decoding
+ROWS_AHEAD = 4
+
+
+def copy_out_rows(conn: psycopg.Connection, query: Query, types: Optional[Sequence[Any]] = None,
+                  *, names: Optional[Sequence[str]] = None, raw: bool = False,
+                  block_size: int = DEFAULT_BLOCK_SIZE,
+                  ahead: int = ROWS_AHEAD) -> Iterator[List[tuple]]:
+    """Run ``query`` (a ``COPY ... TO STDOUT (FORMAT binary)``) and yield its rows,
+    decoded by :class:`dumpcodec.codec.Decoder` (``types``, ``names``, ``raw`` as
+    there), in batches of a block's worth.
+
+    A helper thread reads the server's data (with the GIL released while it waits)
+    at most ``ahead`` blocks in front of the decoding done in this thread, so the
+    server, the socket and the decoder work at the same time.  Stopping early (break,
+    an exception, ``close()``) cancels the COPY and leaves the connection usable; the
+    connection must not be used by another thread until the generator is done.
+    Malformed data raises :class:`~dumpcodec.errors.CopyFormatError`; server errors
+    the matching ``psycopg.errors`` class.
+    """
+    from .codec import Decoder
+    dec = Decoder(types, names=names, raw=raw)
+    blocks: "queue.Queue" = queue.Queue(maxsize=max(1, ahead))
+    stop = threading.Event()
+    end = object()
+    failure: List[BaseException] = []
+
+    def put(item) -> None:
+        while True:
+            if stop.is_set():
+                raise _Stopped()
+            try:
+                blocks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read() -> None:
+        try:
+            copy_out(conn, query, put, block_size)
+        except _Stopped:
+            return
+        except BaseException as exc:
+            failure.append(exc)
+        try:
+            put(end)
+        except _Stopped:
+            pass
+
+    reader = threading.Thread(target=read, name="dumpcodec-copy-out", daemon=True)
+    reader.start()
+    try:
+        while True:
+            block = blocks.get()
+            if block is end:
+                break
+            rows = dec.feed(block)
+            del block
+            if rows:
+                yield rows
+        if failure:
+            raise failure[0]
+        dec.close()
+    finally:
+        stop.set()
+        reader.join()
 
 
 class CopyIn:

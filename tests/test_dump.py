@@ -129,6 +129,35 @@ def test_copy_in_round_trip_and_errors(narrow):
     assert narrow.execute("SELECT count(*) FROM narrow2").fetchone()[0] == 50000
 
 
+def test_copy_in_rows_round_trip_and_errors(narrow):
+    narrow.execute("CREATE TABLE narrow3 (a bigint PRIMARY KEY, b int)")
+    q = "COPY narrow3 FROM STDIN (FORMAT binary)"
+    rows = narrow.execute("SELECT a, b FROM narrow ORDER BY a").fetchall()
+    # a generator, small blocks: many of them go through the sender thread
+    n = pump.copy_in_rows(narrow, q, (r for r in rows), ["int8", "int4"], block_size=1024)
+    assert n == 50000
+    assert narrow.execute("SELECT a, b FROM narrow3 ORDER BY a").fetchall() == rows
+    narrow.execute("TRUNCATE narrow3")
+    # a value that does not encode, late in the rows: its error, and nothing loaded
+    bad = rows[:30000] + [(30001, 2**40)] + rows[30001:]
+    with pytest.raises((ValueError, OverflowError), match="row 30001"):
+        pump.copy_in_rows(narrow, q, bad, ["int8", "int4"], block_size=4096)
+    assert narrow.execute("SELECT count(*) FROM narrow3").fetchone()[0] == 0
+
+    # an exception from the rows themselves: the same
+    def failing():
+        yield from rows[:20000]
+        raise KeyError("source gone")
+    with pytest.raises(KeyError, match="source gone"):
+        pump.copy_in_rows(narrow, q, failing(), ["int8", "int4"])
+    assert narrow.execute("SELECT count(*) FROM narrow3").fetchone()[0] == 0
+    # the server's error (a duplicate key), as psycopg's class
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        pump.copy_in_rows(narrow, q, rows[:10] + rows[:10], ["int8", "int4"])
+    assert narrow.execute("SELECT count(*) FROM narrow3").fetchone()[0] == 0
+    assert not [t for t in threading.enumerate() if t.name == "dumpcodec-copy-in"]
+
+
 def test_pump_inside_transaction_rolls_back(db):
     with db.connect(autocommit=False) as c:
         c.execute("CREATE TABLE t (a int)")

@@ -4,7 +4,9 @@
 of about a megabyte (whole COPY messages, so whole rows for COPY BINARY);
 ``CopyIn`` runs a ``COPY ... FROM STDIN`` fed with large writes;
 ``copy_out_rows(conn, query, types)`` yields the decoded rows of a binary
-``COPY ... TO STDOUT`` in batches, reading in a helper thread while the caller decodes.
+``COPY ... TO STDOUT`` in batches, reading in a helper thread while the caller decodes;
+``copy_in_rows(conn, query, rows, types)`` encodes rows in the caller's thread while a
+helper thread sends the previous blocks.
 
 Two paths, one behaviour:
 
@@ -318,3 +320,94 @@ class CopyIn:
                 # the abort itself reports "aborted by client": the caller's error wins
         finally:
             self.conn.lock.release()
+
+
+#: bytes of encoded rows per block copy_in_rows hands its sender: about a socket
+#: buffer, so the server is never long without data
+ROWS_BLOCK = 256 << 10
+
+
+def copy_in_rows(conn: psycopg.Connection, query: Query, rows: Any,
+                 types: Optional[Sequence[Any]] = None, *,
+                 block_size: int = ROWS_BLOCK, ahead: int = ROWS_AHEAD) -> int:
+    """Load ``rows`` (an iterable of tuples) with ``query``, a ``COPY ... FROM STDIN
+    (FORMAT binary)``; return the number of rows the server loaded.
+
+    Rows are encoded by :class:`dumpcodec.codec.Encoder` (``types`` as there) in this
+    thread, in blocks of about ``block_size`` bytes, while a helper thread sends the
+    previous ones (at most ``ahead`` waiting), so encoding and the server's work
+    overlap.  A value that does not encode raises its TypeError/ValueError naming
+    row and column; that, or any exception from ``rows``, aborts the COPY (the server
+    loads nothing) and leaves the connection usable.  Server errors are raised as the
+    matching ``psycopg.errors`` class.  The connection must not be used by another
+    thread meanwhile.
+    """
+    from .codec import Encoder
+    enc = Encoder(types)
+    blocks: "queue.Queue" = queue.Queue(maxsize=max(1, ahead))
+    end, abort = object(), object()
+    failure: List[BaseException] = []
+    loaded: List[int] = []
+
+    def send() -> None:
+        try:
+            with CopyIn(conn, query) as cp:
+                while True:
+                    block = blocks.get()
+                    if block is end:
+                        break
+                    if block is abort:
+                        raise _Stopped()
+                    cp.write(block)
+                    del block
+            loaded.append(cp.rows)
+        except _Stopped:
+            pass
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            # a caller blocked on a full queue must see the end
+            while True:
+                try:
+                    blocks.get_nowait()
+                except queue.Empty:
+                    break
+
+    def put(item) -> None:
+        while sender.is_alive():
+            try:
+                blocks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        if failure:
+            raise failure[0]
+
+    sender = threading.Thread(target=send, name="dumpcodec-copy-in", daemon=True)
+    sender.start()
+    try:
+        put(enc.header())
+        batch: List[Any] = []
+        per_block = 256          # rows per encode() call, adjusted to ~block_size bytes
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= per_block:
+                data = enc.encode(batch)
+                per_block = max(16, min(1 << 20, per_block * block_size // max(1, len(data))))
+                batch = []
+                put(data)
+        if batch:
+            put(enc.encode(batch))
+        put(enc.trailer())
+        put(end)
+    except BaseException:
+        try:
+            put(abort)
+        except BaseException:
+            pass
+        raise
+    finally:
+        sender.join()
+    if failure:
+        raise failure[0]
+    return loaded[0]

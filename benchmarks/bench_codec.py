@@ -254,9 +254,8 @@ def bench_offline_decode(rep: Report, conn, table: str, data: bytes, types: List
 
 def bench_e2e_decode(rep: Report, dsn: str, table: str, nbytes: int, types: List[str],
                      rounds: int) -> None:
-    from dumpcodec import codec, pump
+    from dumpcodec import _fastcopy, pump
     import psycopg.types.json as pjson
-    who = "dumpcodec C" if codec.IMPL == "c" else "dumpcodec pure Python"
     query = sql.SQL("COPY {} TO STDOUT (FORMAT binary)").format(sql.Identifier(SCHEMA, table))
 
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -293,26 +292,26 @@ def bench_e2e_decode(rep: Report, dsn: str, table: str, nbytes: int, types: List
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         # pump.copy_out_rows: the server's data read in a helper thread while this
-        # one decodes (the C Decoder: DUMPCODEC_IMPL=c in the runner)
+        # one decodes (with the C Decoder whatever DUMPCODEC_IMPL says)
         def ours():
             rows: List[tuple] = []
-            for batch in pump.copy_out_rows(conn, query, types):
+            for batch in pump.copy_out_rows(conn, query, decoder=_fastcopy.Decoder(types)):
                 rows += batch
             return len(rows)
         osecs, on = median_time(ours, rounds)
 
         def ours_stream():
             k = 0
-            for batch in pump.copy_out_rows(conn, query, types):
+            for batch in pump.copy_out_rows(conn, query, decoder=_fastcopy.Decoder(types)):
                 for _row in batch:
                     k += 1
             return k
         ssecs, _ = median_time(ours_stream, rounds)
-    rep.add("decode e2e", table, f"{who} (pump: {pump.PUMP})", osecs, on, nbytes, base)
+    rep.add("decode e2e", table, f"dumpcodec C (pump: {pump.PUMP})", osecs, on, nbytes, base)
     sbase = n / psecs_stream
     rep.add("decode e2e streamed", table, "psycopg copy.rows() (jsonb str), streamed",
             psecs_stream, n, nbytes, sbase)
-    rep.add("decode e2e streamed", table, f"{who} (pump: {pump.PUMP}), streamed",
+    rep.add("decode e2e streamed", table, f"dumpcodec C (pump: {pump.PUMP}), streamed",
             ssecs, n, nbytes, sbase)
 
     try:
@@ -346,7 +345,7 @@ def bench_e2e_decode(rep: Report, dsn: str, table: str, nbytes: int, types: List
 
 def bench_encode(rep: Report, dsn: str, table: str, data: bytes, types: List[str],
                  rounds: int) -> None:
-    from dumpcodec import _fastcopy, _purecopy, codec, pump
+    from dumpcodec import _fastcopy, _purecopy, pump
     from psycopg.adapt import Transformer
     from psycopg.pq import Format
     from psycopg._copy_base import format_row_binary
@@ -422,7 +421,7 @@ def bench_encode(rep: Report, dsn: str, table: str, data: bytes, types: List[str
     with psycopg.connect(dsn) as conn:
         # pump.copy_in_rows: encoding here while a helper thread sends the blocks
         def ours_load():
-            pump.copy_in_rows(conn, copy_in, rows, types)
+            pump.copy_in_rows(conn, copy_in, rows, encoder=_fastcopy.Encoder(types))
             conn.commit()
         osecs, _ = median_time(ours_load, rounds, truncate)
 
@@ -432,8 +431,7 @@ def bench_encode(rep: Report, dsn: str, table: str, data: bytes, types: List[str
                     cp.write(data[i:i + (1 << 20)])
             conn.commit()
         rsecs, _ = median_time(raw_load, rounds, truncate)
-    who = "dumpcodec C" if codec.IMPL == "c" else "dumpcodec pure Python"
-    rep.add("encode+load", table, f"{who} (pump: {pump.PUMP}, copy_in_rows)", osecs,
+    rep.add("encode+load", table, f"dumpcodec C (pump: {pump.PUMP}, copy_in_rows)", osecs,
             len(rows), nbytes, base)
     rep.add("encode+load", table, "server ingest limit (raw bytes)", rsecs, len(rows), nbytes,
             base)

@@ -345,3 +345,19 @@ def test_parallel_dump_is_consistent_under_writes(db, conn, tmp_path):
     assert len(line_orders) >= 20000
     assert set(line_orders) <= orders          # every child's parent is in the dump
     assert len(orders) == len(line_orders)     # and the writer's pairs are all or none
+
+
+def test_copy_rows_with_a_codec_of_the_callers_choice(narrow):
+    # either implementation's Decoder/Encoder may be handed in, whatever DUMPCODEC_IMPL
+    from dumpcodec import _fastcopy, _purecopy
+    q = "COPY narrow TO STDOUT (FORMAT binary)"
+    want = narrow.execute("SELECT a, b FROM narrow").fetchall()
+    narrow.execute("CREATE TABLE narrow4 (a bigint, b int)")
+    for mod in (_fastcopy, _purecopy):
+        got = [r for b in pump.copy_out_rows(narrow, q, decoder=mod.Decoder(["int8", "int4"]))
+               for r in b]
+        assert got == want, mod.__name__
+        narrow.execute("TRUNCATE narrow4")
+        assert pump.copy_in_rows(narrow, "COPY narrow4 FROM STDIN (FORMAT binary)", want[:5000],
+                                 encoder=mod.Encoder(["int8", "int4"])) == 5000
+        assert narrow.execute("SELECT a, b FROM narrow4 ORDER BY a").fetchall() == want[:5000]

@@ -181,11 +181,12 @@ ROWS_AHEAD = 4
 
 def copy_out_rows(conn: psycopg.Connection, query: Query, types: Optional[Sequence[Any]] = None,
                   *, names: Optional[Sequence[str]] = None, raw: bool = False,
-                  block_size: int = DEFAULT_BLOCK_SIZE,
+                  decoder: Any = None, block_size: int = DEFAULT_BLOCK_SIZE,
                   ahead: int = ROWS_AHEAD) -> Iterator[List[tuple]]:
     """Run ``query`` (a ``COPY ... TO STDOUT (FORMAT binary)``) and yield its rows,
     decoded by :class:`dumpcodec.codec.Decoder` (``types``, ``names``, ``raw`` as
-    there), in batches of a block's worth.
+    there), in batches of a block's worth; or by ``decoder``, a fresh Decoder of
+    either implementation (``dumpcodec._fastcopy``/``_purecopy``) made by the caller.
 
     A helper thread reads the server's data (with the GIL released while it waits)
     at most ``ahead`` blocks in front of the decoding done in this thread, so the
@@ -195,8 +196,10 @@ def copy_out_rows(conn: psycopg.Connection, query: Query, types: Optional[Sequen
     Malformed data raises :class:`~dumpcodec.errors.CopyFormatError`; server errors
     the matching ``psycopg.errors`` class.
     """
-    from .codec import Decoder
-    dec = Decoder(types, names=names, raw=raw)
+    if decoder is None:
+        from .codec import Decoder
+        decoder = Decoder(types, names=names, raw=raw)
+    dec = decoder
     blocks: "queue.Queue" = queue.Queue(maxsize=max(1, ahead))
     stop = threading.Event()
     end = object()
@@ -328,12 +331,13 @@ ROWS_BLOCK = 256 << 10
 
 
 def copy_in_rows(conn: psycopg.Connection, query: Query, rows: Any,
-                 types: Optional[Sequence[Any]] = None, *,
+                 types: Optional[Sequence[Any]] = None, *, encoder: Any = None,
                  block_size: int = ROWS_BLOCK, ahead: int = ROWS_AHEAD) -> int:
     """Load ``rows`` (an iterable of tuples) with ``query``, a ``COPY ... FROM STDIN
     (FORMAT binary)``; return the number of rows the server loaded.
 
-    Rows are encoded by :class:`dumpcodec.codec.Encoder` (``types`` as there) in this
+    Rows are encoded by :class:`dumpcodec.codec.Encoder` (``types`` as there; or by
+    ``encoder``, a fresh Encoder of either implementation made by the caller) in this
     thread, in blocks of about ``block_size`` bytes, while a helper thread sends the
     previous ones (at most ``ahead`` waiting), so encoding and the server's work
     overlap.  A value that does not encode raises its TypeError/ValueError naming
@@ -342,8 +346,10 @@ def copy_in_rows(conn: psycopg.Connection, query: Query, rows: Any,
     matching ``psycopg.errors`` class.  The connection must not be used by another
     thread meanwhile.
     """
-    from .codec import Encoder
-    enc = Encoder(types)
+    if encoder is None:
+        from .codec import Encoder
+        encoder = Encoder(types)
+    enc = encoder
     blocks: "queue.Queue" = queue.Queue(maxsize=max(1, ahead))
     end, abort = object(), object()
     failure: List[BaseException] = []

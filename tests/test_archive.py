@@ -702,3 +702,28 @@ def test_write_error_in_the_chunk_thread_reaches_the_caller(backend):
     assert sink.n == written          # nothing after the failure, no manifest
     assert not [t for t in threading.enumerate() if t.name == "dumpcodec-archive-writer"
                 and t.is_alive()]
+
+
+def test_chunk_thread_of_a_writer_never_closed_ends(monkeypatch):
+    # a writer dropped without close(): its helper thread ends once idle and does not
+    # keep the writer (and its file) alive
+    import gc
+    import time
+    import weakref
+
+    from dumpcodec.archive import base
+    monkeypatch.setattr(base._ChunkThread, "IDLE", 0.05)
+    sink = io.BytesIO()
+    w = open_dump(sink, "w", backend="zstd", chunk_size=1000)
+    tw = w.add_table("public.t", None, ["i", "t", "n", "d", "b"], TYPES)
+    tw.write(binary_stream(typed_rows(500), TYPES))       # several chunks written
+    assert len(tw.members) > 2
+    ref = weakref.ref(w)
+    del w, tw
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and [
+            t for t in threading.enumerate() if t.name == "dumpcodec-archive-writer"]:
+        time.sleep(0.02)
+    gc.collect()
+    assert ref() is None
+    assert not [t for t in threading.enumerate() if t.name == "dumpcodec-archive-writer"]

@@ -355,8 +355,12 @@ class _ChunkThread:
 
     At most one member is in hand at a time: ``submit`` waits until the previous one
     is written, so memory stays at one chunk being written plus the one the caller
-    is filling.  An error is kept and raised by the next ``submit`` or ``wait``.
+    is filling.  An error is kept and raised by the next ``submit`` or ``wait``.  The
+    thread ends after IDLE seconds without work (a writer never closed does not keep
+    one waiting forever) and is started again by the next ``submit``.
     """
+
+    IDLE = 2.0
 
     def __init__(self, writer: "DumpWriter"):
         self._writer = writer
@@ -365,16 +369,15 @@ class _ChunkThread:
         self._busy = False
         self._error: Optional[BaseException] = None
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="dumpcodec-archive-writer",
-                                        daemon=True)
-        self._thread.start()
+        self._thread: Optional[threading.Thread] = None
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._job is None and not self._stopped:
-                    self._cond.wait()
+                if self._job is None and not self._stopped:
+                    self._cond.wait(self.IDLE)
                 if self._job is None:
+                    self._thread = None      # idle or stopped: the next submit starts one
                     return
                 job, self._job = self._job, None
             try:
@@ -402,6 +405,10 @@ class _ChunkThread:
                 raise ArchiveError("the archive writer is closed")
             self._job = (member, piece, mtime)
             self._busy = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run,
+                                                name="dumpcodec-archive-writer", daemon=True)
+                self._thread.start()
             self._cond.notify_all()
 
     def wait(self) -> None:
@@ -416,8 +423,9 @@ class _ChunkThread:
                 self._job = None
                 self._busy = False
             self._cond.notify_all()
-        if self._thread is not threading.current_thread():
-            self._thread.join()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
 
 class DumpWriter:

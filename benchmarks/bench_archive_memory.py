@@ -7,7 +7,7 @@ pipe (``iter_tables`` on stdin), and ``verify``.  Each step runs in its own chil
 process; its peak RSS comes from ``os.wait4`` (``ru_maxrss``).  Not a test: run it by
 hand.
 
-    python benchmarks/bench_archive_memory.py                 # 500 MB, zstd, 32 MiB chunks
+    python benchmarks/bench_archive_memory.py                 # 500 MB, zstd, 8 MiB chunks
     python benchmarks/bench_archive_memory.py --size 2000 --backend gzip --chunk-size 32
 
 Sizes are in MB (10**6 bytes); chunk size in MiB.
@@ -103,7 +103,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=500, help="table size in MB (default 500)")
     ap.add_argument("--backend", default="zstd", choices=("zstd", "gzip", "tar"))
-    ap.add_argument("--chunk-size", type=int, default=32, help="MiB per chunk (default 32)")
+    ap.add_argument("--chunk-size", type=int, default=8, help="MiB per chunk (default 8)")
     ap.add_argument("--dir", default=None, help="where to put the archive (default: tmp)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()

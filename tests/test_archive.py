@@ -472,7 +472,7 @@ def test_register_backend_and_magic():
     with pytest.raises(ArchiveError, match="empty input"):
         open_dump(io.BytesIO(b""))
     assert issubclass(backends["dachs"].reader, DumpReader)
-    assert DEFAULT_CHUNK_SIZE == 32 << 20
+    assert DEFAULT_CHUNK_SIZE == 8 << 20
     assert TableInfo("x", 0).has_definition is False
 
 

@@ -38,7 +38,7 @@ __all__ = [
 
 #: Largest piece of one COPY BINARY stream the Chunker emits (a lone larger tuple
 #: still gets its own piece).
-DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024  # the archive layer uses the same default
+DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024  # the archive layer uses the same default
 #: Bytes per read() in iter_rows.
 DEFAULT_READ_SIZE = 1024 * 1024
 #: Bytes per write() in write_stream (rows are encoded in blocks about this size).

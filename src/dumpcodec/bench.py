@@ -237,7 +237,7 @@ def default_plan(ntables: int, scratch_restore: bool,
                                        ("dump", Setting("zstd", 9))]
     if scratch_restore:
         plan.append(("restore", base))
-    for size in (1 << 20, 16 << 20):
+    for size in (1 << 20, 32 << 20):
         plan.append(("dump", Setting("zstd", 3, chunk_size=size)))
     jobs = [j for j in (2, 4) if j <= max(2, cpus)] if ntables > 1 else []
     for j in jobs:

@@ -196,7 +196,7 @@ def register(subparsers) -> None:
     p.add_argument("--level", type=int, default=None, metavar="N",
                    help="compression level (default: the backend's, 3 for zstd)")
     p.add_argument("--chunk-size", type=parse_size, default=None, metavar="SIZE",
-                   help="bytes of COPY data per archive member (default 32M)")
+                   help="bytes of COPY data per archive member (default 8M)")
     p.add_argument("--snapshot", metavar="ID",
                    help="dump from this exported snapshot (pg_export_snapshot())")
     p.add_argument("--where", action="append", metavar="TABLE=COND",

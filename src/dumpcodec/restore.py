@@ -15,8 +15,7 @@ Each table is restored in its own transaction on a connection from a bounded poo
    archive checks every member's checksum as it is read) *before* commit;
 5. primary key, unique and other constraints, indexes, owned sequences (``setval``
    with ``is_called``), comments; then COMMIT;
-
-5. after the commit, ANALYZE (unless ``analyze=False``, as pg_restore, which runs none).
+6. after the commit, ANALYZE (unless ``analyze=False``; pg_restore runs none).
 
 A table that fails is rolled back and reported with its reason; the others go on.
 After all tables: foreign keys whose referenced table exists (each in its own

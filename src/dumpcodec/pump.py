@@ -171,8 +171,58 @@ def copy_out(conn: psycopg.Connection, query: Query, write: Callable[[bytes], ob
     return rows, total
 
 
-class _Stopped(Exception):
-    """The consumer of copy_out_rows went away: the reader ends its COPY."""
+class Stopped(Exception):
+    """Raised in a run_ahead producer's ``put`` once the consumer has gone away."""
+
+
+def run_ahead(produce: Callable[[Callable[[Any], None]], object], depth: int,
+              name: str = "dumpcodec-run-ahead") -> Iterator[Any]:
+    """Run ``produce(put)`` in a helper thread; yield what it puts, in order.
+
+    ``put`` waits while ``depth`` items are out (queued, or held by the consumer until
+    it asks for the next one), so the producer makes the next item while the consumer
+    works on this one.  An exception in ``produce`` is raised here after the items put
+    before it.  Closing the generator early (break, an exception, ``close()``) makes
+    the producer's next ``put`` raise :class:`Stopped` and waits for the thread to end.
+    """
+    slots = threading.Semaphore(max(1, depth))
+    items: "queue.Queue" = queue.Queue()
+    stop = threading.Event()
+
+    def put(item) -> None:
+        while not slots.acquire(timeout=0.1):
+            if stop.is_set():
+                raise Stopped()
+        if stop.is_set():
+            raise Stopped()
+        items.put((False, item))
+
+    def run() -> None:
+        try:
+            produce(put)
+        except Stopped:
+            return
+        except BaseException as exc:
+            items.put((True, exc))
+            return
+        items.put((True, None))
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            last, value = items.get()
+            if last:
+                if value is not None:
+                    raise value
+                return
+            yield value
+            del value
+            slots.release()
+    finally:
+        stop.set()
+        slots.release()           # a producer waiting for a slot sees ``stop``
+        thread.join()
 
 
 #: blocks copy_out_rows' reader may hold ahead of the decoding
@@ -199,51 +249,17 @@ def copy_out_rows(conn: psycopg.Connection, query: Query, types: Optional[Sequen
     if decoder is None:
         from .codec import Decoder
         decoder = Decoder(types, names=names, raw=raw)
-    dec = decoder
-    blocks: "queue.Queue" = queue.Queue(maxsize=max(1, ahead))
-    stop = threading.Event()
-    end = object()
-    failure: List[BaseException] = []
-
-    def put(item) -> None:
-        while True:
-            if stop.is_set():
-                raise _Stopped()
-            try:
-                blocks.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def read() -> None:
-        try:
-            copy_out(conn, query, put, block_size)
-        except _Stopped:
-            return
-        except BaseException as exc:
-            failure.append(exc)
-        try:
-            put(end)
-        except _Stopped:
-            pass
-
-    reader = threading.Thread(target=read, name="dumpcodec-copy-out", daemon=True)
-    reader.start()
+    blocks = run_ahead(lambda put: copy_out(conn, query, put, block_size), ahead,
+                       "dumpcodec-copy-out")
     try:
-        while True:
-            block = blocks.get()
-            if block is end:
-                break
-            rows = dec.feed(block)
+        for block in blocks:
+            rows = decoder.feed(block)
             del block
             if rows:
                 yield rows
-        if failure:
-            raise failure[0]
-        dec.close()
+        decoder.close()
     finally:
-        stop.set()
-        reader.join()
+        blocks.close()          # cancels the COPY if we stop early
 
 
 class CopyIn:
@@ -364,11 +380,11 @@ def copy_in_rows(conn: psycopg.Connection, query: Query, rows: Any,
                     if block is end:
                         break
                     if block is abort:
-                        raise _Stopped()
+                        raise Stopped()
                     cp.write(block)
                     del block
             loaded.append(cp.rows)
-        except _Stopped:
+        except Stopped:
             pass
         except BaseException as exc:
             failure.append(exc)

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import queue
 import sys
 import threading
 import time
@@ -571,50 +570,16 @@ READ_AHEAD = 2
 
 
 def _read_ahead(source: Iterable[Any], depth: int = READ_AHEAD) -> Iterator[Any]:
-    """Iterate ``source`` in a helper thread, at most ``depth`` items ahead.
-
-    Reading a chunk (decompression, checksum; both release the GIL) then overlaps
-    with sending the previous one.  The producer's exception is raised here, in
-    order; closing this generator early stops the thread and waits for it, so that
-    ``source`` may be resumed afterwards (a one-pass reader skipping the rest).
-    """
-    slots = threading.Semaphore(depth)
-    q: "queue.Queue" = queue.Queue()
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        try:
-            it = iter(source)
-            while True:
-                slots.acquire()
-                if stop.is_set():
-                    return
-                try:
-                    item = next(it)
-                except StopIteration:
-                    q.put((done, None))
-                    return
-                q.put((item, None))
-        except BaseException as exc:
-            q.put((done, exc))
-
-    t = threading.Thread(target=produce, name="dumpcodec-read-ahead", daemon=True)
-    t.start()
-    try:
-        while True:
-            item, exc = q.get()
-            if item is done:
-                if exc is not None:
-                    raise exc
-                return
-            yield item
-            del item
-            slots.release()
-    finally:
-        stop.set()
-        slots.release()           # a producer waiting for a slot sees ``stop``
-        t.join()
+    """Iterate ``source`` in a helper thread (:func:`dumpcodec.pump.run_ahead`): the
+    next chunk is read (decompression, checksum; both release the GIL) while the
+    previous one is sent, at most ``depth`` chunks at a time.  Closed early, the
+    thread is gone before this returns, so ``source`` may be resumed (a one-pass
+    reader skipping the rest)."""
+    def produce(put) -> None:
+        for item in source:
+            put(item)
+    # the item the producer holds while it waits for a slot counts as one
+    return pump.run_ahead(produce, depth - 1, "dumpcodec-read-ahead")
 
 
 def _decode_test(chunk, live, columns, table_id) -> None:

@@ -414,7 +414,6 @@ def test_parallel_tables_into_a_new_schema_load_at_once(db, make_db, tmp_path):
     create_dump(db.dsn, ["public.a", "public.b"], path, chunk_size=64 << 10)
     target = make_db()
     import threading
-    import time
 
     from dumpcodec.progress import Progress
     b_moved = threading.Event()

@@ -6,7 +6,8 @@ of about a megabyte (whole COPY messages, so whole rows for COPY BINARY);
 ``copy_out_rows(conn, query, types)`` yields the decoded rows of a binary
 ``COPY ... TO STDOUT`` in batches, reading in a helper thread while the caller decodes;
 ``copy_in_rows(conn, query, rows, types)`` encodes rows in the caller's thread while a
-helper thread sends the previous blocks.
+helper thread sends the previous blocks; ``run_ahead(produce, depth)`` is the bounded
+helper-thread pipeline under copy_out_rows (and restore's chunk read-ahead).
 
 Two paths, one behaviour:
 

@@ -393,7 +393,8 @@ class _ChunkThread:
                     self._busy = False
                     self._cond.notify_all()
 
-    def _idle(self) -> None:
+    def wait(self) -> None:
+        """Until the member in hand is written; raises what writing one raised."""
         with self._cond:
             while self._busy:
                 self._cond.wait()
@@ -401,7 +402,7 @@ class _ChunkThread:
                 raise self._error
 
     def submit(self, member: MemberInfo, piece, mtime: float) -> None:
-        self._idle()
+        self.wait()
         with self._cond:
             if self._stopped:
                 raise ArchiveError("the archive writer is closed")
@@ -412,9 +413,6 @@ class _ChunkThread:
                                                 name="dumpcodec-archive-writer", daemon=True)
                 self._thread.start()
             self._cond.notify_all()
-
-    def wait(self) -> None:
-        self._idle()
 
     def stop(self, discard: bool = False) -> None:
         """End the thread after the member it is writing; ``discard``: drop a member

@@ -44,7 +44,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import SchemaError, UnsafeExpressionError
-from .model import (FK_ACTIONS, FK_MATCH, ColumnDef, ConstraintDef, IndexDef, IndexElem,
+from .model import (FK_ACTIONS, FK_MATCH, ColumnDef, ConstraintDef, IndexElem,
                     SequenceDef, TableDef, TypeDef, TypeRef)
 
 PHASES = ("types", "table", "post_data", "foreign_keys", "sequences", "comments")

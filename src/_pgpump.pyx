@@ -5,8 +5,9 @@ psycopg's ``Copy.read()`` returns one row per Python call, which caps a dump at 
 2 M rows/s while the server streams 9.5 M.  This module drives the *same* libpq that
 psycopg uses (through function pointers that ``dumpcodec.pump`` looks up at run time, so
 nothing is linked at build time and the libpq bundled by ``psycopg[binary]`` works as well
-as the system one) and loops over ``PQgetCopyData`` / ``PQputCopyData`` with the GIL
-released, handing Python one block of about a megabyte at a time.
+as the system one) and loops over ``PQgetlineAsync``/``PQgetCopyData`` and
+``PQputCopyData`` with the GIL released, handing Python one block of about a megabyte
+at a time.
 
 Only the loop lives here; finding libpq, error classes and the Python fallback are in
 ``dumpcodec/pump.py``.  Every function takes the ``PGconn*`` as an integer address
@@ -18,6 +19,7 @@ from libc.string cimport memcpy
 from libc.stdint cimport uintptr_t
 
 ctypedef int (*f_getcopydata)(void*, char**, int) noexcept nogil
+ctypedef int (*f_getlineasync)(void*, char*, int) noexcept nogil
 ctypedef int (*f_putcopydata)(void*, const char*, int) noexcept nogil
 ctypedef int (*f_putcopyend)(void*, const char*) noexcept nogil
 ctypedef void (*f_freemem)(void*) noexcept nogil
@@ -48,7 +50,7 @@ FUNCTIONS = (
     "PQgetCopyData", "PQputCopyData", "PQputCopyEnd", "PQfreemem", "PQgetResult",
     "PQresultStatus", "PQclear", "PQerrorMessage", "PQresultErrorMessage",
     "PQresultErrorField", "PQsendQuery", "PQsetnonblocking", "PQisnonblocking",
-    "PQcmdTuples", "PQgetCancel", "PQcancel", "PQfreeCancel",
+    "PQcmdTuples", "PQgetCancel", "PQcancel", "PQfreeCancel", "PQgetlineAsync",
 )
 
 
@@ -59,6 +61,7 @@ class PumpError(Exception):
 cdef class LibPQ:
     """The libpq entry points, from addresses looked up by the caller."""
     cdef f_getcopydata getcopydata
+    cdef f_getlineasync getlineasync
     cdef f_putcopydata putcopydata
     cdef f_putcopyend putcopyend
     cdef f_freemem freemem
@@ -99,6 +102,7 @@ cdef class LibPQ:
         self.getcancel = <f_getcancel><uintptr_t>addresses["PQgetCancel"]
         self.cancel = <f_cancel><uintptr_t>addresses["PQcancel"]
         self.freecancel = <f_freecancel><uintptr_t>addresses["PQfreeCancel"]
+        self.getlineasync = <f_getlineasync><uintptr_t>addresses["PQgetlineAsync"]
         self.description = description
 
     # -- helpers (GIL held) -------------------------------------------------------
@@ -196,19 +200,24 @@ cdef class LibPQ:
         server's count from the command tag.  An exception raised by ``write`` cancels
         the COPY, drains the connection back to idle and propagates; a server error
         raises PumpError(message, sqlstate).
+
+        The rows libpq already holds are copied straight into the block buffer with
+        ``PQgetlineAsync``; only when none is complete does ``PQgetCopyData`` wait for
+        the socket (and hand over one row in a buffer of its own).  ``PQgetCopyData``
+        alone costs a malloc, a free and a copy per row.
         """
         cdef void* conn = <void*><uintptr_t>conn_ptr
         cdef int was_nb
         cdef char* msg = NULL
-        cdef int n = 0
+        cdef int n = 0, space
         cdef char* buf
         cdef char* newbuf
-        cdef Py_ssize_t cap, used = 0, total = 0
-        cdef bint pending = False   # a message waits in ``msg`` for room in ``buf``
-        cdef char* pmsg = NULL
+        cdef Py_ssize_t cap, used = 0, total = 0, want
+        cdef bint done = False
+        cdef bint grow = False      # a row did not fit: the buffer grows first
         if block_size < 4096:
             block_size = 4096
-        cap = block_size + 65536
+        cap = block_size + block_size // 8    # room for the row that crosses block_size
         buf = <char*>malloc(cap)
         if buf == NULL:
             raise MemoryError()
@@ -218,36 +227,57 @@ cdef class LibPQ:
             self.setnonblocking(conn, 0)
         try:
             self._start(conn, query, PGRES_COPY_OUT)
-            while True:
+            while not done:
                 with nogil:
                     while True:
-                        if not pending:
-                            n = self.getcopydata(conn, &msg, 0)
-                            if n < 0:
+                        space = <int>min(cap - used, 0x40000000)
+                        n = self.getlineasync(conn, buf + used, space)
+                        if n > 0:
+                            used += n
+                            if n == space:
+                                grow = True    # maybe part of a row: its rest follows
                                 break
-                        pending = False
+                            if used >= block_size:
+                                break
+                            continue
+                        if n < 0:              # CopyDone or an error: PQgetResult says
+                            done = True
+                            break
+                        n = self.getcopydata(conn, &msg, 0)
+                        if n < 0:
+                            done = True
+                            break
                         if n > cap - used:
-                            if used > 0:
-                                pending = True   # flush first, keep this message
-                                break
-                            newbuf = <char*>realloc(buf, n)
-                            if newbuf == NULL:
-                                pending = True
-                                break
-                            buf = newbuf
-                            cap = n
+                            grow = True        # kept in msg until the buffer has room
+                            break
                         memcpy(buf + used, msg, n)
                         used += n
                         self.freemem(msg)
                         msg = NULL
                         if used >= block_size:
                             break
-                if pending and used == 0:
-                    with nogil:
-                        self._abort_out(conn, msg)
+                if grow:
+                    # a part row is completed before anything is handed out
+                    grow = False
+                    want = cap * 2
+                    if msg != NULL and used + n > want:
+                        want = used + n
+                    newbuf = <char*>realloc(buf, want)
+                    if newbuf == NULL:
+                        with nogil:
+                            self._abort_out(conn, msg)
+                        msg = NULL
+                        raise MemoryError(f"cannot allocate {want} bytes for a COPY row")
+                    buf = newbuf
+                    cap = want
+                    if msg == NULL:
+                        continue
+                    memcpy(buf + used, msg, n)
+                    used += n
+                    self.freemem(msg)
                     msg = NULL
-                    pending = False
-                    raise MemoryError(f"cannot allocate {n} bytes for a COPY row")
+                    if used < block_size:
+                        continue
                 if used > 0:
                     block = PyBytes_FromStringAndSize(buf, used)
                     total += used
@@ -255,14 +285,10 @@ cdef class LibPQ:
                     try:
                         write(block)
                     except BaseException:
-                        pmsg = msg if pending else NULL
                         with nogil:
-                            self._abort_out(conn, pmsg)
-                        msg = NULL
-                        pending = False
+                            self._abort_out(conn, NULL)
                         raise
-                if not pending and n < 0:
-                    break
+                    del block
             if n == -2:
                 err = self._conn_error(conn)
                 with nogil:

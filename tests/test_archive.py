@@ -727,3 +727,37 @@ def test_chunk_thread_of_a_writer_never_closed_ends(monkeypatch):
     gc.collect()
     assert ref() is None
     assert not [t for t in threading.enumerate() if t.name == "dumpcodec-archive-writer"]
+
+
+def test_zstd_members_are_single_frames_small_and_large(tmp_path):
+    # Members up to a chunk's size are compressed in one call (the frame records its
+    # content size); a member larger than chunk_size + 1 MiB (one 3 MB tuple here)
+    # streams in pieces.  Either way each member is exactly one frame holding its
+    # tar header, data and padding, starting at the offset the manifest records.
+    import hashlib
+    import zstandard
+    path = tmp_path / "a.zst"
+    expected = write_sample(str(path), "zstd", chunk_size=4096, big_tuple=3_000_000)
+    data = path.read_bytes()
+    with open_dump(str(path)) as r:
+        tables = {t.table_id: t for t in r.tables()}
+        for tid, rows in expected.items():
+            assert list(r.read_rows(tid)) == rows
+        assert r.verify().ok
+    sizes = {}
+    for t in tables.values():
+        for m in t.members:
+            frame = data[m.offset:m.offset + m.compressed_size]
+            params = zstandard.get_frame_parameters(frame)
+            d = zstandard.ZstdDecompressor().decompressobj()
+            tar_member = d.decompress(frame)
+            assert d.eof and d.unused_data == b""          # exactly one frame
+            assert tar_member[:len(m.name)] == m.name.encode()
+            assert hashlib.sha256(tar_member[512:512 + m.size]).hexdigest() == m.sha256
+            sizes[m.name] = (m.size, params.content_size)
+    big = tables["public.big"].members[0]
+    assert big.size > 3_000_000
+    assert sizes[big.name][1] == zstandard.CONTENTSIZE_UNKNOWN      # streamed
+    small = [s for name, s in sizes.items() if name != big.name]
+    assert len(small) >= 5
+    assert all(cs != zstandard.CONTENTSIZE_UNKNOWN for _, cs in small)   # one call

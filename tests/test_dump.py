@@ -52,6 +52,52 @@ def test_copy_out_matches_psycopg_bytes(narrow):
     assert len(blocks) > 10
 
 
+@pytest.fixture
+def wide_rows(conn):
+    # rows of up to 20 kB and one of 3 MB: many are larger than the room left in a
+    # 4-32 kB block, and libpq often holds them whole already, so the pump takes them
+    # in parts (PQgetlineAsync) or as one oversized row (PQgetCopyData); it must still
+    # hand out whole rows, in order
+    conn.execute("CREATE TABLE wide (i int, t text)")
+    conn.execute("INSERT INTO wide SELECT g, repeat(chr(65 + g % 26), "
+                 "CASE WHEN g = 50 THEN 3000000 ELSE (g * 7919) % 20000 END) "
+                 "FROM generate_series(1, 300) g")
+    return conn
+
+
+@pytest.mark.parametrize("fmt", ["binary", "text"])
+def test_copy_out_rows_larger_than_the_block(wide_rows, fmt):
+    q = f"COPY (SELECT * FROM wide ORDER BY i) TO STDOUT (FORMAT {fmt})"
+    expected = _copy_via_psycopg(wide_rows, q)
+    for block_size in (4096, 8192, 16384, 32768):
+        blocks = []
+        rows, nbytes = pump.copy_out(wide_rows, q, blocks.append, block_size=block_size)
+        assert rows == 300
+        assert b"".join(blocks) == expected
+        assert nbytes == len(expected)
+        assert all(len(b) >= block_size for b in blocks[:-1])
+        if fmt == "text":                # a text COPY message is one line
+            assert all(b.endswith(b"\n") for b in blocks)
+            assert sum(b.count(b"\n") for b in blocks) == 300
+
+
+def test_copy_out_write_error_during_wide_rows_leaves_connection_usable(wide_rows):
+    q = "COPY (SELECT * FROM wide ORDER BY i) TO STDOUT (FORMAT text)"
+    seen = []
+
+    def failing(block):
+        seen.append(block)
+        if len(seen) == 3:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        pump.copy_out(wide_rows, q, failing, block_size=4096)
+    assert all(b.endswith(b"\n") for b in seen)
+    blocks = []
+    assert pump.copy_out(wide_rows, q, blocks.append)[0] == 300
+    assert b"".join(blocks) == _copy_via_psycopg(wide_rows, q)
+
+
 def test_copy_out_write_error_leaves_connection_usable(narrow):
     calls = []
 

@@ -12,11 +12,14 @@ helper-thread pipeline under copy_out_rows (and restore's chunk read-ahead).
 Two paths, one behaviour:
 
 ``libpq``
-    The Cython loop ``dumpcodec._pgpump`` calls ``PQgetCopyData``/``PQputCopyData`` of the
-    libpq that psycopg itself uses, with the GIL released: no Python call per row.  The
-    entry points are looked up at run time (nothing is linked at build time), so the
-    system libpq of ``psycopg[c]``, the bundled one of ``psycopg[binary]`` and the ctypes
-    one of the pure-Python ``psycopg`` all work.
+    The Cython loop ``dumpcodec._pgpump`` drives the libpq that psycopg itself uses, with
+    the GIL released: no Python call per row.  Rows libpq already holds are copied
+    straight into the block (``PQgetlineAsync``); ``PQgetCopyData`` only waits for more,
+    and a bulk stream's reader naps while the socket is empty so that it wakes for ~64 kB
+    rather than for each ~8 kB the server writes.  ``PQputCopyData`` sends.  The entry
+    points are looked up at run time (nothing is linked at build time), so the system
+    libpq of ``psycopg[c]``, the bundled one of ``psycopg[binary]`` and the ctypes one of
+    the pure-Python ``psycopg`` all work.
 ``python``
     psycopg's own ``Copy`` object, read and written in large pieces.  Used when the
     extension is not built or libpq cannot be found; ``DUMPCODEC_PUMP=python`` forces it.

@@ -271,6 +271,9 @@ def run(admin: str, *, mixed: int = 1_000_000, narrow: int = 5_000_000, rounds: 
             if out:
                 remove(out)
             ctx = before() if before else None
+            # the previous round's (or group's) writes go to disk first: a round does
+            # not pay for the writeback of another
+            os.sync()
             dt, peak, _err = run_measured(cmd, timeout)
             times.append(dt)
             rss.append(peak or 0)

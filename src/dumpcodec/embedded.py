@@ -13,10 +13,22 @@ from typing import Optional
 DEFAULT_PGDATA = os.path.join(tempfile.gettempdir(), "dumpcodec-pgserver")
 
 
+def server_running(pgdata: str) -> bool:
+    """Whether a postmaster runs on ``pgdata`` (its ``postmaster.pid`` names a live process)."""
+    try:
+        with open(os.path.join(pgdata, "postmaster.pid")) as f:
+            pid = int(f.readline())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def start_embedded(pgdata: Optional[str] = None, cleanup: bool = True) -> str:
     """Start (or reuse) an embedded server on ``pgdata``; return its conninfo URI.
 
-    With ``cleanup`` the server stops when the interpreter exits.
+    With ``cleanup`` a server this call started stops when the interpreter exits; one
+    that was already running is reused and left running (another process uses it).
     """
     try:
         import pgserver
@@ -27,8 +39,9 @@ def start_embedded(pgdata: Optional[str] = None, cleanup: bool = True) -> str:
     import warnings
     with warnings.catch_warnings():  # platformdirs complains about XDG_RUNTIME_DIR
         warnings.simplefilter("ignore")
-        server = pgserver.get_server(pgdata or DEFAULT_PGDATA,
-                                     cleanup_mode="stop" if cleanup else None)
+        pgdata = pgdata or DEFAULT_PGDATA
+        stop = cleanup and not server_running(pgdata)
+        server = pgserver.get_server(pgdata, cleanup_mode="stop" if stop else None)
         return server.get_uri()
 
 

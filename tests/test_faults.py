@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 
-import psycopg
 import pytest
 
 from dumpcodec.archive import open_dump

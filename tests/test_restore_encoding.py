@@ -5,7 +5,6 @@ import sys
 import threading
 
 import psycopg
-import pytest
 
 from dumpcodec import create_dump, open_dump, restore_dump
 

@@ -2,7 +2,6 @@
 database where the user types have other OIDs (and live in another schema)."""
 from __future__ import annotations
 
-import psycopg
 from psycopg import sql
 
 from dumpcodec.codec import Decoder, Encoder

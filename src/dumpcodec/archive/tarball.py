@@ -197,11 +197,13 @@ class ZstdWriter(DumpWriter):
         # large manifest) streams in pieces, so memory stays bounded.
         views = [memoryview(p).cast("B") for p in parts]
         size = sum(v.nbytes for v in views)
-        if size > self.chunk_size + PIECE:
+        limit = self.chunk_size + PIECE
+        if size > limit:
             _compress_to(self._out, self._cctx.compressobj(), parts)
             return
         if self._frame is None or len(self._frame) < size:
-            self._frame = bytearray(size)
+            grown = 2 * len(self._frame) if self._frame is not None else 0
+            self._frame = bytearray(max(size, min(grown, limit)))   # not one per chunk
         frame = memoryview(self._frame)
         pos = 0
         for v in views:

@@ -107,6 +107,29 @@ def discover_servers() -> List[Server]:
     return found
 
 
+def copy_via_psycopg(conn, query) -> bytes:
+    """A ``COPY ... TO STDOUT``'s bytes as psycopg's own Copy reads them: the reference
+    the pump's blocks are compared with."""
+    out = bytearray()
+    with conn.cursor().copy(query) as cp:
+        for data in cp:
+            out += data
+    return bytes(out)
+
+
+def failing_writer(after: int):
+    """A COPY ``write`` callback that keeps the blocks (``.seen``) and raises
+    ``OSError("disk full")`` on block number ``after``."""
+    seen: list = []
+
+    def write(block):
+        seen.append(block)
+        if len(seen) == after:
+            raise OSError("disk full")
+    write.seen = seen
+    return write
+
+
 def pytest_report_header(config):
     lines = [f"dumpcodec codec implementation: {IMPL} (DUMPCODEC_IMPL="
              f"{os.environ.get('DUMPCODEC_IMPL', 'unset')})"]

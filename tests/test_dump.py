@@ -7,6 +7,7 @@ import time
 
 import psycopg
 import pytest
+from conftest import copy_via_psycopg, failing_writer
 
 from dumpcodec import pump
 from dumpcodec.archive import open_dump
@@ -21,14 +22,6 @@ def narrow(conn):
     conn.execute("CREATE TABLE narrow AS SELECT g::bigint AS a, (g % 1000)::int AS b "
                  "FROM generate_series(1, 50000) g")
     return conn
-
-
-def _copy_via_psycopg(conn, query) -> bytes:
-    out = bytearray()
-    with conn.cursor().copy(query) as cp:
-        for data in cp:
-            out += data
-    return bytes(out)
 
 
 def test_pump_path_is_libpq_when_built():
@@ -46,7 +39,7 @@ def test_copy_out_matches_psycopg_bytes(narrow):
     data = b"".join(blocks)
     assert rows == 50000
     assert nbytes == len(data)
-    assert data == _copy_via_psycopg(narrow, q)
+    assert data == copy_via_psycopg(narrow, q)
     # every block but the last reaches the block size; blocks hold whole messages
     assert all(len(b) >= 4096 for b in blocks[:-1])
     assert len(blocks) > 10
@@ -68,7 +61,7 @@ def wide_rows(conn):
 @pytest.mark.parametrize("fmt", ["binary", "text"])
 def test_copy_out_rows_larger_than_the_block(wide_rows, fmt):
     q = f"COPY (SELECT * FROM wide ORDER BY i) TO STDOUT (FORMAT {fmt})"
-    expected = _copy_via_psycopg(wide_rows, q)
+    expected = copy_via_psycopg(wide_rows, q)
     for block_size in (4096, 8192, 16384, 32768):
         blocks = []
         rows, nbytes = pump.copy_out(wide_rows, q, blocks.append, block_size=block_size)
@@ -83,19 +76,13 @@ def test_copy_out_rows_larger_than_the_block(wide_rows, fmt):
 
 def test_copy_out_write_error_during_wide_rows_leaves_connection_usable(wide_rows):
     q = "COPY (SELECT * FROM wide ORDER BY i) TO STDOUT (FORMAT text)"
-    seen = []
-
-    def failing(block):
-        seen.append(block)
-        if len(seen) == 3:
-            raise OSError("disk full")
-
+    failing = failing_writer(3)
     with pytest.raises(OSError, match="disk full"):
         pump.copy_out(wide_rows, q, failing, block_size=4096)
-    assert all(b.endswith(b"\n") for b in seen)
+    assert all(b.endswith(b"\n") for b in failing.seen)
     blocks = []
     assert pump.copy_out(wide_rows, q, blocks.append)[0] == 300
-    assert b"".join(blocks) == _copy_via_psycopg(wide_rows, q)
+    assert b"".join(blocks) == copy_via_psycopg(wide_rows, q)
 
 
 def _wakeups() -> int:
@@ -116,7 +103,7 @@ def test_copy_out_waits_for_data_in_bulk(conn):
     conn.execute("CREATE TABLE bulk AS SELECT g::bigint AS a, md5(g::text) AS b, "
                  "g % 1000 AS c FROM generate_series(1, 300000) g")
     q = "COPY bulk TO STDOUT (FORMAT binary)"
-    expected = _copy_via_psycopg(conn, q)
+    expected = copy_via_psycopg(conn, q)
     assert len(expected) > 15_000_000
     blocks = []
     before = _wakeups()

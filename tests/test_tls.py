@@ -24,6 +24,7 @@ import tempfile
 
 import psycopg
 import pytest
+from conftest import copy_via_psycopg, failing_writer
 
 from dumpcodec import pump
 from dumpcodec.archive import open_dump
@@ -162,14 +163,6 @@ def tls_conn(tls_server):
         yield conn
 
 
-def _copy_via_psycopg(conn, query) -> bytes:
-    out = bytearray()
-    with conn.cursor().copy(query) as cp:
-        for data in cp:
-            out += data
-    return bytes(out)
-
-
 def test_connection_uses_tls(tls_conn):
     assert tls_conn.pgconn.ssl_in_use
     assert tls_conn.execute("SELECT ssl FROM pg_stat_ssl "
@@ -191,7 +184,7 @@ def test_pump_path_is_libpq():
 @pytest.mark.parametrize("fmt", ["binary", "text"])
 def test_copy_out_over_tls_matches_psycopg(tls_conn, fmt):
     q = f"COPY t TO STDOUT (FORMAT {fmt})"
-    expected = _copy_via_psycopg(tls_conn, q)
+    expected = copy_via_psycopg(tls_conn, q)
     for block_size in (pump.DEFAULT_BLOCK_SIZE, 4096):
         blocks = []
         rows, nbytes = pump.copy_out(tls_conn, q, blocks.append, block_size=block_size)
@@ -214,17 +207,11 @@ def test_copy_out_rows_over_tls(tls_conn):
 
 
 def test_write_error_over_tls_leaves_connection_usable(tls_conn):
-    seen = []
-
-    def failing(block):
-        seen.append(block)
-        if len(seen) == 3:
-            raise OSError("disk full")
-
+    failing = failing_writer(3)
     with pytest.raises(OSError, match="disk full"):
         pump.copy_out(tls_conn, "COPY t TO STDOUT (FORMAT binary)", failing,
                       block_size=4096)
-    assert len(seen) == 3
+    assert len(failing.seen) == 3
     # cancelled and drained: the same TLS connection answers the next query
     assert tls_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert tls_conn.execute("SELECT count(*) FROM t").fetchone()[0] == ROWS + len(BIG)

@@ -370,7 +370,6 @@ def copy_in_rows(conn: psycopg.Connection, query: Query, rows: Any,
     if encoder is None:
         from .codec import Encoder
         encoder = Encoder(types)
-    enc = encoder
     blocks: "queue.Queue" = queue.Queue(maxsize=max(1, ahead))
     end, abort = object(), object()
     failure: List[BaseException] = []
@@ -413,19 +412,19 @@ def copy_in_rows(conn: psycopg.Connection, query: Query, rows: Any,
     sender = threading.Thread(target=send, name="dumpcodec-copy-in", daemon=True)
     sender.start()
     try:
-        put(enc.header())
+        put(encoder.header())
         batch: List[Any] = []
         per_block = 256          # rows per encode() call, adjusted to ~block_size bytes
         for row in rows:
             batch.append(row)
             if len(batch) >= per_block:
-                data = enc.encode(batch)
+                data = encoder.encode(batch)
                 per_block = max(16, min(1 << 20, per_block * block_size // max(1, len(data))))
                 batch = []
                 put(data)
         if batch:
-            put(enc.encode(batch))
-        put(enc.trailer())
+            put(encoder.encode(batch))
+        put(encoder.trailer())
         put(end)
     except BaseException:
         try:

@@ -26,7 +26,7 @@ each other's uncommitted ``CREATE SCHEMA``; one that ends up empty is dropped ag
 The archive's chunks are read (decompressed, checksummed) by a helper thread one
 chunk ahead of the COPY that sends them, so reading and the server's work overlap.
 Client memory is about ``jobs * (READ_AHEAD + 1)`` chunks of the archive's chunk size
-(8 MiB by default) at most: 76 MB peak RSS with ``-j 1``, 102 MB with ``-j 2`` on the
+(8 MiB by default) at most: 81 MB peak RSS with ``-j 1``, 115 MB with ``-j 2`` on the
 benchmark tables.
 
 Schema drift: when the target table exists (``append``/``truncate``), its live

@@ -34,10 +34,11 @@ from ._tar import (END_OF_ARCHIVE, TarEntry, TarStreamReader, drain_end,
 #: bytes of COPY data per chunk member unless ``chunk_size=`` says otherwise (the
 #: codec's default too).  A reader holds a few chunks at a time (the one its consumer
 #: still has, the one being read), a writer about three (the chunker's buffer, the
-#: piece being compressed in the writer's thread).  8 MiB: members compress as well
-#: as 32 MiB ones (0.3% larger on the benchmark tables) and a dump is faster, because
-#: an allocation of 32 MiB or more is always a fresh mmap with glibc (about 100,000
-#: page faults more per dump of 346 MB of COPY data).
+#: piece in the writer's thread and, for zstd, the buffer it is compressed from).
+#: 8 MiB: members compress as well as 32 MiB ones (0.3% larger on the benchmark
+#: tables) and a dump is faster, because an allocation of 32 MiB or more is always a
+#: fresh mmap with glibc (about 100,000 page faults more per dump of 346 MB of COPY
+#: data).
 DEFAULT_CHUNK_SIZE = 8 << 20
 #: largest chunk_size a writer accepts (members stay far below ustar's 8 GiB limit)
 MAX_CHUNK_SIZE = 1 << 30

@@ -117,7 +117,7 @@ def restore(tdefs, target, target_schema=None):
         plans = []
         for t in tdefs:
             plan = ddl_plan(t, target_schema, existing_types=c)
-            plan.execute(c, ["types", "table"])
+            plan.execute(c, ["types", "serials", "table"])
             plans.append(plan)
         for phase in ("post_data", "foreign_keys", "sequences", "comments"):
             for plan in plans:

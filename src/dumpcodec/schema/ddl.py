@@ -44,10 +44,12 @@ import psycopg
 from psycopg import sql
 
 from ..errors import SchemaError, UnsafeExpressionError
+from .safety import Probe, ProbeSet, check_tree
 from .model import (FK_ACTIONS, FK_MATCH, ColumnDef, ConstraintDef, IndexElem,
                     SequenceDef, TableDef, TypeDef, TypeRef)
 
-PHASES = ("types", "table", "post_data", "foreign_keys", "sequences", "comments")
+PHASES = ("types", "serials", "table", "post_data", "foreign_keys", "sequences",
+          "comments")
 
 _OPERATOR_RE = re.compile(r"^[+\-*/<>=~!@#%^&|`?]{1,63}$")
 
@@ -62,14 +64,16 @@ def _parse(text: str):
         raise ValueError(f"does not parse: {exc}") from None
 
 
-def checked_expression(expr: str, where: str, *, per_row: bool = True) -> sql.SQL:
-    """``(expr)`` as SQL, after proving it is exactly one SQL expression.
-
-    ``per_row``: the expression runs for every row a restore loads (CHECKs, domain
-    CHECKs; generated columns, index expressions and predicates too): it may not
-    advance sequences either.  Defaults (``per_row=False``) may: a serial column's
-    default is ``nextval(...)``, and COPY lists every column, so restore runs none.
+def checked_expression(expr: str, where: str, *, per_row: bool = True,
+                       context: Optional[str] = None, table: Optional[str] = None,
+                       type_schemas: Sequence[str] = ()) -> sql.SQL:
+    """``(expr)`` as SQL, after proving it is exactly one SQL expression built only of
+    what :func:`.safety.check_tree` allows in ``context`` (one of
+    :data:`.safety.CONTEXTS`; without it ``per_row`` chooses ``'check'`` or
+    ``'default'``).  The server-side half of the allow-list is :class:`.safety.Guard`.
     """
+    if context is None:
+        context = "check" if per_row else "default"
     if not isinstance(expr, str) or not expr.strip():
         raise UnsafeExpressionError(f"{where}: empty expression")
     # A newline ends a trailing "--" comment inside the parentheses; the parse below
@@ -90,59 +94,13 @@ def checked_expression(expr: str, where: str, *, per_row: bool = True) -> sql.SQ
             raise ValueError(f"more than an expression ({', '.join(others) or 'set op'})")
         if not sel.targetList or len(sel.targetList) != 1 or sel.targetList[0].name:
             raise ValueError("not exactly one expression")
-        tree = sel.targetList[0]()
-        if _has_node(tree, "SubLink"):
-            # PostgreSQL allows no subquery in any place these expressions go
-            # (defaults, CHECKs, generated columns, index expressions, predicates).
-            raise ValueError("a subquery is not allowed here")
-        bad = _denied_calls(tree, per_row)
-        if bad:
-            raise ValueError(f"calls {', '.join(sorted(bad))}, which a table definition "
-                             f"has no business calling")
+        check_tree(sel.targetList[0](), context, table=table, type_schemas=type_schemas)
+    except RecursionError:
+        raise UnsafeExpressionError(f"{where}: refused expression: nested too deeply") \
+            from None
     except ValueError as exc:
         raise UnsafeExpressionError(f"{where}: refused expression {expr!r}: {exc}") from None
     return sql.SQL(wrapped)
-
-
-def _has_node(tree, tag: str) -> bool:
-    if isinstance(tree, dict):
-        return tree.get("@") == tag or any(_has_node(v, tag) for v in tree.values())
-    if isinstance(tree, (list, tuple)):
-        return any(_has_node(v, tag) for v in tree)
-    return False
-
-
-# Server functions with side effects outside the table (files, other sessions, settings,
-# large objects, locks, WAL, sleeping).  This is defence in depth, not a sandbox: an
-# expression may call any other function, with the privileges of the restoring user.
-_DENIED_CALL = re.compile(
-    r"^(pg_(read|ls|stat)_|pg_file_|pg_(terminate|cancel)_backend$|pg_reload_conf$|"
-    r"pg_rotate_logfile|pg_promote$|pg_switch_wal$|pg_create_restore_point$|"
-    r"pg_(start|stop|backup)_|pg_backup_|pg_log_|pg_sleep|pg_(try_)?advisory|"
-    r"pg_replication_|pg_logical_|pg_drop_replication|pg_import_system_collations$|"
-    r"set_config$|lo_|dblink|pg_notify$|setval$|"
-    # these run a query given as text (query_to_xml('SELECT nextval(...)', ...))
-    r"(query|cursor|table|schema|database)_to_xml)")
-# and, where an expression runs once per restored row, sequence advances
-_DENIED_PER_ROW = re.compile(r"^nextval$")
-
-
-def _denied_calls(tree, per_row: bool = True) -> set:
-    found = set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("@") == "FuncCall":
-                name = (node.get("funcname") or ())[-1].get("sval", "")
-                if _DENIED_CALL.match(name) or (per_row and _DENIED_PER_ROW.match(name)):
-                    found.add(name)
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, (list, tuple)):
-            for v in node:
-                walk(v)
-    walk(tree)
-    return found
 
 
 def _checked_clause(skeleton: str, piece: str, where: str, check) -> sql.SQL:
@@ -189,11 +147,29 @@ def _check_bound(stmt) -> None:
                 raise ValueError("a partition bound value that is not a constant")
 
 
-def _check_partkey(stmt) -> None:
-    if (type(stmt).__name__ != "CreateStmt" or stmt.partspec is None or stmt.tableElts
-            or stmt.partbound is not None or stmt.inhRelations or stmt.options
-            or stmt.tablespacename or stmt.accessMethod):
-        raise ValueError("not just a partition key")
+def _partkey_checker(b: "_Builder"):
+    """A check for :func:`_checked_clause`: exactly a partition key, whose expressions
+    are allowed as partition keys (kept as probes) and whose operator classes and
+    collations are qualified only with pg_catalog."""
+    def check(stmt) -> None:
+        if (type(stmt).__name__ != "CreateStmt" or stmt.partspec is None or stmt.tableElts
+                or stmt.partbound is not None or stmt.inhRelations or stmt.options
+                or stmt.tablespacename or stmt.accessMethod):
+            raise ValueError("not just a partition key")
+        from pglast.stream import RawStream
+        for elem in stmt.partspec.partParams or ():
+            for what, names in (("operator class", elem.opclass),
+                                ("collation", elem.collation)):
+                names = [n.sval for n in names or ()]
+                if len(names) > 1 and names[-2] != "pg_catalog":
+                    raise ValueError(f"the {what} {'.'.join(names)} is outside pg_catalog")
+            if elem.expr is not None:
+                check_tree(elem.expr(), "partition_key", table=b.t.name,
+                           type_schemas=b.type_schemas)
+                b.probes.probes.append(Probe(
+                    "partition_key", sql.SQL("({})").format(sql.SQL(RawStream()(elem.expr))),
+                    "partition key"))
+    return check
 
 
 def _builtin_type_sql(text: str, elem: str, where: str) -> sql.SQL:
@@ -241,6 +217,14 @@ def _final(stmt: sql.Composed, kind: str, where: str) -> sql.Composed:
 # -- the plan -------------------------------------------------------------------------
 
 @dataclass
+class ForeignKeySteps:
+    """A foreign key added ``NOT VALID`` (no row is checked, so what it resolves to
+    can be looked at first), then validated when the source's was."""
+    add: sql.Composed
+    validate: Optional[sql.Composed]
+
+
+@dataclass
 class DDLPlan:
     """The statements recreating one table, by phase (see ``PHASES`` for the order).
 
@@ -251,6 +235,7 @@ class DDLPlan:
     name: str
     setup: List[sql.Composed] = field(default_factory=list)
     types: List[sql.Composed] = field(default_factory=list)
+    serials: List[sql.Composed] = field(default_factory=list)   # owned sequences
     table: List[sql.Composed] = field(default_factory=list)
     post_data: List[sql.Composed] = field(default_factory=list)
     foreign_keys: List[sql.Composed] = field(default_factory=list)
@@ -258,6 +243,11 @@ class DDLPlan:
     comments: List[sql.Composed] = field(default_factory=list)
     skipped_types: List[str] = field(default_factory=list)   # already there and equal
     schemas: List[str] = field(default_factory=list)   # where the plan creates objects
+    #: each foreign key by name, in two steps (see :class:`ForeignKeySteps`)
+    foreign_key_steps: Dict[str, "ForeignKeySteps"] = field(default_factory=dict)
+    #: every expression of the plan, for :meth:`.safety.Guard.probe` (run it after
+    #: ``types`` and ``serials`` and before ``table``)
+    probes: ProbeSet = field(default_factory=lambda: ProbeSet(table=""))
 
     def statements(self, phases: Sequence[str] = PHASES) -> Iterator[sql.Composed]:
         for phase in phases:
@@ -289,6 +279,8 @@ class _Builder:
         self.schema = target_schema or t.schema
         self.where = f"table {t.schema}.{t.name}"
         self.table_ident = sql.Identifier(self.schema, t.name)
+        self.type_schemas = sorted({ty.schema for ty in t.types})
+        self.probes = ProbeSet(table=t.name)
 
     def map_schema(self, schema: str) -> str:
         return self.schema if schema == self.t.schema else schema
@@ -298,8 +290,22 @@ class _Builder:
             return sql.Identifier(name)
         return sql.Identifier(self.map_schema(schema), name)
 
-    def expr(self, text: str, what: str, per_row: bool = True) -> sql.SQL:
-        return checked_expression(text, f"{self.where}, {what}", per_row=per_row)
+    def expr(self, text: str, what: str, context: str = "check",
+             cast_to: Optional[sql.Composable] = None) -> sql.SQL:
+        """The checked expression; also kept as a probe for :meth:`.safety.Guard.probe`."""
+        where = f"{self.where}, {what}"
+        checked = checked_expression(text, where, context=context, table=self.t.name,
+                                     type_schemas=self.type_schemas)
+        self.probes.probes.append(Probe(context, checked, what, cast_to))
+        return checked
+
+    def value_expr(self, text: str, what: str, context: str,
+                   base: sql.Composable) -> sql.SQL:
+        """A domain default or CHECK (it refers to the value as VALUE)."""
+        checked = checked_expression(text, what, context=context,
+                                     type_schemas=self.type_schemas)
+        self.probes.value_probes.append((base, Probe(context, checked, what)))
+        return checked
 
     # types
     def type_sql(self, ref: Union[TypeRef, ColumnDef], what: str, ndims: int = 0) -> sql.Composable:
@@ -339,7 +345,8 @@ def _elem_sql(b: _Builder, e: IndexElem, what: str, exclusion: bool) -> sql.Comp
         raise SchemaError(f"{b.where}, {what}: an element needs a column or an expression")
     parts: List[sql.Composable] = [
         sql.Identifier(e.column) if e.column is not None
-        else sql.SQL("({})").format(b.expr(e.expression, what))]
+        else sql.SQL("({})").format(b.expr(e.expression, what,
+                                           "exclusion" if exclusion else "index"))]
     if e.collation:
         parts.append(b.collate(e.collation, e.collation_schema))
     if e.opclass:
@@ -375,7 +382,8 @@ def _column_sql(b: _Builder, c: ColumnDef) -> sql.Composed:
     parts.append(b.collate(c.collation, c.collation_schema))
     if c.generated is not None:
         parts.append(sql.SQL(" GENERATED ALWAYS AS {} STORED").format(
-            b.expr(c.generated, f"{what} generated expression")))
+            b.expr(c.generated, f"{what} generated expression", "generated",
+                   b.type_sql(c, what, c.ndims))))
     elif c.identity is not None:
         if c.identity not in ("a", "d"):
             raise SchemaError(f"{b.where}, {what}: bad identity {c.identity!r}")
@@ -387,7 +395,8 @@ def _column_sql(b: _Builder, c: ColumnDef) -> sql.Composed:
                 b.ident(seq.schema, seq.name), _seq_options(b, seq, False)))
     if c.default is not None and c.generated is None:
         parts.append(sql.SQL(" DEFAULT {}").format(
-            b.expr(c.default, f"{what} default", per_row=False)))
+            b.expr(c.default, f"{what} default", "default",
+                   b.type_sql(c, what, c.ndims))))
     if c.not_null:
         parts.append(sql.SQL(" NOT NULL"))
     return sql.Composed(parts)
@@ -419,13 +428,16 @@ def _type_statements(b: _Builder, ty: TypeDef) -> List[sql.Composed]:
             b.collate(ty.collation, ty.collation_schema)]
         if ty.default is not None:
             parts.append(sql.SQL(" DEFAULT {}").format(
-                checked_expression(ty.default, f"{where} default", per_row=False)))
+                b.value_expr(ty.default, f"{where} default", "domain_default",
+                             b.type_sql(ty.base, f"type {ty.name!r} base"))))
         if ty.not_null:
             parts.append(sql.SQL(" NOT NULL"))
         for chk in ty.checks:
             parts.append(sql.SQL(" CONSTRAINT {} CHECK {}").format(
                 sql.Identifier(chk.name),
-                checked_expression(chk.expression, f"{where}, check {chk.name!r}")))
+                b.value_expr(chk.expression, f"{where}, check {chk.name!r}",
+                             "domain_check",
+                             b.type_sql(ty.base, f"type {ty.name!r} base"))))
         return [_final(sql.Composed(parts), "CREATE DOMAIN", where)]
     if ty.kind == "composite":
         attrs = sql.SQL(", ").join(
@@ -579,7 +591,7 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
     # table: owned serial sequences first, since defaults refer to them
     serials = [s for s in t.sequences if not s.identity]
     for s in serials:
-        plan.table.append(_final(sql.SQL("CREATE SEQUENCE {} {}").format(
+        plan.serials.append(_final(sql.SQL("CREATE SEQUENCE {} {}").format(
             b.ident(s.schema, s.name), _seq_options(b, s, True)), "CREATE SEQUENCE", where))
     checks = [c for c in _own(b, t.constraints) if c.kind == "check"]
     items: List[sql.Composable] = []
@@ -601,7 +613,7 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
     if t.partition_key is not None:
         stmt += [sql.SQL(" PARTITION BY "),
                  _checked_clause("CREATE TABLE x () PARTITION BY {}", t.partition_key,
-                                 f"{where}, partition key", _check_partkey)]
+                                 f"{where}, partition key", _partkey_checker(b))]
     elif t.kind == "partitioned":
         raise SchemaError(f"{where}: partitioned table without partition key")
     plan.table.append(_final(sql.Composed(stmt), "CREATE TABLE", where))
@@ -631,7 +643,8 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
                 sql.SQL(", ").join(_elem_sql(b, e, what, True) for e in c.elements),
                 sql.SQL(" INCLUDE ({})").format(_idents(c.include)) if c.include
                 else sql.SQL(""),
-                sql.SQL(" WHERE ({})").format(b.expr(c.predicate, f"{what} predicate"))
+                sql.SQL(" WHERE ({})").format(b.expr(c.predicate, f"{what} predicate",
+                                                     "exclusion"))
                 if c.predicate else sql.SQL(""), _deferrable(c))
         elif c.kind == "check" and not c.validated:
             body = sql.SQL("CHECK {}{} NOT VALID").format(
@@ -650,7 +663,7 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
             sql.SQL(" INCLUDE ({})").format(_idents(ix.include)) if ix.include
             else sql.SQL(""),
             sql.SQL(" NULLS NOT DISTINCT" if ix.nulls_not_distinct else ""),
-            sql.SQL(" WHERE {}").format(b.expr(ix.predicate, f"{what} predicate"))
+            sql.SQL(" WHERE {}").format(b.expr(ix.predicate, f"{what} predicate", "index"))
             if ix.predicate else sql.SQL(""))
         plan.post_data.append(_final(stmt, "CREATE INDEX", where))
 
@@ -661,15 +674,21 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
         if c.on_update not in FK_ACTIONS or c.on_delete not in FK_ACTIONS \
                 or c.match not in ("s", "f"):
             raise SchemaError(f"{where}, constraint {c.name!r}: bad foreign key options")
-        stmt = sql.Composed([
-            alter.format(b.table_ident, sql.Identifier(c.name)),
-            sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) MATCH {} ON UPDATE {} "
-                    "ON DELETE {}{}{}").format(
-                _idents(c.columns), b.ident(c.ref_schema, c.ref_table),
-                _idents(c.ref_columns), sql.SQL(FK_MATCH[c.match]),
-                sql.SQL(FK_ACTIONS[c.on_update]), sql.SQL(FK_ACTIONS[c.on_delete]),
-                _deferrable(c), sql.SQL("" if c.validated else " NOT VALID"))])
-        plan.foreign_keys.append(_final(stmt, "ALTER TABLE", where))
+        def fk(not_valid: bool) -> sql.Composed:
+            return _final(sql.Composed([
+                alter.format(b.table_ident, sql.Identifier(c.name)),
+                sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) MATCH {} ON UPDATE {} "
+                        "ON DELETE {}{}{}").format(
+                    _idents(c.columns), b.ident(c.ref_schema, c.ref_table),
+                    _idents(c.ref_columns), sql.SQL(FK_MATCH[c.match]),
+                    sql.SQL(FK_ACTIONS[c.on_update]), sql.SQL(FK_ACTIONS[c.on_delete]),
+                    _deferrable(c), sql.SQL(" NOT VALID" if not_valid else ""))]),
+                "ALTER TABLE", where)
+        plan.foreign_keys.append(fk(not c.validated))
+        plan.foreign_key_steps[c.name] = ForeignKeySteps(
+            fk(True), None if not c.validated else _final(
+                sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+                    b.table_ident, sql.Identifier(c.name)), "ALTER TABLE", where))
 
     # sequence values, looked up through the column so identity sequences work too
     table_text = sql.Identifier(b.schema, t.name).as_string(None)
@@ -698,4 +717,8 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
             plan.comments.append(_final(sql.SQL("COMMENT ON {} {} IS {}").format(
                 sql.SQL("DOMAIN" if ty.kind == "domain" else "TYPE"),
                 b.ident(ty.schema, ty.name), sql.Literal(ty.comment)), "COMMENT", where))
+    b.probes.columns = [(c.name, sql.Composed([b.type_sql(c, f"column {c.name!r}", c.ndims),
+                                               b.collate(c.collation, c.collation_schema)]))
+                        for c in t.columns]
+    plan.probes = b.probes
     return plan

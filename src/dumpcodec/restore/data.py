@@ -1,0 +1,219 @@
+"""Phase 3 of a table's restore: its chunks into one ``COPY ... FROM STDIN``.
+
+The chunk members of a table are joined into one COPY stream (headers and trailers
+between chunks dropped) and fed to :mod:`dumpcodec.pump` in large writes, read one
+chunk ahead by a helper thread.  Schema drift (a live table with widened types) loads
+by decoding the dump's rows and encoding them with the live types; a DaCHS table gets
+a decode test of its first chunk with the live column types.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from psycopg import sql
+
+from .. import codec, pump, schema
+# the COPY BINARY framing constants, defined once in the reference codec
+from ..codec import HEADER_SIZE, SIGNATURE, TRAILER
+from ..errors import ArchiveError, CopyFormatError, RestoreError
+from ..progress import Progress
+
+
+def _header_size(buf: bytes) -> int:
+    if len(buf) < HEADER_SIZE or buf[:len(SIGNATURE)] != SIGNATURE:
+        raise ArchiveError("a chunk does not start with the COPY BINARY signature")
+    return HEADER_SIZE + int.from_bytes(buf[HEADER_SIZE - 4:HEADER_SIZE], "big")
+
+
+class _Joiner:
+    """Joins chunk streams (each header + tuples + trailer) into one COPY stream.
+
+    ``feed(piece, chunk_no)`` returns the buffers to send (views into ``piece``: a
+    chunk is not copied); pieces may split anywhere.  The first chunk's header
+    is kept, every later one dropped; each chunk's 2-byte trailer is held back and
+    only the last one is sent (``close()``).
+    """
+
+    def __init__(self, binary: bool = True):
+        self.binary = binary
+        self.chunk = -1
+        self.head = b""        # the start of a chunk, until its header is complete
+        self.tail = b""        # the last (up to) two bytes seen: a trailer candidate
+        self.in_header = False
+
+    def feed(self, piece, chunk: int) -> List[Any]:
+        view = memoryview(piece).cast("B")
+        if not self.binary:
+            return [view]
+        if chunk != self.chunk:
+            self.chunk = chunk
+            self.tail = b""       # the previous chunk's trailer: dropped
+            self.in_header = True
+            self.head = b""
+        if self.in_header:
+            before = len(self.head)          # this chunk's bytes seen in earlier pieces
+            self.head += bytes(view[:max(0, 4096 - before)])
+            if len(self.head) < HEADER_SIZE:
+                return []
+            hs = _header_size(self.head)
+            if len(self.head) < hs:
+                if len(self.head) >= 4096:
+                    raise ArchiveError("a chunk's COPY header extension is too long")
+                return []
+            start_in_piece = hs - before     # > 0: the header was incomplete before
+            self.in_header = False
+            out: List[Any] = []
+            if chunk == 0:
+                out.append(self.head[:hs])
+            self.head = b""
+            view = view[start_in_piece:]
+            return out + self._body(view)
+        return self._body(view)
+
+    def _body(self, view) -> List[Any]:
+        out: List[Any] = []
+        n = len(view)
+        if n >= 2:
+            if self.tail:
+                out.append(self.tail)
+            out.append(view[:n - 2])
+            self.tail = bytes(view[n - 2:])
+        else:
+            data = self.tail + bytes(view)
+            if len(data) > 2:
+                out.append(data[:len(data) - 2])
+            self.tail = data[-2:]
+        return out
+
+    def close(self) -> bytes:
+        if not self.binary or self.chunk < 0:
+            return b""
+        if self.tail != TRAILER:
+            raise ArchiveError("a chunk does not end with the COPY BINARY trailer")
+        return self.tail
+
+
+
+
+#: chunks a table's reader thread may hold ahead of the COPY (one being sent, one
+#: ready): memory is about READ_AHEAD chunks of the archive's chunk size
+READ_AHEAD = 2
+
+
+def _read_ahead(source: Iterable[Any], depth: int = READ_AHEAD) -> Iterator[Any]:
+    """Iterate ``source`` in a helper thread (:func:`dumpcodec.pump.run_ahead`): the
+    next chunk is read (decompression, checksum; both release the GIL) while the
+    previous one is sent, at most ``depth`` chunks at a time.  Closed early, the
+    thread is gone before this returns, so ``source`` may be resumed (a one-pass
+    reader skipping the rest)."""
+    def produce(put) -> None:
+        for item in source:
+            put(item)
+    # the item the producer holds while it waits for a slot counts as one
+    return pump.run_ahead(produce, depth - 1, "dumpcodec-read-ahead")
+
+
+def _decode_test(chunk, live, columns, table_id) -> None:
+    """DaCHS dumps carry no types: decode the first rows with the live types."""
+    dec = codec.Decoder(schema.type_specs(live, columns), names=columns)
+    try:
+        dec.feed(bytes(memoryview(chunk)[:1 << 20]))
+    except (CopyFormatError, ValueError) as exc:
+        raise RestoreError(f"{table_id}: the dump's data does not fit the live table's "
+                           f"columns ({', '.join(columns)}): {exc}") from None
+
+
+
+def copy_in(conn, table_id: str, fmt: str, columns: Optional[List[str]],
+            chunks: Callable[[], Iterable[bytes]], schema_: str, name: str, tdef: Any,
+            live: Any, expected_rows: Optional[int],
+            progress: Progress) -> Tuple[int, int, bool]:
+    """Load the table's data; returns (rows, bytes, re-encoded)."""
+    reencode = None
+    if live is not None:
+        if tdef is not None:
+            cmp = schema.compare(tdef, live)
+            if not cmp.copy_compatible:
+                if not cmp.can_map_by_name:
+                    raise RestoreError(
+                        f"{table_id}: the live table {schema_}.{name} differs in ways "
+                        f"that cannot be loaded: " + "; ".join(
+                            str(d) for d in cmp.differences if d.blocks_copy))
+                if fmt != "binary":
+                    raise RestoreError(f"{table_id}: text-format data cannot be "
+                                       f"re-encoded for the live table's types")
+                # the dump's types with the source's OIDs, the live ones with the
+                # target's (arrays and composites carry element OIDs on the wire)
+                reencode = (schema.type_specs(tdef, columns),
+                            schema.type_specs(live, columns))
+        else:
+            live_cols = schema.copy_columns(live)
+            if columns is None:
+                columns = live_cols
+            missing = [c for c in columns if c not in live_cols]
+            if missing:
+                raise RestoreError(f"{table_id}: live table {schema_}.{name} has no "
+                                   f"column(s) {', '.join(missing)}")
+    if columns is None and tdef is not None:
+        columns = schema.copy_columns(tdef)
+    target = sql.Identifier(schema_, name)
+    collist = sql.SQL("")
+    if columns:
+        collist = sql.SQL(" ({})").format(sql.SQL(", ").join(map(sql.Identifier, columns)))
+    opt = sql.SQL(" (FORMAT binary)") if fmt == "binary" else sql.SQL("")
+    query = sql.SQL("COPY {}{} FROM STDIN{}").format(target, collist, opt)
+    if reencode is not None:
+        rows, nbytes = _copy_reencoded(conn, query, chunks, reencode, columns, table_id,
+                                       progress)
+    else:
+        rows, nbytes = _copy_joined(conn, query, chunks, fmt, table_id, progress,
+                                    decode_test=(live, columns) if live is not None
+                                    and tdef is None and fmt == "binary" else None)
+    # the footer's row count: a seekable reader has it from the manifest, a streaming
+    # one once the table's data was read; None for DaCHS dumps
+    if expected_rows is not None and rows >= 0 and rows != expected_rows:
+        raise RestoreError(f"{table_id}: loaded {rows} rows but the archive says "
+                           f"{expected_rows}")
+    return rows, nbytes, reencode is not None
+
+
+def _copy_reencoded(conn, query, chunks, reencode, columns, table_id,
+                    progress: Progress) -> Tuple[int, int]:
+    src_types, dst_types = reencode
+    encoder = codec.Encoder(dst_types)
+    nbytes = 0
+    with pump.CopyIn(conn, query) as cp:
+        cp.write(encoder.header())
+        for chunk in chunks():
+            # each chunk is a complete COPY stream: a decoder of its own
+            dec = codec.Decoder(src_types, names=columns)
+            rows_ = dec.feed(chunk)
+            if rows_:
+                cp.write(encoder.encode(rows_))
+            nbytes += len(chunk)
+            progress.advance(table_id, len(chunk))
+            dec.close()
+        cp.write(encoder.trailer())
+    return cp.rows, nbytes
+
+
+def _copy_joined(conn, query, chunks, fmt: str, table_id: str, progress: Progress,
+                 decode_test: Optional[Tuple[Any, Sequence[str]]]) -> Tuple[int, int]:
+    joiner = _Joiner(binary=fmt == "binary")
+    nbytes = 0
+    ahead = _read_ahead(chunks())
+    try:
+        with pump.CopyIn(conn, query) as cp:
+            for k, chunk in enumerate(ahead):
+                if decode_test is not None:
+                    _decode_test(chunk, decode_test[0], decode_test[1], table_id)
+                    decode_test = None
+                for buf in joiner.feed(chunk, k):
+                    cp.write(buf)
+                nbytes += len(chunk)
+                progress.advance(table_id, len(chunk))
+            cp.write(joiner.close())
+    finally:
+        # before anything else reads the archive (a one-pass reader skips on)
+        ahead.close()
+    return cp.rows, nbytes

@@ -1,0 +1,459 @@
+"""One restore: its options, connections, allow-list, schedulers and results.
+
+:class:`RestoreRun` holds everything the tables of one restore share; the per-table
+work is in :mod:`.table`, the archive-wide and per-table rules in :mod:`.select`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+
+import psycopg
+from psycopg import sql
+
+from .. import schema
+from ..archive import open_dump
+from ..errors import ArchiveError, DumpcodecError, RestoreError
+from ..progress import Progress
+from ..schema import catalog
+from ..schema.safety import Guard
+from . import select, table
+from .pool import Pool, reason, rollback
+from .results import RestoreSummary, TableRestoreResult
+from .sequences import restore_free_sequences
+
+IF_EXISTS = ("error", "replace", "append", "truncate", "skip")
+
+
+@dataclass
+class RestoreOptions:
+    """What :func:`restore_dump` was asked to do (see its docstring)."""
+    tables: Optional[Sequence[str]] = None
+    target_schema: Optional[str] = None
+    if_exists: str = "error"
+    jobs: int = 1
+    data: bool = True
+    indexes: bool = True
+    definitions: Dict[str, Any] = field(default_factory=dict)
+    analyze: bool = True
+    progress: Progress = field(default_factory=Progress)
+    role: Optional[str] = None
+    trust_extensions: bool = True
+    allow_attach: bool = False
+    allow_external_fks: bool = False
+
+    def check(self) -> None:
+        if self.if_exists not in IF_EXISTS:
+            raise ValueError(f"if_exists must be one of {', '.join(IF_EXISTS)}, not "
+                             f"{self.if_exists!r}")
+        if self.jobs < 1:
+            raise ValueError(f"jobs must be at least 1, not {self.jobs}")
+
+
+@dataclass
+class Restored:
+    """A table restored by this run: where it went."""
+    item: select.Item
+    schema: str
+    name: str
+    tdef: Any
+
+
+class RestoreRun:
+    """The state one restore shares between its tables and threads."""
+
+    def __init__(self, conninfo: str, source: Union[str, os.PathLike, IO[bytes]],
+                 opts: RestoreOptions):
+        opts.check()
+        self.conninfo = conninfo
+        self.opts = opts
+        if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
+            source = sys.stdin.buffer
+        self.source = source
+        self.seekable = isinstance(source, (str, os.PathLike)) or _is_seekable(source)
+        self.summary = RestoreSummary()
+        self.lock = threading.Lock()
+        self.done: List[Restored] = []
+        self.ok_ids: Set[str] = set()
+        self.failed_ids: Set[str] = set()
+        self.new_schemas: Set[str] = set()     # created by this restore (ensure_schema)
+        # (schema, name) as the archive names them, of the tables this run restores
+        self.restoring: Set[Tuple[str, str]] = set()
+        self._guard: Optional[Guard] = None
+        self.reader: Any = None
+        self.pool: Optional[Pool] = None
+
+    # -- shared helpers ---------------------------------------------------------------
+
+    def guard(self, conn: psycopg.Connection) -> Guard:
+        """The target's allow-list, loaded by the first table that needs it."""
+        with self.lock:
+            if self._guard is None:
+                self._guard = Guard(conn, trust_extensions=self.opts.trust_extensions)
+            return self._guard
+
+    def target(self, item: select.Item) -> Tuple[str, str, Any]:
+        return select.target_of(item, self.opts.target_schema, self.opts.definitions)
+
+    def check(self, item: select.Item, schema_: str, name: str, tdef: Any) -> None:
+        select.check_item(item, schema_, name, tdef, restored=self.restoring,
+                          allow_attach=self.opts.allow_attach)
+
+    def ensure_schema(self, conn: psycopg.Connection, schema_: str) -> None:
+        """Create the target schema, committed, before the table's transaction.
+
+        Created inside each table's transaction instead, the schema would serialise
+        the parallel jobs: a second ``CREATE SCHEMA IF NOT EXISTS`` waits for the first
+        transaction to end.  Schemas created here that hold nothing at the end are
+        dropped again (:meth:`drop_empty_schemas`).
+        """
+        if catalog.namespace_oids(conn, [schema_]):
+            return
+        try:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema_)))
+        except psycopg.Error as exc:
+            if exc.sqlstate not in table.ALREADY_THERE:   # a parallel job was first
+                raise
+            return
+        with self.lock:
+            self.new_schemas.add(schema_)
+
+    def drop_empty_schemas(self, conn: psycopg.Connection) -> None:
+        for schema_ in sorted(self.new_schemas):
+            # asked first: a DROP of a schema with tables in it would wait for (and
+            # cancel) an autovacuum of them before it fails
+            used = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend WHERE refclassid = "
+                "'pg_catalog.pg_namespace'::regclass AND refobjid = "
+                "pg_catalog.to_regnamespace(%s))",
+                (sql.Identifier(schema_).as_string(conn),)).fetchone()[0]
+            if used is False:
+                try:
+                    conn.execute(sql.SQL("DROP SCHEMA {} RESTRICT").format(
+                        sql.Identifier(schema_)))
+                except psycopg.Error:
+                    pass
+
+    def record(self, outcome: Any, item: select.Item,
+               target: Optional[Tuple[str, str, Any]] = None) -> None:
+        """A table's outcome: a result, None (skipped) or the exception that failed it."""
+        progress = self.opts.progress
+        with self.lock:
+            if isinstance(outcome, select.Unmapped):
+                self.summary.skipped.append(item.table_id)
+                self.summary.warnings.append(str(outcome))
+                progress.table_done(item.table_id, 0, 0, 0.0, None)
+            elif isinstance(outcome, BaseException):
+                why = reason(outcome)
+                self.summary.failed.append((item.table_id, why))
+                self.failed_ids.add(item.table_id)
+                progress.table_done(item.table_id, 0, 0, 0.0, why)
+            elif outcome is None:
+                self.summary.skipped.append(item.table_id)
+                progress.table_done(item.table_id, 0, 0, 0.0, None)
+            else:
+                r: TableRestoreResult = outcome
+                self.summary.ok.append(r)
+                self.ok_ids.add(item.table_id)
+                if r.warning:
+                    self.summary.warnings.append(r.warning)
+                if target is not None:
+                    self.done.append(Restored(item, *target))
+                progress.table_done(item.table_id, r.rows, r.nbytes, r.seconds)
+
+    # -- the whole run -------------------------------------------------------------------
+
+    def run(self) -> RestoreSummary:
+        t_start = time.perf_counter()
+        self.reader = open_dump(self.source, "r")
+        self.pool = Pool(self.conninfo, self.opts.jobs,
+                         lambda: self.reader.info.get("client_encoding") or None,
+                         self.opts.role)
+        try:
+            if self.seekable:
+                self._restore_seekable()
+            else:
+                self._restore_stream()
+            conn = self.pool.get()
+            try:
+                restore_free_sequences(self, conn)
+                if self.opts.indexes:
+                    self._foreign_keys(conn)
+                elif any(c.kind == "foreign_key" for d in self.done if d.tdef is not None
+                         for c in d.tdef.constraints):
+                    # a foreign key needs the referenced table's key, which was left out
+                    self.summary.warnings.append("foreign keys not created (indexes and "
+                                                 "keys were left out)")
+                self.drop_empty_schemas(conn)
+            finally:
+                self.pool.put(conn)
+        finally:
+            self.pool.close()
+            try:
+                self.reader.close()
+            except Exception:
+                pass
+            self.opts.progress.finish()
+        self.summary.seconds = time.perf_counter() - t_start
+        return self.summary
+
+    def _restore_one(self, conn, item: select.Item,
+                     chunks: Callable[[], Iterable[bytes]]) -> Any:
+        prepared = table.load(self, conn, item, chunks)
+        if prepared is None:
+            return None
+        return table.finish(self, prepared)
+
+    # -- from a seekable file: every table known up front ------------------------------
+
+    def _restore_seekable(self) -> None:
+        opts = self.opts
+        items = select.select([select.item_from(t) for t in self.reader.tables()],
+                              opts.tables)
+        select.check_archive(items, opts.target_schema, opts.definitions)
+        self.restoring = {(it.definition.schema, it.definition.name) for it in items
+                          if it.definition is not None}
+        by_name = {(it.definition.schema, it.definition.name): it.table_id
+                   for it in items if it.definition is not None}
+        opts.progress.start("restore", len(items))
+        events = {it.table_id: threading.Event() for it in items}
+        local = threading.local()
+        readers: List[Any] = []
+
+        def my_reader():
+            if opts.jobs == 1:
+                return self.reader
+            r = getattr(local, "reader", None)
+            if r is None:
+                src = self.source if not hasattr(self.source, "name") else self.source.name
+                r = open_dump(src, "r")
+                local.reader = r
+                with self.lock:
+                    readers.append(r)
+            return r
+
+        def task(item: select.Item) -> None:
+            try:
+                parent = by_name.get(item.parent) if item.parent else None
+                if parent is not None:
+                    events[parent].wait()
+                    if parent not in self.ok_ids:
+                        raise RestoreError(f"its parent table {parent} was not restored")
+                target = self.target(item)
+                opts.progress.table_start(item.table_id)
+                for attempt in (1, 2):
+                    conn = self.pool.get()
+                    try:
+                        result = self._restore_one(
+                            conn, item, lambda: my_reader().read_raw(item.table_id))
+                        break
+                    except psycopg.errors.DeadlockDetected:
+                        # parallel replaces of tables linked by foreign keys can
+                        # deadlock; the server aborted this one: it runs once more
+                        rollback(conn)
+                        if attempt == 2:
+                            raise
+                    except BaseException:
+                        rollback(conn)
+                        raise
+                    finally:
+                        self.pool.put(conn)
+                self.record(result, item, target)
+            except Exception as exc:
+                self.record(exc, item)
+            finally:
+                events[item.table_id].set()
+
+        try:
+            if opts.jobs == 1:
+                for it in items:
+                    task(it)
+            else:
+                with ThreadPoolExecutor(max_workers=opts.jobs,
+                                        thread_name_prefix="dumpcodec-restore") as ex:
+                    list(ex.map(task, items))
+        finally:
+            for r in readers:
+                try:
+                    r.close()
+                except Exception:
+                    pass
+        order = {it.table_id: i for i, it in enumerate(items)}
+        self.summary.ok.sort(key=lambda r: order[r.table_id])
+        self.done.sort(key=lambda d: order[d.item.table_id])
+
+    # -- from a pipe: one pass, table after table ----------------------------------------
+
+    def _restore_stream(self) -> None:
+        opts = self.opts
+        opts.progress.start("restore", 0)
+        finishing: List[Future] = []
+        ex = ThreadPoolExecutor(max_workers=max(1, opts.jobs - 1),
+                                thread_name_prefix="dumpcodec-finish") \
+            if opts.jobs > 1 else None
+        matched: Set[str] = set()
+        seen_ids: Set[str] = set()
+        targets: Dict[Tuple[str, str], str] = {}
+        last = None
+        try:
+            for info, data in self.reader.iter_tables():
+                item = select.item_from(info)
+                last = item.table_id
+                if opts.tables:
+                    matched.update(select.matching(item, opts.tables))
+                if not select.wanted(item, opts.tables):
+                    _drain(data)    # one pass: skip over its data
+                    continue
+                try:
+                    # the archive-wide rules, one table at a time
+                    if item.table_id in seen_ids:
+                        raise RestoreError(f"the archive lists table id {item.table_id!r} "
+                                           f"twice; the second is refused")
+                    seen_ids.add(item.table_id)
+                    select.check_archive([item], opts.target_schema, opts.definitions)
+                    target = self.target(item)
+                    if target[:2] in targets:
+                        raise RestoreError(f"{targets[target[:2]]!r} of the archive "
+                                           f"already went to {target[0]}.{target[1]}")
+                    targets[target[:2]] = item.table_id
+                    if item.definition is not None:
+                        self.restoring.add((item.definition.schema, item.definition.name))
+                    if item.parent is not None:
+                        # wait for the parent's commit (it was earlier in the stream)
+                        for f in list(finishing):
+                            f.result()
+                        pid = "{}.{}".format(*item.parent)
+                        if pid in self._failed_names():
+                            raise RestoreError(f"its parent table {pid} was not restored")
+                except Exception as exc:
+                    _drain(data)
+                    self.record(exc, item)
+                    continue
+                conn = self.pool.get()
+                opts.progress.table_start(item.table_id)
+                try:
+                    prepared = table.load(self, conn, item, lambda: data)
+                except Exception as exc:
+                    rollback(conn)
+                    self.pool.put(conn)
+                    _drain(data)     # keep the one-pass reader in step
+                    self.record(exc, item)
+                    continue
+                if prepared is None:
+                    self.pool.put(conn)
+                    self.record(None, item, target)
+                    continue
+
+                def finish(prepared=prepared, item=item, target=target, conn=conn):
+                    try:
+                        self.record(table.finish(self, prepared), item, target)
+                    except Exception as exc:
+                        rollback(conn)
+                        self.record(exc, item)
+                    finally:
+                        self.pool.put(conn)
+
+                if ex is None:
+                    finish()
+                else:
+                    finishing.append(ex.submit(finish))
+                    finishing = [f for f in finishing if not f.done()]
+        except ArchiveError as exc:
+            # the stream itself is broken: nothing after this point can be read
+            after = f" after table {last}" if last else ""
+            self.summary.failed.append(
+                ("archive", f"the archive ended unreadably{after}: {exc}; any later "
+                            f"table was not reached"))
+        finally:
+            for f in finishing:
+                f.result()
+            if ex is not None:
+                ex.shutdown(wait=True)
+        unknown = [p for p in opts.tables or () if p not in matched]
+        if unknown:
+            # one pass: nothing could be checked before the data went by
+            self.summary.warnings.append(
+                f"no table in the archive matches {', '.join(unknown)}")
+
+    def _failed_names(self) -> Set[str]:
+        with self.lock:
+            return {tid for tid in self.failed_ids}
+
+    # -- after all tables ------------------------------------------------------------------
+
+    def _foreign_keys(self, conn: psycopg.Connection) -> None:
+        """Each foreign key in its own transaction: added NOT VALID, its dependency
+        records checked, then validated.  Only onto tables this restore restored,
+        unless ``allow_external_fks``."""
+        restored = {(d.tdef.schema, d.tdef.name) for d in self.done if d.tdef is not None}
+        guard = None
+        for d in self.done:
+            tdef = d.tdef
+            if tdef is None:
+                continue
+            fks = sorted((c for c in tdef.constraints
+                          if c.kind == "foreign_key" and not c.inherited),
+                         key=lambda c: c.name)
+            if not fks:
+                continue
+            plan = schema.ddl_plan(tdef, d.schema)
+            table.run_all(conn, plan.setup)
+            for con in fks:
+                ref_schema = d.schema if con.ref_schema == tdef.schema else con.ref_schema
+                ref = f"{ref_schema}.{con.ref_table}"
+                if (con.ref_schema, con.ref_table) not in restored \
+                        and not self.opts.allow_external_fks:
+                    self.summary.warnings.append(
+                        f"{d.item.table_id}: foreign key {con.name} not created: it "
+                        f"references {ref}, which this restore did not restore "
+                        f"(--allow-fk-to-existing creates it)")
+                    continue
+                if catalog.reserved_schema(ref_schema):
+                    self.summary.failed.append((d.item.table_id, f"foreign key {con.name}: "
+                                                f"refused: it references {ref}"))
+                    continue
+                ref_oid = catalog.relation_oid(conn, ref_schema, con.ref_table)
+                if ref_oid is None:
+                    self.summary.warnings.append(
+                        f"{d.item.table_id}: foreign key {con.name} not created: "
+                        f"referenced table {ref} does not exist")
+                    continue
+                if catalog.constraint_exists(conn, d.schema, d.name, con.name):
+                    continue
+                steps = plan.foreign_key_steps[con.name]
+                try:
+                    conn.execute("BEGIN")
+                    conn.execute(steps.add)
+                    guard = guard or self.guard(conn)
+                    relid = catalog.relation_oid(conn, d.schema, d.name)
+                    conoid = conn.execute(
+                        "SELECT oid FROM pg_catalog.pg_constraint WHERE conrelid = %s "
+                        "AND conname = %s", (relid, con.name)).fetchone()[0]
+                    guard.check_objects(
+                        conn, [("pg_constraint", conoid, "constraint",
+                                f"foreign key {con.name}")],
+                        relations=[relid, ref_oid], where=d.item.table_id)
+                    if steps.validate is not None:
+                        conn.execute(steps.validate)
+                    conn.execute("COMMIT")
+                except (psycopg.Error, DumpcodecError) as exc:
+                    rollback(conn)
+                    self.summary.failed.append((d.item.table_id,
+                                                f"foreign key {con.name}: {reason(exc)}"))
+
+
+def _drain(data: Iterable[Any]) -> None:
+    for _ in data:
+        pass
+
+
+def _is_seekable(f: Any) -> bool:
+    try:
+        return bool(f.seekable()) and hasattr(f, "name")
+    except (AttributeError, ValueError, OSError):
+        return False

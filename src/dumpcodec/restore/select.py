@@ -1,0 +1,204 @@
+"""Which tables of an archive a restore takes, where they go, and the structural rules
+an archive must keep before anything is written.
+
+An archive is untrusted input (docs/RELIABILITY.md, "Untrusted archives").  Before a
+connection writes anything:
+
+* every table id equals its definition's ``schema.name`` (an opaque DaCHS-style id
+  holds a ``#``), ids are unique, and no two tables go to the same target
+  (:func:`check_archive`: otherwise the whole archive is refused);
+* per table (:func:`check_item`, a failure refuses that table only): nothing is
+  created in or written to a reserved schema (``pg_*``, ``information_schema``); the
+  header's columns are columns of the definition, each once; a partition's or
+  child's parent, and the types the table needs, come with the archive (or exist,
+  with an option the user types).
+
+DaCHS archives carry no definitions: only the ids the caller maps (``definitions``,
+``--table-map``) are restored; the others are skipped with a warning.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from .. import schema
+from ..archive import TableInfo
+from ..errors import RestoreError, SelectorError
+from ..schema.catalog import reserved_schema
+
+
+@dataclass
+class Item:
+    """One table of the archive, as restore needs it."""
+    table_id: str
+    format: str
+    columns: Optional[List[str]]
+    definition: Any               # schema.TableDef or None (DaCHS)
+    extra: Dict[str, Any]
+    info: TableInfo
+
+    @property
+    def qualified(self) -> str:
+        d = self.definition
+        return f"{d.schema}.{d.name}" if d is not None else self.table_id
+
+    @property
+    def parent(self) -> Optional[Tuple[str, str]]:
+        d = self.definition
+        if d is None or not d.parent_name or d.parent_schema is None:
+            return None
+        return d.parent_schema, d.parent_name
+
+
+def item_from(info: TableInfo) -> Item:
+    definition = info.definition
+    if definition is not None:
+        definition = schema.TableDef.from_json(definition)
+    return Item(table_id=info.table_id, format=info.format,
+                columns=list(info.columns) if info.columns else None,
+                definition=definition, extra=info.extra, info=info)
+
+
+# -- selection --------------------------------------------------------------------------
+
+def names(it: Item) -> Set[str]:
+    """What a ``tables`` pattern is matched against: the table id, and the schema
+    and table name of its definition."""
+    out = {it.table_id}
+    if it.definition is not None:
+        out.add(f"{it.definition.schema}.{it.definition.name}")
+        out.add(it.definition.name)
+    return out
+
+
+def matching(it: Item, tables: Sequence[str]) -> List[str]:
+    ns = names(it)
+    return [pat for pat in tables if any(fnmatch.fnmatchcase(n, pat) for n in ns)]
+
+
+def select(items: List[Item], tables: Optional[Sequence[str]]) -> List[Item]:
+    """The items some pattern matches; a pattern that matches nothing is an error."""
+    if not tables:
+        return items
+    out = []
+    used: Set[str] = set()
+    for it in items:
+        hits = matching(it, tables)
+        if hits:
+            used.update(hits)
+            out.append(it)
+    unknown = [p for p in tables if p not in used]
+    if unknown:
+        raise SelectorError(f"no table in the archive matches {', '.join(unknown)}")
+    return out
+
+
+def wanted(item: Item, tables: Optional[Sequence[str]]) -> bool:
+    """One-pass (pipe) restores decide table by table: does any pattern match?"""
+    return not tables or bool(matching(item, tables))
+
+
+# -- targets ------------------------------------------------------------------------------
+
+def target_of(item: Item, target_schema: Optional[str],
+              definitions: Dict[str, Any]) -> Tuple[str, str, Any]:
+    """(schema, name, definition or None) the table goes to.
+
+    A table without a definition (DaCHS) goes only where ``definitions`` maps it;
+    otherwise :class:`Unmapped` is raised (the caller skips it).
+    """
+    described = definitions.get(item.table_id)
+    tdef = item.definition
+    if described is not None:
+        if isinstance(described, str):
+            schema_, _, name = described.rpartition(".")
+            if not schema_:
+                schema_ = "public"
+            return target_schema or schema_, name, tdef
+        tdef = described
+    if tdef is not None:
+        return target_schema or tdef.schema, tdef.name, tdef
+    raise Unmapped(
+        f"{item.table_id}: not restored: the archive has no definition for this table "
+        f"(a DaCHS dump); map it to an existing table with --table-map "
+        f"'{item.table_id}=schema.table' (definitions={{id: 'schema.table'}})")
+
+
+class Unmapped(RestoreError):
+    """A table without definition that the caller did not map: skipped."""
+
+
+# -- the rules ----------------------------------------------------------------------------
+
+def opaque_id(table_id: str) -> bool:
+    """A DaCHS-style id (``resource#table``), which names no table by itself."""
+    return "#" in table_id
+
+
+def check_archive(items: Iterable[Item], target_schema: Optional[str],
+                  definitions: Dict[str, Any]) -> None:
+    """Archive-wide rules: raise :class:`RestoreError` (nothing is restored)."""
+    seen: Dict[str, Item] = {}
+    targets: Dict[Tuple[str, str], str] = {}
+    for it in items:
+        if it.table_id in seen:
+            raise RestoreError(f"the archive lists table id {it.table_id!r} twice; "
+                               f"refusing it (one table's rows could go into another)")
+        seen[it.table_id] = it
+        d = it.definition
+        if d is not None and it.table_id != f"{d.schema}.{d.name}" \
+                and not opaque_id(it.table_id):
+            raise RestoreError(
+                f"table id {it.table_id!r} does not match its definition, which is "
+                f"table {d.schema}.{d.name}; refusing the archive")
+        try:
+            target = target_of(it, target_schema, definitions)[:2]
+        except Unmapped:
+            continue
+        if target in targets:
+            raise RestoreError(f"tables {targets[target]!r} and {it.table_id!r} of the "
+                               f"archive both go to {target[0]}.{target[1]}; refusing "
+                               f"the archive")
+        targets[target] = it.table_id
+
+
+def check_item(item: Item, schema_: str, name: str, tdef: Any, *,
+               restored: Set[Tuple[str, str]], allow_attach: bool) -> None:
+    """Per-table rules, before anything is written; raise :class:`RestoreError`.
+
+    ``restored``: (schema, name) of the tables this restore creates or loads, as the
+    archive names them (a parent must be one of them unless ``allow_attach``).
+    """
+    tid = item.table_id
+    if reserved_schema(schema_):
+        raise RestoreError(f"{tid}: refused: schema {schema_} is reserved for the "
+                           f"server; nothing is restored into it")
+    if not name:
+        raise RestoreError(f"{tid}: empty table name")
+    if tdef is None:
+        return
+    for ty in tdef.types:
+        if reserved_schema(ty.schema) and ty.kind not in ("base", "extension"):
+            raise RestoreError(f"{tid}: refused: type {ty.schema}.{ty.name} would be "
+                               f"created in a schema reserved for the server")
+    for s in tdef.sequences:
+        if reserved_schema(s.schema):
+            raise RestoreError(f"{tid}: refused: sequence {s.schema}.{s.name} is in a "
+                               f"schema reserved for the server")
+    if item.columns is not None:
+        copyable = set(schema.copy_columns(tdef))
+        strange = [c for c in item.columns if c not in copyable]
+        if strange or len(set(item.columns)) != len(item.columns):
+            raise RestoreError(
+                f"{tid}: refused: the data's column list {item.columns} does not match "
+                f"the definition's columns {sorted(copyable)}")
+    parent = item.parent
+    if parent is not None and reserved_schema(parent[0]):
+        raise RestoreError(f"{tid}: refused: its parent {parent[0]}.{parent[1]} is in a "
+                           f"schema reserved for the server")
+    if parent is not None and parent not in restored and not allow_attach:
+        raise RestoreError(
+            f"{tid}: not restored: it would attach to {parent[0]}.{parent[1]} as a "
+            f"partition, which this restore does not restore; restore the parent too, "
+            f"or allow attaching to an existing table with --allow-attach")

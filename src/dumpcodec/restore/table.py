@@ -1,0 +1,231 @@
+"""One table's restore, in its own transaction on one connection.
+
+:func:`load` does phases 1-4 and leaves the transaction open; :func:`finish` does
+phase 5 and commits (see the package docstring for the phases).  Before any row is
+written, everything the archive made the server create is checked against the
+allow-list (:mod:`dumpcodec.schema.safety`): the types, then every expression
+resolved in a view that is rolled back, then the table with its keys and indexes
+built on it while it is still empty (in a savepoint, rolled back).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Tuple
+
+import psycopg
+from psycopg import sql
+
+from .. import schema
+from ..errors import RestoreError
+from ..schema import catalog
+from .data import copy_in
+from .pool import reason
+from .results import TableRestoreResult
+from .select import Item
+
+if TYPE_CHECKING:   # pragma: no cover
+    from .run import RestoreRun
+
+# SQLSTATEs of "it is already there": duplicate_object, duplicate_table,
+# duplicate_schema, unique_violation (a concurrent CREATE TYPE of the same name)
+ALREADY_THERE = ("42710", "42P07", "42P06", "23505")
+
+_LOCK_MODE = {"replace": "ACCESS EXCLUSIVE", "truncate": "ACCESS EXCLUSIVE"}
+
+
+@dataclass
+class Prepared:
+    """A table whose transaction is open and whose data is loaded."""
+    item: Item
+    conn: psycopg.Connection
+    schema: str
+    name: str
+    tdef: Any                     # schema.TableDef or None
+    plan: Any                     # schema.DDLPlan, None when the table was there
+    action: str
+    t0: float
+    rows: int = 0
+    nbytes: int = 0
+    reencoded: bool = False
+    readd_fks: List[Tuple[str, str, str, str]] = field(default_factory=list)
+
+
+def run_all(conn: psycopg.Connection, statements: Iterable[Any],
+            savepoint_ignore: Tuple[str, ...] = ()) -> None:
+    for stmt in statements:
+        if savepoint_ignore:
+            conn.execute("SAVEPOINT dumpcodec_sp")
+            try:
+                conn.execute(stmt)
+            except psycopg.Error as exc:
+                if exc.sqlstate in savepoint_ignore:
+                    conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_sp")
+                    continue
+                raise
+            conn.execute("RELEASE SAVEPOINT dumpcodec_sp")
+        else:
+            conn.execute(stmt)
+
+
+def load(run: "RestoreRun", conn: psycopg.Connection, item: Item,
+         chunks: Callable[[], Iterable[bytes]]) -> Optional[Prepared]:
+    """Phases 1-4 in an open transaction on ``conn``; None when skipped."""
+    opts = run.opts
+    t0 = time.perf_counter()
+    schema_, name, tdef = run.target(item)
+    run.check(item, schema_, name, tdef)
+    if tdef is not None:
+        run.ensure_schema(conn, schema_)
+    conn.execute("BEGIN")
+    relid = catalog.lock_if_exists(conn, schema_, name,
+                                   _LOCK_MODE.get(opts.if_exists, "ROW EXCLUSIVE"))
+    live = schema.capture_live_if_exists(conn, schema_, name) if relid else None
+    p = Prepared(item, conn, schema_, name, tdef, None, "created", t0)
+    if live is not None:
+        mode = opts.if_exists
+        if mode == "error":
+            raise RestoreError(f"table {schema_}.{name} already exists "
+                               f"(--if-exists replace|append|truncate|skip)")
+        if mode == "skip":
+            conn.execute("ROLLBACK")
+            return None
+        if mode == "replace" and tdef is not None:
+            p.readd_fks = catalog.referencing_fks(conn, schema_, name)
+            for fk in p.readd_fks:
+                # other tables' keys on this one block the DROP: they come off here and
+                # back in finish(), all in this transaction
+                conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                    sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2])))
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema_, name)))
+            live = None
+            p.action = "replaced"
+        elif mode == "replace":
+            raise RestoreError(f"{item.table_id}: cannot replace {schema_}.{name}: the "
+                               f"archive has no definition to recreate it from")
+        else:
+            p.action = "truncated" if mode == "truncate" else "appended"
+    if live is None and tdef is not None and tdef.kind == "partitioned" \
+            and item.extra.get("via_root"):
+        # dumped through its root (--partitions root) and no table there: the rows
+        # go into a plain table of the same columns, since no partitions come along
+        tdef = p.tdef = dataclasses.replace(tdef, kind="table", partition_key=None,
+                                            indexes=list(tdef.indexes),
+                                            constraints=list(tdef.constraints))
+    if live is None:
+        if tdef is None:
+            raise RestoreError(f"{item.table_id}: table {schema_}.{name} does not exist "
+                               f"and the archive has no definition for it (a DaCHS dump "
+                               f"loads into an existing table)")
+        p.plan = _create(run, conn, item, schema_, tdef)
+    elif opts.if_exists == "truncate":
+        # ONLY: inheritance children of the live table are not the archive's
+        conn.execute(sql.SQL("TRUNCATE ONLY {}").format(sql.Identifier(schema_, name)))
+
+    if opts.data and item.extra.get("data", True) is not False:
+        p.rows, p.nbytes, p.reencoded = copy_in(
+            conn, item.table_id, item.format, item.columns, chunks, schema_, name, tdef,
+            live, item.info.rows, opts.progress)
+    return p
+
+
+def _create(run: "RestoreRun", conn: psycopg.Connection, item: Item, schema_: str,
+            tdef: Any):
+    """Create the table (types, sequences, table; keys and indexes come after the
+    data), checking each step against the allow-list before anything runs."""
+    where = f"{item.table_id}"
+    guard = run.guard(conn)
+    # existing_types: types already in the target (and equal) are not created again
+    plan = schema.ddl_plan(tdef, schema_, existing_types=conn)
+    mapped = [(schema_ if ty.schema == tdef.schema else ty.schema, ty) for ty in tdef.types]
+    for ty_schema, ty in mapped:
+        key = f"{ty_schema}.{ty.name}"
+        if key in plan.skipped_types or ty.kind in ("base", "extension"):
+            continue
+        if ty_schema != schema_:
+            raise RestoreError(f"{where}: refused: type {key} would be created outside "
+                               f"the table's schema {schema_} (only types there are "
+                               f"created; others must exist and be equal)")
+        if ty.name in guard.catalog_types:
+            raise RestoreError(f"{where}: refused: type {key} would shadow the built-in "
+                               f"type pg_catalog.{ty.name}")
+    run_all(conn, plan.setup)
+    run_all(conn, [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+        sql.Identifier(schema_))], ALREADY_THERE)
+    run_all(conn, plan.types, ALREADY_THERE)
+    namespaces = catalog.namespace_oids(conn, plan.schemas)
+    type_oids: List[int] = []
+    if mapped:
+        found = catalog.type_oids(conn, [(s, ty.name) for s, ty in mapped])
+        objects = []
+        for s, ty in mapped:
+            oids = found.get((s, ty.name))
+            if not oids:
+                raise RestoreError(f"{where}: type {s}.{ty.name} is missing in the target")
+            type_oids += [o for o in oids if o]
+            if ty.kind in ("base", "extension"):
+                continue
+            label = f"type {s}.{ty.name}"
+            objects.append(("pg_type", oids[0], "type", label))
+            if oids[2]:       # a composite's attributes hang on its relation
+                objects.append(("pg_class", oids[2], "type", label))
+            objects += [("pg_constraint", c, "domain_check", label)
+                        for c in catalog.type_constraint_oids(conn, oids[:1])]
+        guard.check_types(conn, objects, type_oids, namespaces=namespaces, where=where)
+    run_all(conn, plan.serials)
+    serials = catalog.sequence_oids(conn, [
+        (schema_ if s.schema == tdef.schema else s.schema, s.name)
+        for s in tdef.sequences if not s.identity])
+    guard.probe(conn, schema_, plan.probes, own_sequences=serials, types=type_oids,
+                where=where)
+    run_all(conn, plan.table)
+    relid = catalog.relation_oid(conn, schema_, tdef.name)
+    parents = []
+    if item.parent is not None:
+        ps, pn = item.parent
+        poid = catalog.relation_oid(conn, schema_ if ps == tdef.schema else ps, pn)
+        if poid is not None:
+            parents.append(poid)
+    # keys and indexes on the empty table, to see what they resolve to before the
+    # data makes building them run anything
+    conn.execute("SAVEPOINT dumpcodec_trial")
+    try:
+        if run.opts.indexes:
+            run_all(conn, plan.post_data)
+        guard.check_table(conn, relid, relations=parents, types=type_oids,
+                          namespaces=namespaces, where=where)
+    finally:
+        conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_trial")
+        conn.execute("RELEASE SAVEPOINT dumpcodec_trial")
+    return plan
+
+
+def finish(run: "RestoreRun", p: Prepared) -> TableRestoreResult:
+    """Phase 5 and COMMIT, then ANALYZE."""
+    conn = p.conn
+    if p.plan is not None:
+        if run.opts.indexes:
+            run_all(conn, p.plan.post_data)
+        run_all(conn, p.plan.sequences)
+        run_all(conn, p.plan.comments)
+    elif p.tdef is not None and p.action in ("appended", "truncated"):
+        # loading into an existing table: move its own sequences on as the dump had
+        # them, found through its columns (never by a name the archive gives)
+        run_all(conn, schema.ddl_plan(p.tdef, p.schema).sequences)
+    for fk in p.readd_fks:
+        # foreign keys of other tables that pointed at the replaced table (their
+        # definitions from the target's own catalog): back on the new one, after its
+        # keys exist; if the new rows break one, the whole replacement rolls back
+        conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+            sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2]), sql.SQL(fk[3])))
+    conn.execute("COMMIT")
+    result = TableRestoreResult(p.item.table_id, f"{p.schema}.{p.name}", p.action, p.rows,
+                                p.nbytes, time.perf_counter() - p.t0, p.reencoded)
+    if run.opts.analyze and run.opts.data:
+        # here, after the commit, so that parallel jobs analyze in parallel too
+        try:
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(p.schema, p.name)))
+        except psycopg.Error as exc:
+            result.warning = f"{p.item.table_id}: ANALYZE failed: {reason(exc)}"
+    return result

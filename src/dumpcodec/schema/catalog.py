@@ -1,0 +1,140 @@
+"""Small questions to a live database's catalog that dump and restore ask.
+
+Kept apart from :mod:`.capture` (which reads whole table definitions): these look up
+one fact each -- does a relation exist, which foreign keys point at a table, which
+OIDs a set of types or sequences has -- and :func:`lock_if_exists` takes the lock
+under which a restore then reads a live table's definition.
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import psycopg
+from psycopg import sql
+
+#: Schemas nothing from an archive may be created in or written to: PostgreSQL
+#: reserves every name starting with ``pg_`` (pg_catalog, pg_toast, pg_temp_N, ...),
+#: and information_schema belongs to the server.
+def reserved_schema(name: str) -> bool:
+    return name.startswith("pg_") or name == "information_schema"
+
+
+def relation_exists(conn: psycopg.Connection, schema: str, name: str) -> bool:
+    return relation_oid(conn, schema, name) is not None
+
+
+def relation_oid(conn: psycopg.Connection, schema: str, name: str) -> Optional[int]:
+    row = conn.execute(
+        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+        (schema, name)).fetchone()
+    return None if row is None else row[0]
+
+
+def namespace_oids(conn: psycopg.Connection, names: Iterable[str]) -> List[int]:
+    return [r[0] for r in conn.execute(
+        "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ANY(%s)",
+        (list(names),)).fetchall()]
+
+
+def lock_if_exists(conn: psycopg.Connection, schema: str, name: str,
+                   mode: str) -> Optional[int]:
+    """Lock ``schema.name`` in ``mode`` (inside the caller's transaction) and return
+    its OID, or None when there is no such relation.
+
+    Taken before the definition is read, so that a concurrent DROP (two restores
+    replacing one table at once) waits instead of pulling the catalog rows away from
+    under the capture; LOCK resolves the name again after waiting, so a table
+    replaced meanwhile is the new one.
+    """
+    if mode not in ("ACCESS EXCLUSIVE", "ROW EXCLUSIVE", "ACCESS SHARE"):
+        raise ValueError(f"lock mode {mode!r}")
+    if relation_oid(conn, schema, name) is None:
+        return None
+    conn.execute("SAVEPOINT dumpcodec_lock")
+    try:
+        conn.execute(sql.SQL("LOCK TABLE {} IN {} MODE").format(
+            sql.Identifier(schema, name), sql.SQL(mode)))
+    except psycopg.errors.UndefinedTable:
+        conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_lock")
+        return None
+    except psycopg.errors.WrongObjectType:
+        # not a table (a view, a sequence): the caller's capture says so
+        conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_lock")
+    conn.execute("RELEASE SAVEPOINT dumpcodec_lock")
+    return relation_oid(conn, schema, name)
+
+
+def referencing_fks(conn: psycopg.Connection, schema: str,
+                    name: str) -> List[Tuple[str, str, str, str]]:
+    """Foreign keys of *other* tables that point at ``schema.name``:
+    ``(schema, table, constraint name, pg_get_constraintdef text)``."""
+    return conn.execute(
+        """SELECT cn.nspname, cr.relname, c.conname, pg_catalog.pg_get_constraintdef(c.oid)
+           FROM pg_catalog.pg_constraint c
+           JOIN pg_catalog.pg_class cr ON cr.oid = c.conrelid
+           JOIN pg_catalog.pg_namespace cn ON cn.oid = cr.relnamespace
+           WHERE c.contype = 'f' AND c.confrelid = (
+               SELECT t.oid FROM pg_catalog.pg_class t JOIN pg_catalog.pg_namespace n
+               ON n.oid = t.relnamespace WHERE n.nspname = %s AND t.relname = %s)
+             AND c.conrelid <> c.confrelid AND c.conparentid = 0""",
+        (schema, name)).fetchall()
+
+
+def constraint_exists(conn: psycopg.Connection, schema: str, table: str,
+                      name: str) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t "
+        "ON t.oid = c.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = "
+        "t.relnamespace WHERE n.nspname = %s AND t.relname = %s AND c.conname = %s",
+        (schema, table, name)).fetchone() is not None
+
+
+def type_oids(conn: psycopg.Connection,
+              names: Sequence[Tuple[str, str]]) -> Dict[Tuple[str, str], List[int]]:
+    """``{(schema, name): [oid, array type, row relation, multirange type]}`` of the
+    types that exist (0 where a type has no such thing)."""
+    if not names:
+        return {}
+    rows = conn.execute(
+        "SELECT n.nspname, t.typname, t.oid, t.typarray, t.typrelid, NULL, "
+        "       (SELECT r.rngmultitypid FROM pg_catalog.pg_range r "
+        "        WHERE r.rngtypid = t.oid) "
+        "FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = t.typnamespace "
+        "JOIN ROWS FROM (pg_catalog.unnest(%s::pg_catalog.text[]), "
+        "pg_catalog.unnest(%s::pg_catalog.text[])) AS w(s, t) "
+        "ON w.s = n.nspname AND w.t = t.typname",
+        ([s for s, _ in names], [t for _, t in names])).fetchall()
+    return {(schema, name): [oid, arr or 0, rel or 0, multi or 0]
+            for schema, name, oid, arr, rel, _cons, multi in rows}
+
+
+def type_constraint_oids(conn: psycopg.Connection, types: Sequence[int]) -> List[int]:
+    """CHECK constraints of the given domains."""
+    return [r[0] for r in conn.execute(
+        "SELECT oid FROM pg_catalog.pg_constraint WHERE contypid = ANY(%s)",
+        (list(types),)).fetchall()]
+
+
+def owned_sequences(conn: psycopg.Connection, relid: int) -> List[int]:
+    """Sequences owned by a column of the table (serial and identity)."""
+    return [r[0] for r in conn.execute(
+        "SELECT d.objid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class s "
+        "ON s.oid = d.objid WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+        "AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+        "AND d.refobjid = %s AND d.deptype IN ('a', 'i') AND s.relkind = 'S'",
+        (relid,)).fetchall()]
+
+
+def sequence_oids(conn: psycopg.Connection,
+                  names: Sequence[Tuple[str, str]]) -> List[int]:
+    if not names:
+        return []
+    return [r[0] for r in conn.execute(
+        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = c.relnamespace "
+        "JOIN ROWS FROM (pg_catalog.unnest(%s::pg_catalog.text[]), "
+        "pg_catalog.unnest(%s::pg_catalog.text[])) AS w(s, t) "
+        "ON w.s = n.nspname AND w.t = c.relname WHERE c.relkind = 'S'",
+        ([s for s, _ in names], [t for _, t in names])).fetchall()]

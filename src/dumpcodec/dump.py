@@ -636,6 +636,12 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, not {jobs}")
+    bad = [k for k in id_map or () if "#" not in k]
+    if bad:
+        # an id that reads as a table name must be that table's name (restore
+        # refuses an archive where it is not: docs/FORMAT.md)
+        raise ValueError(f"id_map ids must hold a '#' (like DaCHS's 'rd#table'), "
+                         f"not {', '.join(map(repr, bad))}")
     progress = progress or Progress()
     t_start = time.perf_counter()
     own_conn = not isinstance(conninfo_or_conn, psycopg.Connection)

@@ -136,7 +136,10 @@ def cmd_load(args) -> int:
                            target_schema=args.target_schema, if_exists=args.if_exists,
                            jobs=args.jobs, data=not args.no_data,
                            indexes=not args.no_indexes, definitions=definitions or None,
-                           analyze=not args.no_analyze, progress=progress)
+                           analyze=not args.no_analyze, progress=progress,
+                           role=args.role, trust_extensions=not args.strict_extensions,
+                           allow_attach=args.allow_attach,
+                           allow_external_fks=args.allow_fk_to_existing)
     if not args.quiet:
         print(f"restored {len(summary.ok)} tables, {summary.rows} rows, "
               f"{human_bytes(summary.nbytes)} of COPY data in {summary.seconds:.2f} s: "
@@ -144,7 +147,7 @@ def cmd_load(args) -> int:
               f"{human_rate(summary.nbytes / (1 << 20), summary.seconds, 'MiB')} "
               f"(pump: {summary.pump})", file=sys.stderr)
         if summary.skipped:
-            print(f"skipped (exist): {', '.join(summary.skipped)}", file=sys.stderr)
+            print(f"skipped: {', '.join(summary.skipped)}", file=sys.stderr)
         for w in summary.warnings:
             print(f"warning: {w}", file=sys.stderr)
     _print_failures(summary.failed)
@@ -172,9 +175,16 @@ _LOAD_EPILOG = textwrap.dedent("""\
       dumpcodec load shop.dcz --if-exists replace
       dumpcodec create -o - --dsn dbname=src | dumpcodec load - --dsn dbname=dst
       dumpcodec load dachs.dump --table-map 'myrd#main=myschema.main' --if-exists append
+      dumpcodec load stranger.dcz --role restorer --target-schema quarantine
 
     Each table is restored in its own transaction; a table that fails is reported and
     the others go on.  Exit status: 0 all restored, 1 some tables failed, 2 bad input.
+
+    Archives are untrusted input: expressions in them may use only harmless
+    pg_catalog built-ins (checked on the server before anything runs), nothing is
+    created in system schemas, and only the selected tables (and their own sequences
+    and types) are written.  Restore archives you did not make as a role that is not
+    a superuser (--role).  See docs/RELIABILITY.md.
     """)
 
 
@@ -231,5 +241,18 @@ def register(subparsers) -> None:
     p.add_argument("--table-map", action="append", metavar="ID=SCHEMA.TABLE",
                    help="load the archive's table ID into this existing table "
                         "(DaCHS dumps; repeatable)")
+    p.add_argument("--role", metavar="ROLE",
+                   help="do every table's work as this role (SET ROLE, as pg_restore "
+                        "--role); use a role that is not a superuser for archives you "
+                        "did not make")
+    p.add_argument("--allow-attach", action="store_true",
+                   help="let a partition attach to an existing parent table that this "
+                        "restore does not restore (refused by default)")
+    p.add_argument("--allow-fk-to-existing", action="store_true",
+                   help="create foreign keys onto existing tables that this restore does "
+                        "not restore (by default they are reported and left out)")
+    p.add_argument("--strict-extensions", action="store_true",
+                   help="refuse operator classes, types and functions of installed "
+                        "extensions too (by default they count as built-ins)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     p.set_defaults(func=cmd_load)

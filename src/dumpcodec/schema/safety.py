@@ -613,6 +613,22 @@ class Guard:
                           .format(base), p.context))
         if not views:
             return
+        try:
+            self._probe_views(conn, schema, views, own_sequences, types, where)
+        except UnsafeExpressionError:
+            if all(len(v[0]) == 1 for v in views):
+                raise
+            # one view per expression, to name exactly the ones refused
+            self._probe_views(conn, schema, [([p], source, kind)
+                                             for items, source, kind in views
+                                             for p in items],
+                              own_sequences, types, where)
+            raise
+
+    def _probe_views(self, conn: psycopg.Connection, schema: str,
+                     views: List[Tuple[List[Probe], sql.Composable, str]],
+                     own_sequences: Iterable[int], types: Iterable[int],
+                     where: str) -> None:
         conn.execute("SAVEPOINT dumpcodec_probe")
         try:
             objects: List[Tuple[str, int, str, str]] = []

@@ -21,7 +21,7 @@ from ..archive import open_dump
 from ..errors import ArchiveError, DumpcodecError, RestoreError
 from ..progress import Progress
 from ..schema import catalog
-from ..schema.safety import Guard
+from ..schema.safety import Allowed, Guard
 from . import select, table
 from .pool import Pool, reason, rollback
 from .results import RestoreSummary, TableRestoreResult
@@ -82,6 +82,7 @@ class RestoreRun:
         self.ok_ids: Set[str] = set()
         self.failed_ids: Set[str] = set()
         self.new_schemas: Set[str] = set()     # created by this restore (ensure_schema)
+        self.known_schemas: Set[str] = set()   # known to exist
         # (schema, name) as the archive names them, of the tables this run restores
         self.restoring: Set[Tuple[str, str]] = set()
         self._guard: Optional[Guard] = None
@@ -112,7 +113,10 @@ class RestoreRun:
         transaction to end.  Schemas created here that hold nothing at the end are
         dropped again (:meth:`drop_empty_schemas`).
         """
+        if schema_ in self.known_schemas:
+            return
         if catalog.namespace_oids(conn, [schema_]):
+            self.known_schemas.add(schema_)
             return
         try:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema_)))
@@ -122,6 +126,7 @@ class RestoreRun:
             return
         with self.lock:
             self.new_schemas.add(schema_)
+            self.known_schemas.add(schema_)
 
     def drop_empty_schemas(self, conn: psycopg.Connection) -> None:
         for schema_ in sorted(self.new_schemas):
@@ -434,10 +439,12 @@ class RestoreRun:
                     conoid = conn.execute(
                         "SELECT oid FROM pg_catalog.pg_constraint WHERE conrelid = %s "
                         "AND conname = %s", (relid, con.name)).fetchone()[0]
-                    guard.check_objects(
-                        conn, [("pg_constraint", conoid, "constraint",
-                                f"foreign key {con.name}")],
-                        relations=[relid, ref_oid], where=d.item.table_id)
+                    guard.objects_check(
+                        [("pg_constraint", conoid, "constraint", f"foreign key {con.name}")],
+                        Allowed(table=sql.Identifier(d.schema, d.name).as_string(None),
+                                relations=[sql.Identifier(ref_schema, con.ref_table)
+                                           .as_string(None)]),
+                        d.item.table_id).run(conn)
                     if steps.validate is not None:
                         conn.execute(steps.validate)
                     conn.execute("COMMIT")

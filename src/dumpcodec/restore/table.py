@@ -12,14 +12,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 import psycopg
 from psycopg import sql
 
 from .. import schema
-from ..errors import RestoreError
+from ..errors import RestoreError, UnsafeExpressionError
 from ..schema import catalog
+from ..schema.safety import Allowed, Check, run_probe
 from .data import copy_in
 from .pool import reason
 from .results import TableRestoreResult
@@ -69,6 +70,26 @@ def run_all(conn: psycopg.Connection, statements: Iterable[Any],
             conn.execute(stmt)
 
 
+def run_batch(conn: psycopg.Connection, steps: Sequence[Union[Any, Check]]) -> None:
+    """Statements and checks in one round trip (psycopg's pipeline mode): the server
+    runs them in order and stops at the first error; each check's rows are judged
+    after all came back (a refusal raises, and the caller rolls back)."""
+    if not steps:
+        return
+    if len(steps) == 1 and not isinstance(steps[0], Check):
+        conn.execute(steps[0])
+        return
+    cursors = []
+    with conn.pipeline():
+        for step in steps:
+            if isinstance(step, Check):
+                cursors.append((step, conn.execute(step.query, step.params)))
+            else:
+                conn.execute(step)
+    for check, cur in cursors:
+        check.judge(cur.fetchall())
+
+
 def load(run: "RestoreRun", conn: psycopg.Connection, item: Item,
          chunks: Callable[[], Iterable[bytes]]) -> Optional[Prepared]:
     """Phases 1-4 in an open transaction on ``conn``; None when skipped."""
@@ -93,12 +114,12 @@ def load(run: "RestoreRun", conn: psycopg.Connection, item: Item,
             return None
         if mode == "replace" and tdef is not None:
             p.readd_fks = catalog.referencing_fks(conn, schema_, name)
-            for fk in p.readd_fks:
-                # other tables' keys on this one block the DROP: they come off here and
-                # back in finish(), all in this transaction
-                conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                    sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2])))
-            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema_, name)))
+            # other tables' keys on this one block the DROP: they come off here and
+            # back in finish(), all in this transaction
+            run_batch(conn, [sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2]))
+                for fk in p.readd_fks] + [
+                sql.SQL("DROP TABLE {}").format(sql.Identifier(schema_, name))])
             live = None
             p.action = "replaced"
         elif mode == "replace":
@@ -130,6 +151,10 @@ def load(run: "RestoreRun", conn: psycopg.Connection, item: Item,
     return p
 
 
+def _qualified(schema_: str, name: str) -> str:
+    return sql.Identifier(schema_, name).as_string(None)
+
+
 def _create(run: "RestoreRun", conn: psycopg.Connection, item: Item, schema_: str,
             tdef: Any):
     """Create the table (types, sequences, table; keys and indexes come after the
@@ -137,7 +162,7 @@ def _create(run: "RestoreRun", conn: psycopg.Connection, item: Item, schema_: st
     where = f"{item.table_id}"
     guard = run.guard(conn)
     # existing_types: types already in the target (and equal) are not created again
-    plan = schema.ddl_plan(tdef, schema_, existing_types=conn)
+    plan = schema.ddl_plan(tdef, schema_, existing_types=conn if tdef.types else None)
     mapped = [(schema_ if ty.schema == tdef.schema else ty.schema, ty) for ty in tdef.types]
     for ty_schema, ty in mapped:
         key = f"{ty_schema}.{ty.name}"
@@ -150,76 +175,87 @@ def _create(run: "RestoreRun", conn: psycopg.Connection, item: Item, schema_: st
         if ty.name in guard.catalog_types:
             raise RestoreError(f"{where}: refused: type {key} would shadow the built-in "
                                f"type pg_catalog.{ty.name}")
-    run_all(conn, plan.setup)
-    run_all(conn, [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-        sql.Identifier(schema_))], ALREADY_THERE)
-    run_all(conn, plan.types, ALREADY_THERE)
-    namespaces = catalog.namespace_oids(conn, plan.schemas)
-    type_oids: List[int] = []
-    if mapped:
-        found = catalog.type_oids(conn, [(s, ty.name) for s, ty in mapped])
-        objects = []
-        for s, ty in mapped:
-            oids = found.get((s, ty.name))
-            if not oids:
-                raise RestoreError(f"{where}: type {s}.{ty.name} is missing in the target")
-            type_oids += [o for o in oids if o]
-            if ty.kind in ("base", "extension"):
-                continue
-            label = f"type {s}.{ty.name}"
-            objects.append(("pg_type", oids[0], "type", label))
-            if oids[2]:       # a composite's attributes hang on its relation
-                objects.append(("pg_class", oids[2], "type", label))
-            objects += [("pg_constraint", c, "domain_check", label)
-                        for c in catalog.type_constraint_oids(conn, oids[:1])]
-        guard.check_types(conn, objects, type_oids, namespaces=namespaces, where=where)
-    run_all(conn, plan.serials)
-    serials = catalog.sequence_oids(conn, [
-        (schema_ if s.schema == tdef.schema else s.schema, s.name)
-        for s in tdef.sequences if not s.identity])
-    guard.probe(conn, schema_, plan.probes, own_sequences=serials, types=type_oids,
-                where=where)
-    run_all(conn, plan.table)
-    relid = catalog.relation_oid(conn, schema_, tdef.name)
-    parents = []
+    parent = None
     if item.parent is not None:
         ps, pn = item.parent
-        poid = catalog.relation_oid(conn, schema_ if ps == tdef.schema else ps, pn)
-        if poid is not None:
-            parents.append(poid)
-    # keys and indexes on the empty table, to see what they resolve to before the
-    # data makes building them run anything
-    conn.execute("SAVEPOINT dumpcodec_trial")
+        parent = _qualified(schema_ if ps == tdef.schema else ps, pn)
+    allowed = Allowed(
+        table=_qualified(schema_, tdef.name),
+        relations=[parent] if parent else [],
+        own_sequences=[_qualified(schema_ if s.schema == tdef.schema else s.schema, s.name)
+                       for s in tdef.sequences if not s.identity],
+        types=[_qualified(s, ty.name) for s, ty in mapped],
+        schemas=plan.schemas)
+    run_batch(conn, plan.setup)
+    if plan.types:
+        run_all(conn, plan.types, ALREADY_THERE)
+    if mapped:
+        run_batch(conn, guard.types_check(
+            [_qualified(s, ty.name) for s, ty in mapped
+             if ty.kind not in ("base", "extension")], allowed, where))
+    # every expression resolved before the table exists (some DDL evaluates them)
+    before, check, after = guard.probe(schema_, plan.probes, allowed, where)
     try:
-        if run.opts.indexes:
-            run_all(conn, plan.post_data)
-        guard.check_table(conn, relid, relations=parents, types=type_oids,
-                          namespaces=namespaces, where=where)
-    finally:
-        conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_trial")
-        conn.execute("RELEASE SAVEPOINT dumpcodec_trial")
+        run_batch(conn, list(plan.serials) + before + ([check] if check else []) + after)
+    except UnsafeExpressionError:
+        # the pipeline rolled the views back; again, one view per expression, to
+        # name exactly the ones refused
+        run_probe(conn, guard, schema_, plan.probes, allowed, where)
+        raise
+    steps: List[Any] = list(plan.table)
+    if run.opts.indexes and _needs_trial(tdef):
+        # keys and indexes once on the empty table, to see what they resolve to
+        # (operator classes, collations, operators) before the data makes building
+        # them run anything; rolled back
+        steps += [sql.SQL("SAVEPOINT dumpcodec_trial"), *plan.post_data,
+                  guard.table_check(allowed, where),
+                  sql.SQL("ROLLBACK TO SAVEPOINT dumpcodec_trial"),
+                  sql.SQL("RELEASE SAVEPOINT dumpcodec_trial")]
+    else:
+        steps.append(guard.table_check(allowed, where))
+    run_batch(conn, steps)
     return plan
+
+
+#: index methods that are built in (others come from extensions: looked at on trial)
+_BUILTIN_METHODS = frozenset({"btree", "hash", "gist", "gin", "spgist", "brin"})
+
+
+def _needs_trial(tdef: Any) -> bool:
+    """Whether keys and indexes may resolve to anything not known safe already.
+
+    A plain column of a built-in type or of the archive's own types has a default
+    operator class that is built in (one default per type and method, and the
+    built-in one exists) or was checked with the types; expressions and predicates
+    were probed.  Named operator classes, collations, exclusion operators and
+    methods that are not built in are resolved only by the server."""
+    for ix in list(tdef.indexes) + [c for c in tdef.constraints if c.kind == "exclusion"]:
+        if ix.method not in _BUILTIN_METHODS:
+            return True
+        if any(e.opclass or e.collation or e.operator for e in ix.elements):
+            return True
+    return any(c.kind == "exclusion" for c in tdef.constraints)
 
 
 def finish(run: "RestoreRun", p: Prepared) -> TableRestoreResult:
     """Phase 5 and COMMIT, then ANALYZE."""
     conn = p.conn
+    steps: List[Any] = []
     if p.plan is not None:
         if run.opts.indexes:
-            run_all(conn, p.plan.post_data)
-        run_all(conn, p.plan.sequences)
-        run_all(conn, p.plan.comments)
+            steps += p.plan.post_data
+        steps += p.plan.sequences + p.plan.comments
     elif p.tdef is not None and p.action in ("appended", "truncated"):
         # loading into an existing table: move its own sequences on as the dump had
         # them, found through its columns (never by a name the archive gives)
-        run_all(conn, schema.ddl_plan(p.tdef, p.schema).sequences)
-    for fk in p.readd_fks:
-        # foreign keys of other tables that pointed at the replaced table (their
-        # definitions from the target's own catalog): back on the new one, after its
-        # keys exist; if the new rows break one, the whole replacement rolls back
-        conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-            sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2]), sql.SQL(fk[3])))
-    conn.execute("COMMIT")
+        steps += schema.ddl_plan(p.tdef, p.schema).sequences
+    # foreign keys of other tables that pointed at the replaced table (their
+    # definitions from the target's own catalog): back on the new one, after its
+    # keys exist; if the new rows break one, the whole replacement rolls back
+    steps += [sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+        sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2]), sql.SQL(fk[3]))
+        for fk in p.readd_fks]
+    run_batch(conn, steps + [sql.SQL("COMMIT")])
     result = TableRestoreResult(p.item.table_id, f"{p.schema}.{p.name}", p.action, p.rows,
                                 p.nbytes, time.perf_counter() - p.t0, p.reencoded)
     if run.opts.analyze and run.opts.data:

@@ -36,6 +36,7 @@ executes a phase (:meth:`DDLPlan.execute` does).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -76,31 +77,40 @@ def checked_expression(expr: str, where: str, *, per_row: bool = True,
         context = "check" if per_row else "default"
     if not isinstance(expr, str) or not expr.strip():
         raise UnsafeExpressionError(f"{where}: empty expression")
-    # A newline ends a trailing "--" comment inside the parentheses; the parse below
-    # sees exactly the text the statement will embed.
-    wrapped = f"({expr}\n)" if "--" in expr else f"({expr})"
     try:
-        stmts = _parse(f"SELECT {wrapped}")
-        if len(stmts) != 1:
-            raise ValueError(f"{len(stmts)} statements")
-        sel = stmts[0].stmt
-        if type(sel).__name__ != "SelectStmt":
-            raise ValueError(f"a {type(sel).__name__}, not an expression")
-        others = [f for f in ("distinctClause", "intoClause", "fromClause", "whereClause",
-                              "groupClause", "havingClause", "windowClause", "valuesLists",
-                              "sortClause", "limitOffset", "limitCount", "lockingClause",
-                              "withClause", "larg", "rarg") if getattr(sel, f, None)]
-        if others or sel.op.value != 0:
-            raise ValueError(f"more than an expression ({', '.join(others) or 'set op'})")
-        if not sel.targetList or len(sel.targetList) != 1 or sel.targetList[0].name:
-            raise ValueError("not exactly one expression")
-        check_tree(sel.targetList[0](), context, table=table, type_schemas=type_schemas)
+        return sql.SQL(_checked_text(expr, context, table, tuple(type_schemas)))
     except RecursionError:
         raise UnsafeExpressionError(f"{where}: refused expression: nested too deeply") \
             from None
     except ValueError as exc:
         raise UnsafeExpressionError(f"{where}: refused expression {expr!r}: {exc}") from None
-    return sql.SQL(wrapped)
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_text(expr: str, context: str, table: Optional[str],
+                  type_schemas: Tuple[str, ...]) -> str:
+    """The parenthesised text of an accepted expression, or ValueError.  Cached: many
+    tables share their expressions, and the parse is what costs (a refusal raises,
+    and is never cached)."""
+    # A newline ends a trailing "--" comment inside the parentheses; the parse below
+    # sees exactly the text the statement will embed.
+    wrapped = f"({expr}\n)" if "--" in expr else f"({expr})"
+    stmts = _parse(f"SELECT {wrapped}")
+    if len(stmts) != 1:
+        raise ValueError(f"{len(stmts)} statements")
+    sel = stmts[0].stmt
+    if type(sel).__name__ != "SelectStmt":
+        raise ValueError(f"a {type(sel).__name__}, not an expression")
+    others = [f for f in ("distinctClause", "intoClause", "fromClause", "whereClause",
+                          "groupClause", "havingClause", "windowClause", "valuesLists",
+                          "sortClause", "limitOffset", "limitCount", "lockingClause",
+                          "withClause", "larg", "rarg") if getattr(sel, f, None)]
+    if others or sel.op.value != 0:
+        raise ValueError(f"more than an expression ({', '.join(others) or 'set op'})")
+    if not sel.targetList or len(sel.targetList) != 1 or sel.targetList[0].name:
+        raise ValueError("not exactly one expression")
+    check_tree(sel.targetList[0](), context, table=table, type_schemas=type_schemas)
+    return wrapped
 
 
 def _checked_clause(skeleton: str, piece: str, where: str, check) -> sql.SQL:
@@ -173,6 +183,20 @@ def _partkey_checker(b: "_Builder"):
 
 
 def _builtin_type_sql(text: str, elem: str, where: str) -> sql.SQL:
+    ok = _BUILTIN_TYPES.get((text, elem))
+    if ok is None:
+        if len(_BUILTIN_TYPES) > 4096:
+            _BUILTIN_TYPES.clear()
+        ok = _BUILTIN_TYPES[(text, elem)] = _builtin_type_sql_checked(text, elem, where)
+    return ok
+
+
+# (format_type text, element name) -> checked SQL: the same few types come back for
+# every column of every table (the parse is what costs; a refusal raises, never cached)
+_BUILTIN_TYPES: Dict[Tuple[str, str], sql.SQL] = {}
+
+
+def _builtin_type_sql_checked(text: str, elem: str, where: str) -> sql.SQL:
     def check(stmt):
         elts = getattr(stmt, "tableElts", None)
         if type(stmt).__name__ != "CreateStmt" or not elts or len(elts) != 1:
@@ -198,6 +222,13 @@ _EXPECTED_NODE = {"CREATE TABLE": "CreateStmt", "CREATE INDEX": "IndexStmt",
                   "CREATE TYPE RANGE": "CreateRangeStmt", "CREATE SEQUENCE": "CreateSeqStmt",
                   "ALTER SEQUENCE": "AlterSeqStmt", "SELECT": "SelectStmt",
                   "COMMENT": "CommentStmt"}
+
+
+def _built(stmt: sql.Composed, kind: str, where: str) -> sql.Composed:
+    """A statement composed only of identifiers, literals and our own keywords, no
+    text from the definition: it is one ``kind`` statement by construction, so it is
+    not parsed again (:func:`_final` is for statements that embed checked text)."""
+    return stmt
 
 
 def _final(stmt: sql.Composed, kind: str, where: str) -> sql.Composed:
@@ -417,7 +448,7 @@ def _type_statements(b: _Builder, ty: TypeDef) -> List[sql.Composed]:
     where = f"{b.where}, type {ty.schema}.{ty.name}"
     name = b.ident(ty.schema, ty.name)
     if ty.kind == "enum":
-        return [_final(sql.SQL("CREATE TYPE {} AS ENUM ({})").format(
+        return [_built(sql.SQL("CREATE TYPE {} AS ENUM ({})").format(
             name, sql.SQL(", ").join(sql.Literal(l) for l in ty.labels)),
             "CREATE TYPE ENUM", where)]
     if ty.kind == "domain":
@@ -591,7 +622,7 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
     # table: owned serial sequences first, since defaults refer to them
     serials = [s for s in t.sequences if not s.identity]
     for s in serials:
-        plan.serials.append(_final(sql.SQL("CREATE SEQUENCE {} {}").format(
+        plan.serials.append(_built(sql.SQL("CREATE SEQUENCE {} {}").format(
             b.ident(s.schema, s.name), _seq_options(b, s, True)), "CREATE SEQUENCE", where))
     checks = [c for c in _own(b, t.constraints) if c.kind == "check"]
     items: List[sql.Composable] = []
@@ -619,7 +650,7 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
     plan.table.append(_final(sql.Composed(stmt), "CREATE TABLE", where))
     for s in serials:
         if s.column is not None:
-            plan.table.append(_final(sql.SQL("ALTER SEQUENCE {} OWNED BY {}").format(
+            plan.table.append(_built(sql.SQL("ALTER SEQUENCE {} OWNED BY {}").format(
                 b.ident(s.schema, s.name), sql.Identifier(b.schema, t.name, s.column)),
                 "ALTER SEQUENCE", where))
 
@@ -651,7 +682,8 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
                 b.expr(c.expression, what), sql.SQL(" NO INHERIT" if c.no_inherit else ""))
         else:
             continue
-        plan.post_data.append(_final(sql.Composed([head, body]), "ALTER TABLE", where))
+        plan.post_data.append((_built if c.kind in ("primary_key", "unique") else _final)(
+            sql.Composed([head, body]), "ALTER TABLE", where))
     for ix in _own(b, t.indexes):
         what = f"index {ix.name!r}"
         if not ix.elements:
@@ -665,7 +697,8 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
             sql.SQL(" NULLS NOT DISTINCT" if ix.nulls_not_distinct else ""),
             sql.SQL(" WHERE {}").format(b.expr(ix.predicate, f"{what} predicate", "index"))
             if ix.predicate else sql.SQL(""))
-        plan.post_data.append(_final(stmt, "CREATE INDEX", where))
+        text = ix.predicate or any(e.expression for e in ix.elements)
+        plan.post_data.append((_final if text else _built)(stmt, "CREATE INDEX", where))
 
     # foreign keys
     for c in _own(b, t.constraints):
@@ -675,7 +708,7 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
                 or c.match not in ("s", "f"):
             raise SchemaError(f"{where}, constraint {c.name!r}: bad foreign key options")
         def fk(not_valid: bool) -> sql.Composed:
-            return _final(sql.Composed([
+            return _built(sql.Composed([
                 alter.format(b.table_ident, sql.Identifier(c.name)),
                 sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) MATCH {} ON UPDATE {} "
                         "ON DELETE {}{}{}").format(
@@ -686,7 +719,7 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
                 "ALTER TABLE", where)
         plan.foreign_keys.append(fk(not c.validated))
         plan.foreign_key_steps[c.name] = ForeignKeySteps(
-            fk(True), None if not c.validated else _final(
+            fk(True), None if not c.validated else _built(
                 sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
                     b.table_ident, sql.Identifier(c.name)), "ALTER TABLE", where))
 
@@ -695,7 +728,7 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
     for s in t.sequences:
         if s.column is None or s.last_value is None:
             continue
-        plan.sequences.append(_final(sql.SQL(
+        plan.sequences.append(_built(sql.SQL(
             "SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence({}, {}), {}, {})")
             .format(sql.Literal(table_text), sql.Literal(s.column),
                     sql.Literal(int(s.last_value)), sql.Literal(bool(s.is_called))),
@@ -703,18 +736,18 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
 
     # comments
     if t.comment is not None:
-        plan.comments.append(_final(sql.SQL("COMMENT ON TABLE {} IS {}").format(
+        plan.comments.append(_built(sql.SQL("COMMENT ON TABLE {} IS {}").format(
             b.table_ident, sql.Literal(t.comment)), "COMMENT", where))
     for c in t.columns:
         if c.comment is not None:
-            plan.comments.append(_final(sql.SQL("COMMENT ON COLUMN {} IS {}").format(
+            plan.comments.append(_built(sql.SQL("COMMENT ON COLUMN {} IS {}").format(
                 sql.Identifier(b.schema, t.name, c.name), sql.Literal(c.comment)),
                 "COMMENT", where))
     created = {(b.map_schema(ty.schema), ty.name) for ty in t.types} - skipped
     for ty in t.types:
         if (ty.comment is not None and ty.kind in ("enum", "composite", "range", "domain")
                 and (b.map_schema(ty.schema), ty.name) in created):
-            plan.comments.append(_final(sql.SQL("COMMENT ON {} {} IS {}").format(
+            plan.comments.append(_built(sql.SQL("COMMENT ON {} {} IS {}").format(
                 sql.SQL("DOMAIN" if ty.kind == "domain" else "TYPE"),
                 b.ident(ty.schema, ty.name), sql.Literal(ty.comment)), "COMMENT", where))
     b.probes.columns = [(c.name, sql.Composed([b.type_sql(c, f"column {c.name!r}", c.ndims),

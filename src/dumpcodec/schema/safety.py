@@ -61,13 +61,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 import psycopg
 from psycopg import sql
 
 from ..errors import UnsafeExpressionError
-from .catalog import owned_sequences
 
 # -- contexts -------------------------------------------------------------------------
 
@@ -296,15 +295,50 @@ FROM pg_catalog.pg_proc p
 WHERE p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
 """
 
-# One row per dependency of the given objects: what depends (kind, label), on what
-# (catalog, oid, description), where that lives, and what the rules need to know.
+# -- the dependency query ---------------------------------------------------------------
+#
+# One query judges a set of objects: ``o`` lists them (catalog, oid, kind, label, and
+# the relation they belong to, whose references to itself are not interesting);
+# what the rules allow is given by name and resolved here, so that the query can be
+# queued in a pipeline with the DDL before it.  One row per dependency: what depends
+# (kind, label), on what (catalog, oid, description), where that lives, and what the
+# rules need to know about it.
+
 _DEPS_SQL = """
-WITH o(classid, objid, kind, label) AS ({objects}),
+WITH o(classid, objid, kind, label, self) AS ({objects}),
+own(oid) AS (
+    SELECT pg_catalog.to_regclass(n)::pg_catalog.oid
+    FROM pg_catalog.unnest(%(own)s::pg_catalog.text[]) n
+    UNION ALL
+    SELECT d.objid FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_class s ON s.oid = d.objid
+    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND d.refobjid = pg_catalog.to_regclass(%(table)s)
+      AND d.deptype IN ('a', 'i') AND s.relkind = 'S'),
+typ0(oid) AS (
+    SELECT pg_catalog.to_regtype(n)::pg_catalog.oid
+    FROM pg_catalog.unnest(%(types)s::pg_catalog.text[]) n),
+typ(oid) AS (
+    SELECT t.oid FROM pg_catalog.pg_type t JOIN typ0 ON typ0.oid = t.oid
+    UNION ALL SELECT t.typarray FROM pg_catalog.pg_type t JOIN typ0 ON typ0.oid = t.oid
+    UNION ALL SELECT r.rngmultitypid FROM pg_catalog.pg_range r
+              JOIN typ0 ON typ0.oid = r.rngtypid
+    UNION ALL SELECT m.typarray FROM pg_catalog.pg_range r
+              JOIN typ0 ON typ0.oid = r.rngtypid
+              JOIN pg_catalog.pg_type m ON m.oid = r.rngmultitypid),
+rel(oid) AS (
+    SELECT pg_catalog.to_regclass(n)::pg_catalog.oid
+    FROM pg_catalog.unnest(%(rels)s::pg_catalog.text[]) n
+    UNION ALL SELECT pg_catalog.to_regclass(%(table)s)::pg_catalog.oid
+    UNION ALL SELECT t.typrelid FROM pg_catalog.pg_type t JOIN typ0 ON typ0.oid = t.oid),
 d AS (
     SELECT DISTINCT o.kind, o.label, dep.refclassid, dep.refobjid
     FROM o JOIN pg_catalog.pg_depend dep
       ON dep.classid = o.classid AND dep.objid = o.objid
-    WHERE dep.deptype IN ('n', 'a', 'i'))
+    WHERE dep.deptype IN ('n', 'a', 'i')
+      AND NOT (dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+               AND dep.refobjid = o.self))
 SELECT d.kind, d.label, d.refclassid::pg_catalog.regclass::pg_catalog.text, d.refobjid,
        pg_catalog.pg_describe_object(d.refclassid, d.refobjid, 0),
        CASE d.refclassid
@@ -338,63 +372,102 @@ SELECT d.kind, d.label, d.refclassid::pg_catalog.regclass::pg_catalog.text, d.re
        CASE WHEN d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass THEN
            (SELECT ROW(provolatile, prosecdef, prokind, proretset)::pg_catalog.text
             FROM pg_catalog.pg_proc WHERE oid = d.refobjid) END,
-       CASE WHEN d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN
-           (SELECT indrelid FROM pg_catalog.pg_index WHERE indexrelid = d.refobjid) END
+       d.refobjid IN (SELECT oid FROM rel) OR EXISTS (
+           SELECT 1 FROM pg_catalog.pg_index i
+           WHERE i.indexrelid = d.refobjid AND i.indrelid IN (SELECT oid FROM rel)),
+       d.refobjid IN (SELECT oid FROM own),
+       d.refobjid IN (SELECT oid FROM typ),
+       d.refobjid IN (SELECT oid FROM pg_catalog.pg_namespace
+                      WHERE nspname = ANY (%(schemas)s::pg_catalog.text[]))
 FROM d
 """
 
+# the objects a caller names: (catalog, oid, kind, label)
 _GIVEN_OBJECTS = """
-SELECT * FROM ROWS FROM (pg_catalog.unnest(%s::pg_catalog.oid[]),
-                        pg_catalog.unnest(%s::pg_catalog.oid[]),
-                        pg_catalog.unnest(%s::pg_catalog.text[]),
-                        pg_catalog.unnest(%s::pg_catalog.text[]))"""
+SELECT pg_catalog.to_regclass('pg_catalog.' || g.c)::pg_catalog.oid, g.o, g.k, g.l,
+       0::pg_catalog.oid
+FROM ROWS FROM (pg_catalog.unnest(%(g_class)s::pg_catalog.text[]),
+                pg_catalog.unnest(%(g_oid)s::pg_catalog.oid[]),
+                pg_catalog.unnest(%(g_kind)s::pg_catalog.text[]),
+                pg_catalog.unnest(%(g_label)s::pg_catalog.text[])) AS g(c, o, k, l)"""
+
+# the probe views, by name
+_VIEW_OBJECTS = """
+SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass::pg_catalog.oid, r.oid, g.k, g.l,
+       r.ev_class
+FROM ROWS FROM (pg_catalog.unnest(%(views)s::pg_catalog.text[]),
+                pg_catalog.unnest(%(g_kind)s::pg_catalog.text[]),
+                pg_catalog.unnest(%(g_label)s::pg_catalog.text[])) AS g(v, k, l)
+JOIN pg_catalog.pg_rewrite r ON r.ev_class = pg_catalog.to_regclass(g.v)"""
+
+# the archive's types (the ones given in %(type_objects)s): their own records,
+# a composite's attributes (on its relation), a domain's constraints
+_TYPE_OBJECTS = """
+SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::pg_catalog.oid, t.oid, 'type',
+       'type ' || pg_catalog.format_type(t.oid, NULL), 0::pg_catalog.oid
+FROM pg_catalog.unnest(%(type_objects)s::pg_catalog.text[]) n
+JOIN pg_catalog.pg_type t ON t.oid = pg_catalog.to_regtype(n)
+UNION ALL
+SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, t.typrelid, 'type',
+       'type ' || pg_catalog.format_type(t.oid, NULL), t.typrelid
+FROM pg_catalog.unnest(%(type_objects)s::pg_catalog.text[]) n
+JOIN pg_catalog.pg_type t ON t.oid = pg_catalog.to_regtype(n) WHERE t.typrelid <> 0
+UNION ALL
+SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid, 'domain_check',
+       'type ' || pg_catalog.format_type(c.contypid, NULL) || ', check '
+       || pg_catalog.quote_ident(c.conname), 0::pg_catalog.oid
+FROM pg_catalog.unnest(%(type_objects)s::pg_catalog.text[]) n
+JOIN pg_catalog.pg_constraint c ON c.contypid = pg_catalog.to_regtype(n)"""
 
 # Everything a table has that a definition can give it: the table (its partition
 # key), defaults and generated columns, constraints, indexes, its own sequences,
 # triggers, policies, extended statistics.
 _TABLE_OBJECTS = """
-SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid, %(rel)s::pg_catalog.oid,
-       'table', 'the table'
+SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid,
+       pg_catalog.to_regclass(%(table)s)::pg_catalog.oid, 'table', 'the table',
+       pg_catalog.to_regclass(%(table)s)::pg_catalog.oid
 UNION ALL
 SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, ad.oid,
        CASE WHEN a.attgenerated <> '' THEN 'generated' ELSE 'default' END,
-       'column ' || pg_catalog.quote_ident(a.attname)
+       'column ' || pg_catalog.quote_ident(a.attname), ad.adrelid
 FROM pg_catalog.pg_attrdef ad JOIN pg_catalog.pg_attribute a
   ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-WHERE ad.adrelid = %(rel)s
+WHERE ad.adrelid = pg_catalog.to_regclass(%(table)s)
 UNION ALL
 SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid,
        CASE c.contype WHEN 'c' THEN 'check' WHEN 'x' THEN 'exclusion' ELSE 'constraint' END,
-       'constraint ' || pg_catalog.quote_ident(c.conname)
-FROM pg_catalog.pg_constraint c WHERE c.conrelid = %(rel)s
+       'constraint ' || pg_catalog.quote_ident(c.conname), c.conrelid
+FROM pg_catalog.pg_constraint c WHERE c.conrelid = pg_catalog.to_regclass(%(table)s)
 UNION ALL
 SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid, 'index',
-       'index ' || pg_catalog.quote_ident(c.relname)
+       'index ' || pg_catalog.quote_ident(c.relname), i.indexrelid
 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-WHERE i.indrelid = %(rel)s
+WHERE i.indrelid = pg_catalog.to_regclass(%(table)s)
 UNION ALL
 SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, d.objid, 'sequence',
-       'sequence ' || pg_catalog.quote_ident(s.relname)
+       'sequence ' || pg_catalog.quote_ident(s.relname), d.objid
 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class s ON s.oid = d.objid
 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-  AND d.refobjid = %(rel)s AND d.deptype IN ('a', 'i') AND s.relkind = 'S'
+  AND d.refobjid = pg_catalog.to_regclass(%(table)s) AND d.deptype IN ('a', 'i')
+  AND s.relkind = 'S'
 UNION ALL
 SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass, t.oid, 'trigger',
-       'trigger ' || pg_catalog.quote_ident(t.tgname)
-FROM pg_catalog.pg_trigger t WHERE t.tgrelid = %(rel)s AND NOT t.tgisinternal
+       'trigger ' || pg_catalog.quote_ident(t.tgname), t.tgrelid
+FROM pg_catalog.pg_trigger t
+WHERE t.tgrelid = pg_catalog.to_regclass(%(table)s) AND NOT t.tgisinternal
 UNION ALL
 SELECT 'pg_catalog.pg_policy'::pg_catalog.regclass, p.oid, 'policy',
-       'policy ' || pg_catalog.quote_ident(p.polname)
-FROM pg_catalog.pg_policy p WHERE p.polrelid = %(rel)s
+       'policy ' || pg_catalog.quote_ident(p.polname), p.polrelid
+FROM pg_catalog.pg_policy p WHERE p.polrelid = pg_catalog.to_regclass(%(table)s)
 UNION ALL
 SELECT 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass, x.oid, 'statistics',
-       'statistics ' || pg_catalog.quote_ident(x.stxname)
-FROM pg_catalog.pg_statistic_ext x WHERE x.stxrelid = %(rel)s"""
+       'statistics ' || pg_catalog.quote_ident(x.stxname), x.stxrelid
+FROM pg_catalog.pg_statistic_ext x WHERE x.stxrelid = pg_catalog.to_regclass(%(table)s)"""
 
-# Default btree and hash operator classes of types that are not built in: what the
-# server uses for them without being asked (unique indexes, ANALYZE, comparisons of
-# arrays and rows of them).
+# Default btree and hash operator classes of the archive's types: what the server
+# uses for them without being asked (unique indexes, ANALYZE, comparisons of arrays
+# and rows of them).
 _OPCLASS_SQL = """
 SELECT pg_catalog.format_type(opc.opcintype, NULL), am.amname,
        pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(opc.opcname),
@@ -404,16 +477,50 @@ SELECT pg_catalog.format_type(opc.opcintype, NULL), am.amname,
 FROM pg_catalog.pg_opclass opc
 JOIN pg_catalog.pg_am am ON am.oid = opc.opcmethod
 JOIN pg_catalog.pg_namespace n ON n.oid = opc.opcnamespace
-WHERE opc.opcdefault AND opc.opcintype = ANY (%s) AND am.amname IN ('btree', 'hash')
+WHERE opc.opcdefault AND am.amname IN ('btree', 'hash')
   AND n.nspname <> 'pg_catalog'
+  AND opc.opcintype IN (SELECT pg_catalog.to_regtype(x)::pg_catalog.oid
+                        FROM pg_catalog.unnest(%(types)s::pg_catalog.text[]) x)
 """
 
 _FIRST_NORMAL_OID = 16384
 
 
+@dataclass
+class Allowed:
+    """What a check allows besides built-ins, by name (resolved on the server):
+    quoted qualified names of relations (the table itself is ``table``), of the
+    table's own sequences, of the archive's types; bare schema names; the
+    ``regprocedure`` texts of the functions triggers may call."""
+    table: Optional[str] = None
+    relations: Sequence[str] = ()
+    own_sequences: Sequence[str] = ()
+    types: Sequence[str] = ()
+    schemas: Sequence[str] = ()
+    trigger_functions: Sequence[str] = ()
+
+    def params(self) -> Dict[str, Any]:
+        return {"table": self.table, "rels": list(self.relations),
+                "own": list(self.own_sequences), "types": list(self.types),
+                "schemas": list(self.schemas)}
+
+
+@dataclass
+class Check:
+    """A query and what to make of its rows: :meth:`run` it, or queue ``query`` with
+    ``params`` in a pipeline and hand the rows to ``judge`` (it raises
+    :class:`UnsafeExpressionError` listing every problem)."""
+    query: str
+    params: Dict[str, Any]
+    judge: Callable[[List[tuple]], None]
+
+    def run(self, conn: psycopg.Connection) -> None:
+        self.judge(conn.execute(self.query, self.params).fetchall())
+
+
 class Guard:
-    """The allow-list of one target database, loaded once (one query) and then used by
-    every table of a restore (read-only, so threads may share it)."""
+    """The allow-list of one target database, loaded once (two queries) and then used
+    by every table of a restore (read-only, so threads may share it)."""
 
     def __init__(self, conn: psycopg.Connection, *, trust_extensions: bool = True):
         self.trust_extensions = trust_extensions
@@ -439,7 +546,170 @@ class Guard:
                 why = str(denied_reason(name))
             self.funcs[oid] = _Func(name, sig, vol, not why, why)
 
-    # -- function rule ----------------------------------------------------------------
+    # -- the checks -----------------------------------------------------------------------
+
+    def objects_check(self, objects: Sequence[Tuple[str, int, str, str]],
+                      allowed: Allowed, where: str) -> Check:
+        """Every dependency record of ``objects`` ((catalog such as ``'pg_class'``,
+        oid, kind, label): kind one of :data:`CONTEXTS` or a key of
+        ``_KIND_CONTEXT``; label names the object in messages)."""
+        params = allowed.params()
+        params.update(g_class=[o[0] for o in objects], g_oid=[o[1] for o in objects],
+                      g_kind=[o[2] for o in objects], g_label=[o[3] for o in objects])
+        return Check(_DEPS_SQL.format(objects=_GIVEN_OBJECTS), params,
+                     lambda rows: self._judge(rows, allowed, where))
+
+    def table_check(self, allowed: Allowed, where: str) -> Check:
+        """Everything table ``allowed.table`` has: the table, its defaults,
+        constraints, indexes, own sequences, triggers, policies, statistics."""
+        return Check(_DEPS_SQL.format(objects=_TABLE_OBJECTS), allowed.params(),
+                     lambda rows: self._judge(rows, allowed, where))
+
+    def types_check(self, type_objects: Sequence[str], allowed: Allowed,
+                    where: str) -> List[Check]:
+        """The archive's types in the target, created or found equal (all of them in
+        ``allowed.types``; the ones to look into, not extensions', in
+        ``type_objects``): their own dependency records (domain CHECKs and
+        defaults, range support functions, composite attributes), and the default
+        btree and hash operator classes of all of them."""
+        params = allowed.params()
+        params["type_objects"] = list(type_objects)
+
+        def opclasses(rows: List[tuple]) -> None:
+            problems = [f"{ty}: default {am} operator class {opc} is outside pg_catalog"
+                        for ty, am, opc, ext in rows
+                        if not (ext and self.trust_extensions)]
+            if problems:
+                raise UnsafeExpressionError(f"{where}: refused: " + "; ".join(problems))
+        return [Check(_DEPS_SQL.format(objects=_TYPE_OBJECTS), params,
+                      lambda rows: self._judge(rows, allowed, where)),
+                Check(_OPCLASS_SQL, params, opclasses)]
+
+    def probe(self, schema: str, probes: ProbeSet, allowed: Allowed, where: str,
+              ) -> Tuple[List[sql.Composable], Optional[Check], List[sql.Composable]]:
+        """Statements that resolve the expressions of ``probes`` on the server without
+        running them, and the check of what they use: ``(before, check, after)`` --
+        run ``before``, the check, then ``after`` (one may queue all three in one
+        pipeline).  One view per volatility class (a view is parsed and analysed,
+        never planned or run), created in ``schema`` inside a savepoint that
+        ``after`` rolls back.  ``check`` is None when there is nothing to probe."""
+        views = self._views(probes)
+        if not views:
+            return [], None, []
+        return self._probe(schema, views, allowed, where)
+
+    def probe_each(self, schema: str, probes: ProbeSet, allowed: Allowed, where: str,
+                   ) -> Tuple[List[sql.Composable], Optional[Check], List[sql.Composable]]:
+        """:meth:`probe` with one view per expression (slower): after a refusal, to
+        name exactly the expressions refused."""
+        views = [([p], source, kind) for items, source, kind in self._views(probes)
+                 for p in items]
+        if not views:
+            return [], None, []
+        return self._probe(schema, views, allowed, where)
+
+    @staticmethod
+    def _views(probes: ProbeSet) -> List[Tuple[List[Probe], sql.Composable, str]]:
+        groups: Dict[str, List[Probe]] = {}
+        for p in probes.probes:
+            groups.setdefault(CONTEXTS[p.context], []).append(p)
+        views: List[Tuple[List[Probe], sql.Composable, str]] = []
+        if groups:
+            cols = sql.SQL(", ").join(
+                sql.SQL("NULL::{} AS {}").format(t, sql.Identifier(c))
+                for c, t in probes.columns) if probes.columns else sql.SQL("")
+            source = sql.SQL(" FROM (SELECT {}) AS {}").format(
+                cols, sql.Identifier(probes.table))
+            for vol, items in sorted(groups.items()):
+                views.append((items, source, _STRICTEST[vol]))
+        for base, p in probes.value_probes:
+            views.append(([p], sql.SQL(" FROM (SELECT NULL::{} AS value) AS d")
+                          .format(base), p.context))
+        return views
+
+    def _probe(self, schema: str, views, allowed: Allowed, where: str):
+        before: List[sql.Composable] = [sql.SQL("SAVEPOINT dumpcodec_probe")]
+        names, kinds, labels = [], [], []
+        for n, (items, source, kind) in enumerate(views, 1):
+            name = sql.Identifier(schema, f"dumpcodec_probe_{n}")
+            exprs = []
+            for i, p in enumerate(items):
+                e = p.expr if p.cast_to is None else sql.SQL("CAST({} AS {})").format(
+                    p.expr, p.cast_to)
+                # IS NULL: a view column may not be of type record or unknown
+                exprs.append(sql.SQL("({}) IS NULL AS {}").format(
+                    e, sql.Identifier(f"e{i}")))
+            before.append(sql.SQL("CREATE VIEW {} AS SELECT {}{}").format(
+                name, sql.SQL(", ").join(exprs), source))
+            names.append(name.as_string(None))
+            kinds.append(kind)
+            labels.append(", ".join(p.where for p in items))
+        params = allowed.params()
+        params.update(views=names, g_kind=kinds, g_label=labels)
+        check = Check(_DEPS_SQL.format(objects=_VIEW_OBJECTS), params,
+                      lambda rows: self._judge(rows, allowed, where))
+        after = [sql.SQL("ROLLBACK TO SAVEPOINT dumpcodec_probe"),
+                 sql.SQL("RELEASE SAVEPOINT dumpcodec_probe")]
+        return before, check, after
+
+    # -- judging --------------------------------------------------------------------------
+
+    def _judge(self, rows: List[tuple], allowed: Allowed, where: str) -> None:
+        triggers = set(allowed.trigger_functions)
+        problems = set()
+        for row in rows:
+            why = self._dependency_problem(*row, triggers=triggers)
+            if why:
+                problems.add(f"{row[1]}: {row[4]}: {why}")
+        if problems:
+            raise UnsafeExpressionError(
+                f"{where}: refused: it would use what a restore may not run or touch: "
+                + "; ".join(sorted(problems)))
+
+    def _dependency_problem(self, kind: str, label: str, refclass: str, refoid: int,
+                            desc: str, in_catalog: Optional[bool], ext: bool,
+                            func: Optional[int], info: Optional[str], allowed_rel: bool,
+                            own_seq: bool, archive_type: bool, allowed_nsp: bool, *,
+                            triggers: Set[str]) -> Optional[str]:
+        context = kind if kind in CONTEXTS else _KIND_CONTEXT[kind]
+        trusted = ext and self.trust_extensions
+        if refclass == "pg_proc":
+            if kind == "trigger" and desc in triggers:
+                return None
+            if in_catalog:
+                return self._func_problem(refoid, context)
+            return self._ext_func_problem(info, context) if ext else \
+                "a function outside pg_catalog"
+        if refclass == "pg_operator":
+            if in_catalog:
+                return self._func_problem(func, context) if func else None
+            return None if trusted else "an operator outside pg_catalog"
+        if refclass == "pg_cast":
+            if refoid < _FIRST_NORMAL_OID:
+                return self._func_problem(func, context) if func else None
+            return None if trusted else "a cast that is not built in"
+        if refclass in ("pg_opclass", "pg_opfamily", "pg_collation", "pg_ts_config",
+                        "pg_ts_dict"):
+            return None if in_catalog or trusted else "outside pg_catalog"
+        if refclass == "pg_am":
+            return None if refoid < _FIRST_NORMAL_OID or trusted else \
+                "an access method that is not built in"
+        if refclass == "pg_type":
+            return None if in_catalog or archive_type or trusted else \
+                "a type the archive does not define"
+        if refclass == "pg_class":
+            if allowed_rel:
+                return None
+            if own_seq and context == "default":
+                return None
+            return "a relation the restore does not create"
+        if refclass == "pg_namespace":
+            return None if allowed_nsp else "a schema the restore does not write to"
+        if refclass == "pg_constraint":
+            return None    # a key of a relation, which is checked through pg_class
+        if refclass == "pg_extension":
+            return None if self.trust_extensions else "an extension"
+        return f"a {refclass} object, which is not understood here"
 
     def _func_problem(self, oid: int, context: str) -> Optional[str]:
         """Why the pg_catalog function ``oid`` may not be used in ``context``."""
@@ -470,197 +740,31 @@ class Guard:
                     f"{_CONTEXT_NAMES.get(context, context)}")
         return None
 
-    # -- dependency records ---------------------------------------------------------------
 
-    def check_objects(self, conn: psycopg.Connection,
-                      objects: Sequence[Tuple[str, int, str, str]], *,
-                      relations: Iterable[int] = (), own_sequences: Iterable[int] = (),
-                      types: Iterable[int] = (), namespaces: Iterable[int] = (),
-                      trigger_functions: Iterable[int] = (), where: str = "") -> None:
-        """Check every dependency record of ``objects`` ((catalog, oid, kind, label):
-        catalog such as ``'pg_class'``; kind one of :data:`CONTEXTS` or a key of
-        ``_KIND_CONTEXT``; label names the object in messages).
+def run_probe(conn: psycopg.Connection, guard: Guard, schema: str, probes: ProbeSet,
+              allowed: Allowed, where: str) -> None:
+    """:meth:`Guard.probe` run statement by statement (no pipeline); on a refusal,
+    again one view per expression, to name exactly the ones refused."""
+    try:
+        _run_probe(conn, guard.probe(schema, probes, allowed, where))
+    except UnsafeExpressionError:
+        _run_probe(conn, guard.probe_each(schema, probes, allowed, where))
+        raise
 
-        ``relations``: relations any object may refer to (the table itself, a parent,
-        tables the restore creates; their indexes too); ``own_sequences``: the table's
-        own sequences (only its defaults and the table itself may use them);
-        ``types``: the archive's types in the target (created or found equal), with
-        their array and row types; ``namespaces``: schemas objects may live in;
-        ``trigger_functions``: the functions triggers may call.  Raises
-        :class:`UnsafeExpressionError` listing every problem.
-        """
-        if not objects:
-            return
-        classes = [_class_oid(conn, o[0]) for o in objects]
-        rows = conn.execute(_DEPS_SQL.format(objects=_GIVEN_OBJECTS),
-                            (classes, [o[1] for o in objects], [o[2] for o in objects],
-                             [o[3] for o in objects])).fetchall()
-        self._judge(rows, relations, own_sequences, types, namespaces, trigger_functions,
-                    where)
 
-    def check_table(self, conn: psycopg.Connection, relid: int, *,
-                    relations: Iterable[int] = (), types: Iterable[int] = (),
-                    namespaces: Iterable[int] = (), trigger_functions: Iterable[int] = (),
-                    where: str = "") -> None:
-        """:meth:`check_objects` for everything table ``relid`` has (the table, its
-        defaults, constraints, indexes, own sequences, triggers, policies, statistics),
-        in one query.  The table itself and its own sequences are always allowed."""
-        rows = conn.execute(_DEPS_SQL.format(objects=_TABLE_OBJECTS),
-                            {"rel": relid}).fetchall()
-        own = owned_sequences(conn, relid)
-        self._judge(rows, list(relations) + [relid], own, types, namespaces,
-                    trigger_functions, where)
-
-    def check_types(self, conn: psycopg.Connection,
-                    objects: Sequence[Tuple[str, int, str, str]], type_oids: Iterable[int],
-                    *, namespaces: Iterable[int] = (), where: str = "") -> None:
-        """The archive's types in the target, created or found equal: their own
-        dependency records (domain CHECKs and defaults, range support functions,
-        composite attributes), and their default btree and hash operator classes."""
-        typs = list(type_oids)
-        self.check_objects(conn, objects, relations=[o[1] for o in objects
-                                                     if o[0] == "pg_class"],
-                           types=typs, namespaces=namespaces, where=where)
-        problems = [f"{ty}: default {am} operator class {opc} is outside pg_catalog"
-                    for ty, am, opc, ext in conn.execute(_OPCLASS_SQL, (typs,)).fetchall()
-                    if not (ext and self.trust_extensions)]
-        if problems:
-            raise UnsafeExpressionError(f"{where}: refused: " + "; ".join(problems))
-
-    def _judge(self, rows, relations, own_sequences, types, namespaces,
-               trigger_functions, where: str) -> None:
-        allowed = _Allowed(set(relations), set(own_sequences), set(types),
-                           set(namespaces), set(trigger_functions))
-        problems = set()
-        for kind, label, refclass, refoid, desc, in_catalog, ext, func, info, heap in rows:
-            why = self._dependency_problem(kind, refclass, refoid, bool(in_catalog),
-                                           bool(ext), func, info, heap, allowed)
-            if why:
-                problems.add(f"{label}: {desc}: {why}")
-        if problems:
-            raise UnsafeExpressionError(
-                f"{where}: refused: it would use what a restore may not run or touch: "
-                + "; ".join(sorted(problems)))
-
-    def _dependency_problem(self, kind: str, refclass: str, refoid: int,
-                            in_catalog: bool, ext: bool, func: Optional[int],
-                            info: Optional[str], heap: Optional[int],
-                            allowed: "_Allowed") -> Optional[str]:
-        context = kind if kind in CONTEXTS else _KIND_CONTEXT[kind]
-        trusted = ext and self.trust_extensions
-        if refclass == "pg_proc":
-            if kind == "trigger" and refoid in allowed.trigger_functions:
-                return None
-            if in_catalog:
-                return self._func_problem(refoid, context)
-            return self._ext_func_problem(info, context) if ext else \
-                "a function outside pg_catalog"
-        if refclass == "pg_operator":
-            if in_catalog:
-                return self._func_problem(func, context) if func else None
-            return None if trusted else "an operator outside pg_catalog"
-        if refclass == "pg_cast":
-            if refoid < _FIRST_NORMAL_OID:
-                return self._func_problem(func, context) if func else None
-            return None if trusted else "a cast that is not built in"
-        if refclass in ("pg_opclass", "pg_opfamily", "pg_collation", "pg_ts_config",
-                        "pg_ts_dict"):
-            return None if in_catalog or trusted else "outside pg_catalog"
-        if refclass == "pg_am":
-            return None if refoid < _FIRST_NORMAL_OID or trusted else \
-                "an access method that is not built in"
-        if refclass == "pg_type":
-            return None if in_catalog or refoid in allowed.types or trusted else \
-                "a type the archive does not define"
-        if refclass == "pg_class":
-            if refoid in allowed.relations or heap in allowed.relations:
-                return None
-            if refoid in allowed.own_sequences and context == "default":
-                return None
-            return "a relation the restore does not create"
-        if refclass == "pg_namespace":
-            return None if refoid in allowed.namespaces else \
-                "a schema the restore does not write to"
-        if refclass == "pg_constraint":
-            return None    # a key of a relation, which is checked through pg_class
-        if refclass == "pg_extension":
-            return None if self.trust_extensions else "an extension"
-        return f"a {refclass} object, which is not understood here"
-
-    # -- 2. probes ------------------------------------------------------------------------
-
-    def probe(self, conn: psycopg.Connection, schema: str, probes: ProbeSet, *,
-              own_sequences: Iterable[int] = (), types: Iterable[int] = (),
-              where: str = "") -> None:
-        """Resolve the expressions of ``probes`` on the server without running them and
-        check what they use: one view per volatility class (a view is parsed and
-        analysed, never planned or run), created in ``schema`` inside a savepoint that
-        is rolled back."""
-        groups: Dict[str, List[Probe]] = {}
-        for p in probes.probes:
-            groups.setdefault(CONTEXTS[p.context], []).append(p)
-        views: List[Tuple[List[Probe], sql.Composable, str]] = []
-        if groups:
-            cols = sql.SQL(", ").join(
-                sql.SQL("NULL::{} AS {}").format(t, sql.Identifier(c))
-                for c, t in probes.columns) if probes.columns else sql.SQL("")
-            source = sql.SQL(" FROM (SELECT {}) AS {}").format(
-                cols, sql.Identifier(probes.table))
-            for vol, items in sorted(groups.items()):
-                views.append((items, source, _STRICTEST[vol]))
-        for base, p in probes.value_probes:
-            views.append(([p], sql.SQL(" FROM (SELECT NULL::{} AS value) AS d")
-                          .format(base), p.context))
-        if not views:
-            return
-        try:
-            self._probe_views(conn, schema, views, own_sequences, types, where)
-        except UnsafeExpressionError:
-            if all(len(v[0]) == 1 for v in views):
-                raise
-            # one view per expression, to name exactly the ones refused
-            self._probe_views(conn, schema, [([p], source, kind)
-                                             for items, source, kind in views
-                                             for p in items],
-                              own_sequences, types, where)
-            raise
-
-    def _probe_views(self, conn: psycopg.Connection, schema: str,
-                     views: List[Tuple[List[Probe], sql.Composable, str]],
-                     own_sequences: Iterable[int], types: Iterable[int],
-                     where: str) -> None:
-        conn.execute("SAVEPOINT dumpcodec_probe")
-        try:
-            objects: List[Tuple[str, int, str, str]] = []
-            relids: List[int] = []
-            for n, (items, source, kind) in enumerate(views, 1):
-                relid, rule = self._view(conn, schema, n, items, source)
-                relids.append(relid)
-                objects.append(("pg_rewrite", rule, kind,
-                                ", ".join(p.where for p in items)))
-            self.check_objects(conn, objects, relations=relids,
-                               own_sequences=own_sequences, types=types, where=where)
-        finally:
-            conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_probe")
-            conn.execute("RELEASE SAVEPOINT dumpcodec_probe")
-
-    @staticmethod
-    def _view(conn: psycopg.Connection, schema: str, n: int, items: List[Probe],
-              source: sql.Composable) -> Tuple[int, int]:
-        exprs = []
-        for i, p in enumerate(items):
-            e = p.expr if p.cast_to is None else sql.SQL("CAST({} AS {})").format(
-                p.expr, p.cast_to)
-            # IS NULL: a view column may not be of type record or unknown
-            exprs.append(sql.SQL("({}) IS NULL AS {}").format(e, sql.Identifier(f"e{i}")))
-        name = sql.Identifier(schema, f"dumpcodec_probe_{n}")
-        conn.execute(sql.SQL("CREATE VIEW {} AS SELECT {}{}").format(
-            name, sql.SQL(", ").join(exprs), source))
-        row = conn.execute(
-            "SELECT r.ev_class::pg_catalog.oid, r.oid FROM pg_catalog.pg_rewrite r "
-            "WHERE r.ev_class = pg_catalog.to_regclass(%s)",
-            (name.as_string(conn),)).fetchone()
-        return row[0], row[1]
+def _run_probe(conn: psycopg.Connection, probe) -> None:
+    before, check, after = probe
+    if check is None:
+        return
+    try:
+        for stmt in before:
+            conn.execute(stmt)
+        rows = conn.execute(check.query, check.params).fetchall()
+    finally:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            for stmt in after:
+                conn.execute(stmt)
+    check.judge(rows)
 
 
 _STRICTEST = {"i": "index", "s": "check", "v": "default"}
@@ -672,33 +776,12 @@ _STRICTEST = {"i": "index", "s": "check", "v": "default"}
 _KIND_CONTEXT = {"table": "partition_key", "sequence": "default", "type": "default",
                  "constraint": "index", "trigger": "trigger_when", "view": "default"}
 
-
-@dataclass
-class _Allowed:
-    relations: Set[int]
-    own_sequences: Set[int]
-    types: Set[int]
-    namespaces: Set[int]
-    trigger_functions: Set[int]
-
-
 _VOL = {"i": "immutable", "s": "stable", "v": "volatile"}
 _CONTEXT_NAMES = {"check": "a CHECK", "domain_check": "a domain CHECK",
                   "policy": "a policy", "trigger_when": "a trigger's WHEN",
                   "generated": "a generated column", "index": "an index",
                   "partition_key": "a partition key", "exclusion": "an exclusion constraint",
                   "statistics": "statistics", "range_support": "a range type"}
-
-_CLASS_OIDS: Dict[str, int] = {}
-
-
-def _class_oid(conn: psycopg.Connection, catalog: str) -> int:
-    oid = _CLASS_OIDS.get(catalog)
-    if oid is None:
-        oid = conn.execute("SELECT %s::pg_catalog.regclass::pg_catalog.oid",
-                           (f"pg_catalog.{catalog}",)).fetchone()[0]
-        _CLASS_OIDS[catalog] = oid    # catalog OIDs are fixed across servers
-    return oid
 
 
 def _parse_row(text: str) -> Tuple[str, str, str, str]:

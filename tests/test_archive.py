@@ -359,6 +359,38 @@ def test_text_table_chunks_cut_at_lines():
         assert list(r.read_rows("t", decode=False))[5] == (b"5", b"v" * 5)
 
 
+def _latin2_archive(encoding="LATIN2"):
+    """A text-format table whose archive says its text is in ``encoding``: 0xb1 is
+    'ą' in LATIN2 (and '±' in LATIN1)."""
+    buf = io.BytesIO()
+    with open_dump(buf, "w", backend="tar") as w:
+        w.set_info(server_version="16.2", client_encoding=encoding)
+        with w.add_table("public.words", None, ["id", "w"], ["int4", "text"],
+                         format="text") as tw:
+            tw.write(b"1\tz\xb1b\n2\t\\N\n3\tb\\t\xb1\n")
+    return buf.getvalue()
+
+
+def test_text_table_decodes_in_the_archives_client_encoding():
+    data = _latin2_archive()
+    expected = [("1", "z\u0105b"), ("2", None), ("3", "b\t\u0105")]
+    with open_dump(io.BytesIO(data)) as r:                       # seekable
+        assert list(r.read_rows("public.words")) == expected
+        assert list(r.read_rows("public.words", decode=False))[0] == (b"1", b"z\xb1b")
+    with open_dump(io.BufferedReader(_NonSeekable(io.BytesIO(data)))) as r:   # a pipe
+        assert list(r.read_rows("public.words")) == expected
+
+
+def test_text_table_in_an_unknown_encoding_is_refused_not_guessed():
+    data = _latin2_archive("KLINGON")
+    with open_dump(io.BytesIO(data)) as r:
+        with pytest.raises(ValueError, match="no Python codec for the client encoding "
+                                             "'KLINGON'"):
+            list(r.read_rows("public.words"))
+        # undecoded bytes need no codec
+        assert list(r.read_rows("public.words", decode=False))[0] == (b"1", b"z\xb1b")
+
+
 def test_index_escaping_round_trip():
     odd = ["plain", "with space", "new\nline", "per%cent", "tab\there",
            "caf\u00e9", "bad\udcffbyte", "rd/id#table"]

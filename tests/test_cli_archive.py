@@ -133,6 +133,22 @@ def test_cat_csv_and_jsonl(capsys, archive):
     assert out.split(",")[0] == "\\x00000001"
 
 
+def test_cat_text_table_in_the_archives_client_encoding(capsys, tmp_path):
+    p = tmp_path / "latin2.dump"
+    with open_dump(str(p), "w") as w:
+        w.set_info(server_version="16.2", client_encoding="LATIN2")
+        with w.add_table("public.words", None, ["w"], ["text"], format="text") as tw:
+            tw.write(b"z\xb1b\n\xa1\n")
+    code, out, err = run(capsys, "cat", str(p), "public.words", "--no-header")
+    assert code == 0, err
+    assert out == "z\u0105b\n\u0104\n"
+    with open(p, "rb") as f:                                 # through a pipe
+        res = subprocess.run([sys.executable, "-m", "dumpcodec", "cat", "-", "public.words",
+                              "--format", "jsonl"], stdin=f, capture_output=True, check=True)
+    assert [json.loads(line) for line in res.stdout.splitlines()] == \
+        [{"w": "z\u0105b"}, {"w": "\u0104"}]
+
+
 def test_cat_unknown_table(capsys, archive):
     code, _, err = run(capsys, "cat", archive, "public.nope")
     assert code == 2

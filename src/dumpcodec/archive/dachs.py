@@ -16,6 +16,7 @@ import re
 from typing import Iterable, Iterator, List, Optional
 
 from ..errors import ArchiveError, CopyFormatError
+from ..pgtypes import python_encoding
 from .base import DumpReader, register_backend
 from .tarball import GzipReader
 
@@ -76,22 +77,16 @@ def _unescape(field: bytes) -> bytes:
     return _ESC_RE.sub(sub, field) if b"\\" in field else field
 
 
-_PG_TO_PY = {"UTF8": "utf-8", "SQL_ASCII": "ascii", "LATIN1": "latin-1",
-             "WIN1252": "cp1252", "EUC_JP": "euc_jp", "SJIS": "shift_jis"}
-
-
-def python_encoding(pg_encoding: Optional[str]) -> str:
-    """Python codec for a PostgreSQL client_encoding (UTF-8 when unknown)."""
-    if not pg_encoding:
-        return "utf-8"
-    return _PG_TO_PY.get(pg_encoding.upper().replace("-", ""), "utf-8")
-
-
 def text_rows(chunks: Iterable, decode: bool = True,
               encoding: Optional[str] = None) -> Iterator[tuple]:
     """Rows of text COPY chunks (each whole lines): tuples of str (bytes unless
-    ``decode``) with escapes undone, None for ``\\N``."""
-    codec = python_encoding(encoding)
+    ``decode``) with escapes undone, None for ``\\N``.
+
+    ``encoding`` is the PostgreSQL client encoding of the data (UTF8 when None); one
+    without a Python codec raises ValueError (when decoding) rather than being read
+    as UTF-8.  Bytes invalid in that encoding are kept as lone surrogates.
+    """
+    codec = python_encoding(encoding or "UTF8")[0] if decode else None
     for chunk in chunks:
         data = bytes(chunk)
         lines: List[bytes] = data.split(b"\n")
@@ -118,5 +113,4 @@ class DachsReader(GzipReader):
 
 register_backend("dachs", DachsReader, None)
 
-__all__ = ["DachsReader", "dachs_format", "rechunk", "text_rows", "python_encoding",
-           "DumpReader"]
+__all__ = ["DachsReader", "dachs_format", "rechunk", "text_rows", "DumpReader"]

@@ -11,7 +11,7 @@ so that the corpus files stay real server streams behind a small, documented hea
     bytes 2-3  split seed: 0 = one feed(), 1 = one byte per feed (short streams),
                anything else = a deterministic random split
 
-Both implementations (``dumpcodec._purecopy`` and, when built, ``dumpcodec._fastcopy``)
+Both implementations (``dumpcodec.copy.pure`` and, when built, ``dumpcodec._fastcopy``)
 are imported directly, not through the ``DUMPCODEC_IMPL`` switch, so that every input
 is run through both and the results compared: same rows, same counters, same error
 class and message.  ``FUZZ_IMPLS=python`` (or ``c``) restricts to one.
@@ -130,7 +130,7 @@ def load_impls() -> Dict[str, Any]:
     """
     wanted = os.environ.get("FUZZ_IMPLS", "").strip()
     names = [w.strip() for w in wanted.split(",") if w.strip()] or ["python", "c"]
-    mods = {"python": "dumpcodec._purecopy", "c": "dumpcodec._fastcopy"}
+    mods = {"python": "dumpcodec.copy.pure", "c": "dumpcodec._fastcopy"}
     out: Dict[str, Any] = {}
     for name in names:
         try:

@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Cython core of the COPY BINARY codec, built as ``dumpcodec._fastcopy``.
 
-Same API and behaviour as the pure-Python twin ``dumpcodec._purecopy`` (the oracle of
+Same API and behaviour as the pure-Python twin ``dumpcodec.copy.pure`` (the oracle of
 the differential tests): same rows, same bytes, same CopyFormatError class, message,
 offset, row and column, raised by the same call, for every input.
 
@@ -21,11 +21,11 @@ In C here:
   bytea, date, timestamp, timestamptz, numeric, uuid, and arrays of them.
 
 From the twin's Python modules (imported, never copied): the message texts, the
-constants, type resolution (``pgtypes.resolve``) and, once per value, the per-type
-functions for every other type and for every unusual value of a hot type (a wrong
-length, a value outside Python's range, infinities, NaN, array bounds other than 1,
-a has-nulls flag without NULLs, a wrong Python type or an out-of-range value to
-encode...).  The C paths only ever handle the plain case, so stand-ins and error
+constants, type resolution (``dumpcodec.copy.types.resolve``) and, once per value,
+the per-type functions for every other type and for every unusual value of a hot
+type (a wrong length, a value outside Python's range, infinities, NaN, array bounds
+other than 1, a has-nulls flag without NULLs, a wrong Python type or an out-of-range
+value to encode...).  The C paths only ever handle the plain case, so stand-ins and error
 messages cannot drift apart between the two implementations.
 """
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t, uint8_t
@@ -151,7 +151,8 @@ cdef extern from *:
 # MAX_FIELD_SIZE and the DEFAULT_* sizes are the twin's (imported below).
 
 cdef int64_t C_MAX_FIELD = 1 << 30
-cdef const unsigned char *SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+# C_SIGNATURE: the C-level copy; the Python-level SIGNATURE is the twin's bytes (below)
+cdef const unsigned char *C_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 DEF SIGLEN = 11
 DEF HEADLEN = 19
 
@@ -380,7 +381,7 @@ cdef Py_ssize_t walk(Walker *w, const unsigned char *p, Py_ssize_t n,
             w.have += take
             pos += take
             w.offset += take
-            if w.have >= SIGLEN and memcmp(w.scratch, SIGNATURE, SIGLEN) != 0:
+            if w.have >= SIGLEN and memcmp(w.scratch, C_SIGNATURE, SIGLEN) != 0:
                 return walker_fail(w, E_SIGNATURE, 0, 0, 0)
             if w.have < HEADLEN:
                 continue
@@ -449,12 +450,12 @@ cdef inline Py_ssize_t scan_tuples(Walker *w, const unsigned char *p, Py_ssize_t
 # ---------------------------------------------------------------------------
 # Error messages: the twin's texts, imported (never copied) so they cannot drift.
 
-from dumpcodec import _purecopy as _pc
+from dumpcodec.copy import pure as _pc
 import struct as _struct
 
 __all__ = ["Decoder", "iter_rows", "Encoder", "write_stream", "Scanner", "Chunker", "scan",
            "DEFAULT_CHUNK_SIZE", "DEFAULT_READ_SIZE", "DEFAULT_BLOCK_SIZE", "MAX_FIELD_SIZE",
-           "SIGNATURE", "HEADER", "TRAILER", "FLAG_OIDS"]
+           "SIGNATURE", "HEADER", "TRAILER", "HEADER_SIZE", "FLAG_OIDS"]
 
 SIGNATURE = _pc.SIGNATURE
 HEADER = _pc.HEADER
@@ -520,7 +521,7 @@ cdef object walker_error(Walker *w, object names):
 
 cdef inline int prefix_bad(Walker *w) noexcept nogil:
     """True when the header bytes seen so far (fewer than 11) cannot start a stream."""
-    return w.state == ST_HEAD and w.have < SIGLEN and memcmp(w.scratch, SIGNATURE, w.have) != 0
+    return w.state == ST_HEAD and w.have < SIGLEN and memcmp(w.scratch, C_SIGNATURE, w.have) != 0
 
 
 cdef object walker_close_error(Walker *w, object names):
@@ -704,7 +705,7 @@ cdef class Scanner(_FramingBase):
     """Walk the framing without decoding values: count rows, validate structure.
 
     ``feed(data) -> int`` returns the rows completed by this piece; the walk runs
-    with the GIL released.  See ``dumpcodec._purecopy.Scanner``.
+    with the GIL released.  See ``dumpcodec.copy.pure.Scanner``.
     """
 
     cdef int _busy
@@ -798,7 +799,7 @@ cdef Py_ssize_t scan_tuples_limit(Walker *w, const unsigned char *p, Py_ssize_t 
 cdef class Chunker(_FramingBase):
     """Cut one COPY BINARY stream into complete streams of at most ``chunk_size`` bytes.
 
-    See ``dumpcodec._purecopy.Chunker``: each piece is the original header + whole
+    See ``dumpcodec.copy.pure.Chunker``: each piece is the original header + whole
     tuples + trailer; a tuple larger than a piece goes alone in its piece.
     """
     cdef readonly Py_ssize_t chunk_size
@@ -921,8 +922,8 @@ cdef class Chunker(_FramingBase):
 
 # ---------------------------------------------------------------------------
 # Per-column codecs.  A column is either one of the hot types handled in C, or
-# delegated to the twin's per-type Python function (pgtypes) once per value.  The
-# C paths handle only the plain, valid case; anything unusual (a wrong length, a
+# delegated to the twin's per-type Python function (dumpcodec.copy.types) once per
+# value.  The C paths handle only the plain, valid case; anything unusual (a wrong length, a
 # value outside Python's range, infinities, NaN, non-default array bounds...) is
 # handed to the twin's function, which gives the stand-in object or the error
 # message, so both implementations cannot disagree on the rare cases.
@@ -983,7 +984,7 @@ DEF MAX_DAYS = 2921939
 DEF USECS_PER_DAY = 86400000000
 
 cdef enum:
-    # Our own numbering; setup_col maps pgtypes' CODEC_* ids onto these by name.
+    # Our own numbering; setup_col maps types.core's CODEC_* ids onto these by name.
     K_PY = 0        # the twin's Python decode/encode
     K_BOOL = 1
     K_INT2 = 2
@@ -1348,21 +1349,22 @@ cdef list _nest(list flat, int32_t *dims, int ndim):
     return cur
 
 
-from dumpcodec import pgtypes as _pgt
+from dumpcodec.copy.types import core as _tcore
+from dumpcodec.copy.types.datetime import decode_timestamptz as _decode_timestamptz
 
-cdef object _ER_SIZE = _pgt.ER_SIZE
-cdef object _EV_VALUE = _pgt.EV_VALUE
-cdef object _UTC = _pgt.decode_timestamptz(b"\x00" * 8).tzinfo
+cdef object _ER_SIZE = _tcore.ER_SIZE
+cdef object _EV_VALUE = _tcore.EV_VALUE
+cdef object _UTC = _decode_timestamptz(b"\x00" * 8).tzinfo
 
-# pgtypes' codec ids -> our kinds (by name, so a renumbering there cannot break us)
+# types.core's codec ids -> our kinds (by name, so a renumbering there cannot break us)
 cdef dict _KIND_BY_CODEC = {}
 for _name, _kind in (("BOOL", K_BOOL), ("INT2", K_INT2), ("INT4", K_INT4), ("INT8", K_INT8),
                      ("OID", K_OID), ("FLOAT4", K_FLOAT4), ("FLOAT8", K_FLOAT8),
                      ("TEXT", K_TEXT), ("BYTEA", K_BYTEA), ("DATE", K_DATE),
                      ("TIMESTAMP", K_TS), ("TIMESTAMPTZ", K_TSTZ), ("NUMERIC", K_NUMERIC),
                      ("UUID", K_UUID), ("JSONB", K_JSONB), ("ARRAY", K_ARRAY)):
-    if hasattr(_pgt, "CODEC_" + _name):
-        _KIND_BY_CODEC[getattr(_pgt, "CODEC_" + _name)] = _kind
+    if hasattr(_tcore, "CODEC_" + _name):
+        _KIND_BY_CODEC[getattr(_tcore, "CODEC_" + _name)] = _kind
 
 
 cdef int setup_col(_ColCodec *c, object ti) except -1:
@@ -1414,7 +1416,7 @@ cdef inline void put_len(_Buf buf, Py_ssize_t start, Py_ssize_t n) noexcept:
 
 
 cdef int enc_numeric(_ColCodec *c, object v, _Buf buf) except -1:
-    """Decimal -> numeric, as pgtypes.encode_numeric, from str(v) parsed in C."""
+    """Decimal -> numeric, as types.numeric.encode_numeric, from str(v) parsed in C."""
     cdef object s = PyObject_Str(v)
     cdef Py_ssize_t n, i, nd = 0, nfrac = 0, start, k
     cdef const char *t
@@ -1729,7 +1731,7 @@ cdef extern from "Python.h":
 cdef class Decoder(_FramingBase):
     """Push decoder: ``feed(data)`` pieces split anywhere, get complete rows back.
 
-    See ``dumpcodec._purecopy.Decoder``.  The tail of an incomplete tuple is kept
+    See ``dumpcodec.copy.pure.Decoder``.  The tail of an incomplete tuple is kept
     between pieces (only that tuple's bytes); complete tuples are decoded straight
     from the piece given.
     """
@@ -1757,8 +1759,8 @@ cdef class Decoder(_FramingBase):
             types = list(types)
             ncols = len(types)
             if not raw:
-                from dumpcodec import pgtypes
-                self._infos = [pgtypes.resolve(t) for t in types]
+                from dumpcodec.copy.types.registry import resolve
+                self._infos = [resolve(t) for t in types]
         if names is not None and ncols is not None and len(names) != ncols:
             raise ValueError(f"{len(names)} names for {ncols} columns")
         self._init_walker(ncols)
@@ -2002,7 +2004,7 @@ cdef extern from "Python.h":
 
 
 cdef class Encoder:
-    """Rows in, COPY BINARY bytes out (see ``dumpcodec._purecopy.Encoder``).
+    """Rows in, COPY BINARY bytes out (see ``dumpcodec.copy.pure.Encoder``).
 
     Rows are written into a growable C buffer; a call that fails leaves nothing
     behind (the buffer is reset to where the call began) and the encoder usable.
@@ -2030,8 +2032,8 @@ cdef class Encoder:
         self._ncols = -1
         self._encs = None
         if types is not None:
-            from dumpcodec import pgtypes
-            self._infos = [pgtypes.resolve(t) for t in types]
+            from dumpcodec.copy.types.registry import resolve
+            self._infos = [resolve(t) for t in types]
             if len(self._infos) > 32767:
                 raise ValueError(f"ncols must be between 0 and 32767, not {len(self._infos)}")
             self._ncols = len(self._infos)

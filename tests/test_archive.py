@@ -384,8 +384,8 @@ def test_text_table_decodes_in_the_archives_client_encoding():
 def test_text_table_in_an_unknown_encoding_is_refused_not_guessed():
     data = _latin2_archive("KLINGON")
     with open_dump(io.BytesIO(data)) as r:
-        with pytest.raises(ValueError, match="no Python codec for the client encoding "
-                                             "'KLINGON'"):
+        with pytest.raises(ArchiveError, match="no Python codec for the client encoding "
+                                               "'KLINGON'"):
             list(r.read_rows("public.words"))
         # undecoded bytes need no codec
         assert list(r.read_rows("public.words", decode=False))[0] == (b"1", b"z\xb1b")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import codec_strategies as cs
 from codec_helpers import same
-from dumpcodec import _purecopy as py
+from dumpcodec.copy import pure as py
 
 try:
     from dumpcodec import _fastcopy as c

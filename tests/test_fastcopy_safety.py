@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from dumpcodec import _purecopy as pure
+from dumpcodec.copy import pure
 from dumpcodec.errors import CopyFormatError
 
 fast = pytest.importorskip("dumpcodec._fastcopy",

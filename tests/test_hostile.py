@@ -634,7 +634,7 @@ def test_index_txt_with_hostile_lines(tmp_path):
 
 def _impls():
     import importlib
-    mods = [importlib.import_module("dumpcodec._purecopy")]
+    mods = [importlib.import_module("dumpcodec.copy.pure")]
     try:
         mods.append(importlib.import_module("dumpcodec._fastcopy"))
     except ImportError:

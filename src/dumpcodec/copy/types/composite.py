@@ -3,7 +3,7 @@ field type OIDs)."""
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import Optional, Protocol, Tuple
 
 from ...errors import EncodeError
 from ..values import PgRecord
@@ -11,10 +11,15 @@ from .core import (EE_RECORD_FIELDS, EE_RECORD_OIDS, EE_UNKNOWN_OID, ER_COUNT,
                    ER_FIELD_COUNT, ER_ITEM, ER_ITEM_TRUNC, ER_MIN_SIZE, ER_TRAILING,
                    TypeInfo, _i4, _read_item, _type_error, _u4, _unpack_i4)
 
-if TYPE_CHECKING:  # the registry imports this module, not the other way round
-    from .registry import TypeRegistry
 
-def _make_composite(registry: "TypeRegistry", name: str,
+class _FieldTypes(Protocol):
+    """What a composite needs of its TypeRegistry: field types by OID.  (A protocol,
+    so that this module need not import the registry, which imports it.)"""
+
+    def lookup_oid(self, oid: int) -> Optional[TypeInfo]: ...
+
+
+def _make_composite(registry: _FieldTypes, name: str,
                     fields: Tuple[Tuple[str, TypeInfo], ...]):
     def field_type(oid: int, k: int) -> Optional[TypeInfo]:
         if k < len(fields) and fields[k][1].oid == oid:

@@ -69,7 +69,8 @@ build() {
     mkdir -p "$dir/tmp" "$dir/lib" "$dir/pkg"
     CC=$CC LDSHARED="$CC -shared" CFLAGS="$cflags" LDFLAGS="$ldflags" \
         "$PYTHON" setup.py -q build_ext --build-lib "$dir/lib" --build-temp "$dir/tmp" --force
-    (cd src && find dumpcodec \( -name '*.py' -o -name '*.pyi' \) -exec cp --parents {} "$dir/pkg" \;)
+    (cd src && find dumpcodec \( -name '*.py' -o -name '*.pyi' \) \
+        -exec cp --parents {} "$dir/pkg" \;)
     cp -r "$dir/lib/dumpcodec/." "$dir/pkg/dumpcodec/"
 }
 

@@ -79,7 +79,7 @@ def child_read(path: str, mode: str) -> None:
 
 
 def _rows(chunk) -> int:
-    from dumpcodec.codec import Scanner
+    from dumpcodec.copy import Scanner
     s = Scanner()
     s.feed(chunk)
     s.close()

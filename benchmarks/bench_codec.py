@@ -165,7 +165,8 @@ class Report:
 
 def bench_offline_decode(rep: Report, conn, table: str, data: bytes, types: List[str],
                          rounds: int) -> None:
-    from dumpcodec import _fastcopy, _purecopy
+    from dumpcodec import _fastcopy
+    from dumpcodec.copy import pure
     from psycopg.adapt import Transformer
     from psycopg.pq import Format
     from psycopg._copy_base import BinaryFormatter, parse_row_binary
@@ -247,7 +248,7 @@ def bench_offline_decode(rep: Report, conn, table: str, data: bytes, types: List
     # the pure-Python twin on a prefix that is a complete stream
     ch = _fastcopy.Chunker(PY_PREFIX_BYTES)
     prefix = ch.feed(data)[0][0] if len(data) > PY_PREFIX_BYTES else data
-    py_secs, py_rows = median_time(ours(_purecopy, prefix), 1, clock="cpu")
+    py_secs, py_rows = median_time(ours(pure, prefix), 1, clock="cpu")
     rep.add("decode offline", table, "dumpcodec pure Python", py_secs, py_rows,
             len(prefix), base)
 
@@ -345,7 +346,8 @@ def bench_e2e_decode(rep: Report, dsn: str, table: str, nbytes: int, types: List
 
 def bench_encode(rep: Report, dsn: str, table: str, data: bytes, types: List[str],
                  rounds: int) -> None:
-    from dumpcodec import _fastcopy, _purecopy, pump
+    from dumpcodec import _fastcopy, pump
+    from dumpcodec.copy import pure
     from psycopg.adapt import Transformer
     from psycopg.pq import Format
     from psycopg._copy_base import format_row_binary
@@ -396,7 +398,7 @@ def bench_encode(rep: Report, dsn: str, table: str, data: bytes, types: List[str
     prefix = rows[:max(1, len(rows) * PY_PREFIX_BYTES // max(1, nbytes))]
 
     def py_offline():
-        return len(_purecopy.Encoder(types).encode(prefix))
+        return len(pure.Encoder(types).encode(prefix))
     pysecs, _ = median_time(py_offline, 1, clock="cpu")
     rep.add("encode offline", table, "dumpcodec pure Python", pysecs, len(prefix),
             nbytes * len(prefix) // len(rows), base)
@@ -486,7 +488,8 @@ def bench_encode(rep: Report, dsn: str, table: str, data: bytes, types: List[str
 
 
 def bench_scan(rep: Report, table: str, data: bytes, rows: int, rounds: int) -> None:
-    from dumpcodec import _fastcopy, _purecopy
+    from dumpcodec import _fastcopy
+    from dumpcodec.copy import pure
 
     def rep_time(fn):
         # repeat so that a sub-10 ms operation is measurable
@@ -503,7 +506,7 @@ def bench_scan(rep: Report, table: str, data: bytes, rows: int, rounds: int) -> 
     rep.add("scan", table, "dumpcodec C scan()", ssecs, rows, len(data), base)
     ch = _fastcopy.Chunker(PY_PREFIX_BYTES)
     prefix = ch.feed(data)[0] if len(data) > PY_PREFIX_BYTES else (data, rows)
-    psecs = median_time(lambda: _purecopy.scan(prefix[0]), 1, clock="cpu")[0]
+    psecs = median_time(lambda: pure.scan(prefix[0]), 1, clock="cpu")[0]
     rep.add("scan", table, "dumpcodec pure Python scan()", psecs, prefix[1], len(prefix[0]),
             base)
 

@@ -792,7 +792,7 @@ OUR_ARCHIVE = "dumpcodec-zstd.dcz"   # kept for the restore cases
 def ours_decode(ctx: Context, table: str) -> Dict[str, Any]:
     """COPY TO through dumpcodec's pump (large blocks) into its Decoder."""
     import psycopg
-    from dumpcodec import codec, pump
+    from dumpcodec import copy as codec, pump
     types = datasets.column_types(table)
     secs, n = [], 0
     with psycopg.connect(ctx.dsn, autocommit=True) as conn:
@@ -819,7 +819,7 @@ def ours_encode(ctx: Context, table: str, batch: int = 10_000,
     the codec's own speed on its native values.
     """
     import psycopg
-    from dumpcodec import codec, pump
+    from dumpcodec import copy as codec, pump
     rows = fetch_rows(ctx, table)
     if json_ready:
         gc.disable()
@@ -861,7 +861,7 @@ def _offline_bytes(ctx: Context, table: str) -> bytes:
 
 def ours_offline_decode(ctx: Context, table: str, piece: int = 1 << 20) -> Dict[str, Any]:
     """Decode a COPY stream already in memory, fed in 1 MiB pieces, rows dropped."""
-    from dumpcodec import codec
+    from dumpcodec import copy as codec
     data = _offline_bytes(ctx, table)
     view = memoryview(data)
     types = datasets.column_types(table)
@@ -879,7 +879,7 @@ def ours_offline_decode(ctx: Context, table: str, piece: int = 1 << 20) -> Dict[
 
 def ours_scanner(ctx: Context, table: str) -> Dict[str, Any]:
     """The framing scanner over a COPY stream in memory (counts rows, no values)."""
-    from dumpcodec import codec
+    from dumpcodec import copy as codec
     data = _offline_bytes(ctx, table)
     counted = []
 
@@ -1709,7 +1709,7 @@ def _log(msg: str) -> None:
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     import psycopg
     import dumpcodec
-    from dumpcodec.codec import IMPL
+    from dumpcodec.copy import IMPL
 
     rounds = args.rounds or (1 if args.quick else 3)
     sizes = datasets.sizes_from_args(args.mixed_rows, args.narrow_rows, args.quick)

@@ -147,6 +147,7 @@ def make_one_input(impls=None):
 if __name__ == "__main__":
     if _ATHERIS:
         import atheris_boot
-        atheris_boot.run(globals(), ["dumpcodec.archive", "dumpcodec.archive.verify", "dumpcodec.archive.dachs"])
+        atheris_boot.run(globals(), ["dumpcodec.archive", "dumpcodec.archive.verify",
+                                     "dumpcodec.archive.dachs", "dumpcodec.copy.textcopy"])
     else:
         fuzzlib.harness_main(make_one_input, DEFAULT_CORPUS)

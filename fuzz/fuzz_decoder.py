@@ -91,6 +91,6 @@ def make_one_input(impls=None):
 if __name__ == "__main__":
     if _ATHERIS:
         import atheris_boot
-        atheris_boot.run(globals(), ["dumpcodec.pgtypes"])
+        atheris_boot.run(globals(), ["dumpcodec.copy.types"])
     else:
         fuzzlib.harness_main(make_one_input, DEFAULT_CORPUS)

@@ -10,10 +10,11 @@
 #                                 coverage-guided on the C code (fast: ~500/s)
 #
 # Builds go to build/asan, build/asan-fuzz and build/fuzzcov, never over the in-place
-# src/dumpcodec/*.so: the Python sources are copied next to the built extensions in
-# <dir>/pkg, which goes first on PYTHONPATH (the editable install only appends src/
-# to sys.path), so `import dumpcodec._fastcopy` loads the built one; the default run
-# checks that it did and that it is instrumented.
+# src/dumpcodec/*.so: the Python sources (subpackages such as dumpcodec.copy too, and
+# the _fastcopy.pyi stub that tests/test_codec_api.py reads) are copied next to the
+# built extensions in <dir>/pkg, which goes first on PYTHONPATH (the editable install
+# only appends src/ to sys.path), so `import dumpcodec._fastcopy` loads the built one;
+# the default run checks that it did and that it is instrumented.
 #
 # Compiler: clang with Debian's libclang-rt (apt-get install -y clang
 # libclang-rt-14-dev); without clang, gcc with its libasan (default mode only).  The
@@ -68,7 +69,8 @@ build() {
     mkdir -p "$dir/tmp" "$dir/lib" "$dir/pkg"
     CC=$CC LDSHARED="$CC -shared" CFLAGS="$cflags" LDFLAGS="$ldflags" \
         "$PYTHON" setup.py -q build_ext --build-lib "$dir/lib" --build-temp "$dir/tmp" --force
-    (cd src && find dumpcodec -name '*.py' -exec cp --parents {} "$dir/pkg" \;)
+    (cd src && find dumpcodec \( -name '*.py' -o -name '*.pyi' \) \
+        -exec cp --parents {} "$dir/pkg" \;)
     cp -r "$dir/lib/dumpcodec/." "$dir/pkg/dumpcodec/"
 }
 

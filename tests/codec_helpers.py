@@ -1,12 +1,14 @@
-"""Helpers shared by the codec tests: exact value comparison, stream building."""
+"""Helpers shared by the tests: exact value comparison, COPY BINARY stream building."""
 import datetime
 import math
 import struct
 from decimal import Decimal
 
-from dumpcodec.values import PgArray, PgMultirange, PgRange, PgRecord
+from dumpcodec.copy.values import PgArray, PgMultirange, PgRange, PgRecord
 
-HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+SIG = b"PGCOPY\n\xff\r\n\x00"
+#: signature, flags 0, extension length 0
+HEADER = SIG + b"\x00" * 8
 TRAILER = b"\xff\xff"
 
 
@@ -15,9 +17,31 @@ def h(text: str) -> bytes:
     return bytes.fromhex("".join(line.split("#", 1)[0] for line in text.splitlines()))
 
 
+def tup(*fields) -> bytes:
+    """One tuple: int16 field count, then per field int32 length + bytes (-1 for None)."""
+    out = struct.pack(">h", len(fields))
+    for f in fields:
+        out += b"\xff\xff\xff\xff" if f is None else struct.pack(">i", len(f)) + f
+    return out
+
+
+def stream(*tuples, header: bytes = HEADER) -> bytes:
+    """A whole COPY BINARY stream by hand: header, the tuples, trailer."""
+    return header + b"".join(tuples) + TRAILER
+
+
 def one_value_stream(field: bytes) -> bytes:
     """A COPY BINARY stream of one row with one non-NULL field."""
-    return HEADER + b"\x00\x01" + struct.pack(">i", len(field)) + field + TRAILER
+    return stream(tup(field))
+
+
+def encoded_stream(rows, types=None, mod=None) -> bytes:
+    """A whole COPY BINARY stream of ``rows`` from an Encoder of ``mod`` (default the
+    switch, :mod:`dumpcodec.copy`); ``types=None`` is raw mode."""
+    if mod is None:
+        from dumpcodec import copy as mod
+    enc = mod.Encoder(types)
+    return enc.header() + enc.encode(rows) + enc.trailer()
 
 
 def same(a, b) -> bool:

@@ -14,20 +14,16 @@ import threading
 
 import pytest
 
+from codec_helpers import encoded_stream
 from dumpcodec.archive import (DEFAULT_CHUNK_SIZE, DumpReader, TableInfo, backends,
                                format_index_line, iter_table_infos, open_dump,
                                parse_index_file, register_backend)
 from dumpcodec.archive.tarball import ZstdReader, ZstdWriter
-from dumpcodec.codec import Encoder, scan
+from dumpcodec.codec import scan
 from dumpcodec.errors import ArchiveError, IncompleteArchiveError
 
 BACKENDS = ["tar", "gzip", "zstd"]
 TYPES = ["int4", "text", "numeric", "date", "bytea"]
-
-
-def binary_stream(rows, types=None):
-    enc = Encoder(types)
-    return enc.header() + enc.encode(rows) + enc.trailer()
 
 
 def typed_rows(n, seed=1):
@@ -57,15 +53,15 @@ def write_sample(dest, backend, chunk_size=300, *, big_tuple=20000, seed=0):
         w.set_info(server_version="16.2", client_encoding="UTF8", note="test")
         with w.add_table("public.typed", {"version": 1, "name": "typed"},
                          ["i", "t", "n", "d", "b"], TYPES) as tw:
-            feed_in_pieces(tw, binary_stream(rows, TYPES), rnd)
+            feed_in_pieces(tw, encoded_stream(rows, TYPES), rnd)
         with w.add_table("public.big", None, ["i", "t", "n", "d", "b"], TYPES,
                          extra={"why": "huge tuple"}) as tw:
-            feed_in_pieces(tw, binary_stream(big + rows[:5], TYPES), rnd)
+            feed_in_pieces(tw, encoded_stream(big + rows[:5], TYPES), rnd)
         with w.add_table("s p a c e.t\u00e9xt", None, ["a", "b", "c"],
                          ["int4", "text", "text"], format="text") as tw:
             feed_in_pieces(tw, text, rnd)
         with w.add_table("public.empty", {"version": 1}, ["i"], ["int4"]) as tw:
-            tw.write(binary_stream([], ["int4"]))
+            tw.write(encoded_stream([], ["int4"]))
     return {"public.typed": rows, "public.big": big + rows[:5],
             "s p a c e.t\u00e9xt": [(str(i), "name %d" % i, None) for i in range(200)],
             "public.empty": []}
@@ -130,12 +126,12 @@ def test_default_backend_is_zstd_and_magic_detection(tmp_path):
     p = tmp_path / "d"
     with open_dump(str(p), "w") as w:
         with w.add_table("t", None, ["i"], ["int4"]) as tw:
-            tw.write(binary_stream([(1,)], ["int4"]))
+            tw.write(encoded_stream([(1,)], ["int4"]))
     assert p.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"
     for name in BACKENDS:
         q = tmp_path / name
         with open_dump(str(q), "w", backend=name) as w:
-            w.add_table("t", None, ["i"], ["int4"]).write(binary_stream([(1,)], ["int4"]))
+            w.add_table("t", None, ["i"], ["int4"]).write(encoded_stream([(1,)], ["int4"]))
         with open(q, "rb") as f:
             with open_dump(f) as r:
                 assert r.backend_name == name
@@ -152,7 +148,7 @@ def test_reader_does_not_close_callers_file(tmp_path):
         assert not f.closed
     buf = io.BytesIO()
     with open_dump(buf, "w", backend="gzip") as w:
-        w.add_table("t", None, None, None).write(binary_stream([(b"x",)]))
+        w.add_table("t", None, None, None).write(encoded_stream([(b"x",)]))
     assert not buf.closed and buf.getvalue()[:2] == b"\x1f\x8b"
 
 
@@ -204,7 +200,7 @@ def test_random_access_reads_only_that_table(backend):
     with open_dump(buf, "w", backend=backend, chunk_size=500_000) as w:
         for name in ("a", "b", "c"):
             with w.add_table(name, None, None, None) as tw:
-                tw.write(binary_stream(rows))
+                tw.write(encoded_stream(rows))
     data = buf.getvalue()
     f = CountingFile(data)
     with open_dump(f) as r:
@@ -260,7 +256,7 @@ def test_pipe_with_os_pipe_and_thread():
             with os.fdopen(wfd, "wb") as out:
                 with open_dump(out, "w", backend="zstd", chunk_size=1000) as w:
                     with w.add_table("t", None, ["i", "t", "n", "d", "b"], TYPES) as tw:
-                        tw.write(binary_stream(rows, TYPES))
+                        tw.write(encoded_stream(rows, TYPES))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -305,7 +301,7 @@ def test_writer_exception_leaves_incomplete_archive(tmp_path):
     with pytest.raises(RuntimeError):
         with open_dump(str(p), "w", backend="zstd", chunk_size=500) as w:
             with w.add_table("t", None, ["i"], ["int4"]) as tw:
-                tw.write(binary_stream([(i,) for i in range(1000)], ["int4"])[:3000])
+                tw.write(encoded_stream([(i,) for i in range(1000)], ["int4"])[:3000])
                 raise RuntimeError("connection lost")
     assert p.stat().st_size > 0
     with open_dump(str(p)) as r:
@@ -359,6 +355,38 @@ def test_text_table_chunks_cut_at_lines():
         assert list(r.read_rows("t", decode=False))[5] == (b"5", b"v" * 5)
 
 
+def _latin2_archive(encoding="LATIN2"):
+    """A text-format table whose archive says its text is in ``encoding``: 0xb1 is
+    'ą' in LATIN2 (and '±' in LATIN1)."""
+    buf = io.BytesIO()
+    with open_dump(buf, "w", backend="tar") as w:
+        w.set_info(server_version="16.2", client_encoding=encoding)
+        with w.add_table("public.words", None, ["id", "w"], ["int4", "text"],
+                         format="text") as tw:
+            tw.write(b"1\tz\xb1b\n2\t\\N\n3\tb\\t\xb1\n")
+    return buf.getvalue()
+
+
+def test_text_table_decodes_in_the_archives_client_encoding():
+    data = _latin2_archive()
+    expected = [("1", "z\u0105b"), ("2", None), ("3", "b\t\u0105")]
+    with open_dump(io.BytesIO(data)) as r:                       # seekable
+        assert list(r.read_rows("public.words")) == expected
+        assert list(r.read_rows("public.words", decode=False))[0] == (b"1", b"z\xb1b")
+    with open_dump(io.BufferedReader(_NonSeekable(io.BytesIO(data)))) as r:   # a pipe
+        assert list(r.read_rows("public.words")) == expected
+
+
+def test_text_table_in_an_unknown_encoding_is_refused_not_guessed():
+    data = _latin2_archive("KLINGON")
+    with open_dump(io.BytesIO(data)) as r:
+        with pytest.raises(ArchiveError, match="no Python codec for the client encoding "
+                                               "'KLINGON'"):
+            list(r.read_rows("public.words"))
+        # undecoded bytes need no codec
+        assert list(r.read_rows("public.words", decode=False))[0] == (b"1", b"z\xb1b")
+
+
 def test_index_escaping_round_trip():
     odd = ["plain", "with space", "new\nline", "per%cent", "tab\there",
            "caf\u00e9", "bad\udcffbyte", "rd/id#table"]
@@ -397,8 +425,8 @@ def dachs_dump(path, tables, *, text=()):
 def test_dachs_dump_lists_verifies_reads(tmp_path):
     p = tmp_path / "dachs.tar.gz"
     rows = [(b"%d" % i, b"v" * (i % 30)) for i in range(2000)]
-    dachs_dump(str(p), [("data/q#main", binary_stream(rows)),
-                        ("data/q#aux", binary_stream([])),
+    dachs_dump(str(p), [("data/q#main", encoded_stream(rows)),
+                        ("data/q#aux", encoded_stream([])),
                         ("data/q#txt", b"1\ta\n2\t\\N\n")], text={"data/q#txt"})
     with open_dump(str(p), chunk_size=4096) as r:     # gzip by magic, DaCHS layout
         tables = r.tables()
@@ -409,7 +437,7 @@ def test_dachs_dump_lists_verifies_reads(tmp_path):
         assert tables[0].dump_time == 1_700_000_000
         infos = list(iter_table_infos(r))
         assert infos[0] == ("table_000.dump", "data/q#main", False, 1_700_000_000,
-                            len(binary_stream(rows)))
+                            len(encoded_stream(rows)))
         chunks = list(r.read_raw("data/q#main"))
         assert len(chunks) > 3                  # a whole-table member re-cut into chunks
         assert sum(scan(bytes(c))[0] for c in chunks) == 2000
@@ -428,7 +456,7 @@ def test_dachs_dump_lists_verifies_reads(tmp_path):
 
 def test_dachs_dump_from_a_pipe(tmp_path):
     p = tmp_path / "dachs.tgz"
-    dachs_dump(str(p), [("x#t", binary_stream([(b"1",)]))])
+    dachs_dump(str(p), [("x#t", encoded_stream([(b"1",)]))])
     for action in ("tables", "verify"):
         with open(p, "rb") as f, open_dump(io.BufferedReader(_NonSeekable(f))) as r:
             if action == "tables":
@@ -443,7 +471,7 @@ def test_dachs_dump_from_a_pipe(tmp_path):
 def test_dachs_dump_missing_index_is_incomplete(tmp_path):
     p = tmp_path / "noindex.tgz"
     with tarfile.open(p, "w:gz") as tf:
-        data = binary_stream([(b"1",)])
+        data = encoded_stream([(b"1",)])
         info = tarfile.TarInfo("table_000.dump")
         info.size = len(data)
         tf.addfile(info, io.BytesIO(data))
@@ -461,7 +489,7 @@ def test_register_backend_and_magic():
     try:
         buf = io.BytesIO()
         with open_dump(buf, "w", backend="loud") as w:
-            w.add_table("t", None, None, None).write(binary_stream([(b"1",)]))
+            w.add_table("t", None, None, None).write(encoded_stream([(b"1",)]))
         assert open_dump(io.BytesIO(buf.getvalue()), backend="loud").backend_name == "loud"
         # detection still finds zstd first (registered earlier, same magic)
         assert open_dump(io.BytesIO(buf.getvalue())).backend_name == "zstd"
@@ -543,8 +571,8 @@ def test_interleaved_reads_on_one_reader(tmp_path, backend):
 
 def test_interleaved_reads_of_dachs_members_are_refused(tmp_path):
     p = tmp_path / "d.tgz"
-    dachs_dump(str(p), [("x#a", binary_stream([(b"%d" % i,) for i in range(150_000)])),
-                        ("x#b", binary_stream([(b"1",)]))])
+    dachs_dump(str(p), [("x#a", encoded_stream([(b"%d" % i,) for i in range(150_000)])),
+                        ("x#b", encoded_stream([(b"1",)]))])
     with open_dump(str(p), chunk_size=1000) as r:
         a = r.read_raw("x#a")
         next(a)
@@ -565,7 +593,7 @@ def test_malformed_copy_data_aborts_the_archive_naming_the_table():
     buf = io.BytesIO()
     w = open_dump(buf, "w", backend="tar", chunk_size=100)
     tw = w.add_table("public.bad", None, ["i"], ["int4"])
-    good = binary_stream([(1,), (2,)], ["int4"])
+    good = encoded_stream([(1,), (2,)], ["int4"])
     with pytest.raises(CopyFormatError, match="table 'public.bad': .*byte"):
         tw.write(good[:19] + b"\x00\x05" + good[21:])     # 5 fields declared, 1 column
     with pytest.raises(ArchiveError, match="aborted"):
@@ -602,7 +630,7 @@ def test_property_round_trip(tables, chunk_size, backend, seed, pipe):
     with open_dump(buf, "w", backend=backend, chunk_size=chunk_size) as w:
         for n, rows in enumerate(tables):
             with w.add_table(f"t{n}", None, ["a", "b"], ["bytea", "bytea"]) as tw:
-                feed_in_pieces(tw, binary_stream(rows), rnd)
+                feed_in_pieces(tw, encoded_stream(rows), rnd)
     data = buf.getvalue()
     if pipe:
         with open_dump(io.BufferedReader(_NonSeekable(io.BytesIO(data)))) as r:
@@ -632,9 +660,9 @@ def _raw_rows(chunk):
 
 def test_dachs_layout_in_a_plain_tar_seeks_to_the_member():
     buf = io.BytesIO()
-    big = binary_stream([(random.Random(1).randbytes(1000),) for _ in range(500)])
+    big = encoded_stream([(random.Random(1).randbytes(1000),) for _ in range(500)])
     with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in (("table_000.dump", big), ("table_001.dump", binary_stream([(b"z",)])),
+        for name, data in (("table_000.dump", big), ("table_001.dump", encoded_stream([(b"z",)])),
                            ("index.txt", b"table_000.dump a#big\ntable_001.dump a#small\n")):
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
@@ -687,7 +715,7 @@ def test_write_error_in_the_chunk_thread_reaches_the_caller(backend):
     # chunks are written by the archive's helper thread: its OSError must come out of
     # a write() or close() of the table, abort the archive, and leave no thread
     rows = typed_rows(2000)
-    data = binary_stream(rows, TYPES)
+    data = encoded_stream(rows, TYPES)
     sink = _FailingFile(4000)
     w = open_dump(sink, "w", backend=backend, chunk_size=1000)
     with pytest.raises(OSError, match="No space left"):
@@ -716,7 +744,7 @@ def test_chunk_thread_of_a_writer_never_closed_ends(monkeypatch):
     sink = io.BytesIO()
     w = open_dump(sink, "w", backend="zstd", chunk_size=1000)
     tw = w.add_table("public.t", None, ["i", "t", "n", "d", "b"], TYPES)
-    tw.write(binary_stream(typed_rows(500), TYPES))       # several chunks written
+    tw.write(encoded_stream(typed_rows(500), TYPES))       # several chunks written
     assert len(tw.members) > 2
     ref = weakref.ref(w)
     del w, tw

@@ -11,9 +11,9 @@ import tracemalloc
 import pytest
 import zstandard
 
+from codec_helpers import encoded_stream
 from dumpcodec.archive import open_dump
 from dumpcodec.archive._tar import END_OF_ARCHIVE, member_header, pad
-from dumpcodec.codec import Encoder
 from dumpcodec.errors import (ArchiveError, ChecksumError, DumpcodecError,
                               IncompleteArchiveError)
 
@@ -21,9 +21,7 @@ BACKENDS = ["tar", "gzip", "zstd"]
 
 
 def stream(n, width=20):
-    enc = Encoder(None)
-    return enc.header() + enc.encode([(b"%06d" % i, b"q" * width) for i in range(n)]) + \
-        enc.trailer()
+    return encoded_stream([(b"%06d" % i, b"q" * width) for i in range(n)])
 
 
 def good_archive(backend="tar", chunk_size=400, tables=2, rows=60):

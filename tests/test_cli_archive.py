@@ -11,20 +11,15 @@ import tarfile
 
 import pytest
 
+from codec_helpers import encoded_stream
 from dumpcodec.archive import open_dump
 from dumpcodec.cli import main
-from dumpcodec.codec import Encoder
 
 TYPES = ["int4", "text", "numeric", "date", "bytea", "float8"]
 ROWS = [(1, "one", decimal.Decimal("1.10"), datetime.date(2024, 2, 29), b"\x00\xff", 1.5),
         (2, None, None, None, None, float("nan")),
         (3, 'quote " and, comma', decimal.Decimal("-0.001"), datetime.date(1, 1, 1), b"",
          float("-inf"))]
-
-
-def stream(rows, types):
-    enc = Encoder(types)
-    return enc.header() + enc.encode(rows) + enc.trailer()
 
 
 @pytest.fixture
@@ -34,7 +29,7 @@ def archive(tmp_path):
         w.set_info(server_version="16.2", client_encoding="UTF8")
         with w.add_table("public.things", {"version": 1}, ["id", "name", "price", "day",
                                                            "blob", "f"], TYPES) as tw:
-            tw.write(stream(ROWS * 20, TYPES))
+            tw.write(encoded_stream(ROWS * 20, TYPES))
         with w.add_table("public.words", None, ["w"], ["text"], format="text") as tw:
             tw.write(b"alpha\nbe\\ttab\n\\N\n")
     return str(p)
@@ -75,7 +70,7 @@ def test_ls_incomplete_exits_2(capsys, tmp_path):
     p = tmp_path / "died.dump"
     with pytest.raises(RuntimeError):
         with open_dump(str(p), "w", backend="gzip") as w:
-            w.add_table("t", None, ["i"], ["int4"]).write(stream([(1,)], ["int4"]))
+            w.add_table("t", None, ["i"], ["int4"]).write(encoded_stream([(1,)], ["int4"]))
             raise RuntimeError
     code, out, err = run(capsys, "ls", str(p))
     assert code == 2
@@ -92,7 +87,7 @@ def test_verify_ok_bad_incomplete(capsys, archive, tmp_path):
     # a bit flip inside a data member of a plain tar
     p = tmp_path / "plain.dump"
     with open_dump(str(p), "w", backend="tar", chunk_size=128) as w:
-        w.add_table("public.things", None, None, TYPES).write(stream(ROWS * 5, TYPES))
+        w.add_table("public.things", None, None, TYPES).write(encoded_stream(ROWS * 5, TYPES))
     data = bytearray(p.read_bytes())
     with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tf:
         off = tf.getmember("table_000.00001.dump").offset_data
@@ -131,6 +126,22 @@ def test_cat_csv_and_jsonl(capsys, archive):
     code, out, _ = run(capsys, "cat", "--raw", archive, "public.things", "--limit", "1",
                        "--no-header")
     assert out.split(",")[0] == "\\x00000001"
+
+
+def test_cat_text_table_in_the_archives_client_encoding(capsys, tmp_path):
+    p = tmp_path / "latin2.dump"
+    with open_dump(str(p), "w") as w:
+        w.set_info(server_version="16.2", client_encoding="LATIN2")
+        with w.add_table("public.words", None, ["w"], ["text"], format="text") as tw:
+            tw.write(b"z\xb1b\n\xa1\n")
+    code, out, err = run(capsys, "cat", str(p), "public.words", "--no-header")
+    assert code == 0, err
+    assert out == "z\u0105b\n\u0104\n"
+    with open(p, "rb") as f:                                 # through a pipe
+        res = subprocess.run([sys.executable, "-m", "dumpcodec", "cat", "-", "public.words",
+                              "--format", "jsonl"], stdin=f, capture_output=True, check=True)
+    assert [json.loads(line) for line in res.stdout.splitlines()] == \
+        [{"w": "z\u0105b"}, {"w": "\u0104"}]
 
 
 def test_cat_unknown_table(capsys, archive):

@@ -9,24 +9,9 @@ import struct
 
 import pytest
 
+from codec_helpers import HEADER, SIG, TRAILER, stream, tup
 from dumpcodec import codec
 from dumpcodec.errors import CopyFormatError, EncodeError
-
-SIG = b"PGCOPY\n\xff\r\n\x00"
-HEADER = SIG + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
-TRAILER = b"\xff\xff"
-
-
-def tup(*fields):
-    """One tuple: int16 count, then int32 length + bytes (or -1 for None)."""
-    out = struct.pack(">h", len(fields))
-    for f in fields:
-        out += b"\xff\xff\xff\xff" if f is None else struct.pack(">i", len(f)) + f
-    return out
-
-
-def stream(*tuples, header=HEADER):
-    return header + b"".join(tuples) + TRAILER
 
 
 ROWS = [(b"\x00\x00\x00\x01", b"abc"), (None, b""), (b"\x00\x00\x00\x03", None)]

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import codec_strategies as cs
-from codec_helpers import HEADER, TRAILER, h
+from codec_helpers import HEADER, TRAILER, encoded_stream, h
 from dumpcodec import codec
 from dumpcodec.errors import CopyFormatError
 from dumpcodec.values import PgRange
@@ -27,12 +27,7 @@ ROWS = [
 ]
 
 
-def _stream():
-    enc = codec.Encoder(TYPES)
-    return enc.header() + enc.encode(ROWS) + enc.trailer()
-
-
-STREAM = _stream()
+STREAM = encoded_stream(ROWS, TYPES)
 
 
 def outcome(data, pieces=None, types=TYPES, raw=False):

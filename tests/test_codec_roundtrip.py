@@ -11,13 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import codec_strategies as cs
-from codec_helpers import same
+from codec_helpers import encoded_stream, same
 from dumpcodec import codec
-
-
-def encode_stream(types, rows):
-    enc = codec.Encoder(types)
-    return enc.header() + enc.encode(rows) + enc.trailer()
 
 
 def decode_pieces(types, pieces, raw=False):
@@ -32,11 +27,11 @@ def decode_pieces(types, pieces, raw=False):
 @given(cs.typed_rows(), st.data())
 def test_rows_round_trip_split_anywhere(typed, data):
     types, rows = typed
-    stream = encode_stream(types, rows)
+    stream = encoded_stream(rows, types)
     offsets = data.draw(cs.cuts(len(stream)))
     back = decode_pieces(types, cs.split(stream, offsets))
     assert same(back, rows)
-    assert encode_stream(types, back) == stream
+    assert encoded_stream(back, types) == stream
     # raw passthrough keeps the bytes too
     raw = decode_pieces(types, cs.split(stream, offsets), raw=True)
     enc = codec.Encoder(None)
@@ -46,7 +41,7 @@ def test_rows_round_trip_split_anywhere(typed, data):
 @given(cs.typed_rows(max_rows=20), st.integers(1, 64))
 def test_pull_form_and_scanner(typed, read_size):
     types, rows = typed
-    stream = encode_stream(types, rows)
+    stream = encoded_stream(rows, types)
     assert same(list(codec.iter_rows(io.BytesIO(stream), types, read_size=read_size)), rows)
     assert codec.scan(stream) == (len(rows), len(stream))
     sc = codec.Scanner(len(types))
@@ -60,7 +55,7 @@ def test_pull_form_and_scanner(typed, read_size):
 @given(cs.typed_rows(max_rows=20), st.integers(21, 400), st.integers(1, 97))
 def test_chunker_pieces_decode_to_the_same_rows(typed, chunk_size, piece):
     types, rows = typed
-    stream = encode_stream(types, rows)
+    stream = encoded_stream(rows, types)
     ch = codec.Chunker(chunk_size)
     chunks = []
     for i in range(0, len(stream), piece):
@@ -81,7 +76,7 @@ def test_write_stream_equals_encoder(typed, block_size):
     types, rows = typed
     out = io.BytesIO()
     n = codec.write_stream(out, iter(rows), types, block_size=block_size)
-    assert out.getvalue() == encode_stream(types, rows) and n == len(out.getvalue())
+    assert out.getvalue() == encoded_stream(rows, types) and n == len(out.getvalue())
 
 
 def test_every_split_of_a_typed_stream():
@@ -91,6 +86,6 @@ def test_every_split_of_a_typed_stream():
     from dumpcodec.values import PgRange
     rows = [(1, "a", Decimal("1.10"), [1, None], dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc),
              PgRange(1, 3)), (None,) * 6, (-5, "", Decimal("NaN"), [], None, PgRange.EMPTY)]
-    stream = encode_stream(types, rows)
+    stream = encoded_stream(rows, types)
     for a in range(len(stream) + 1):
         assert same(decode_pieces(types, [stream[:a], stream[a:]]), rows)

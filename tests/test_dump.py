@@ -410,11 +410,12 @@ def test_parallel_dump_is_consistent_under_writes(db, conn, tmp_path):
 
 def test_copy_rows_with_a_codec_of_the_callers_choice(narrow):
     # either implementation's Decoder/Encoder may be handed in, whatever DUMPCODEC_IMPL
-    from dumpcodec import _fastcopy, _purecopy
+    from dumpcodec import _fastcopy
+    from dumpcodec.copy import pure
     q = "COPY narrow TO STDOUT (FORMAT binary)"
     want = narrow.execute("SELECT a, b FROM narrow").fetchall()
     narrow.execute("CREATE TABLE narrow4 (a bigint, b int)")
-    for mod in (_fastcopy, _purecopy):
+    for mod in (_fastcopy, pure):
         got = [r for b in pump.copy_out_rows(narrow, q, decoder=mod.Decoder(["int8", "int4"]))
                for r in b]
         assert got == want, mod.__name__

@@ -14,23 +14,12 @@ import time
 
 import pytest
 
-from dumpcodec import _purecopy as pure
+from codec_helpers import HEADER, SIG, TRAILER, tup
+from dumpcodec.copy import pure
 from dumpcodec.errors import CopyFormatError
 
 fast = pytest.importorskip("dumpcodec._fastcopy",
                            reason="the Cython core is not built")
-
-SIG = b"PGCOPY\n\xff\r\n\x00"
-HEADER = SIG + b"\x00\x00\x00\x00\x00\x00\x00\x00"
-TRAILER = b"\xff\xff"
-
-
-def tup(*fields):
-    out = struct.pack(">h", len(fields))
-    for f in fields:
-        out += b"\xff\xff\xff\xff" if f is None else struct.pack(">i", len(f)) + f
-    return out
-
 
 SAMPLES = {
     "small": HEADER + tup(b"\x00\x00\x00\x01", b"abc") + tup(None, b"")

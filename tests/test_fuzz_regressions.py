@@ -7,7 +7,6 @@ were disagreements between them.
 import gzip
 import io
 import os
-import struct
 import sys
 
 import pytest
@@ -17,18 +16,10 @@ sys.path.insert(0, os.path.join(ROOT, "fuzz"))
 
 import fuzzlib  # noqa: E402
 
+from codec_helpers import HEADER, TRAILER, tup  # noqa: E402
 from dumpcodec.errors import CopyFormatError  # noqa: E402
 
 IMPLS = fuzzlib.load_impls()
-HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
-TRAILER = b"\xff\xff"
-
-
-def tup(*fields):
-    out = struct.pack(">h", len(fields))
-    for f in fields:
-        out += b"\xff\xff\xff\xff" if f is None else struct.pack(">i", len(f)) + f
-    return out
 
 
 @pytest.fixture(params=sorted(IMPLS))

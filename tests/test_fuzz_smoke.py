@@ -39,7 +39,7 @@ def impls():
     found = fuzzlib.load_impls()
     if os.environ.get("DUMPCODEC_IMPL") == "c":
         # The differential checks are the point: the C core must be among them.
-        assert "c" in found, "DUMPCODEC_IMPL=c but the C core has no codec API"
+        assert "c" in found, "DUMPCODEC_IMPL=c but the C core is not among the codecs"
     return found
 
 

@@ -4,16 +4,16 @@ import subprocess
 import sys
 
 import dumpcodec
-from dumpcodec import codec
+from dumpcodec import codec, copy
 
 
 def test_impl_matches_request():
     requested = os.environ.get("DUMPCODEC_IMPL", "auto")
     if requested in ("c", "python"):
         assert dumpcodec.IMPL == requested
-    assert codec.IMPL == dumpcodec.IMPL
-    assert codec._impl.__name__ == {"c": "dumpcodec._fastcopy",
-                                    "python": "dumpcodec._purecopy"}[dumpcodec.IMPL]
+    assert codec.IMPL == copy.IMPL == dumpcodec.IMPL
+    assert copy._impl.__name__ == {"c": "dumpcodec._fastcopy",
+                                   "python": "dumpcodec.copy.pure"}[dumpcodec.IMPL]
 
 
 def test_bad_impl_is_an_import_error():

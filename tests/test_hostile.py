@@ -29,6 +29,7 @@ import tarfile
 import psycopg
 import pytest
 
+from codec_helpers import HEADER, stream, tup
 from dumpcodec.archive import open_dump
 from dumpcodec.errors import DumpcodecError
 
@@ -397,8 +398,7 @@ def _tar(*members, end=True):
     return b"".join(members) + (bytes(1024) if end else b"")
 
 
-COPY_2ROWS = (b"PGCOPY\n\xff\r\n\x00" + bytes(8) + b"\x00\x01\x00\x00\x00\x04\x00\x00\x00\x01"
-              b"\x00\x01\x00\x00\x00\x04\x00\x00\x00\x02\xff\xff")
+COPY_2ROWS = stream(tup(b"\x00\x00\x00\x01"), tup(b"\x00\x00\x00\x02"))
 
 
 def _dachs(members, index_lines):
@@ -634,7 +634,7 @@ def test_index_txt_with_hostile_lines(tmp_path):
 
 def _impls():
     import importlib
-    mods = [importlib.import_module("dumpcodec._purecopy")]
+    mods = [importlib.import_module("dumpcodec.copy.pure")]
     try:
         mods.append(importlib.import_module("dumpcodec._fastcopy"))
     except ImportError:
@@ -650,14 +650,13 @@ def test_huge_declared_field_length_allocates_nothing(mod, length):
     # waits for data and close() reports the truncation -- neither allocates the length.
     import tracemalloc
     from dumpcodec.errors import CopyFormatError
-    stream = (b"PGCOPY\n\xff\r\n\x00" + bytes(8) + b"\x00\x01"
-              + length.to_bytes(4, "big") + b"x" * 10)
+    data = HEADER + b"\x00\x01" + length.to_bytes(4, "big") + b"x" * 10
     for cls in ("Decoder", "Scanner"):
         obj = getattr(mod, cls)()
         tracemalloc.start()
         try:
             with pytest.raises(CopyFormatError) as exc:
-                obj.feed(stream)
+                obj.feed(data)
                 assert length <= mod.MAX_FIELD_SIZE, "over the limit must fail in feed()"
                 obj.close()
             peak = tracemalloc.get_traced_memory()[1]

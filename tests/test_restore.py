@@ -326,7 +326,7 @@ def test_joiner_any_split(conn):
 
     from dumpcodec import pump
     from dumpcodec.codec import Chunker
-    from dumpcodec.restore import _Joiner
+    from dumpcodec.copy.joiner import ChunkJoiner
     blocks = []
     pump.copy_out(conn, "COPY (SELECT g, 'x' || g FROM generate_series(1, 3000) g) "
                         "TO STDOUT (FORMAT binary)", blocks.append)
@@ -336,7 +336,7 @@ def test_joiner_any_split(conn):
     assert len(chunks) > 10
     rnd = random.Random(7)
     for _ in range(50):
-        j, out = _Joiner(), []
+        j, out = ChunkJoiner(), []
         for k, chunk in enumerate(chunks):
             i = 0
             while i < len(chunk):

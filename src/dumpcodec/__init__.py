@@ -1,7 +1,8 @@
 """dumpcodec: dump PostgreSQL tables into streamable archives and restore them.
 
 The COPY BINARY codec has two implementations with one API: the Cython core
-(``dumpcodec._fastcopy``) and the pure-Python twin (``dumpcodec._purecopy``).
+(``dumpcodec._fastcopy``) and the pure-Python twin (``dumpcodec.copy.pure``), both
+behind the switch :mod:`dumpcodec.copy`.
 ``DUMPCODEC_IMPL=c|python`` chooses; unset, the C core is used when it is built.
 ``dumpcodec.IMPL`` says which one is active.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .codec import IMPL  # noqa: F401  (re-exported)
+from .copy import IMPL  # noqa: F401  (re-exported)
 
 __version__ = "0.1.0"
 

@@ -43,9 +43,7 @@ import psycopg.conninfo
 from psycopg import sql
 
 from . import __version__, pump, schema
-# the COPY BINARY framing constants, defined once in the reference codec (codec.py
-# re-exports its classes, not these)
-from .codec import HEADER, TRAILER
+from .copy import HEADER, TRAILER
 from .archive import open_dump
 from .errors import DumpError, SchemaError, SelectorError
 from .progress import Progress

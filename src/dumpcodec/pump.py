@@ -238,9 +238,10 @@ def copy_out_rows(conn: psycopg.Connection, query: Query, types: Optional[Sequen
                   decoder: Any = None, block_size: int = DEFAULT_BLOCK_SIZE,
                   ahead: int = ROWS_AHEAD) -> Iterator[List[tuple]]:
     """Run ``query`` (a ``COPY ... TO STDOUT (FORMAT binary)``) and yield its rows,
-    decoded by :class:`dumpcodec.codec.Decoder` (``types``, ``names``, ``raw`` as
+    decoded by :class:`dumpcodec.copy.Decoder` (``types``, ``names``, ``raw`` as
     there), in batches of a block's worth; or by ``decoder``, a fresh Decoder of
-    either implementation (``dumpcodec._fastcopy``/``_purecopy``) made by the caller.
+    either implementation (``dumpcodec._fastcopy`` or ``dumpcodec.copy.pure``) made
+    by the caller.
 
     A helper thread reads the server's data (with the GIL released while it waits)
     at most ``ahead`` blocks in front of the decoding done in this thread, so the
@@ -251,7 +252,7 @@ def copy_out_rows(conn: psycopg.Connection, query: Query, types: Optional[Sequen
     the matching ``psycopg.errors`` class.
     """
     if decoder is None:
-        from .codec import Decoder
+        from .copy import Decoder
         decoder = Decoder(types, names=names, raw=raw)
     blocks = run_ahead(lambda put: copy_out(conn, query, put, block_size), ahead,
                        "dumpcodec-copy-out")
@@ -357,7 +358,7 @@ def copy_in_rows(conn: psycopg.Connection, query: Query, rows: Any,
     """Load ``rows`` (an iterable of tuples) with ``query``, a ``COPY ... FROM STDIN
     (FORMAT binary)``; return the number of rows the server loaded.
 
-    Rows are encoded by :class:`dumpcodec.codec.Encoder` (``types`` as there; or by
+    Rows are encoded by :class:`dumpcodec.copy.Encoder` (``types`` as there; or by
     ``encoder``, a fresh Encoder of either implementation made by the caller) in this
     thread, in blocks of about ``block_size`` bytes, while a helper thread sends the
     previous ones (at most ``ahead`` waiting), so encoding and the server's work
@@ -368,7 +369,7 @@ def copy_in_rows(conn: psycopg.Connection, query: Query, rows: Any,
     thread meanwhile.
     """
     if encoder is None:
-        from .codec import Encoder
+        from .copy import Encoder
         encoder = Encoder(types)
     blocks: "queue.Queue" = queue.Queue(maxsize=max(1, ahead))
     end, abort = object(), object()

@@ -7,14 +7,14 @@ that layout whatever the compression; the ``dachs`` backend forces it.  A DaCHS 
 holds a whole table, so it is read in pieces and re-cut into complete COPY streams of
 about ``chunk_size`` bytes (:func:`rechunk`), keeping memory bounded by one chunk.
 
-Also here: parsing text COPY into rows (:func:`text_rows`), used for ``.textdump``
-members and our own text-format tables.
+Parsing text COPY into rows (``text_rows``) lives in :mod:`dumpcodec.copy.textcopy`;
+the name is also importable from here.
 """
 from __future__ import annotations
 
-import re
-from typing import Iterable, Iterator, List, Optional
+from typing import Iterable, Iterator
 
+from ..copy.textcopy import text_rows
 from ..errors import ArchiveError, CopyFormatError
 from .base import DumpReader, register_backend
 from .tarball import GzipReader
@@ -33,7 +33,7 @@ def rechunk(pieces: Iterable, fmt: str, chunk_size: int, member: str) -> Iterato
     the member.
     """
     if fmt == "binary":
-        from ..codec import Chunker
+        from ..copy import Chunker
         chunker = Chunker(chunk_size)
         try:
             for piece in pieces:
@@ -60,56 +60,6 @@ def rechunk(pieces: Iterable, fmt: str, chunk_size: int, member: str) -> Iterato
         yield bytes(buf)
 
 
-_ESCAPES = {ord("b"): b"\b", ord("f"): b"\f", ord("n"): b"\n", ord("r"): b"\r",
-            ord("t"): b"\t", ord("v"): b"\v"}
-_ESC_RE = re.compile(rb"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|(.))", re.S)
-
-
-def _unescape(field: bytes) -> bytes:
-    def sub(m):
-        if m.group(1) is not None:
-            return bytes([int(m.group(1), 8) & 0xFF])
-        if m.group(2) is not None:
-            return bytes([int(m.group(2), 16)])
-        c = m.group(3)[0]
-        return _ESCAPES.get(c, m.group(3))
-    return _ESC_RE.sub(sub, field) if b"\\" in field else field
-
-
-_PG_TO_PY = {"UTF8": "utf-8", "SQL_ASCII": "ascii", "LATIN1": "latin-1",
-             "WIN1252": "cp1252", "EUC_JP": "euc_jp", "SJIS": "shift_jis"}
-
-
-def python_encoding(pg_encoding: Optional[str]) -> str:
-    """Python codec for a PostgreSQL client_encoding (UTF-8 when unknown)."""
-    if not pg_encoding:
-        return "utf-8"
-    return _PG_TO_PY.get(pg_encoding.upper().replace("-", ""), "utf-8")
-
-
-def text_rows(chunks: Iterable, decode: bool = True,
-              encoding: Optional[str] = None) -> Iterator[tuple]:
-    """Rows of text COPY chunks (each whole lines): tuples of str (bytes unless
-    ``decode``) with escapes undone, None for ``\\N``."""
-    codec = python_encoding(encoding)
-    for chunk in chunks:
-        data = bytes(chunk)
-        lines: List[bytes] = data.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        for line in lines:
-            if line == b"\\.":
-                return
-            fields = []
-            for f in line.split(b"\t"):
-                if f == b"\\N":
-                    fields.append(None)
-                else:
-                    raw = _unescape(f)
-                    fields.append(raw.decode(codec, "surrogateescape") if decode else raw)
-            yield tuple(fields)
-
-
 class DachsReader(GzipReader):
     """A DaCHS dump: gzip tar, ``table_NNN.dump``/``.textdump``, ``index.txt`` last."""
     backend_name = "dachs"
@@ -118,5 +68,4 @@ class DachsReader(GzipReader):
 
 register_backend("dachs", DachsReader, None)
 
-__all__ = ["DachsReader", "dachs_format", "rechunk", "text_rows", "python_encoding",
-           "DumpReader"]
+__all__ = ["DachsReader", "dachs_format", "rechunk", "text_rows", "DumpReader"]

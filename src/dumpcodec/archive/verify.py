@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def _scan_binary(walker, entry, info) -> Optional[int]:
-    from ..codec import Scanner
+    from ..copy import Scanner
     ncols = len(info.columns) if info.columns is not None else None
     scanner = Scanner(ncols)
     error = None

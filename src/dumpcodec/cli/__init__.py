@@ -24,7 +24,7 @@ _GROUPS = ["archive_cmds", "db_cmds", "demo", "bench"]
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
-    from ..codec import IMPL
+    from ..copy import IMPL
     parser = argparse.ArgumentParser(
         prog="dumpcodec",
         description="Dump PostgreSQL tables into streamable archives and restore them.",

@@ -68,7 +68,7 @@ from typing import IO, Any, Dict, Optional, Sequence, Union
 from ..progress import Progress
 from .results import RestoreSummary, TableRestoreResult
 from .run import IF_EXISTS, RestoreOptions, RestoreRun
-from .data import READ_AHEAD, _Joiner, _read_ahead  # noqa: F401  (tests use them)
+from .data import READ_AHEAD, _read_ahead  # noqa: F401  (tests use them)
 
 __all__ = ["IF_EXISTS", "RestoreOptions", "RestoreSummary", "TableRestoreResult",
            "restore_dump"]

@@ -12,87 +12,11 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, 
 
 from psycopg import sql
 
-from .. import codec, pump, schema
-# the COPY BINARY framing constants, defined once in the reference codec
-from ..codec import HEADER_SIZE, SIGNATURE, TRAILER
-from ..errors import ArchiveError, CopyFormatError, RestoreError
+from .. import copy as codec
+from .. import pump, schema
+from ..copy.joiner import ChunkJoiner
+from ..errors import CopyFormatError, RestoreError
 from ..progress import Progress
-
-
-def _header_size(buf: bytes) -> int:
-    if len(buf) < HEADER_SIZE or buf[:len(SIGNATURE)] != SIGNATURE:
-        raise ArchiveError("a chunk does not start with the COPY BINARY signature")
-    return HEADER_SIZE + int.from_bytes(buf[HEADER_SIZE - 4:HEADER_SIZE], "big")
-
-
-class _Joiner:
-    """Joins chunk streams (each header + tuples + trailer) into one COPY stream.
-
-    ``feed(piece, chunk_no)`` returns the buffers to send (views into ``piece``: a
-    chunk is not copied); pieces may split anywhere.  The first chunk's header
-    is kept, every later one dropped; each chunk's 2-byte trailer is held back and
-    only the last one is sent (``close()``).
-    """
-
-    def __init__(self, binary: bool = True):
-        self.binary = binary
-        self.chunk = -1
-        self.head = b""        # the start of a chunk, until its header is complete
-        self.tail = b""        # the last (up to) two bytes seen: a trailer candidate
-        self.in_header = False
-
-    def feed(self, piece, chunk: int) -> List[Any]:
-        view = memoryview(piece).cast("B")
-        if not self.binary:
-            return [view]
-        if chunk != self.chunk:
-            self.chunk = chunk
-            self.tail = b""       # the previous chunk's trailer: dropped
-            self.in_header = True
-            self.head = b""
-        if self.in_header:
-            before = len(self.head)          # this chunk's bytes seen in earlier pieces
-            self.head += bytes(view[:max(0, 4096 - before)])
-            if len(self.head) < HEADER_SIZE:
-                return []
-            hs = _header_size(self.head)
-            if len(self.head) < hs:
-                if len(self.head) >= 4096:
-                    raise ArchiveError("a chunk's COPY header extension is too long")
-                return []
-            start_in_piece = hs - before     # > 0: the header was incomplete before
-            self.in_header = False
-            out: List[Any] = []
-            if chunk == 0:
-                out.append(self.head[:hs])
-            self.head = b""
-            view = view[start_in_piece:]
-            return out + self._body(view)
-        return self._body(view)
-
-    def _body(self, view) -> List[Any]:
-        out: List[Any] = []
-        n = len(view)
-        if n >= 2:
-            if self.tail:
-                out.append(self.tail)
-            out.append(view[:n - 2])
-            self.tail = bytes(view[n - 2:])
-        else:
-            data = self.tail + bytes(view)
-            if len(data) > 2:
-                out.append(data[:len(data) - 2])
-            self.tail = data[-2:]
-        return out
-
-    def close(self) -> bytes:
-        if not self.binary or self.chunk < 0:
-            return b""
-        if self.tail != TRAILER:
-            raise ArchiveError("a chunk does not end with the COPY BINARY trailer")
-        return self.tail
-
-
 
 
 #: chunks a table's reader thread may hold ahead of the COPY (one being sent, one
@@ -199,7 +123,7 @@ def _copy_reencoded(conn, query, chunks, reencode, columns, table_id,
 
 def _copy_joined(conn, query, chunks, fmt: str, table_id: str, progress: Progress,
                  decode_test: Optional[Tuple[Any, Sequence[str]]]) -> Tuple[int, int]:
-    joiner = _Joiner(binary=fmt == "binary")
+    joiner = ChunkJoiner(binary=fmt == "binary")
     nbytes = 0
     ahead = _read_ahead(chunks())
     try:

@@ -1,9 +1,10 @@
 """Pure-Python twin of the COPY BINARY codec: framing, streaming, errors.
 
 This module is the reference implementation of the API described in
-``dumpcodec.codec``; the Cython core ``dumpcodec._fastcopy`` mirrors it, including
-every error message (all message texts are in the ``MESSAGES`` block below so that
-they are easy to copy).  The per-type value codecs live in ``dumpcodec.pgtypes``.
+:mod:`dumpcodec.copy` (written down in ``dumpcodec/_fastcopy.pyi``); the Cython core
+``dumpcodec._fastcopy`` mirrors it, including every error message (it imports the
+message texts of the ``MESSAGES`` block below).  The per-type value codecs live in
+:mod:`dumpcodec.copy.types`.
 
 Stream layout (all integers big-endian)::
 
@@ -26,14 +27,14 @@ from __future__ import annotations
 import struct
 from typing import Any, BinaryIO, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from .errors import CopyFormatError, EncodeError
-from .pgtypes import ER_SIZE, EV_VALUE
-from .pgtypes import resolve as _resolve
+from ..errors import CopyFormatError, EncodeError
+from .types.core import ER_SIZE, EV_VALUE
+from .types.registry import resolve as _resolve
 
 __all__ = [
     "Decoder", "iter_rows", "Encoder", "write_stream", "Scanner", "Chunker", "scan",
     "DEFAULT_CHUNK_SIZE", "DEFAULT_READ_SIZE", "DEFAULT_BLOCK_SIZE", "MAX_FIELD_SIZE",
-    "SIGNATURE", "HEADER", "TRAILER", "FLAG_OIDS",
+    "SIGNATURE", "HEADER", "TRAILER", "HEADER_SIZE", "FLAG_OIDS",
 ]
 
 #: Largest piece of one COPY BINARY stream the Chunker emits (a lone larger tuple
@@ -81,9 +82,9 @@ E_LENGTH_NEGATIVE = "invalid length {n}"
 E_LENGTH_LIMIT = "length {n} exceeds the 1 GiB limit"
 E_OID_LENGTH = "invalid OID length {n}"
 E_AFTER_TRAILER = "data after the trailer"
-# Value errors: TEXT is pgtypes.EV_VALUE, "invalid {name} value: {reason}", where
+# Value errors: TEXT is types.core.EV_VALUE, "invalid {name} value: {reason}", where
 # reason is the message of the ValueError the type's decode function raised (see
-# pgtypes), e.g. "invalid int4 value: 3 bytes, expected 4".  The whole tuple's
+# dumpcodec.copy.types), e.g. "invalid int4 value: 3 bytes, expected 4".  The whole tuple's
 # framing is validated before any of its values is decoded.
 
 # Encoder messages (EncodeError for bad values, TypeError for wrong Python types):
@@ -347,7 +348,7 @@ class Decoder(_Framing):
     """Push decoder: ``feed(data)`` pieces split anywhere, get complete rows back.
 
     ``types``: one type spec per column (OID, name such as ``"numeric(12,2)"`` or
-    ``"int4[]"``, or a ``pgtypes.TypeInfo``), resolved once here.  Without types (or
+    ``"int4[]"``, or a ``types.TypeInfo``), resolved once here.  Without types (or
     with ``raw=True``) each field is ``bytes`` (or None for NULL); without types the
     column count is taken from the first tuple.  ``names`` (optional, one per column)
     appear in error messages.  Rows are tuples; the OID field of old WITH OIDS

@@ -1,8 +1,8 @@
 """What the COPY codec needs to know about a table's column types.
 
-The codec (:mod:`dumpcodec.pgtypes`) knows the built-in types; enums, domains,
+The codec (:mod:`dumpcodec.copy.types`) knows the built-in types; enums, domains,
 composites, ranges and hstore have per-database OIDs and must be registered on a
-:class:`~dumpcodec.pgtypes.TypeRegistry`.  :func:`type_registry` does that from a
+:class:`~dumpcodec.copy.types.TypeRegistry`.  :func:`type_registry` does that from a
 :class:`~.model.TableDef`'s ``types`` (with the OIDs recorded at capture, right for
 decoding the dump), or with the OIDs of another database (:func:`live_type_oids`) when
 rows are re-encoded for a restore: arrays and composites carry element and field OIDs
@@ -57,8 +57,8 @@ def type_registry(tdef: TableDef, oids: Optional[TypeOids] = None):
     ``oids`` maps (schema, name) to (oid, array oid) in the database the data goes to
     or comes from; without it, the OIDs recorded at capture are used.
     """
-    from .. import pgtypes
-    reg = pgtypes.TypeRegistry()
+    from ..copy.types import TypeRegistry
+    reg = TypeRegistry()
     for ty in tdef.types:          # dependency order: what a type needs comes first
         oid, aoid = (oids or {}).get((ty.schema, ty.name), (ty.oid, ty.array_oid))
         qname = f"{ty.schema}.{ty.name}"

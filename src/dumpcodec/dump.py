@@ -49,6 +49,7 @@ from .codec import HEADER, TRAILER
 from .archive import open_dump
 from .errors import DumpError, SchemaError, SelectorError
 from .progress import Progress
+from .schema.oid_alias import EMPTY_SEARCH_PATH, dump_select_list, oid_alias_columns
 
 #: blocks of about pump.DEFAULT_BLOCK_SIZE a worker may buffer ahead of the writer
 QUEUE_BLOCKS = 8
@@ -58,6 +59,8 @@ _END = object()
 # header + trailer: the COPY BINARY stream of no rows, written for tables dumped as
 # definitions only (the archive's chunker wants a well-formed stream)
 _EMPTY_BINARY = HEADER + TRAILER
+
+_TEXT_OID = 25
 
 
 @dataclass
@@ -185,6 +188,7 @@ class _TablePlan:
     where: Optional[str]
     estimated_bytes: Optional[int]
     via_root: bool = False
+    by_name: List[str] = field(default_factory=list)   # OID-alias columns, as text
 
 
 def _type_texts(tdef, columns: List[str]) -> List[str]:
@@ -242,6 +246,7 @@ def _plan_tables(conn, refs, where, columns) -> List[_TablePlan]:
     used_where: set = set()
     used_cols: set = set()
     cache: Dict[int, bool] = {}
+    alias_cache: Dict[int, bool] = {}
     seen_ids = set()
     for ref, with_data in refs:
         table_id = ref.table_id
@@ -265,13 +270,17 @@ def _plan_tables(conn, refs, where, columns) -> List[_TablePlan]:
         if not cols:
             raise SchemaError(f"{table_id}: no columns to dump")
         cond = _lookup_option(where, ref, table_id, used_where)
-        col_oids = [tdef.column(c).type_oid for c in cols]
+        # OID-alias (reg*) columns travel by name, as text (see schema.oid_alias)
+        by_name = oid_alias_columns(conn, tdef, cols, alias_cache)
+        col_oids = [_TEXT_OID if c in by_name else tdef.column(c).type_oid for c in cols]
         fmt = "binary" if binary_capable(conn, col_oids, cache) else "text"
         via_root = tdef.kind == "partitioned" and with_data
         ident = sql.Identifier(ref.schema, ref.name)
         collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+        if by_name:
+            collist = dump_select_list(tdef, cols, by_name)
         opts = sql.SQL(" (FORMAT binary)") if fmt == "binary" else sql.SQL("")
-        if cond is None and not via_root:
+        if cond is None and not via_root and not by_name:
             query = sql.SQL("COPY {} ({}) TO STDOUT{}").format(ident, collist, opts)
         else:
             # A partitioned table (PostgreSQL < 17) and a filter need a query; ONLY keeps
@@ -287,9 +296,13 @@ def _plan_tables(conn, refs, where, columns) -> List[_TablePlan]:
         est = conn.execute(
             "SELECT pg_catalog.pg_total_relation_size(%s::regclass)",
             (ident.as_string(conn),)).fetchone()[0]
-        plans.append(_TablePlan(table_id, ref.schema, ref.name, tdef, cols,
-                                _type_texts(tdef, cols), fmt, query if with_data else None,
-                                None if cond is None else str(cond), est or None, via_root))
+        types = ["text[]" if c in by_name and tdef.column(c).is_array
+                 else "text" if c in by_name else t
+                 for c, t in zip(cols, _type_texts(tdef, cols))]
+        plans.append(_TablePlan(table_id, ref.schema, ref.name, tdef, cols, types, fmt,
+                                query if with_data else None,
+                                None if cond is None else str(cond), est or None, via_root,
+                                by_name))
     for opts_, used, what in ((where, used_where, "--where"), (columns, used_cols, "--columns")):
         extra = sorted(set(opts_ or {}) - used)
         if extra:
@@ -358,6 +371,8 @@ def _extra(plan: _TablePlan) -> Dict[str, Any]:
         extra["via_root"] = True
     if plan.query is None:
         extra["data"] = False
+    if plan.by_name:
+        extra["by_name"] = list(plan.by_name)
     if plan.definition.sequences:
         extra["sequences"] = [
             {"schema": s.schema, "name": s.name, "last_value": s.last_value,
@@ -399,7 +414,20 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
 
             t0 = time.perf_counter()
             try:
-                if plan.query is not None:
+                if plan.query is not None and plan.by_name:
+                    # names of OID-alias values come out schema-qualified (as pg_dump's)
+                    old = conn.execute("SELECT pg_catalog.current_setting('search_path')"
+                                       ).fetchone()[0]
+                    conn.execute(EMPTY_SEARCH_PATH)
+                    try:
+                        rows, nbytes = pump.copy_out(conn, plan.query, put)
+                    finally:
+                        try:
+                            conn.execute("SELECT pg_catalog.set_config('search_path', "
+                                         "%s, false)", (old,))
+                        except psycopg.Error:
+                            pass      # the COPY's own error is the one to report
+                elif plan.query is not None:
                     rows, nbytes = pump.copy_out(conn, plan.query, put)
                 else:
                     rows, nbytes = 0, 0

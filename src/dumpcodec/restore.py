@@ -512,6 +512,12 @@ def _copy_in(conn, item, chunks, schema_, name, tdef, live, opts) -> Tuple[int, 
     if columns is None and tdef is not None:
         columns = schema.copy_columns(tdef)
     target = sql.Identifier(schema_, name)
+    stage = None
+    if item.extra.get("by_name") and tdef is not None:
+        # OID-alias columns travel as names: staged, then cast by the target's catalog
+        stage = schema.stage_plan(tdef, schema_, name, columns, item.extra["by_name"])
+        conn.execute(stage.create)
+        target, reencode = stage.table, None
     collist = sql.SQL("")
     if columns:
         collist = sql.SQL(" ({})").format(sql.SQL(", ").join(map(sql.Identifier, columns)))
@@ -555,6 +561,8 @@ def _copy_in(conn, item, chunks, schema_, name, tdef, live, opts) -> Tuple[int, 
             # before anything else reads the archive (a one-pass reader skips on)
             ahead.close()
         rows = cp.rows
+    if stage is not None:
+        rows = stage.move(conn, item.table_id)
     # the footer's row count: a seekable reader has it from the manifest, a streaming
     # one once the table's data was read; None for DaCHS dumps
     expected = item.info.rows

@@ -38,6 +38,7 @@ from .codec_types import column_type_info, live_type_oids, type_registry, type_s
 from .capture import capture_live_if_exists, capture_table, capture_tables, capture_types
 from .compare import Comparison, Difference, compare, describe, type_widening, typmod_widening
 from .ddl import PHASES, DDLPlan, checked_expression, ddl_plan, existing_types_for
+from .oid_alias import OID_ALIAS_TYPES, Stage, oid_alias_columns, stage_plan
 from .model import (FORMAT_VERSION, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
                     IndexDef, IndexElem, SequenceDef, TableDef, TypeDef, TypeRef)
 from .selectors import TableRef, partition_leaves, resolve_selectors
@@ -56,5 +57,6 @@ __all__ = [
     "capture_table", "capture_tables", "capture_types", "checked_expression", "compare",
     "copy_columns", "ddl_plan", "describe", "existing_types_for", "partition_leaves",
     "resolve_selectors", "type_widening", "typmod_widening", "column_type_info",
-    "live_type_oids", "type_registry", "type_specs",
+    "live_type_oids", "type_registry", "type_specs", "OID_ALIAS_TYPES", "Stage",
+    "oid_alias_columns", "stage_plan",
 ]

@@ -61,8 +61,12 @@ LEFT JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
 WHERE n.nspname = %s AND c.relname = ANY(%s)
 """
 
-# Columns with their (element) type.  Arrays are recognised the way format_type() does
-# (typelem set and variable length), because attndims is not reliable.
+# Columns with their (element) type.  Arrays are recognised as the array type of their
+# element (not by attndims, which is not reliable, nor by typelem alone: int2vector and
+# oidvector have a typelem and a variable length but are types of their own).
+_ARRAY = ("t.typelem <> 0 AND t.typlen = -1 AND EXISTS (SELECT 1 FROM pg_catalog.pg_type x "
+          "WHERE x.oid = t.typelem AND x.typarray = t.oid)")
+
 _COLS_SQL = """
 SELECT a.attrelid, a.attname,
        pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid, a.atttypmod,
@@ -73,19 +77,19 @@ SELECT a.attrelid, a.attname,
        CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0
             THEN con.nspname END,
        pg_catalog.col_description(a.attrelid, a.attnum),
-       (t.typelem <> 0 AND t.typlen = -1) AS is_array,
+       ({_ARRAY}) AS is_array,
        et.oid, etn.nspname, et.typname, et.typtype
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 JOIN pg_catalog.pg_type et
-  ON et.oid = CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem ELSE t.oid END
+  ON et.oid = CASE WHEN {_ARRAY} THEN t.typelem ELSE t.oid END
 JOIN pg_catalog.pg_namespace etn ON etn.oid = et.typnamespace
 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
 LEFT JOIN pg_catalog.pg_namespace con ON con.oid = co.collnamespace
 WHERE a.attrelid = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum
-"""
+""".replace("{_ARRAY}", _ARRAY)
 
 
 def _capture_columns(conn, relids: List[int]) -> Dict[int, Tuple[List[ColumnDef], List[int]]]:
@@ -309,14 +313,14 @@ WHERE t.oid = %s
 """
 
 _TYPEREF_SQL = """
-SELECT pg_catalog.format_type(t.oid, %(mod)s), (t.typelem <> 0 AND t.typlen = -1),
+SELECT pg_catalog.format_type(t.oid, %(mod)s), ({_ARRAY}),
        et.oid, etn.nspname, et.typname, et.typtype
 FROM pg_catalog.pg_type t
 JOIN pg_catalog.pg_type et
-  ON et.oid = CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem ELSE t.oid END
+  ON et.oid = CASE WHEN {_ARRAY} THEN t.typelem ELSE t.oid END
 JOIN pg_catalog.pg_namespace etn ON etn.oid = et.typnamespace
 WHERE t.oid = %(oid)s
-"""
+""".replace("{_ARRAY}", _ARRAY)
 
 
 def _type_ref(conn, oid: int, typmod: int) -> Tuple[TypeRef, int]:

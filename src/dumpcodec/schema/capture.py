@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import SchemaError
+from . import capture_extras as extras
 from .model import (FIRST_NORMAL_OID, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
                     IndexDef, IndexElem, SequenceDef, TableDef, TypeDef, TypeRef)
 
@@ -52,7 +53,10 @@ SELECT c.relname, c.oid, c.relkind, c.relpersistence, c.relispartition,
        pg_catalog.obj_description(c.oid, 'pg_class'),
        CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END,
        CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END,
-       pn.nspname, pc.relname
+       pn.nspname, pc.relname, c.reloptions,
+       (SELECT t.reloptions FROM pg_catalog.pg_class t WHERE t.oid = c.reltoastrelid),
+       c.relreplident, c.relrowsecurity, c.relforcerowsecurity,
+       pg_catalog.pg_get_userbyid(c.relowner)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_inherits i ON c.relispartition AND i.inhrelid = c.oid
@@ -78,7 +82,10 @@ SELECT a.attrelid, a.attname,
             THEN con.nspname END,
        pg_catalog.col_description(a.attrelid, a.attnum),
        ({_ARRAY}) AS is_array,
-       et.oid, etn.nspname, et.typname, et.typtype
+       et.oid, etn.nspname, et.typname, et.typtype,
+       CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text END,
+       {compression}, CASE WHEN a.attstattarget >= 0 THEN a.attstattarget::int END,
+       NOT a.attislocal
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 JOIN pg_catalog.pg_type et
@@ -94,9 +101,14 @@ ORDER BY a.attrelid, a.attnum
 
 def _capture_columns(conn, relids: List[int]) -> Dict[int, Tuple[List[ColumnDef], List[int]]]:
     out: Dict[int, Tuple[List[ColumnDef], List[int]]] = {r: ([], []) for r in relids}
-    for r in conn.execute(_COLS_SQL, (relids,)).fetchall():
+    compression = ("NULLIF(a.attcompression::text, '')" if _server_version(conn) >= 140000
+                   else "NULL::text")
+    acls = extras.column_acls(conn, relids)
+    for r in conn.execute(_COLS_SQL.replace("{compression}", compression),
+                          (relids,)).fetchall():
         (relid, name, typ, typoid, typmod, ndims, notnull, identity, generated, expr,
-         coll, coll_schema, comment, is_array, eoid, eschema, ename, ekind) = r
+         coll, coll_schema, comment, is_array, eoid, eschema, ename, ekind, storage,
+         compress, stattarget, inherited) = r
         cols, elem_oids = out[relid]
         cols.append(ColumnDef(
             name=name, type=typ, type_oid=typoid, type_schema=eschema, type_elem=ename,
@@ -106,7 +118,8 @@ def _capture_columns(conn, relids: List[int]) -> Dict[int, Tuple[List[ColumnDef]
             identity=identity or None,
             generated=expr if generated == "s" else None,
             collation=coll, collation_schema=coll_schema, position=len(cols) + 1,
-            comment=comment))
+            comment=comment, storage=storage, compression=compress,
+            statistics=stattarget, inherited=inherited, acl=acls.get((relid, name))))
         elem_oids.append(eoid)
     return out
 
@@ -120,7 +133,9 @@ SELECT i.indrelid, i.indexrelid, ic.relname, am.amname, i.indisunique,
                WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid
                  AND c.contype IN ('p', 'u', 'x')) AS backs_constraint,
        EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h
-               WHERE h.inhrelid = i.indexrelid) AS inherited
+               WHERE h.inhrelid = i.indexrelid) AS inherited,
+       ic.reloptions, pg_catalog.obj_description(i.indexrelid, 'pg_class'),
+       i.indisclustered, i.indisreplident
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_catalog.pg_am am ON am.oid = ic.relam
@@ -157,7 +172,8 @@ ORDER BY i.indexrelid, k.i
 
 class _IndexInfo:
     __slots__ = ("relid", "oid", "name", "method", "unique", "elements", "include",
-                 "predicate", "nulls_not_distinct", "backs_constraint", "inherited")
+                 "predicate", "nulls_not_distinct", "backs_constraint", "inherited",
+                 "options", "comment", "clustered", "replident")
 
 
 def _capture_index_infos(conn, relids: List[int]) -> Dict[int, _IndexInfo]:
@@ -166,7 +182,9 @@ def _capture_index_infos(conn, relids: List[int]) -> Dict[int, _IndexInfo]:
     for r in conn.execute(_INDEX_SQL.format(nnd=nnd), (relids,)).fetchall():
         info = _IndexInfo()
         (info.relid, info.oid, info.name, info.method, info.unique, info.predicate,
-         info.nulls_not_distinct, info.backs_constraint, info.inherited) = r
+         info.nulls_not_distinct, info.backs_constraint, info.inherited, options,
+         info.comment, info.clustered, info.replident) = r
+        info.options = extras.storage_params(options)
         info.elements, info.include = [], []
         out[info.oid] = info
     for (ixoid, i, nkey, attnum, text, opc, opcs, coll, colls, opt,
@@ -201,7 +219,8 @@ SELECT con.conrelid, con.conname, con.contype, con.condeferrable, con.condeferre
              JOIN pg_catalog.pg_operator o ON o.oid = x.op ORDER BY x.i),
        ARRAY(SELECT n.nspname FROM unnest(con.conexclop) WITH ORDINALITY x(op, i)
              JOIN pg_catalog.pg_operator o ON o.oid = x.op
-             JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace ORDER BY x.i)
+             JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace ORDER BY x.i),
+       pg_catalog.obj_description(con.oid, 'pg_constraint')
 FROM pg_catalog.pg_constraint con
 LEFT JOIN pg_catalog.pg_class fc ON fc.oid = con.confrelid
 LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
@@ -219,11 +238,11 @@ def _capture_constraints(conn, relids: List[int],
     for r in conn.execute(_CONS_SQL, (relids,)).fetchall():
         (relid, name, ctype, deferrable, deferred, validated, noinherit, islocal, parentid,
          keynames, indid, fschema, ftable, fkeynames, upd, dele, match, expr, ops,
-         opschemas) = r
+         opschemas, comment) = r
         con = ConstraintDef(name=name, kind=_CONTYPES[ctype], deferrable=deferrable,
                             deferred=deferred, validated=validated,
                             no_inherit=noinherit and ctype == "c",
-                            inherited=(not islocal) or parentid != 0)
+                            inherited=(not islocal) or parentid != 0, comment=comment)
         if ctype in ("p", "u", "f"):
             con.columns = list(keynames)
         if ctype in ("p", "u", "x"):
@@ -232,6 +251,7 @@ def _capture_constraints(conn, relids: List[int],
                 raise SchemaError(f"constraint {name!r}: backing index not found")
             con.include = list(info.include)
             con.nulls_not_distinct = bool(info.nulls_not_distinct)
+            con.index_options = list(info.options)
             if ctype == "x":
                 con.method = info.method
                 con.predicate = info.predicate
@@ -253,7 +273,8 @@ def _capture_constraints(conn, relids: List[int],
 _SEQ_SQL = """
 SELECT d.refobjid, n.nspname, s.relname, a.attname, d.deptype = 'i',
        pg_catalog.format_type(q.seqtypid, NULL), q.seqstart, q.seqincrement,
-       q.seqmin, q.seqmax, q.seqcache, q.seqcycle
+       q.seqmin, q.seqmax, q.seqcache, q.seqcycle,
+       pg_catalog.obj_description(s.oid, 'pg_class')
 FROM pg_catalog.pg_depend d
 JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
 JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
@@ -270,10 +291,11 @@ def _capture_sequences(conn, relids: List[int]) -> Dict[int, List[SequenceDef]]:
     out: Dict[int, List[SequenceDef]] = {r: [] for r in relids}
     seqs: List[SequenceDef] = []
     for r in conn.execute(_SEQ_SQL, (relids,)).fetchall():
-        (relid, schema, name, col, ident, dtype, start, inc, mn, mx, cache, cycle) = r
+        (relid, schema, name, col, ident, dtype, start, inc, mn, mx, cache, cycle,
+         comment) = r
         s = SequenceDef(schema=schema, name=name, column=col, identity=ident,
                         data_type=dtype, start=start, increment=inc, min_value=mn,
-                        max_value=mx, cache=cache, cycle=cycle)
+                        max_value=mx, cache=cache, cycle=cycle, comment=comment)
         out[relid].append(s)
         seqs.append(s)
     if seqs:
@@ -474,25 +496,40 @@ def _capture_schema(conn: psycopg.Connection, schema: str, names: Sequence[str],
         constraints = _capture_constraints(conn, relids, infos)
         sequences = _capture_sequences(conn, relids)
         types = {relid: _types_for(conn, columns[relid][1], type_cache) for relid in relids}
+        triggers = extras.triggers(conn, relids)
+        policies = extras.policies(conn, relids)
+        statistics = extras.statistics(conn, relids)
+        acls = extras.table_acls(conn, relids)
+        parents = extras.inherits(conn, relids)
     for name in names:
         if name not in rels:
             continue
         (relid, relkind, persistence, ispartition, comment, partkey, bound, pschema,
-         pname) = rels[name]
+         pname, options, toast_options, replident, rls, rls_forced, owner) = rels[name]
         indexes = sorted((IndexDef(name=i.name, method=i.method, elements=i.elements,
                                    include=i.include, unique=i.unique,
                                    nulls_not_distinct=bool(i.nulls_not_distinct),
-                                   predicate=i.predicate, inherited=i.inherited)
+                                   predicate=i.predicate, inherited=i.inherited,
+                                   options=i.options, comment=i.comment)
                           for i in infos.values()
                           if i.relid == relid and not i.backs_constraint),
                          key=lambda i: i.name)
+        mine = [i for i in infos.values() if i.relid == relid]
+        clustered = next((i.name for i in mine if i.clustered), None)
+        replident_index = next((i.name for i in mine if i.replident), None)
         kind = "partition" if ispartition else ("partitioned" if relkind == "p" else "table")
         out[name] = TableDef(
             schema=schema, name=name, kind=kind, unlogged=persistence == "u",
             partition_key=partkey, partition_bound=bound, parent_schema=pschema,
             parent_name=pname, columns=columns[relid][0], constraints=constraints[relid],
             indexes=indexes, sequences=sequences[relid], types=types[relid],
-            comment=comment)
+            comment=comment, options=extras.storage_params(options),
+            toast_options=extras.storage_params(toast_options), inherits=parents[relid],
+            replica_identity=replident,
+            replica_identity_index=replident_index if replident == "i" else None,
+            clustered_index=clustered, triggers=triggers[relid], rls_enabled=rls,
+            rls_forced=rls_forced, policies=policies[relid],
+            statistics=statistics[relid], owner=owner, acl=acls[relid])
     return out
 
 

@@ -324,9 +324,28 @@ def _plan_tables(conn, refs, where, columns) -> List[_TablePlan]:
     return plans
 
 
+def _parents_first(plans: List[_TablePlan]) -> List[_TablePlan]:
+    """The plans, each INHERITS parent (and partitioned parent) of the dump before its
+    children, otherwise in the order given: a restore creates them in archive order."""
+    by_name = {(p.schema, p.name): p for p in plans}
+    depth: Dict[Tuple[str, str], int] = {}
+
+    def level(key, seen=()) -> int:
+        if key not in depth:
+            d = by_name[key].definition
+            parents = [(x.schema, x.name) for x in d.inherits]
+            if d.parent_name:
+                parents.append((d.parent_schema, d.parent_name))
+            depth[key] = 1 + max([level(k, seen + (key,)) for k in parents
+                                  if k in by_name and k not in seen] or [-1])
+        return depth[key]
+    return sorted(plans, key=lambda p: level((p.schema, p.name)))
+
+
 _FREE_SEQ_SQL = """
 SELECT n.nspname, c.relname, pg_catalog.format_type(s.seqtypid, NULL), s.seqstart,
-       s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle
+       s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
+       pg_catalog.obj_description(c.oid, 'pg_class')
 FROM pg_catalog.pg_sequence s
 JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -345,7 +364,7 @@ def free_sequences(conn: psycopg.Connection, schemas: Sequence[str]) -> List[Dic
     read is left out rather than failing the dump.
     """
     out = []
-    for (schema_, name, dtype, start, inc, mn, mx, cache, cycle) in conn.execute(
+    for (schema_, name, dtype, start, inc, mn, mx, cache, cycle, comment) in conn.execute(
             _FREE_SEQ_SQL, (list(schemas),)).fetchall():
         conn.execute("SAVEPOINT dumpcodec_seq")
         try:
@@ -357,7 +376,8 @@ def free_sequences(conn: psycopg.Connection, schemas: Sequence[str]) -> List[Dic
             continue
         out.append({"schema": schema_, "name": name, "data_type": dtype, "start": start,
                     "increment": inc, "min_value": mn, "max_value": mx, "cache": cache,
-                    "cycle": cycle, "last_value": last, "is_called": called})
+                    "cycle": cycle, "last_value": last, "is_called": called,
+                    "comment": comment})
     return out
 
 
@@ -683,7 +703,7 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
         if jobs > 1 and not snapshot:
             exported = conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()[0]
         refs = _resolve(conn, selectors, partitions, id_map)
-        plans = _plan_tables(conn, refs, where, columns)
+        plans = _parents_first(_plan_tables(conn, refs, where, columns))
         server_version = conn.execute("SHOW server_version").fetchone()[0]
         encoding = conn.execute("SHOW client_encoding").fetchone()[0]
         free = free_sequences(conn, list(sequences)) if sequences else []

@@ -87,6 +87,7 @@ class TableRestoreResult:
     seconds: float = 0.0
     reencoded: bool = False     # rows went through the codec (schema drift)
     warning: Optional[str] = None   # something that did not stop it (ANALYZE failed)
+    notes: List[str] = field(default_factory=list)   # what was not restored, and why
 
 
 @dataclass
@@ -298,6 +299,7 @@ class _Options:
     definitions: Dict[str, Any]
     progress: Progress
     analyze: bool = True
+    privileges: bool = False
     # schemas this restore created (before the tables, see _ensure_schema)
     new_schemas: set = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -603,11 +605,22 @@ def _decode_test(chunk, live, columns, table_id) -> None:
 def _finish_table(p: _Prepared, opts: _Options) -> TableRestoreResult:
     """Phase 5 and COMMIT."""
     conn = p.conn
+    notes: List[str] = []
     if p.plan is not None:
         if opts.indexes:
             _run_all(conn, p.plan.post_data)
         _run_all(conn, p.plan.sequences)
         _run_all(conn, p.plan.comments)
+        # in this transaction: a table with RLS never commits without it (a policy
+        # that fails raises); triggers after the data; privileges only on request
+        where = f"{p.schema}.{p.name}"
+        notes += p.plan.notes
+        notes += schema.run_steps(conn, p.plan.policies, where)
+        notes += schema.run_steps(conn, p.plan.triggers, where)
+        if opts.privileges:
+            notes += schema.run_steps(conn, p.plan.privileges, where)
+        elif schema.privileges_note(p.plan):
+            notes.append(schema.privileges_note(p.plan))
     elif p.tdef is not None and p.action in ("appended", "truncated") and p.tdef.sequences:
         # loading into an existing table: move its sequences on as the dump had them
         _set_sequences(conn, p.tdef, p.schema)
@@ -619,7 +632,8 @@ def _finish_table(p: _Prepared, opts: _Options) -> TableRestoreResult:
             sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2]), sql.SQL(fk[3])))
     conn.execute("COMMIT")
     result = TableRestoreResult(p.item.table_id, f"{p.schema}.{p.name}", p.action, p.rows,
-                                p.nbytes, time.perf_counter() - p.t0, p.reencoded)
+                                p.nbytes, time.perf_counter() - p.t0, p.reencoded,
+                                notes=notes)
     if opts.analyze and opts.data:
         # here, after the commit, so that parallel jobs analyze in parallel too
         try:
@@ -676,6 +690,8 @@ def _foreign_keys(conn, done: List[Tuple[_Item, str, str, Any]],
             try:
                 conn.execute("BEGIN")
                 conn.execute(stmt)
+                for comment in _fk_comments(con, plan.foreign_keys):
+                    conn.execute(comment)
                 conn.execute("COMMIT")
             except psycopg.Error as exc:
                 _rollback(conn)
@@ -683,9 +699,16 @@ def _foreign_keys(conn, done: List[Tuple[_Item, str, str, Any]],
                                        f"foreign key {con.name}: {_reason(exc)}"))
 
 
+def _fk_comments(con, stmts):
+    """The COMMENT ON CONSTRAINT statements of ``con`` in the foreign_keys phase."""
+    head = f"COMMENT ON CONSTRAINT {sql.Identifier(con.name).as_string(None)} "
+    return [st for st in stmts if st.as_string(None).startswith(head)]
+
+
 def _match_fk_statements(fks, stmts):
     """Each FK (sorted by name) with the ddl_plan statement naming it."""
-    texts = [(st.as_string(None), st) for st in stmts]
+    texts = [(st.as_string(None), st) for st in stmts
+             if not st.as_string(None).startswith("COMMENT ")]
     for con in sorted(fks, key=lambda c: c.name):
         quoted = sql.Identifier(con.name).as_string(None)
         yield con, next((st for text, st in texts if quoted in text), None)
@@ -731,6 +754,9 @@ def _free_sequences(conn, reader, opts: _Options, tables, summary: RestoreSummar
                     sql.Literal(nums["min_value"]), sql.Literal(nums["max_value"]),
                     sql.Literal(nums["start"]), sql.Literal(nums["cache"]),
                     sql.SQL("CYCLE" if seq.get("cycle") else "NO CYCLE")))
+            if isinstance(seq.get("comment"), str):
+                conn.execute(sql.SQL("COMMENT ON SEQUENCE {} IS {}").format(
+                    ident, sql.Literal(seq["comment"])))
             if seq.get("last_value") is not None:
                 conn.execute("SELECT pg_catalog.setval(%s::regclass, %s, %s)",
                              (ident.as_string(conn), int(seq["last_value"]),
@@ -792,6 +818,7 @@ def restore_dump(conninfo: str,
                  indexes: bool = True,
                  definitions: Optional[Dict[str, Any]] = None,
                  analyze: bool = True,
+                 privileges: bool = False,
                  progress: Optional[Progress] = None) -> RestoreSummary:
     """Restore the archive ``source`` (path, binary file object, or ``'-'`` for stdin).
 
@@ -801,7 +828,11 @@ def restore_dump(conninfo: str,
     ``jobs``: connections used in parallel (see the module docstring).  ``data=False``
     creates the tables only; ``indexes=False`` skips keys and indexes.
     ``definitions``: ``{table_id: TableDef or 'schema.table'}`` for archives without
-    definitions (DaCHS) or to redirect a table.  Returns a :class:`RestoreSummary`; per
+    definitions (DaCHS) or to redirect a table.  ``privileges``: set each created
+    table's owner and grants as dumped (roles must exist; off by default, as
+    ``pg_restore --no-owner --no-privileges``).  What a table left out (a trigger whose
+    function is missing, grants without ``privileges``, ...) is in its result's
+    ``notes``.  Returns a :class:`RestoreSummary`; per
     table failures are in ``failed``, not raised.  Errors that stop everything (an
     unreadable archive, no connection, a bad option) raise.
     """
@@ -812,7 +843,7 @@ def restore_dump(conninfo: str,
     t_start = time.perf_counter()
     progress = progress or Progress()
     opts = _Options(target_schema, if_exists, data, indexes, dict(definitions or {}),
-                    progress, analyze)
+                    progress, analyze, privileges)
     summary = RestoreSummary()
     if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
         source = sys.stdin.buffer
@@ -877,11 +908,15 @@ def _record(result_or_exc, item: _Item, target, summary: RestoreSummary, done, o
 
 def _parent_id(item: _Item, items: List[_Item]) -> Optional[str]:
     d = item.definition
-    if d is None or not d.parent_name:
+    if d is None:
         return None
+    # a partition's parent, or an INHERITS child's parents (restored first: the
+    # dump writes parents before children)
+    parents = [(d.parent_schema, d.parent_name)] if d.parent_name else []
+    parents += [(p.schema, p.name) for p in d.inherits]
     for other in items:
         od = other.definition
-        if od is not None and od.schema == d.parent_schema and od.name == d.parent_name:
+        if od is not None and (od.schema, od.name) in parents:
             return other.table_id
     return None
 
@@ -985,6 +1020,9 @@ def _restore_stream(reader, pool, jobs, opts, tables, summary, done) -> None:
                     pass
                 continue
             d = item.definition
+            if d is not None and d.inherits:
+                for f in list(finishing):   # INHERITS parents: committed first
+                    f.result()
             if d is not None and d.parent_name:
                 pid = f"{d.parent_schema}.{d.parent_name}"
                 # wait for the parent's commit (it was earlier in the stream)

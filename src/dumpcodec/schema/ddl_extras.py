@@ -353,3 +353,15 @@ def add_to_plan(plan: "DDLPlan", b: "_Builder", t: TableDef, own) -> None:
     plan.policies.extend(policies_phase(b, t))
     plan.triggers.extend(triggers_phase(b, t, own))
     plan.privileges.extend(privileges_phase(b, t))
+
+
+def privileges_note(plan: "DDLPlan") -> Optional[str]:
+    """What a restore without ``privileges`` leaves out (None: nothing but the owner,
+    which pg_restore --no-owner users expect to lose silently)."""
+    grants = [s.what for s in plan.privileges
+              if isinstance(s, Step) and not s.what.startswith("owner ")
+              and s.what != "default privileges of the owner"]
+    if not grants:
+        return None
+    return ("privileges not restored (restore with --privileges to grant them): "
+            + "; ".join(grants))

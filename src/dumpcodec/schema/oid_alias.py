@@ -170,7 +170,13 @@ def stage_plan(tdef: TableDef, schema_: str, name: str, columns: Sequence[str],
         col = tdef.column(c)
         alias = _alias_of(tdef, c)
         arr = sql.SQL("[]" if col.is_array else "")
-        if alias in _VIA:
+        if alias == "regclass" and not col.is_array:
+            # text -> regclass is a function cast (for nextval('...')) that does not
+            # take '-' (the zero OID) as regclass's own input does
+            moved.append(sql.SQL("CASE WHEN {} = '-' THEN '-'::pg_catalog.regclass "
+                                 "ELSE CAST({} AS pg_catalog.regclass) END").format(
+                                     ident, ident))
+        elif alias in _VIA:
             moved.append(sql.SQL("CAST(CAST({} AS pg_catalog.{}{}) AS pg_catalog.{}{})")
                          .format(ident, sql.Identifier(_VIA[alias]), arr,
                                  sql.Identifier(alias), arr))

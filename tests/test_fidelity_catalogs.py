@@ -146,7 +146,7 @@ def test_system_catalog_copies_round_trip(two_servers, make_db, tmp_path, direct
         assert set(failed) == {f"cat.{n}" for n in expected_fail}, summary.failed
         for name, (col, value) in expected_fail.items():
             reason = failed[f"cat.{name}"]
-            assert "OID-alias column(s)" in reason and col in reason, reason
+            assert "(OID-alias types, restored by name)" in reason and col in reason, reason
             assert "does not exist" in reason, reason
         restored = [n for n in names if n not in expected_fail]
         assert {r.table_id for r in summary.ok} == {f"cat.{n}" for n in restored}

@@ -49,7 +49,7 @@ from .codec import HEADER, TRAILER
 from .archive import open_dump
 from .errors import DumpError, SchemaError, SelectorError
 from .progress import Progress
-from .schema.oid_alias import EMPTY_SEARCH_PATH, dump_select_list, oid_alias_columns
+from .schema.text_columns import EMPTY_SEARCH_PATH, dump_select_list, text_columns
 
 #: blocks of about pump.DEFAULT_BLOCK_SIZE a worker may buffer ahead of the writer
 QUEUE_BLOCKS = 8
@@ -188,7 +188,7 @@ class _TablePlan:
     where: Optional[str]
     estimated_bytes: Optional[int]
     via_root: bool = False
-    by_name: List[str] = field(default_factory=list)   # OID-alias columns, as text
+    as_text: List[str] = field(default_factory=list)   # OID-alias and vector columns, as text
 
 
 def _type_texts(tdef, columns: List[str]) -> List[str]:
@@ -270,17 +270,18 @@ def _plan_tables(conn, refs, where, columns) -> List[_TablePlan]:
         if not cols:
             raise SchemaError(f"{table_id}: no columns to dump")
         cond = _lookup_option(where, ref, table_id, used_where)
-        # OID-alias (reg*) columns travel by name, as text (see schema.oid_alias)
-        by_name = oid_alias_columns(conn, tdef, cols, alias_cache)
-        col_oids = [_TEXT_OID if c in by_name else tdef.column(c).type_oid for c in cols]
+        # OID-alias (reg*) and int2vector/oidvector columns travel as text (by name;
+        # see schema.text_columns)
+        as_text = text_columns(conn, tdef, cols, alias_cache)
+        col_oids = [_TEXT_OID if c in as_text else tdef.column(c).type_oid for c in cols]
         fmt = "binary" if binary_capable(conn, col_oids, cache) else "text"
         via_root = tdef.kind == "partitioned" and with_data
         ident = sql.Identifier(ref.schema, ref.name)
         collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-        if by_name:
-            collist = dump_select_list(tdef, cols, by_name)
+        if as_text:
+            collist = dump_select_list(tdef, cols, as_text)
         opts = sql.SQL(" (FORMAT binary)") if fmt == "binary" else sql.SQL("")
-        if cond is None and not via_root and not by_name:
+        if cond is None and not via_root and not as_text:
             query = sql.SQL("COPY {} ({}) TO STDOUT{}").format(ident, collist, opts)
         else:
             # A partitioned table (PostgreSQL < 17) and a filter need a query; ONLY keeps
@@ -296,13 +297,13 @@ def _plan_tables(conn, refs, where, columns) -> List[_TablePlan]:
         est = conn.execute(
             "SELECT pg_catalog.pg_total_relation_size(%s::regclass)",
             (ident.as_string(conn),)).fetchone()[0]
-        types = ["text[]" if c in by_name and tdef.column(c).is_array
-                 else "text" if c in by_name else t
+        types = ["text[]" if c in as_text and tdef.column(c).is_array
+                 else "text" if c in as_text else t
                  for c, t in zip(cols, _type_texts(tdef, cols))]
         plans.append(_TablePlan(table_id, ref.schema, ref.name, tdef, cols, types, fmt,
                                 query if with_data else None,
                                 None if cond is None else str(cond), est or None, via_root,
-                                by_name))
+                                as_text))
     for opts_, used, what in ((where, used_where, "--where"), (columns, used_cols, "--columns")):
         extra = sorted(set(opts_ or {}) - used)
         if extra:
@@ -327,17 +328,17 @@ def _plan_tables(conn, refs, where, columns) -> List[_TablePlan]:
 def _parents_first(plans: List[_TablePlan]) -> List[_TablePlan]:
     """The plans, each INHERITS parent (and partitioned parent) of the dump before its
     children, otherwise in the order given: a restore creates them in archive order."""
-    by_name = {(p.schema, p.name): p for p in plans}
+    as_text = {(p.schema, p.name): p for p in plans}
     depth: Dict[Tuple[str, str], int] = {}
 
     def level(key, seen=()) -> int:
         if key not in depth:
-            d = by_name[key].definition
+            d = as_text[key].definition
             parents = [(x.schema, x.name) for x in d.inherits]
             if d.parent_name:
                 parents.append((d.parent_schema, d.parent_name))
             depth[key] = 1 + max([level(k, seen + (key,)) for k in parents
-                                  if k in by_name and k not in seen] or [-1])
+                                  if k in as_text and k not in seen] or [-1])
         return depth[key]
     return sorted(plans, key=lambda p: level((p.schema, p.name)))
 
@@ -391,8 +392,8 @@ def _extra(plan: _TablePlan) -> Dict[str, Any]:
         extra["via_root"] = True
     if plan.query is None:
         extra["data"] = False
-    if plan.by_name:
-        extra["by_name"] = list(plan.by_name)
+    if plan.as_text:
+        extra["as_text"] = list(plan.as_text)
     if plan.definition.sequences:
         extra["sequences"] = [
             {"schema": s.schema, "name": s.name, "last_value": s.last_value,
@@ -434,7 +435,7 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
 
             t0 = time.perf_counter()
             try:
-                if plan.query is not None and plan.by_name:
+                if plan.query is not None and plan.as_text:
                     # names of OID-alias values come out schema-qualified (as pg_dump's)
                     old = conn.execute("SELECT pg_catalog.current_setting('search_path')"
                                        ).fetchone()[0]

@@ -491,7 +491,7 @@ def _copy_in(conn, item, chunks, schema_, name, tdef, live, opts) -> Tuple[int, 
         if tdef is not None:
             cmp = schema.compare(tdef, live)
             if not cmp.copy_compatible:
-                if not cmp.can_map_by_name:
+                if not cmp.can_map_as_text:
                     raise RestoreError(
                         f"{item.table_id}: the live table {schema_}.{name} differs in ways "
                         f"that cannot be loaded: " + "; ".join(
@@ -515,9 +515,9 @@ def _copy_in(conn, item, chunks, schema_, name, tdef, live, opts) -> Tuple[int, 
         columns = schema.copy_columns(tdef)
     target = sql.Identifier(schema_, name)
     stage = None
-    if item.extra.get("by_name") and tdef is not None:
-        # OID-alias columns travel as names: staged, then cast by the target's catalog
-        stage = schema.stage_plan(tdef, schema_, name, columns, item.extra["by_name"])
+    if item.extra.get("as_text") and tdef is not None:
+        # OID-alias (by name) and vector columns travel as text: staged, then cast
+        stage = schema.stage_plan(tdef, schema_, name, columns, item.extra["as_text"])
         conn.execute(stage.create)
         target, reencode = stage.table, None
     collist = sql.SQL("")

@@ -29,7 +29,7 @@ Decisions worth knowing:
   triggers, row-level security, owner and grants, replica identity, column storage /
   compression / statistics targets, extended statistics, CLUSTER ON, INHERITS parents,
   comments on constraints, indexes and owned sequences.  OID-alias (reg*) column
-  values move by name (:mod:`.oid_alias`).
+  values move by name (:mod:`.text_columns`).
 * Not captured: tablespaces, access methods other than heap, security labels, grants
   on owned sequences, and typmods of non-built-in types.
 """
@@ -42,7 +42,7 @@ from .capture import capture_live_if_exists, capture_table, capture_tables, capt
 from .compare import Comparison, Difference, compare, describe, type_widening, typmod_widening
 from .ddl import PHASES, DDLPlan, checked_expression, ddl_plan, existing_types_for
 from .ddl_extras import Step, privileges_note, run_steps
-from .oid_alias import OID_ALIAS_TYPES, Stage, oid_alias_columns, stage_plan
+from .text_columns import OID_ALIAS_TYPES, Stage, text_columns, stage_plan
 from .model import (FORMAT_VERSION, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
                     Grant, IndexDef, IndexElem, PolicyDef, RelationName, SequenceDef,
                     StatisticsDef, StorageParam, TableDef, TriggerDef, TypeDef, TypeRef)
@@ -63,6 +63,6 @@ __all__ = [
     "copy_columns", "ddl_plan", "describe", "existing_types_for", "partition_leaves",
     "resolve_selectors", "type_widening", "typmod_widening", "column_type_info",
     "live_type_oids", "type_registry", "type_specs", "OID_ALIAS_TYPES", "Stage",
-    "oid_alias_columns", "stage_plan", "Step", "privileges_note", "run_steps", "Grant",
+    "text_columns", "stage_plan", "Step", "privileges_note", "run_steps", "Grant",
     "PolicyDef", "RelationName", "StatisticsDef", "StorageParam", "TriggerDef",
 ]

@@ -23,7 +23,7 @@ from psycopg import sql
 
 from ..errors import SchemaError
 from . import capture_extras as extras
-from .model import (FIRST_NORMAL_OID, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
+from .model import (COLUMN_OPTIONS, FIRST_NORMAL_OID, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
                     IndexDef, IndexElem, SequenceDef, TableDef, TypeDef, TypeRef)
 
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
@@ -85,7 +85,7 @@ SELECT a.attrelid, a.attname,
        et.oid, etn.nspname, et.typname, et.typtype,
        CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text END,
        {compression}, CASE WHEN a.attstattarget >= 0 THEN a.attstattarget::int END,
-       NOT a.attislocal
+       NOT a.attislocal, a.attoptions
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 JOIN pg_catalog.pg_type et
@@ -108,7 +108,7 @@ def _capture_columns(conn, relids: List[int]) -> Dict[int, Tuple[List[ColumnDef]
                           (relids,)).fetchall():
         (relid, name, typ, typoid, typmod, ndims, notnull, identity, generated, expr,
          coll, coll_schema, comment, is_array, eoid, eschema, ename, ekind, storage,
-         compress, stattarget, inherited) = r
+         compress, stattarget, inherited, attoptions) = r
         cols, elem_oids = out[relid]
         cols.append(ColumnDef(
             name=name, type=typ, type_oid=typoid, type_schema=eschema, type_elem=ename,
@@ -119,7 +119,9 @@ def _capture_columns(conn, relids: List[int]) -> Dict[int, Tuple[List[ColumnDef]
             generated=expr if generated == "s" else None,
             collation=coll, collation_schema=coll_schema, position=len(cols) + 1,
             comment=comment, storage=storage, compression=compress,
-            statistics=stattarget, inherited=inherited, acl=acls.get((relid, name))))
+            statistics=stattarget, inherited=inherited, acl=acls.get((relid, name)),
+            options=[o for o in extras.storage_params(attoptions)
+                     if o.name in COLUMN_OPTIONS]))
         elem_oids.append(eoid)
     return out
 

@@ -307,7 +307,7 @@ def compare(expected: TableDef, live: TableDef) -> Comparison:
             add(Difference("collation", e.name, e.collation, l.collation, False))
         if e.comment != l.comment:
             add(Difference("column_comment", e.name, e.comment, l.comment, False))
-        for attr in ("storage", "compression", "statistics"):
+        for attr in ("storage", "compression", "statistics", "options"):
             if getattr(e, attr) != getattr(l, attr):
                 add(Difference(f"column_{attr}", e.name, _plain(getattr(e, attr)),
                                _plain(getattr(l, attr)), False))

@@ -54,6 +54,7 @@ class Step(sql.Composed):
         self.functions = list(functions)
         self.roles = sorted({r for r in roles if r is not None})
         self.required = required
+        self.owners = False      # the owner's own privileges (or the owner itself)
 
 
 def _missing_needs(conn: psycopg.Connection, step: Step) -> Optional[str]:
@@ -134,6 +135,9 @@ def table_phase(b: "_Builder", t: TableDef) -> List[sql.Composed]:
         if c.compression is not None:
             out.append(_final(col + sql.SQL("SET COMPRESSION " + COMPRESSION[c.compression]),
                               "ALTER TABLE", where))
+        if c.options:
+            out.append(_final(col + sql.SQL("SET ({})").format(_params(c.options)),
+                              "ALTER TABLE", where))
         if c.statistics is not None:
             out.append(_final(col + sql.SQL("SET STATISTICS {}").format(
                 sql.Literal(int(c.statistics))), "ALTER TABLE", where))
@@ -179,20 +183,22 @@ def post_data_phase(b: "_Builder", t: TableDef, own) -> List[sql.Composed]:
     return out
 
 
-def comments_phase(b: "_Builder", t: TableDef, own) -> Tuple[List[sql.Composed],
+def comments_phase(b: "_Builder", t: TableDef) -> Tuple[List[sql.Composed],
                                                                List[sql.Composed]]:
     """COMMENTs on constraints, indexes, owned sequences and statistics; the second
-    list: those on foreign keys (which exist only after the ``foreign_keys`` phase)."""
+    list: those on foreign keys (which exist only after the ``foreign_keys`` phase).
+    Inherited constraints and indexes too: a partition's copies are its own objects,
+    with comments of their own."""
     from .ddl import _final
     out, fk = [], []
     where = b.where
-    for c in own(b, t.constraints):
+    for c in t.constraints:
         if c.comment is not None:
             (fk if c.kind == "foreign_key" else out).append(_final(
                 sql.SQL("COMMENT ON CONSTRAINT {} ON {} IS {}").format(
                     sql.Identifier(c.name), b.table_ident, sql.Literal(c.comment)),
                 "COMMENT", where))
-    for i in own(b, t.indexes):
+    for i in t.indexes:
         if i.comment is not None:
             out.append(_final(sql.SQL("COMMENT ON INDEX {} IS {}").format(
                 sql.Identifier(b.schema, i.name), sql.Literal(i.comment)), "COMMENT", where))
@@ -316,7 +322,9 @@ def _grant_steps(b: "_Builder", acl: List[Grant], owner: Optional[str],
         label = ("column " + repr(column) + " " if column else "") + \
             f"privilege(s) {', '.join(privs)} of {grantee or 'PUBLIC'}"
         roles = [grantee, grantor if grantor != owner else None]
-        out.append(Step([_final(stmt, "GRANT", where)], label, roles=roles))
+        step = Step([_final(stmt, "GRANT", where)], label, roles=roles)
+        step.owners = grantee is not None and grantee == owner
+        out.append(step)
     return out
 
 
@@ -330,12 +338,14 @@ def privileges_phase(b: "_Builder", t: TableDef) -> List[sql.Composed]:
         out.append(Step([_final(sql.SQL("ALTER TABLE {} OWNER TO {}").format(
             b.table_ident, sql.Identifier(t.owner)), "ALTER TABLE", where)],
             f"owner {t.owner}", roles=[t.owner]))
+        out[-1].owners = True
     if t.acl is not None:
         # the owner's implicit privileges off, then exactly what the ACL says
         out.append(Step([_final(sql.SQL("REVOKE ALL ON TABLE {} FROM {}").format(
             b.table_ident, sql.Identifier(t.owner) if t.owner else sql.SQL("CURRENT_USER")),
             "GRANT", where)], "default privileges of the owner",
             roles=[t.owner] if t.owner else []))
+        out[-1].owners = True
         out += _grant_steps(b, t.acl, t.owner, None, where)
     for c in t.columns:
         if c.acl:
@@ -347,7 +357,7 @@ def add_to_plan(plan: "DDLPlan", b: "_Builder", t: TableDef, own) -> None:
     """Fill the phases above into ``plan`` (called by :func:`~.ddl.ddl_plan`)."""
     plan.table.extend(table_phase(b, t))
     plan.post_data.extend(post_data_phase(b, t, own))
-    comments, fk_comments = comments_phase(b, t, own)
+    comments, fk_comments = comments_phase(b, t)
     plan.comments.extend(comments)
     plan.foreign_keys.extend(fk_comments)
     plan.policies.extend(policies_phase(b, t))
@@ -358,9 +368,7 @@ def add_to_plan(plan: "DDLPlan", b: "_Builder", t: TableDef, own) -> None:
 def privileges_note(plan: "DDLPlan") -> Optional[str]:
     """What a restore without ``privileges`` leaves out (None: nothing but the owner,
     which pg_restore --no-owner users expect to lose silently)."""
-    grants = [s.what for s in plan.privileges
-              if isinstance(s, Step) and not s.what.startswith("owner ")
-              and s.what != "default privileges of the owner"]
+    grants = [s.what for s in plan.privileges if isinstance(s, Step) and not s.owners]
     if not grants:
         return None
     return ("privileges not restored (restore with --privileges to grant them): "

@@ -62,6 +62,9 @@ POLICY_COMMANDS = ("all", "select", "insert", "update", "delete")
 #: aclitem privileges of a table (and of its columns: a, r, w, x), as SQL
 TABLE_PRIVILEGES = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE",
                     "D": "TRUNCATE", "x": "REFERENCES", "t": "TRIGGER"}
+#: the attribute options PostgreSQL defines (pg_attribute.attoptions); others (a
+#: server build may keep its own there) are not captured
+COLUMN_OPTIONS = ("n_distinct", "n_distinct_inherited")
 #: pg_statistic_ext.stxkind
 STATISTICS_KINDS = {"d": "ndistinct", "f": "dependencies", "m": "mcv", "e": "expressions"}
 
@@ -114,6 +117,7 @@ class ColumnDef:
     statistics: Optional[int] = None   # attstattarget when set (not the default)
     inherited: bool = False            # from an INHERITS parent only (not attislocal)
     acl: Optional[List[Grant]] = None  # column privileges (attacl), None: none
+    options: List["StorageParam"] = field(default_factory=list)  # attoptions (n_distinct)
 
     @property
     def type_name(self) -> str:
@@ -550,6 +554,7 @@ def _check_extras(t: TableDef, where: str, columns: set) -> None:
             raise _bad(f"{where}, column {c.name!r}", "compression", c.compression,
                        COMPRESSION)
         _check_acl(f"{where}, column {c.name!r}", c.acl)
+        _check_params(where, f"column {c.name!r}", c.options)
     for ix in t.indexes:
         _check_params(where, f"index {ix.name!r}", ix.options)
     for con in t.constraints:

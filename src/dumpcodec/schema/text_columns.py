@@ -1,25 +1,28 @@
-"""Columns of OID-alias types (``regclass``, ``regproc``, ...) moved by name.
+"""Columns that travel as their text: OID-alias types (by name) and int2vector/oidvector.
 
-A value of an OID-alias type is an OID, and COPY BINARY carries it as one: restored into
-another cluster, the same number names another object or none.  pg_dump keeps such
-values by name; so does dumpcodec:
+A value of an OID-alias type (``regclass``, ``regproc``, ...) is an OID, and COPY BINARY
+carries it as one: restored into another cluster, the same number names another object
+or none.  pg_dump keeps such values by name; so does dumpcodec.  And an *empty*
+``int2vector`` or ``oidvector`` (a function without arguments, a statement trigger)
+is sent by the server in a binary form its own receive function refuses ("invalid
+int2vector data").  Both kinds of column therefore travel as text:
 
 * the dump reads every column whose type is, or contains (an array of, a domain over,
-  a composite or range with), an OID-alias type through ``::text`` in a
-  ``COPY (SELECT ...)``, with ``search_path`` empty so that every name outside
-  ``pg_catalog`` comes out schema-qualified.  ``regproc`` and ``regoper`` go through
-  ``regprocedure`` / ``regoperator`` first: their own text is the bare name, which is
-  ambiguous (and refused on input) for an overloaded function or operator.  The
-  archive's ``types`` say ``text`` for those columns and the table's ``extra`` lists
-  them under ``by_name``;
+  a composite or range with), such a type through ``::text`` in a ``COPY (SELECT
+  ...)``, with ``search_path`` empty so that every name outside ``pg_catalog`` comes out
+  schema-qualified.  ``regproc`` and ``regoper`` go through ``regprocedure`` /
+  ``regoperator`` first: their own text is the bare name, which is ambiguous (and
+  refused on input) for an overloaded function or operator.  The archive's ``types``
+  say ``text`` (``text[]``) for those columns and the table's ``extra`` lists them
+  under ``as_text``;
 * the restore copies the data into a temporary staging table (those columns ``text``)
   and moves the rows into the table with ``INSERT ... SELECT CAST(...)``, so the
   target's own catalog turns each name into its OID there.  A name that does not exist
-  in the target fails the table with an error naming the column (never a wrong value).
+  in the target fails the table with an error naming the columns (never a wrong value).
 
 Tables without such columns keep the plain ``COPY table TO STDOUT`` (raw bytes, no
-query); :func:`oid_alias_columns` is the only extra cost (catalog look-ups, cached).
-Plain ``oid`` columns stay numbers, as in pg_dump.
+query); :func:`text_columns` is the only extra cost (catalog look-ups, cached).  Plain
+``oid`` columns stay numbers, as in pg_dump.
 """
 from __future__ import annotations
 
@@ -37,6 +40,8 @@ OID_ALIAS_TYPES = {24: "regproc", 2202: "regprocedure", 2203: "regoper",
                    2204: "regoperator", 2205: "regclass", 2206: "regtype",
                    3734: "regconfig", 3769: "regdictionary", 4089: "regnamespace",
                    4096: "regrole", 4191: "regcollation"}
+#: int2vector and oidvector: their binary form of an empty vector is refused on receive
+_VECTOR_TYPES = {22: "int2vector", 30: "oidvector"}
 #: types whose text output is not unique: read through the signature-bearing type
 _VIA = {"regproc": "regprocedure", "regoper": "regoperator"}
 
@@ -50,7 +55,7 @@ FROM pg_catalog.pg_type t WHERE t.oid = %s
 
 def _contains_alias(conn: psycopg.Connection, oid: int, cache: Dict[int, bool],
                     depth: int = 0) -> bool:
-    if oid in OID_ALIAS_TYPES:
+    if oid in OID_ALIAS_TYPES or oid in _VECTOR_TYPES:
         return True
     if oid in cache:
         return cache[oid]
@@ -71,9 +76,10 @@ def _contains_alias(conn: psycopg.Connection, oid: int, cache: Dict[int, bool],
     return found
 
 
-def oid_alias_columns(conn: psycopg.Connection, tdef: TableDef, columns: Sequence[str],
+def text_columns(conn: psycopg.Connection, tdef: TableDef, columns: Sequence[str],
                       cache: Optional[Dict[int, bool]] = None) -> List[str]:
-    """The columns (of ``columns``) whose values hold OIDs of an OID-alias type."""
+    """The columns (of ``columns``) that travel as text: those whose values hold an
+    OID-alias type or an int2vector / oidvector (see the module doc)."""
     cache = {} if cache is None else cache
     return [c for c in columns
             if _contains_alias(conn, tdef.column(c).type_oid, cache)]
@@ -89,12 +95,12 @@ def _alias_of(tdef: TableDef, column: str) -> Optional[str]:
 
 
 def dump_select_list(tdef: TableDef, columns: Sequence[str],
-                     by_name: Sequence[str]) -> sql.Composed:
-    """The SELECT list reading ``columns`` with the ``by_name`` ones as text."""
+                     as_text: Sequence[str]) -> sql.Composed:
+    """The SELECT list reading ``columns`` with the ``as_text`` ones as text."""
     items = []
     for c in columns:
         ident = sql.Identifier(c)
-        if c not in by_name:
+        if c not in as_text:
             items.append(ident)
             continue
         via = _VIA.get(_alias_of(tdef, c) or "")
@@ -113,26 +119,26 @@ EMPTY_SEARCH_PATH = sql.SQL("SELECT pg_catalog.set_config('search_path', '', fal
 
 @dataclass
 class Stage:
-    """The restore's staging of a table with OID-alias columns (see the module doc)."""
+    """The restore's staging of a table with columns as text (see the module doc)."""
     create: sql.Composed          # CREATE TEMP TABLE ... ON COMMIT DROP
     table: sql.Identifier         # what the COPY goes into
     insert: sql.Composed          # moves the rows into the table, names cast
     drop: sql.Composed
-    by_name: List[str]
+    as_text: List[str]
 
     def move(self, conn: psycopg.Connection, what: str) -> int:
         """Run the INSERT; a name missing in the target is a :class:`RestoreError`."""
         try:
-            conn.execute("SAVEPOINT dumpcodec_by_name")
+            conn.execute("SAVEPOINT dumpcodec_as_text")
             cur = conn.execute(self.insert)
-            conn.execute("RELEASE SAVEPOINT dumpcodec_by_name")
+            conn.execute("RELEASE SAVEPOINT dumpcodec_as_text")
         except psycopg.Error as exc:
-            conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_by_name")
+            conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_as_text")
             msg = exc.diag.message_primary or str(exc)
             raise RestoreError(
-                f"{what}: a value of the OID-alias column(s) {', '.join(self.by_name)} "
-                f"names an object that does not exist (or is ambiguous) in the target: "
-                f"{msg}") from None
+                f"{what}: a value of the column(s) {', '.join(self.as_text)} (OID-alias "
+                f"types, restored by name) names an object that does not exist (or is "
+                f"ambiguous) in the target: {msg}") from None
         conn.execute(self.drop)
         return cur.rowcount
 
@@ -141,12 +147,12 @@ _STAGE_COUNTER = [0]
 
 
 def stage_plan(tdef: TableDef, schema_: str, name: str, columns: Sequence[str],
-               by_name: Sequence[str]) -> Stage:
+               as_text: Sequence[str]) -> Stage:
     """The statements staging ``columns`` of ``tdef`` for ``schema_.name``."""
     from .ddl import _Builder          # the checked type spelling of the DDL layer
-    unknown = [c for c in by_name if c not in columns]
+    unknown = [c for c in as_text if c not in columns]
     if unknown:
-        raise RestoreError(f"table {tdef.schema}.{tdef.name}: by_name column(s) "
+        raise RestoreError(f"table {tdef.schema}.{tdef.name}: as_text column(s) "
                            f"{', '.join(unknown)} are not among the dumped columns")
     b = _Builder(tdef, schema_)
     _STAGE_COUNTER[0] += 1
@@ -155,7 +161,7 @@ def stage_plan(tdef: TableDef, schema_: str, name: str, columns: Sequence[str],
     select = []
     for c in columns:
         ident = sql.Identifier(c)
-        if c in by_name:
+        if c in as_text:
             select.append(sql.SQL("{}::pg_catalog.text AS {}").format(ident, ident))
         else:
             select.append(ident)
@@ -164,7 +170,7 @@ def stage_plan(tdef: TableDef, schema_: str, name: str, columns: Sequence[str],
     moved = []
     for c in columns:
         ident = sql.Identifier(c)
-        if c not in by_name:
+        if c not in as_text:
             moved.append(ident)
             continue
         col = tdef.column(c)
@@ -187,4 +193,4 @@ def stage_plan(tdef: TableDef, schema_: str, name: str, columns: Sequence[str],
     insert = sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}").format(
         target, collist, sql.SQL(", ").join(moved), stage)
     return Stage(create, stage, insert, sql.SQL("DROP TABLE {}").format(stage),
-                 list(by_name))
+                 list(as_text))

@@ -491,7 +491,7 @@ def _copy_in(conn, item, chunks, schema_, name, tdef, live, opts) -> Tuple[int, 
         if tdef is not None:
             cmp = schema.compare(tdef, live)
             if not cmp.copy_compatible:
-                if not cmp.can_map_as_text:
+                if not cmp.can_map_by_name:
                     raise RestoreError(
                         f"{item.table_id}: the live table {schema_}.{name} differs in ways "
                         f"that cannot be loaded: " + "; ".join(

@@ -1,0 +1,100 @@
+"""The table definition's format 2 (issue 13): old archives load, new fields survive JSON.
+
+``data/format1_main_34e1af2.dcz`` was written by dumpcodec at commit 34e1af2 (before
+format 2: ``{"format": 1}`` definitions) from a table with an enum column, a serial,
+a CHECK, an expression index and comments; it must keep loading.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from dumpcodec import create_dump, open_dump, restore_dump
+from dumpcodec.schema import FORMAT_VERSION, TableDef, capture_table, ddl_plan
+
+OLD_ARCHIVE = os.path.join(os.path.dirname(__file__), "data", "format1_main_34e1af2.dcz")
+
+
+def test_archive_of_format_1_still_loads(any_db):
+    with open_dump(OLD_ARCHIVE, "r") as reader:
+        (info,) = reader.tables()
+        assert info.definition["format"] == 1
+        tdef = TableDef.from_json(info.definition)
+    assert tdef.triggers == [] and tdef.acl is None and tdef.replica_identity == "d"
+    assert FORMAT_VERSION == 2 and tdef.to_json()["format"] == 2
+    summary = restore_dump(any_db.dsn, OLD_ARCHIVE)
+    assert summary.success, summary.failed
+    assert summary.ok[0].notes == []
+    assert any_db.execute("SELECT id, name, m::text, qty::text FROM things ORDER BY id") == [
+        (1, "a", "ok", "1.50"), (2, "b", "happy", "2.00"), (3, "c", None, None)]
+    assert any_db.execute("SELECT obj_description('things'::regclass, 'pg_class'), "
+                          "nextval('things_id_seq')") == [("old archive", 4)]
+
+
+def test_format_2_fields_survive_json_and_ddl(db):
+    db.execute("""
+        CREATE TABLE p (a int PRIMARY KEY, b text, c int) WITH (fillfactor = 60);
+        CREATE TABLE t (d int) INHERITS (p);
+        ALTER TABLE t ALTER COLUMN b SET STORAGE MAIN;
+        ALTER TABLE t ALTER COLUMN c SET STATISTICS 42;
+        ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY pol ON t USING (c > 0) WITH CHECK (b IS NOT NULL);
+        CREATE STATISTICS t_st (mcv) ON b, c FROM t;
+        ALTER TABLE t REPLICA IDENTITY FULL;
+        GRANT SELECT (b) ON t TO PUBLIC;
+        COMMENT ON CONSTRAINT p_pkey ON p IS 'key';""")
+    with db.connect() as c:
+        p, t = capture_table(c, "public", "p"), capture_table(c, "public", "t")
+    for tdef in (p, t):
+        text = json.dumps(tdef.to_json(), sort_keys=True)
+        assert TableDef.from_json(json.loads(text)) == tdef
+    assert [(o.name, o.value) for o in p.options] == [("fillfactor", "60")]
+    assert p.constraints[0].comment == "key"
+    assert [(x.schema, x.name) for x in t.inherits] == [("public", "p")]
+    assert [c.name for c in t.columns if c.inherited] == ["a", "b", "c"]
+    assert t.column("b").storage == "m" and t.column("c").statistics == 42
+    assert t.rls_enabled and not t.rls_forced and t.replica_identity == "f"
+    assert [(x.name, x.using, x.with_check) for x in t.policies] == [
+        ("pol", "(c > 0)", "(b IS NOT NULL)")]
+    assert [(s.name, s.kinds, s.columns) for s in t.statistics] == [
+        ("t_st", ["m"], ["b", "c"])]
+    assert [(g.privilege, g.grantee) for g in t.column("b").acl] == [("SELECT", None)]
+    plan = ddl_plan(t)
+    text = "\n".join(plan.as_strings())
+    assert 'CREATE TABLE "public"."t" ("d" integer) INHERITS ("public"."p")' in text
+    assert 'CREATE POLICY "pol" ON "public"."t" AS PERMISSIVE FOR ALL TO PUBLIC ' \
+           'USING ((c > 0)) WITH CHECK ((b IS NOT NULL))' in text
+    assert 'GRANT SELECT("b") ON TABLE "public"."t" TO PUBLIC' in text
+
+
+def test_sequence_comments_travel(make_db, tmp_path):
+    src, dst = make_db(), make_db()
+    src.execute("""
+        CREATE TABLE t (id serial PRIMARY KEY);
+        CREATE SEQUENCE free_seq START 7;
+        SELECT nextval('free_seq');
+        COMMENT ON SEQUENCE t_id_seq IS 'owned one';
+        COMMENT ON SEQUENCE free_seq IS 'free one';""")
+    path = str(tmp_path / "s.dcz")
+    create_dump(src.dsn, ["t"], path, sequences=["public"])
+    assert restore_dump(dst.dsn, path).success
+    assert dst.execute("SELECT obj_description('t_id_seq'::regclass, 'pg_class'), "
+                       "obj_description('free_seq'::regclass, 'pg_class'), "
+                       "nextval('free_seq')") == [("owned one", "free one", 8)]
+
+
+@pytest.mark.parametrize("kind", ["regclass", "regproc"])
+def test_tables_without_text_columns_keep_the_raw_copy(db, tmp_path, kind):
+    """Only tables with OID-alias / vector columns read through a query and a stage."""
+    db.execute(f"CREATE TABLE plain (a int, b oid); CREATE TABLE named (a int, r {kind});"
+               "INSERT INTO plain VALUES (1, 2); INSERT INTO named VALUES (1, NULL);")
+    path = str(tmp_path / "x.dcz")
+    create_dump(db.dsn, ["plain", "named"], path)
+    with open_dump(path, "r") as reader:
+        infos = {t.table_id: t for t in reader.tables()}
+    assert "as_text" not in infos["public.plain"].extra
+    assert infos["public.plain"].types == ["integer", "oid"]     # plain oid: a number
+    assert infos["public.named"].extra["as_text"] == ["r"]
+    assert infos["public.named"].types == ["integer", "text"]

@@ -98,3 +98,46 @@ def test_tables_without_text_columns_keep_the_raw_copy(db, tmp_path, kind):
     assert infos["public.plain"].types == ["integer", "oid"]     # plain oid: a number
     assert infos["public.named"].extra["as_text"] == ["r"]
     assert infos["public.named"].types == ["integer", "text"]
+
+
+def test_crafted_format_2_fields_touch_nothing_else(make_db, tmp_path):
+    """A crafted definition naming another table's index and sequence (for comments),
+    a trigger function that does not exist, an expression with a side effect in a
+    policy: nothing outside the restored table changes, and what was left out is said."""
+    from tests.test_hostile import read_tables, write_archive
+    src, dst = make_db(), make_db()
+    src.execute("CREATE TABLE t (id int, v text); INSERT INTO t VALUES (1, 'a')")
+    dst.execute("CREATE TABLE base (id int, v text);"
+                "CREATE TABLE other (a int); CREATE INDEX other_idx ON other (a);"
+                "CREATE SEQUENCE other_seq; COMMENT ON INDEX other_idx IS 'mine';"
+                "COMMENT ON SEQUENCE other_seq IS 'mine too'")
+    path, crafted = tmp_path / "t.dcz", tmp_path / "crafted.dcz"
+    create_dump(src.dsn, ["t"], str(path))
+    tables = read_tables(path)
+    d = tables[0][1]
+    d["indexes"] = [{"name": "other_idx", "method": "btree", "elements": [{"column": "id"}],
+                     "inherited": True, "comment": "hijacked"}]
+    d["inherits"] = [{"schema": "public", "name": "base"}]   # so the index is "its parent's"
+    d["sequences"] = [{"schema": "public", "name": "other_seq", "column": "id",
+                       "identity": True, "data_type": "bigint", "start": 1, "increment": 1,
+                       "min_value": 1, "max_value": 10, "comment": "hijacked"}]
+    d["triggers"] = [{"name": "tr", "timing": "after", "events": ["insert"],
+                      "function_schema": "public", "function_name": "nope"}]
+    write_archive(crafted, tables)
+    summary = restore_dump(dst.dsn, str(crafted))
+    assert summary.success, summary.failed
+    assert dst.execute("SELECT obj_description('other_idx'::regclass, 'pg_class'), "
+                       "obj_description('other_seq'::regclass, 'pg_class')") == [
+        ("mine", "mine too")]
+    notes = summary.ok[0].notes
+    assert "trigger 'tr' not restored: its function public.nope() does not exist in the " \
+           "target" in notes
+    assert any(n.startswith("comment on index 'other_idx' not restored: ") for n in notes)
+
+    d["policies"] = [{"name": "p", "using": "pg_catalog.pg_terminate_backend(1) > 0"}]
+    d["rls_enabled"] = True
+    d["triggers"] = []
+    write_archive(crafted, tables)
+    summary = restore_dump(dst.dsn, str(crafted), if_exists="replace")
+    assert [t for t, _ in summary.failed] == ["public.t"]
+    assert "pg_terminate_backend" in summary.failed[0][1]

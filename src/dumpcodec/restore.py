@@ -610,11 +610,11 @@ def _finish_table(p: _Prepared, opts: _Options) -> TableRestoreResult:
         if opts.indexes:
             _run_all(conn, p.plan.post_data)
         _run_all(conn, p.plan.sequences)
-        _run_all(conn, p.plan.comments)
         # in this transaction: a table with RLS never commits without it (a policy
         # that fails raises); triggers after the data; privileges only on request
         where = f"{p.schema}.{p.name}"
         notes += p.plan.notes
+        notes += schema.run_steps(conn, p.plan.comments, where)
         notes += schema.run_steps(conn, p.plan.policies, where)
         notes += schema.run_steps(conn, p.plan.triggers, where)
         if opts.privileges:

@@ -9,7 +9,9 @@ checked ``expr``), into these places of a :class:`~.ddl.DDLPlan`:
 * ``post_data``: index storage parameters, extended statistics, replica identity,
   ``CLUSTER ON`` (they name indexes, which exist only then);
 * ``comments``: comments on constraints (not foreign keys: see ``foreign_keys``),
-  indexes, owned sequences, statistics;
+  indexes, owned sequences, statistics (a comment on an index the plan does not
+  create, a partition's inherited one, is a :class:`Step` checking that the index is
+  the table's);
 * ``policies``: ``ENABLE`` / ``FORCE ROW LEVEL SECURITY`` and the policies.  Run in the
   table's transaction before COMMIT: a failure must fail the table, so that a table
   that had row-level security never commits without it;
@@ -48,10 +50,14 @@ class Step(sql.Composed):
 
     def __init__(self, seq: Sequence[sql.Composable], what: str,
                  functions: Sequence[Tuple[str, str]] = (), roles: Iterable[str] = (),
-                 required: bool = False):
+                 required: bool = False,
+                 index_of: Optional[Tuple[sql.Identifier, sql.Identifier]] = None):
         super().__init__(list(seq))
         self.what = what
         self.functions = list(functions)
+        # (index, table): the index must be one of the table's (a comment on an
+        # index the plan did not create, a partition's inherited one)
+        self.index_of = index_of
         self.roles = sorted({r for r in roles if r is not None})
         self.required = required
         self.owners = False      # the owner's own privileges (or the owner itself)
@@ -63,6 +69,12 @@ def _missing_needs(conn: psycopg.Connection, step: Step) -> Optional[str]:
         if conn.execute("SELECT pg_catalog.to_regprocedure(%s)", (sig,)).fetchone()[0] \
                 is None:
             return f"its function {schema_}.{name}() does not exist in the target"
+    if step.index_of is not None:
+        index, table = (x.as_string(conn) for x in step.index_of)
+        if conn.execute("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = "
+                        "pg_catalog.to_regclass(%s) AND indrelid = "
+                        "pg_catalog.to_regclass(%s)", (index, table)).fetchone() is None:
+            return f"{index} is not an index of {table}"
     missing = [r for r in step.roles if conn.execute(
         "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (r,)).fetchone() is None]
     if missing:
@@ -200,10 +212,18 @@ def comments_phase(b: "_Builder", t: TableDef) -> Tuple[List[sql.Composed],
                 "COMMENT", where))
     for i in t.indexes:
         if i.comment is not None:
-            out.append(_final(sql.SQL("COMMENT ON INDEX {} IS {}").format(
-                sql.Identifier(b.schema, i.name), sql.Literal(i.comment)), "COMMENT", where))
+            index = sql.Identifier(b.schema, i.name)
+            stmt = _final(sql.SQL("COMMENT ON INDEX {} IS {}").format(
+                index, sql.Literal(i.comment)), "COMMENT", where)
+            if i.inherited:    # not created by this plan: it must be the table's
+                stmt = Step([stmt], f"comment on index {i.name!r}",
+                            index_of=(index, b.table_ident))
+            out.append(stmt)
+    identity_cols = {c.name for c in t.columns if c.identity is not None}
     for s in t.sequences:
-        if s.comment is not None:
+        # only those the plan creates (serials; identities of identity columns)
+        created = not s.identity or s.column in identity_cols
+        if s.comment is not None and created:
             out.append(_final(sql.SQL("COMMENT ON SEQUENCE {} IS {}").format(
                 b.ident(s.schema, s.name), sql.Literal(s.comment)), "COMMENT", where))
     for st in t.statistics:

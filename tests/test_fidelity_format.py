@@ -141,3 +141,25 @@ def test_crafted_format_2_fields_touch_nothing_else(make_db, tmp_path):
     summary = restore_dump(dst.dsn, str(crafted), if_exists="replace")
     assert [t for t, _ in summary.failed] == ["public.t"]
     assert "pg_terminate_backend" in summary.failed[0][1]
+
+
+def test_no_indexes_leaves_their_comments_out(make_db, tmp_path):
+    src, dst = make_db(), make_db()
+    src.execute("""
+        CREATE TABLE t (id int PRIMARY KEY, v text CONSTRAINT v_ok CHECK (v <> ''));
+        CREATE INDEX t_v ON t (v) WITH (fillfactor = 40);
+        CREATE STATISTICS t_st ON id, v FROM t;
+        ALTER TABLE t REPLICA IDENTITY USING INDEX t_pkey;
+        COMMENT ON CONSTRAINT t_pkey ON t IS 'key';
+        COMMENT ON CONSTRAINT v_ok ON t IS 'check';
+        COMMENT ON INDEX t_v IS 'index';
+        COMMENT ON STATISTICS t_st IS 'stats';""")
+    path = str(tmp_path / "t.dcz")
+    create_dump(src.dsn, ["t"], path)
+    summary = restore_dump(dst.dsn, path, indexes=False)
+    assert summary.success, summary.failed
+    assert dst.execute("SELECT conname, obj_description(oid, 'pg_constraint') "
+                       "FROM pg_constraint WHERE conrelid = 't'::regclass") == [
+        ("v_ok", "check")]
+    assert dst.execute("SELECT count(*) FROM pg_index WHERE indrelid = 't'::regclass") \
+        == [(0,)]

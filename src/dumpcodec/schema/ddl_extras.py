@@ -7,11 +7,11 @@ checked ``expr``), into these places of a :class:`~.ddl.DDLPlan`:
 * ``table`` phase (before the data): storage parameters (``ALTER TABLE ... SET``,
   ``toast.*`` included), column storage / compression / statistics targets;
 * ``post_data``: index storage parameters, extended statistics, replica identity,
-  ``CLUSTER ON`` (they name indexes, which exist only then);
-* ``comments``: comments on constraints (not foreign keys: see ``foreign_keys``),
-  indexes, owned sequences, statistics (a comment on an index the plan does not
-  create, a partition's inherited one, is a :class:`Step` checking that the index is
-  the table's);
+  ``CLUSTER ON`` (they name indexes, which exist only then), and the comments on the
+  keys, indexes and statistics created there (so ``--no-indexes`` leaves them out);
+* ``comments``: comments on validated CHECKs, owned sequences, and on the constraints
+  and indexes a partition inherits (as :class:`Step` objects: an index must be the
+  table's); comments on foreign keys go with them into ``foreign_keys``;
 * ``policies``: ``ENABLE`` / ``FORCE ROW LEVEL SECURITY`` and the policies.  Run in the
   table's transaction before COMMIT: a failure must fail the table, so that a table
   that had row-level security never commits without it;
@@ -195,30 +195,42 @@ def post_data_phase(b: "_Builder", t: TableDef, own) -> List[sql.Composed]:
     return out
 
 
-def comments_phase(b: "_Builder", t: TableDef) -> Tuple[List[sql.Composed],
-                                                               List[sql.Composed]]:
-    """COMMENTs on constraints, indexes, owned sequences and statistics; the second
-    list: those on foreign keys (which exist only after the ``foreign_keys`` phase).
-    Inherited constraints and indexes too: a partition's copies are its own objects,
-    with comments of their own."""
+def comments_phase(b: "_Builder", t: TableDef, own) -> Tuple[
+        List[sql.Composed], List[sql.Composed], List[sql.Composed]]:
+    """COMMENTs on constraints, indexes, owned sequences and statistics, as (those for
+    ``post_data``, where their objects are created; those for ``comments``; those on
+    foreign keys, which exist only after the ``foreign_keys`` phase).  Inherited
+    constraints and indexes too (a partition's copies are objects of their own, with
+    comments of their own): as :class:`Step` objects of the ``comments`` phase, left out
+    with a note when the object is not the table's."""
     from .ddl import _final
-    out, fk = [], []
+    post, out, fk = [], [], []
     where = b.where
+    mine = {id(x) for x in own(b, t.constraints)} | {id(x) for x in own(b, t.indexes)}
     for c in t.constraints:
-        if c.comment is not None:
-            (fk if c.kind == "foreign_key" else out).append(_final(
-                sql.SQL("COMMENT ON CONSTRAINT {} ON {} IS {}").format(
-                    sql.Identifier(c.name), b.table_ident, sql.Literal(c.comment)),
-                "COMMENT", where))
+        if c.comment is None:
+            continue
+        stmt = _final(sql.SQL("COMMENT ON CONSTRAINT {} ON {} IS {}").format(
+            sql.Identifier(c.name), b.table_ident, sql.Literal(c.comment)), "COMMENT", where)
+        if c.kind == "foreign_key":
+            fk.append(stmt)
+        elif id(c) not in mine:
+            out.append(Step([stmt], f"comment on constraint {c.name!r}"))
+        elif c.kind == "check" and c.validated:
+            out.append(stmt)          # created with the table
+        else:
+            post.append(stmt)         # keys, exclusions, NOT VALID checks: post_data
     for i in t.indexes:
-        if i.comment is not None:
-            index = sql.Identifier(b.schema, i.name)
-            stmt = _final(sql.SQL("COMMENT ON INDEX {} IS {}").format(
-                index, sql.Literal(i.comment)), "COMMENT", where)
-            if i.inherited:    # not created by this plan: it must be the table's
-                stmt = Step([stmt], f"comment on index {i.name!r}",
-                            index_of=(index, b.table_ident))
-            out.append(stmt)
+        if i.comment is None:
+            continue
+        index = sql.Identifier(b.schema, i.name)
+        stmt = _final(sql.SQL("COMMENT ON INDEX {} IS {}").format(
+            index, sql.Literal(i.comment)), "COMMENT", where)
+        if id(i) in mine:
+            post.append(stmt)
+        else:    # not created by this plan: it must be the table's
+            out.append(Step([stmt], f"comment on index {i.name!r}",
+                            index_of=(index, b.table_ident)))
     identity_cols = {c.name for c in t.columns if c.identity is not None}
     for s in t.sequences:
         # only those the plan creates (serials; identities of identity columns)
@@ -228,9 +240,9 @@ def comments_phase(b: "_Builder", t: TableDef) -> Tuple[List[sql.Composed],
                 b.ident(s.schema, s.name), sql.Literal(s.comment)), "COMMENT", where))
     for st in t.statistics:
         if st.comment is not None:
-            out.append(_final(sql.SQL("COMMENT ON STATISTICS {} IS {}").format(
+            post.append(_final(sql.SQL("COMMENT ON STATISTICS {} IS {}").format(
                 b.ident(st.schema, st.name), sql.Literal(st.comment)), "COMMENT", where))
-    return out, fk
+    return post, out, fk
 
 
 _POLICY_CMD = {"all": "ALL", "select": "SELECT", "insert": "INSERT", "update": "UPDATE",
@@ -377,7 +389,8 @@ def add_to_plan(plan: "DDLPlan", b: "_Builder", t: TableDef, own) -> None:
     """Fill the phases above into ``plan`` (called by :func:`~.ddl.ddl_plan`)."""
     plan.table.extend(table_phase(b, t))
     plan.post_data.extend(post_data_phase(b, t, own))
-    comments, fk_comments = comments_phase(b, t)
+    post, comments, fk_comments = comments_phase(b, t, own)
+    plan.post_data.extend(post)
     plan.comments.extend(comments)
     plan.foreign_keys.extend(fk_comments)
     plan.policies.extend(policies_phase(b, t))

@@ -163,3 +163,26 @@ def test_no_indexes_leaves_their_comments_out(make_db, tmp_path):
         ("v_ok", "check")]
     assert dst.execute("SELECT count(*) FROM pg_index WHERE indrelid = 't'::regclass") \
         == [(0,)]
+
+
+def test_load_privileges_option(make_db, tmp_path, capsys):
+    from dumpcodec.cli import main
+    src, dst = make_db(), make_db()
+    src.execute("CREATE TABLE t (a int, b int); GRANT SELECT ON t TO PUBLIC;"
+                "GRANT UPDATE (b) ON t TO PUBLIC")
+    path = str(tmp_path / "t.dcz")
+    create_dump(src.dsn, ["t"], path)
+    assert main(["load", path, "--dsn", dst.dsn, "--privileges"]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert dst.execute("SELECT has_table_privilege('public', 't', 'SELECT'), "
+                       "has_column_privilege('public', 't', 'b', 'UPDATE'), "
+                       "has_column_privilege('public', 't', 'a', 'UPDATE')") == [
+        (True, True, False)]
+    assert "--privileges" in subprocess_help()
+
+
+def subprocess_help() -> str:
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "dumpcodec", "load", "--help"],
+                          capture_output=True, text=True, check=True).stdout

@@ -52,11 +52,36 @@ def _copy_catalogs(conn) -> list:
     return names
 
 
+def _missing_roles(src, dst, name) -> tuple:
+    """(column, role) of an aclitem naming a role the target does not have, or None:
+    an ACL, like a reg* value, names roles, and such a table cannot load either."""
+    for (col,) in src.execute(
+            "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = %s::regclass "
+            "AND atttypid = 'pg_catalog.aclitem[]'::regtype ORDER BY attnum",
+            (f"cat.{name}",)).fetchall():
+        roles = [r for (r,) in src.execute(sql.SQL(
+            "SELECT DISTINCT pg_catalog.pg_get_userbyid(o) FROM cat.{} t, "
+            "unnest(t.{}) a, pg_catalog.aclexplode(ARRAY[a]) e, "
+            "LATERAL (VALUES (e.grantee), (e.grantor)) v(o) WHERE o <> 0").format(
+                sql.Identifier(name), sql.Identifier(col))).fetchall()]
+        bad = dst.execute("SELECT r FROM unnest(%s::text[]) r WHERE "
+                          "pg_catalog.to_regrole(pg_catalog.quote_ident(r)) IS NULL "
+                          "ORDER BY 1 LIMIT 1", (roles,)).fetchone()
+        if bad is not None:
+            return col, bad[0], "role"
+    return None
+
+
 def _unresolvable(src, dst, names) -> dict:
-    """{table: (column, value)} for tables with a reg* value the target cannot resolve."""
+    """{table: (column, value, type)} for tables with a reg* value the target cannot
+    resolve (or an ACL naming a role it does not have: type 'role')."""
     out = {}
     src.execute("SET search_path = ''")      # names qualified as a dump writes them
     for name in names:
+        acl = _missing_roles(src, dst, name)
+        if acl is not None:
+            out[name] = acl
+            continue
         for col, elem, is_array in src.execute(
                 "SELECT a.attname, e.typname, t.typelem <> 0 "
                 "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t "
@@ -89,7 +114,7 @@ def _unresolvable(src, dst, names) -> dict:
                         bad = (v,)
                         break
             if bad is not None:
-                out[name] = (col, bad[0])
+                out[name] = (col, bad[0], elem)
                 break
     return out
 
@@ -144,10 +169,13 @@ def test_system_catalog_copies_round_trip(two_servers, make_db, tmp_path, direct
         expected_fail = _unresolvable(src, dst, names)
         failed = dict(summary.failed)
         assert set(failed) == {f"cat.{n}" for n in expected_fail}, summary.failed
-        for name, (col, value) in expected_fail.items():
+        for name, (col, value, kind) in expected_fail.items():
             reason = failed[f"cat.{name}"]
-            assert "(OID-alias types, restored by name)" in reason and col in reason, reason
-            assert "does not exist" in reason, reason
+            if kind == "role":
+                assert f'role "{value}" does not exist' in reason, reason
+            else:
+                assert "(OID-alias types, restored by name)" in reason and col in reason
+                assert "does not exist" in reason, reason
         restored = [n for n in names if n not in expected_fail]
         assert {r.table_id for r in summary.ok} == {f"cat.{n}" for n in restored}
         for name in restored:

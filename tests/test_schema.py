@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from dumpcodec.errors import SchemaError
-from dumpcodec.schema import (TableDef, capture_live_if_exists, capture_table,
+from dumpcodec.schema import (FORMAT_VERSION, TableDef, capture_live_if_exists, capture_table,
                               capture_tables, compare, copy_columns, ddl_plan,
                               existing_types_for)
 
@@ -241,7 +241,7 @@ def test_json_round_trip_and_stable_text(any_db):
         for name in TABLES:
             t = capture_table(c, "app", name)
             data = t.to_json()
-            assert data["format"] == 1
+            assert data["format"] == FORMAT_VERSION == 2
             text = json.dumps(data, sort_keys=True)
             back = TableDef.from_json(json.loads(text))
             assert back == t
@@ -262,7 +262,15 @@ def small_json(pg_server):
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.update(format=2), "unsupported format 2"),
+    (lambda d: d.update(format=3), "unsupported format 3"),
+    (lambda d: d.update(format=True), "unsupported format True"),
+    (lambda d: d.update(replica_identity="x"), "replica identity 'x'"),
+    (lambda d: d.update(options=[{"name": "a b", "value": "1"}]), "bad storage parameter"),
+    (lambda d: d.update(triggers=[{"name": "t", "timing": "whenever", "events": ["insert"],
+                                   "function_schema": "s", "function_name": "f"}]),
+     "timing 'whenever'"),
+    (lambda d: d.update(policies=[{"name": "p", "command": "merge"}]), "command 'merge'"),
+    (lambda d: d.update(acl=[{"privilege": "ALL"}]), "privilege 'ALL'"),
     (lambda d: d.pop("name"), "missing field 'name'"),
     (lambda d: d.update(extra=1), "unknown field"),
     (lambda d: d["columns"][0].update(typmod="x"), r"table.columns\[0\].typmod"),

@@ -47,6 +47,7 @@ from .copy import HEADER, TRAILER
 from .archive import open_dump
 from .errors import DumpError, SchemaError, SelectorError
 from .progress import Progress
+from .schema.text_columns import EMPTY_SEARCH_PATH, dump_select_list, text_columns
 
 #: blocks of about pump.DEFAULT_BLOCK_SIZE a worker may buffer ahead of the writer
 QUEUE_BLOCKS = 8
@@ -56,6 +57,8 @@ _END = object()
 # header + trailer: the COPY BINARY stream of no rows, written for tables dumped as
 # definitions only (the archive's chunker wants a well-formed stream)
 _EMPTY_BINARY = HEADER + TRAILER
+
+_TEXT_OID = 25
 
 
 @dataclass
@@ -183,6 +186,7 @@ class _TablePlan:
     where: Optional[str]
     estimated_bytes: Optional[int]
     via_root: bool = False
+    as_text: List[str] = field(default_factory=list)   # OID-alias and vector columns, as text
 
 
 def _type_texts(tdef, columns: List[str]) -> List[str]:
@@ -240,6 +244,7 @@ def _plan_tables(conn, refs, where, columns) -> List[_TablePlan]:
     used_where: set = set()
     used_cols: set = set()
     cache: Dict[int, bool] = {}
+    alias_cache: Dict[int, bool] = {}
     seen_ids = set()
     for ref, with_data in refs:
         table_id = ref.table_id
@@ -263,13 +268,18 @@ def _plan_tables(conn, refs, where, columns) -> List[_TablePlan]:
         if not cols:
             raise SchemaError(f"{table_id}: no columns to dump")
         cond = _lookup_option(where, ref, table_id, used_where)
-        col_oids = [tdef.column(c).type_oid for c in cols]
+        # OID-alias (reg*) and int2vector/oidvector columns travel as text (by name;
+        # see schema.text_columns)
+        as_text = text_columns(conn, tdef, cols, alias_cache)
+        col_oids = [_TEXT_OID if c in as_text else tdef.column(c).type_oid for c in cols]
         fmt = "binary" if binary_capable(conn, col_oids, cache) else "text"
         via_root = tdef.kind == "partitioned" and with_data
         ident = sql.Identifier(ref.schema, ref.name)
         collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+        if as_text:
+            collist = dump_select_list(tdef, cols, as_text)
         opts = sql.SQL(" (FORMAT binary)") if fmt == "binary" else sql.SQL("")
-        if cond is None and not via_root:
+        if cond is None and not via_root and not as_text:
             query = sql.SQL("COPY {} ({}) TO STDOUT{}").format(ident, collist, opts)
         else:
             # A partitioned table (PostgreSQL < 17) and a filter need a query; ONLY keeps
@@ -285,9 +295,13 @@ def _plan_tables(conn, refs, where, columns) -> List[_TablePlan]:
         est = conn.execute(
             "SELECT pg_catalog.pg_total_relation_size(%s::regclass)",
             (ident.as_string(conn),)).fetchone()[0]
-        plans.append(_TablePlan(table_id, ref.schema, ref.name, tdef, cols,
-                                _type_texts(tdef, cols), fmt, query if with_data else None,
-                                None if cond is None else str(cond), est or None, via_root))
+        types = ["text[]" if c in as_text and tdef.column(c).is_array
+                 else "text" if c in as_text else t
+                 for c, t in zip(cols, _type_texts(tdef, cols))]
+        plans.append(_TablePlan(table_id, ref.schema, ref.name, tdef, cols, types, fmt,
+                                query if with_data else None,
+                                None if cond is None else str(cond), est or None, via_root,
+                                as_text))
     for opts_, used, what in ((where, used_where, "--where"), (columns, used_cols, "--columns")):
         extra = sorted(set(opts_ or {}) - used)
         if extra:
@@ -309,9 +323,28 @@ def _plan_tables(conn, refs, where, columns) -> List[_TablePlan]:
     return plans
 
 
+def _parents_first(plans: List[_TablePlan]) -> List[_TablePlan]:
+    """The plans, each INHERITS parent (and partitioned parent) of the dump before its
+    children, otherwise in the order given: a restore creates them in archive order."""
+    as_text = {(p.schema, p.name): p for p in plans}
+    depth: Dict[Tuple[str, str], int] = {}
+
+    def level(key, seen=()) -> int:
+        if key not in depth:
+            d = as_text[key].definition
+            parents = [(x.schema, x.name) for x in d.inherits]
+            if d.parent_name:
+                parents.append((d.parent_schema, d.parent_name))
+            depth[key] = 1 + max([level(k, seen + (key,)) for k in parents
+                                  if k in as_text and k not in seen] or [-1])
+        return depth[key]
+    return sorted(plans, key=lambda p: level((p.schema, p.name)))
+
+
 _FREE_SEQ_SQL = """
 SELECT n.nspname, c.relname, pg_catalog.format_type(s.seqtypid, NULL), s.seqstart,
-       s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle
+       s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
+       pg_catalog.obj_description(c.oid, 'pg_class')
 FROM pg_catalog.pg_sequence s
 JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -330,7 +363,7 @@ def free_sequences(conn: psycopg.Connection, schemas: Sequence[str]) -> List[Dic
     read is left out rather than failing the dump.
     """
     out = []
-    for (schema_, name, dtype, start, inc, mn, mx, cache, cycle) in conn.execute(
+    for (schema_, name, dtype, start, inc, mn, mx, cache, cycle, comment) in conn.execute(
             _FREE_SEQ_SQL, (list(schemas),)).fetchall():
         conn.execute("SAVEPOINT dumpcodec_seq")
         try:
@@ -342,7 +375,8 @@ def free_sequences(conn: psycopg.Connection, schemas: Sequence[str]) -> List[Dic
             continue
         out.append({"schema": schema_, "name": name, "data_type": dtype, "start": start,
                     "increment": inc, "min_value": mn, "max_value": mx, "cache": cache,
-                    "cycle": cycle, "last_value": last, "is_called": called})
+                    "cycle": cycle, "last_value": last, "is_called": called,
+                    "comment": comment})
     return out
 
 
@@ -356,6 +390,8 @@ def _extra(plan: _TablePlan) -> Dict[str, Any]:
         extra["via_root"] = True
     if plan.query is None:
         extra["data"] = False
+    if plan.as_text:
+        extra["as_text"] = list(plan.as_text)
     if plan.definition.sequences:
         extra["sequences"] = [
             {"schema": s.schema, "name": s.name, "last_value": s.last_value,
@@ -397,7 +433,20 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
 
             t0 = time.perf_counter()
             try:
-                if plan.query is not None:
+                if plan.query is not None and plan.as_text:
+                    # names of OID-alias values come out schema-qualified (as pg_dump's)
+                    old = conn.execute("SELECT pg_catalog.current_setting('search_path')"
+                                       ).fetchone()[0]
+                    conn.execute(EMPTY_SEARCH_PATH)
+                    try:
+                        rows, nbytes = pump.copy_out(conn, plan.query, put)
+                    finally:
+                        try:
+                            conn.execute("SELECT pg_catalog.set_config('search_path', "
+                                         "%s, false)", (old,))
+                        except psycopg.Error:
+                            pass      # the COPY's own error is the one to report
+                elif plan.query is not None:
                     rows, nbytes = pump.copy_out(conn, plan.query, put)
                 else:
                     rows, nbytes = 0, 0
@@ -659,7 +708,7 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
         if jobs > 1 and not snapshot:
             exported = conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()[0]
         refs = _resolve(conn, selectors, partitions, id_map)
-        plans = _plan_tables(conn, refs, where, columns)
+        plans = _parents_first(_plan_tables(conn, refs, where, columns))
         server_version = conn.execute("SHOW server_version").fetchone()[0]
         encoding = conn.execute("SHOW client_encoding").fetchone()[0]
         free = free_sequences(conn, list(sequences)) if sequences else []

@@ -136,8 +136,9 @@ def cmd_load(args) -> int:
                            target_schema=args.target_schema, if_exists=args.if_exists,
                            jobs=args.jobs, data=not args.no_data,
                            indexes=not args.no_indexes, definitions=definitions or None,
-                           analyze=not args.no_analyze, progress=progress,
-                           role=args.role, trust_extensions=not args.strict_extensions,
+                           analyze=not args.no_analyze, privileges=args.privileges,
+                           progress=progress, role=args.role,
+                           trust_extensions=not args.strict_extensions,
                            allow_attach=args.allow_attach,
                            allow_external_fks=args.allow_fk_to_existing)
     if not args.quiet:
@@ -150,6 +151,9 @@ def cmd_load(args) -> int:
             print(f"skipped: {', '.join(summary.skipped)}", file=sys.stderr)
         for w in summary.warnings:
             print(f"warning: {w}", file=sys.stderr)
+        for r in summary.ok:    # per table: what it left out, and why
+            for note in r.notes:
+                print(f"note: {r.table_id}: {note}", file=sys.stderr)
     _print_failures(summary.failed)
     return EXIT_FAILED if summary.failed else EXIT_OK
 
@@ -238,6 +242,10 @@ def register(subparsers) -> None:
                    help="no keys, unique constraints or indexes")
     p.add_argument("--no-analyze", action="store_true",
                    help="skip the ANALYZE of each restored table (as pg_restore does)")
+    p.add_argument("--privileges", action="store_true",
+                   help="set each created table's owner and grants as dumped, for roles "
+                        "that exist (default: neither, as pg_restore --no-owner "
+                        "--no-privileges)")
     p.add_argument("--table-map", action="append", metavar="ID=SCHEMA.TABLE",
                    help="load the archive's table ID into this existing table "
                         "(DaCHS dumps; repeatable)")

@@ -86,6 +86,7 @@ def restore_dump(conninfo: str,
                  definitions: Optional[Dict[str, Any]] = None,
                  analyze: bool = True,
                  progress: Optional[Progress] = None,
+                 privileges: bool = False,
                  role: Optional[str] = None,
                  trust_extensions: bool = True,
                  allow_attach: bool = False,
@@ -99,6 +100,10 @@ def restore_dump(conninfo: str,
     creates the tables only; ``indexes=False`` skips keys and indexes.
     ``definitions``: ``{table_id: TableDef or 'schema.table'}`` for archives without
     definitions (DaCHS; ids not mapped are skipped) or to redirect a table.
+    ``privileges``: set each created table's owner and grants as dumped (roles must
+    exist; off by default, as ``pg_restore --no-owner --no-privileges``).  What a
+    table left out (a trigger whose function is missing, grants without
+    ``privileges``, ...) is in its result's ``notes``.
 
     Untrusted archives (docs/RELIABILITY.md): ``role`` runs every table's work as this
     role (``SET ROLE``, as ``pg_restore --role``; restore untrusted archives as a role
@@ -115,7 +120,8 @@ def restore_dump(conninfo: str,
     opts = RestoreOptions(tables=tables, target_schema=target_schema, if_exists=if_exists,
                           jobs=jobs, data=data, indexes=indexes,
                           definitions=dict(definitions or {}), analyze=analyze,
-                          progress=progress or Progress(), role=role,
+                          progress=progress or Progress(), privileges=privileges,
+                          role=role,
                           trust_extensions=trust_extensions, allow_attach=allow_attach,
                           allow_external_fks=allow_external_fks)
     return RestoreRun(conninfo, source, opts).run()

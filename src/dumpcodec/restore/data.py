@@ -50,9 +50,13 @@ def _decode_test(chunk, live, columns, table_id) -> None:
 
 def copy_in(conn, table_id: str, fmt: str, columns: Optional[List[str]],
             chunks: Callable[[], Iterable[bytes]], schema_: str, name: str, tdef: Any,
-            live: Any, expected_rows: Optional[int],
-            progress: Progress) -> Tuple[int, int, bool]:
-    """Load the table's data; returns (rows, bytes, re-encoded)."""
+            live: Any, expected_rows: Optional[int], progress: Progress,
+            as_text: Optional[Sequence[str]] = None) -> Tuple[int, int, bool]:
+    """Load the table's data; returns (rows, bytes, re-encoded).
+
+    ``as_text``: columns that travel as text (OID-alias types by name, vectors): the
+    rows go into a staging table and then into the table through casts
+    (:func:`dumpcodec.schema.stage_plan`)."""
     reencode = None
     if live is not None:
         if tdef is not None:
@@ -81,6 +85,11 @@ def copy_in(conn, table_id: str, fmt: str, columns: Optional[List[str]],
     if columns is None and tdef is not None:
         columns = schema.copy_columns(tdef)
     target = sql.Identifier(schema_, name)
+    stage = None
+    if as_text and tdef is not None:
+        stage = schema.stage_plan(tdef, schema_, name, columns, as_text)
+        conn.execute(stage.create)
+        target, reencode = stage.table, None
     collist = sql.SQL("")
     if columns:
         collist = sql.SQL(" ({})").format(sql.SQL(", ").join(map(sql.Identifier, columns)))
@@ -93,6 +102,8 @@ def copy_in(conn, table_id: str, fmt: str, columns: Optional[List[str]],
         rows, nbytes = _copy_joined(conn, query, chunks, fmt, table_id, progress,
                                     decode_test=(live, columns) if live is not None
                                     and tdef is None and fmt == "binary" else None)
+    if stage is not None:
+        rows = stage.move(conn, table_id)
     # the footer's row count: a seekable reader has it from the manifest, a streaming
     # one once the table's data was read; None for DaCHS dumps
     if expected_rows is not None and rows >= 0 and rows != expected_rows:

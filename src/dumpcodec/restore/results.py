@@ -18,6 +18,7 @@ class TableRestoreResult:
     seconds: float = 0.0
     reencoded: bool = False     # rows went through the codec (schema drift)
     warning: Optional[str] = None   # something that did not stop it (ANALYZE failed)
+    notes: List[str] = field(default_factory=list)   # what was not restored, and why
 
 
 @dataclass

@@ -42,6 +42,7 @@ class RestoreOptions:
     definitions: Dict[str, Any] = field(default_factory=dict)
     analyze: bool = True
     progress: Progress = field(default_factory=Progress)
+    privileges: bool = False
     role: Optional[str] = None
     trust_extensions: bool = True
     allow_attach: bool = False
@@ -244,8 +245,7 @@ class RestoreRun:
 
         def task(item: select.Item) -> None:
             try:
-                parent = by_name.get(item.parent) if item.parent else None
-                if parent is not None:
+                for parent in filter(None, map(by_name.get, item.parents)):
                     events[parent].wait()
                     if parent not in self.ok_ids:
                         raise RestoreError(f"its parent table {parent} was not restored")
@@ -328,13 +328,14 @@ class RestoreRun:
                     targets[target[:2]] = item.table_id
                     if item.definition is not None:
                         self.restoring.add((item.definition.schema, item.definition.name))
-                    if item.parent is not None:
-                        # wait for the parent's commit (it was earlier in the stream)
+                    if item.parents:
+                        # wait for the parents' commits (they were earlier in the stream)
                         for f in list(finishing):
                             f.result()
-                        pid = "{}.{}".format(*item.parent)
-                        if pid in self._failed_names():
-                            raise RestoreError(f"its parent table {pid} was not restored")
+                        for pid in ("{}.{}".format(*p) for p in item.parents):
+                            if pid in self._failed_names():
+                                raise RestoreError(f"its parent table {pid} was not "
+                                                   f"restored")
                 except Exception as exc:
                     _drain(data)
                     self.record(exc, item)
@@ -447,6 +448,8 @@ class RestoreRun:
                         d.item.table_id).run(conn)
                     if steps.validate is not None:
                         conn.execute(steps.validate)
+                    if steps.comment is not None:
+                        conn.execute(steps.comment)
                     conn.execute("COMMIT")
                 except (psycopg.Error, DumpcodecError) as exc:
                     rollback(conn)

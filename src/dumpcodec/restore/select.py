@@ -44,11 +44,15 @@ class Item:
         return f"{d.schema}.{d.name}" if d is not None else self.table_id
 
     @property
-    def parent(self) -> Optional[Tuple[str, str]]:
+    def parents(self) -> List[Tuple[str, str]]:
+        """(schema, name) of the tables it attaches to: its partitioned parent, or the
+        parents it INHERITS from (the dump writes them before it)."""
         d = self.definition
-        if d is None or not d.parent_name or d.parent_schema is None:
-            return None
-        return d.parent_schema, d.parent_name
+        if d is None:
+            return []
+        out = [(d.parent_schema, d.parent_name)] if d.parent_name and d.parent_schema \
+            else []
+        return out + [(p.schema, p.name) for p in d.inherits]
 
 
 def item_from(info: TableInfo) -> Item:
@@ -193,12 +197,13 @@ def check_item(item: Item, schema_: str, name: str, tdef: Any, *,
             raise RestoreError(
                 f"{tid}: refused: the data's column list {item.columns} does not match "
                 f"the definition's columns {sorted(copyable)}")
-    parent = item.parent
-    if parent is not None and reserved_schema(parent[0]):
-        raise RestoreError(f"{tid}: refused: its parent {parent[0]}.{parent[1]} is in a "
-                           f"schema reserved for the server")
-    if parent is not None and parent not in restored and not allow_attach:
-        raise RestoreError(
-            f"{tid}: not restored: it would attach to {parent[0]}.{parent[1]} as a "
-            f"partition, which this restore does not restore; restore the parent too, "
-            f"or allow attaching to an existing table with --allow-attach")
+    for parent in item.parents:
+        if reserved_schema(parent[0]):
+            raise RestoreError(f"{tid}: refused: its parent {parent[0]}.{parent[1]} is "
+                               f"in a schema reserved for the server")
+        if parent not in restored and not allow_attach:
+            raise RestoreError(
+                f"{tid}: not restored: it would attach to {parent[0]}.{parent[1]} (as a "
+                f"partition or an inheritance child), which this restore does not "
+                f"restore; restore the parent too, or allow attaching to an existing "
+                f"table with --allow-attach")

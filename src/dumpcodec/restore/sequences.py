@@ -80,6 +80,9 @@ def _one(conn: psycopg.Connection, seq: Dict[str, Any], opts, summary) -> None:
                       "pg_catalog.to_regclass(%s)",
                       (ident.as_string(conn),)).fetchone()[0] != "S":
         raise RestoreError(f"{target}.{name} exists and is not a sequence")
+    if isinstance(seq.get("comment"), str) and not exists:
+        conn.execute(sql.SQL("COMMENT ON SEQUENCE {} IS {}").format(
+            ident, sql.Literal(seq["comment"])))
     if seq.get("last_value") is not None:
         conn.execute("SELECT pg_catalog.setval(%s::pg_catalog.regclass, %s, %s)",
                      (ident.as_string(conn), int(seq["last_value"]),

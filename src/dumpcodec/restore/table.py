@@ -147,7 +147,7 @@ def load(run: "RestoreRun", conn: psycopg.Connection, item: Item,
     if opts.data and item.extra.get("data", True) is not False:
         p.rows, p.nbytes, p.reencoded = copy_in(
             conn, item.table_id, item.format, item.columns, chunks, schema_, name, tdef,
-            live, item.info.rows, opts.progress)
+            live, item.info.rows, opts.progress, item.extra.get("as_text"))
     return p
 
 
@@ -175,13 +175,10 @@ def _create(run: "RestoreRun", conn: psycopg.Connection, item: Item, schema_: st
         if ty.name in guard.catalog_types:
             raise RestoreError(f"{where}: refused: type {key} would shadow the built-in "
                                f"type pg_catalog.{ty.name}")
-    parent = None
-    if item.parent is not None:
-        ps, pn = item.parent
-        parent = _qualified(schema_ if ps == tdef.schema else ps, pn)
     allowed = Allowed(
         table=_qualified(schema_, tdef.name),
-        relations=[parent] if parent else [],
+        relations=[_qualified(schema_ if ps == tdef.schema else ps, pn)
+                   for ps, pn in item.parents],
         own_sequences=[_qualified(schema_ if s.schema == tdef.schema else s.schema, s.name)
                        for s in tdef.sequences if not s.identity],
         types=[_qualified(s, ty.name) for s, ty in mapped],
@@ -241,10 +238,11 @@ def finish(run: "RestoreRun", p: Prepared) -> TableRestoreResult:
     """Phase 5 and COMMIT, then ANALYZE."""
     conn = p.conn
     steps: List[Any] = []
+    notes: List[str] = []
     if p.plan is not None:
         if run.opts.indexes:
             steps += p.plan.post_data
-        steps += p.plan.sequences + p.plan.comments
+        steps += p.plan.sequences
     elif p.tdef is not None and p.action in ("appended", "truncated"):
         # loading into an existing table: move its own sequences on as the dump had
         # them, found through its columns (never by a name the archive gives)
@@ -255,9 +253,23 @@ def finish(run: "RestoreRun", p: Prepared) -> TableRestoreResult:
     steps += [sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
         sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2]), sql.SQL(fk[3]))
         for fk in p.readd_fks]
-    run_batch(conn, steps + [sql.SQL("COMMIT")])
+    if p.plan is None:
+        run_batch(conn, steps + [sql.SQL("COMMIT")])
+    else:
+        run_batch(conn, steps)
+        # in this transaction: a table with RLS never commits without it (a policy
+        # that fails raises); triggers after the data; privileges only on request
+        where = f"{p.schema}.{p.name}"
+        notes += p.plan.notes
+        for phase in ("comments", "policies", "triggers") + (
+                ("privileges",) if run.opts.privileges else ()):
+            notes += schema.run_steps(conn, getattr(p.plan, phase), where)
+        if not run.opts.privileges and schema.privileges_note(p.plan):
+            notes.append(schema.privileges_note(p.plan))
+        conn.execute("COMMIT")
     result = TableRestoreResult(p.item.table_id, f"{p.schema}.{p.name}", p.action, p.rows,
-                                p.nbytes, time.perf_counter() - p.t0, p.reencoded)
+                                p.nbytes, time.perf_counter() - p.t0, p.reencoded,
+                                notes=notes)
     if run.opts.analyze and run.opts.data:
         # here, after the commit, so that parallel jobs analyze in parallel too
         try:

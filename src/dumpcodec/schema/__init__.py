@@ -25,10 +25,13 @@ Decisions worth knowing:
   lists the columns, see ``copy_columns``; ``Comparison.order_matches`` covers
   positional loads), and a typmod that only widens does not either (the receive
   functions apply the live typmod); a type change always does.
-* Not captured: table inheritance other than partitioning (an INHERITS child is
-  captured with its inherited columns as its own), storage parameters, tablespaces,
-  triggers, policies, grants, comments on constraints and indexes, and typmods of
-  non-built-in types.
+* Captured as well, as ``pg_dump -t`` keeps them (format 2): storage parameters,
+  triggers, row-level security, owner and grants, replica identity, column storage /
+  compression / statistics targets, extended statistics, CLUSTER ON, INHERITS parents,
+  comments on constraints, indexes and owned sequences.  OID-alias (reg*) column
+  values move by name (:mod:`.text_columns`).
+* Not captured: tablespaces, access methods other than heap, security labels, grants
+  on owned sequences, and typmods of non-built-in types.
 """
 from __future__ import annotations
 
@@ -38,8 +41,11 @@ from .codec_types import column_type_info, live_type_oids, type_registry, type_s
 from .capture import capture_live_if_exists, capture_table, capture_tables, capture_types
 from .compare import Comparison, Difference, compare, describe, type_widening, typmod_widening
 from .ddl import PHASES, DDLPlan, checked_expression, ddl_plan, existing_types_for
+from .ddl_extras import Step, privileges_note, run_steps
+from .text_columns import OID_ALIAS_TYPES, Stage, text_columns, stage_plan
 from .model import (FORMAT_VERSION, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
-                    IndexDef, IndexElem, SequenceDef, TableDef, TypeDef, TypeRef)
+                    Grant, IndexDef, IndexElem, PolicyDef, RelationName, SequenceDef,
+                    StatisticsDef, StorageParam, TableDef, TriggerDef, TypeDef, TypeRef)
 from .selectors import TableRef, partition_leaves, resolve_selectors
 
 
@@ -56,5 +62,7 @@ __all__ = [
     "capture_table", "capture_tables", "capture_types", "checked_expression", "compare",
     "copy_columns", "ddl_plan", "describe", "existing_types_for", "partition_leaves",
     "resolve_selectors", "type_widening", "typmod_widening", "column_type_info",
-    "live_type_oids", "type_registry", "type_specs",
+    "live_type_oids", "type_registry", "type_specs", "OID_ALIAS_TYPES", "Stage",
+    "text_columns", "stage_plan", "Step", "privileges_note", "run_steps", "Grant",
+    "PolicyDef", "RelationName", "StatisticsDef", "StorageParam", "TriggerDef",
 ]

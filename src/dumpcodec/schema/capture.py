@@ -22,7 +22,8 @@ import psycopg
 from psycopg import sql
 
 from ..errors import SchemaError
-from .model import (FIRST_NORMAL_OID, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
+from . import capture_extras as extras
+from .model import (COLUMN_OPTIONS, FIRST_NORMAL_OID, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
                     IndexDef, IndexElem, SequenceDef, TableDef, TypeDef, TypeRef)
 
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
@@ -52,7 +53,10 @@ SELECT c.relname, c.oid, c.relkind, c.relpersistence, c.relispartition,
        pg_catalog.obj_description(c.oid, 'pg_class'),
        CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END,
        CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END,
-       pn.nspname, pc.relname
+       pn.nspname, pc.relname, c.reloptions,
+       (SELECT t.reloptions FROM pg_catalog.pg_class t WHERE t.oid = c.reltoastrelid),
+       c.relreplident, c.relrowsecurity, c.relforcerowsecurity,
+       pg_catalog.pg_get_userbyid(c.relowner)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_inherits i ON c.relispartition AND i.inhrelid = c.oid
@@ -61,8 +65,12 @@ LEFT JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
 WHERE n.nspname = %s AND c.relname = ANY(%s)
 """
 
-# Columns with their (element) type.  Arrays are recognised the way format_type() does
-# (typelem set and variable length), because attndims is not reliable.
+# Columns with their (element) type.  Arrays are recognised as the array type of their
+# element (not by attndims, which is not reliable, nor by typelem alone: int2vector and
+# oidvector have a typelem and a variable length but are types of their own).
+_ARRAY = ("t.typelem <> 0 AND t.typlen = -1 AND EXISTS (SELECT 1 FROM pg_catalog.pg_type x "
+          "WHERE x.oid = t.typelem AND x.typarray = t.oid)")
+
 _COLS_SQL = """
 SELECT a.attrelid, a.attname,
        pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid, a.atttypmod,
@@ -73,26 +81,34 @@ SELECT a.attrelid, a.attname,
        CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0
             THEN con.nspname END,
        pg_catalog.col_description(a.attrelid, a.attnum),
-       (t.typelem <> 0 AND t.typlen = -1) AS is_array,
-       et.oid, etn.nspname, et.typname, et.typtype
+       ({_ARRAY}) AS is_array,
+       et.oid, etn.nspname, et.typname, et.typtype,
+       CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text END,
+       {compression}, CASE WHEN a.attstattarget >= 0 THEN a.attstattarget::int END,
+       NOT a.attislocal, a.attoptions
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 JOIN pg_catalog.pg_type et
-  ON et.oid = CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem ELSE t.oid END
+  ON et.oid = CASE WHEN {_ARRAY} THEN t.typelem ELSE t.oid END
 JOIN pg_catalog.pg_namespace etn ON etn.oid = et.typnamespace
 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
 LEFT JOIN pg_catalog.pg_namespace con ON con.oid = co.collnamespace
 WHERE a.attrelid = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum
-"""
+""".replace("{_ARRAY}", _ARRAY)
 
 
 def _capture_columns(conn, relids: List[int]) -> Dict[int, Tuple[List[ColumnDef], List[int]]]:
     out: Dict[int, Tuple[List[ColumnDef], List[int]]] = {r: ([], []) for r in relids}
-    for r in conn.execute(_COLS_SQL, (relids,)).fetchall():
+    compression = ("NULLIF(a.attcompression::text, '')" if _server_version(conn) >= 140000
+                   else "NULL::text")
+    acls = extras.column_acls(conn, relids)
+    for r in conn.execute(_COLS_SQL.replace("{compression}", compression),
+                          (relids,)).fetchall():
         (relid, name, typ, typoid, typmod, ndims, notnull, identity, generated, expr,
-         coll, coll_schema, comment, is_array, eoid, eschema, ename, ekind) = r
+         coll, coll_schema, comment, is_array, eoid, eschema, ename, ekind, storage,
+         compress, stattarget, inherited, attoptions) = r
         cols, elem_oids = out[relid]
         cols.append(ColumnDef(
             name=name, type=typ, type_oid=typoid, type_schema=eschema, type_elem=ename,
@@ -102,7 +118,10 @@ def _capture_columns(conn, relids: List[int]) -> Dict[int, Tuple[List[ColumnDef]
             identity=identity or None,
             generated=expr if generated == "s" else None,
             collation=coll, collation_schema=coll_schema, position=len(cols) + 1,
-            comment=comment))
+            comment=comment, storage=storage, compression=compress,
+            statistics=stattarget, inherited=inherited, acl=acls.get((relid, name)),
+            options=[o for o in extras.storage_params(attoptions)
+                     if o.name in COLUMN_OPTIONS]))
         elem_oids.append(eoid)
     return out
 
@@ -116,7 +135,9 @@ SELECT i.indrelid, i.indexrelid, ic.relname, am.amname, i.indisunique,
                WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid
                  AND c.contype IN ('p', 'u', 'x')) AS backs_constraint,
        EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h
-               WHERE h.inhrelid = i.indexrelid) AS inherited
+               WHERE h.inhrelid = i.indexrelid) AS inherited,
+       ic.reloptions, pg_catalog.obj_description(i.indexrelid, 'pg_class'),
+       i.indisclustered, i.indisreplident
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_catalog.pg_am am ON am.oid = ic.relam
@@ -153,7 +174,8 @@ ORDER BY i.indexrelid, k.i
 
 class _IndexInfo:
     __slots__ = ("relid", "oid", "name", "method", "unique", "elements", "include",
-                 "predicate", "nulls_not_distinct", "backs_constraint", "inherited")
+                 "predicate", "nulls_not_distinct", "backs_constraint", "inherited",
+                 "options", "comment", "clustered", "replident")
 
 
 def _capture_index_infos(conn, relids: List[int]) -> Dict[int, _IndexInfo]:
@@ -162,7 +184,9 @@ def _capture_index_infos(conn, relids: List[int]) -> Dict[int, _IndexInfo]:
     for r in conn.execute(_INDEX_SQL.format(nnd=nnd), (relids,)).fetchall():
         info = _IndexInfo()
         (info.relid, info.oid, info.name, info.method, info.unique, info.predicate,
-         info.nulls_not_distinct, info.backs_constraint, info.inherited) = r
+         info.nulls_not_distinct, info.backs_constraint, info.inherited, options,
+         info.comment, info.clustered, info.replident) = r
+        info.options = extras.storage_params(options)
         info.elements, info.include = [], []
         out[info.oid] = info
     for (ixoid, i, nkey, attnum, text, opc, opcs, coll, colls, opt,
@@ -197,7 +221,8 @@ SELECT con.conrelid, con.conname, con.contype, con.condeferrable, con.condeferre
              JOIN pg_catalog.pg_operator o ON o.oid = x.op ORDER BY x.i),
        ARRAY(SELECT n.nspname FROM unnest(con.conexclop) WITH ORDINALITY x(op, i)
              JOIN pg_catalog.pg_operator o ON o.oid = x.op
-             JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace ORDER BY x.i)
+             JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace ORDER BY x.i),
+       pg_catalog.obj_description(con.oid, 'pg_constraint')
 FROM pg_catalog.pg_constraint con
 LEFT JOIN pg_catalog.pg_class fc ON fc.oid = con.confrelid
 LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace
@@ -215,11 +240,11 @@ def _capture_constraints(conn, relids: List[int],
     for r in conn.execute(_CONS_SQL, (relids,)).fetchall():
         (relid, name, ctype, deferrable, deferred, validated, noinherit, islocal, parentid,
          keynames, indid, fschema, ftable, fkeynames, upd, dele, match, expr, ops,
-         opschemas) = r
+         opschemas, comment) = r
         con = ConstraintDef(name=name, kind=_CONTYPES[ctype], deferrable=deferrable,
                             deferred=deferred, validated=validated,
                             no_inherit=noinherit and ctype == "c",
-                            inherited=(not islocal) or parentid != 0)
+                            inherited=(not islocal) or parentid != 0, comment=comment)
         if ctype in ("p", "u", "f"):
             con.columns = list(keynames)
         if ctype in ("p", "u", "x"):
@@ -228,6 +253,7 @@ def _capture_constraints(conn, relids: List[int],
                 raise SchemaError(f"constraint {name!r}: backing index not found")
             con.include = list(info.include)
             con.nulls_not_distinct = bool(info.nulls_not_distinct)
+            con.index_options = list(info.options)
             if ctype == "x":
                 con.method = info.method
                 con.predicate = info.predicate
@@ -249,7 +275,8 @@ def _capture_constraints(conn, relids: List[int],
 _SEQ_SQL = """
 SELECT d.refobjid, n.nspname, s.relname, a.attname, d.deptype = 'i',
        pg_catalog.format_type(q.seqtypid, NULL), q.seqstart, q.seqincrement,
-       q.seqmin, q.seqmax, q.seqcache, q.seqcycle
+       q.seqmin, q.seqmax, q.seqcache, q.seqcycle,
+       pg_catalog.obj_description(s.oid, 'pg_class')
 FROM pg_catalog.pg_depend d
 JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
 JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
@@ -266,10 +293,11 @@ def _capture_sequences(conn, relids: List[int]) -> Dict[int, List[SequenceDef]]:
     out: Dict[int, List[SequenceDef]] = {r: [] for r in relids}
     seqs: List[SequenceDef] = []
     for r in conn.execute(_SEQ_SQL, (relids,)).fetchall():
-        (relid, schema, name, col, ident, dtype, start, inc, mn, mx, cache, cycle) = r
+        (relid, schema, name, col, ident, dtype, start, inc, mn, mx, cache, cycle,
+         comment) = r
         s = SequenceDef(schema=schema, name=name, column=col, identity=ident,
                         data_type=dtype, start=start, increment=inc, min_value=mn,
-                        max_value=mx, cache=cache, cycle=cycle)
+                        max_value=mx, cache=cache, cycle=cycle, comment=comment)
         out[relid].append(s)
         seqs.append(s)
     if seqs:
@@ -309,14 +337,14 @@ WHERE t.oid = %s
 """
 
 _TYPEREF_SQL = """
-SELECT pg_catalog.format_type(t.oid, %(mod)s), (t.typelem <> 0 AND t.typlen = -1),
+SELECT pg_catalog.format_type(t.oid, %(mod)s), ({_ARRAY}),
        et.oid, etn.nspname, et.typname, et.typtype
 FROM pg_catalog.pg_type t
 JOIN pg_catalog.pg_type et
-  ON et.oid = CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem ELSE t.oid END
+  ON et.oid = CASE WHEN {_ARRAY} THEN t.typelem ELSE t.oid END
 JOIN pg_catalog.pg_namespace etn ON etn.oid = et.typnamespace
 WHERE t.oid = %(oid)s
-"""
+""".replace("{_ARRAY}", _ARRAY)
 
 
 def _type_ref(conn, oid: int, typmod: int) -> Tuple[TypeRef, int]:
@@ -470,25 +498,40 @@ def _capture_schema(conn: psycopg.Connection, schema: str, names: Sequence[str],
         constraints = _capture_constraints(conn, relids, infos)
         sequences = _capture_sequences(conn, relids)
         types = {relid: _types_for(conn, columns[relid][1], type_cache) for relid in relids}
+        triggers = extras.triggers(conn, relids)
+        policies = extras.policies(conn, relids)
+        statistics = extras.statistics(conn, relids)
+        acls = extras.table_acls(conn, relids)
+        parents = extras.inherits(conn, relids)
     for name in names:
         if name not in rels:
             continue
         (relid, relkind, persistence, ispartition, comment, partkey, bound, pschema,
-         pname) = rels[name]
+         pname, options, toast_options, replident, rls, rls_forced, owner) = rels[name]
         indexes = sorted((IndexDef(name=i.name, method=i.method, elements=i.elements,
                                    include=i.include, unique=i.unique,
                                    nulls_not_distinct=bool(i.nulls_not_distinct),
-                                   predicate=i.predicate, inherited=i.inherited)
+                                   predicate=i.predicate, inherited=i.inherited,
+                                   options=i.options, comment=i.comment)
                           for i in infos.values()
                           if i.relid == relid and not i.backs_constraint),
                          key=lambda i: i.name)
+        mine = [i for i in infos.values() if i.relid == relid]
+        clustered = next((i.name for i in mine if i.clustered), None)
+        replident_index = next((i.name for i in mine if i.replident), None)
         kind = "partition" if ispartition else ("partitioned" if relkind == "p" else "table")
         out[name] = TableDef(
             schema=schema, name=name, kind=kind, unlogged=persistence == "u",
             partition_key=partkey, partition_bound=bound, parent_schema=pschema,
             parent_name=pname, columns=columns[relid][0], constraints=constraints[relid],
             indexes=indexes, sequences=sequences[relid], types=types[relid],
-            comment=comment)
+            comment=comment, options=extras.storage_params(options),
+            toast_options=extras.storage_params(toast_options), inherits=parents[relid],
+            replica_identity=replident,
+            replica_identity_index=replident_index if replident == "i" else None,
+            clustered_index=clustered, triggers=triggers[relid], rls_enabled=rls,
+            rls_forced=rls_forced, policies=policies[relid],
+            statistics=statistics[relid], owner=owner, acl=acls[relid])
     return out
 
 

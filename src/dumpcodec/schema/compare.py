@@ -16,6 +16,9 @@ with enough digits, varchar -> text, typmod widenings) are flagged ``widening`` 
 restore layer can re-encode through the codec; anything else (narrowing, timestamp ->
 timestamptz, text -> varchar) is refused up front.
 
+Owner and privileges are not compared: they differ between clusters as a rule (the
+restoring role owns what it creates) and a restore sets them only on request.
+
 User-defined types, foreign-key targets and relative names: an object in the table's
 own schema is compared relative to that schema, so a table restored into another
 schema (with its types, see :mod:`.ddl`) compares equal to its definition.
@@ -26,7 +29,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
-from .model import ColumnDef, ConstraintDef, IndexDef, TableDef, TypeDef
+from .model import (ColumnDef, ConstraintDef, Grant, IndexDef, PolicyDef, RelationName,
+                    StatisticsDef, StorageParam, TableDef, TriggerDef, TypeDef)
 
 
 @dataclass
@@ -201,6 +205,31 @@ def _norm_index(i: IndexDef) -> dict:
     return d
 
 
+def _plain(value: Any) -> Any:
+    """A definition's field as shown in a difference (grants and parameters as text)."""
+    if isinstance(value, list):
+        return ", ".join(map(str, (_plain(v) for v in value))) or "none"
+    if isinstance(value, StorageParam):
+        return f"{value.name}={value.value}"
+    if isinstance(value, Grant):
+        return (f"{value.privilege} to {value.grantee or 'PUBLIC'}"
+                + (" with grant option" if value.grantable else ""))
+    if isinstance(value, RelationName):
+        return f"{value.schema}.{value.name}"
+    return value
+
+
+def _rel_names(names: List[RelationName], table_schema: str) -> list:
+    return [(_rel_schema(n.schema, table_schema), n.name) for n in names]
+
+
+def _norm_stats(st: StatisticsDef, table_schema: str) -> dict:
+    d = dataclasses.asdict(st)
+    d.pop("name")
+    d["schema"] = _rel_schema(d["schema"], table_schema)
+    return d
+
+
 def _norm_type(t: TypeDef, table_schema: str) -> dict:
     d = dataclasses.asdict(t)
     for k in ("comment", "oid", "array_oid"):
@@ -238,6 +267,14 @@ def compare(expected: TableDef, live: TableDef) -> Comparison:
                        live.partition_bound, False))
     if expected.comment != live.comment:
         add(Difference("comment", "table", expected.comment, live.comment, False))
+    for attr in ("options", "toast_options", "replica_identity", "replica_identity_index",
+                 "clustered_index", "rls_enabled", "rls_forced"):
+        a, b = getattr(expected, attr), getattr(live, attr)
+        if a != b:
+            add(Difference(attr, "table", _plain(a), _plain(b), False))
+    if _rel_names(expected.inherits, es) != _rel_names(live.inherits, ls):
+        add(Difference("inherits", "table", _plain(expected.inherits),
+                       _plain(live.inherits), False))
 
     live_cols = {c.name: c for c in live.columns}
     exp_cols = {c.name: c for c in expected.columns}
@@ -270,6 +307,10 @@ def compare(expected: TableDef, live: TableDef) -> Comparison:
             add(Difference("collation", e.name, e.collation, l.collation, False))
         if e.comment != l.comment:
             add(Difference("column_comment", e.name, e.comment, l.comment, False))
+        for attr in ("storage", "compression", "statistics", "options"):
+            if getattr(e, attr) != getattr(l, attr):
+                add(Difference(f"column_{attr}", e.name, _plain(getattr(e, attr)),
+                               _plain(getattr(l, attr)), False))
     for l in live.columns:
         if l.name not in exp_cols:
             add(Difference("extra_column", l.name, None, l.type,
@@ -279,6 +320,12 @@ def compare(expected: TableDef, live: TableDef) -> Comparison:
     _compare_named(diffs, "constraint", expected.constraints, live.constraints,
                    lambda c: _norm_constraint(c, es), lambda c: _norm_constraint(c, ls))
     _compare_named(diffs, "index", expected.indexes, live.indexes, _norm_index, _norm_index)
+    _compare_named(diffs, "trigger", expected.triggers, live.triggers, dataclasses.asdict,
+                   dataclasses.asdict)
+    _compare_named(diffs, "policy", expected.policies, live.policies, dataclasses.asdict,
+                   dataclasses.asdict)
+    _compare_named(diffs, "statistics", expected.statistics, live.statistics,
+                   lambda x: _norm_stats(x, es), lambda x: _norm_stats(x, ls))
 
     etypes = {(_rel_schema(t.schema, es), t.name): t for t in expected.types}
     ltypes = {(_rel_schema(t.schema, ls), t.name): t for t in live.types}
@@ -338,6 +385,19 @@ def describe(obj: Any) -> str:
             return f"EXCLUDE USING {obj.method} (" + ", ".join(
                 f"{_elem(e)} WITH {e.operator}" for e in obj.elements) + ")" + (
                 f" WHERE {obj.predicate}" if obj.predicate else "")
+    if isinstance(obj, TriggerDef):
+        return (f"TRIGGER {obj.timing.upper()} {' OR '.join(obj.events).upper()} "
+                f"FOR EACH {'ROW' if obj.for_each_row else 'STATEMENT'}"
+                + (f" WHEN ({obj.when})" if obj.when else "")
+                + f" EXECUTE FUNCTION {obj.function_schema}.{obj.function_name}()")
+    if isinstance(obj, PolicyDef):
+        return (f"POLICY {'PERMISSIVE' if obj.permissive else 'RESTRICTIVE'} FOR "
+                f"{obj.command.upper()} TO {', '.join(obj.roles) or 'PUBLIC'}"
+                + (f" USING ({obj.using})" if obj.using else "")
+                + (f" WITH CHECK ({obj.with_check})" if obj.with_check else ""))
+    if isinstance(obj, StatisticsDef):
+        return (f"STATISTICS ({', '.join(obj.kinds)}) ON "
+                + ", ".join(obj.columns + [f"({e})" for e in obj.expressions]))
     if isinstance(obj, IndexDef):
         return ("UNIQUE " if obj.unique else "") + f"INDEX USING {obj.method} (" + \
             ", ".join(_elem(e) for e in obj.elements) + ")" + \

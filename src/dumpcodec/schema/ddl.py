@@ -49,8 +49,17 @@ from .safety import Probe, ProbeSet, check_tree
 from .model import (FK_ACTIONS, FK_MATCH, ColumnDef, ConstraintDef, IndexElem,
                     SequenceDef, TableDef, TypeDef, TypeRef)
 
+#: The order a restore runs a plan's statements in (``setup`` before each session):
+#: ``types``, ``serials`` (owned sequences), ``table`` (with storage parameters and
+#: column settings), then the data, ``post_data`` (keys, indexes, index parameters,
+#: statistics, replica identity, CLUSTER ON), ``foreign_keys`` (after all tables; with
+#: comments on foreign keys), ``sequences`` (values), ``comments``, then, in the table's
+#: transaction before its COMMIT, ``policies`` (RLS; required), ``triggers`` (after the
+#: data, so they never fire during a restore), ``privileges`` (owner and grants, only on
+#: request).  The last three hold :class:`~.ddl_extras.Step` statements, run by
+#: :func:`~.ddl_extras.run_steps`.
 PHASES = ("types", "serials", "table", "post_data", "foreign_keys", "sequences",
-          "comments")
+          "comments", "policies", "triggers", "privileges")
 
 _OPERATOR_RE = re.compile(r"^[+\-*/<>=~!@#%^&|`?]{1,63}$")
 
@@ -221,7 +230,10 @@ _EXPECTED_NODE = {"CREATE TABLE": "CreateStmt", "CREATE INDEX": "IndexStmt",
                   "CREATE DOMAIN": "CreateDomainStmt", "CREATE TYPE": "CompositeTypeStmt",
                   "CREATE TYPE RANGE": "CreateRangeStmt", "CREATE SEQUENCE": "CreateSeqStmt",
                   "ALTER SEQUENCE": "AlterSeqStmt", "SELECT": "SelectStmt",
-                  "COMMENT": "CommentStmt"}
+                  "COMMENT": "CommentStmt", "CREATE TRIGGER": "CreateTrigStmt",
+                  "CREATE POLICY": "CreatePolicyStmt", "GRANT": "GrantStmt",
+                  "CREATE STATISTICS": "CreateStatsStmt",
+                  "ALTER STATISTICS": "AlterStatsStmt"}
 
 
 def _built(stmt: sql.Composed, kind: str, where: str) -> sql.Composed:
@@ -253,6 +265,7 @@ class ForeignKeySteps:
     can be looked at first), then validated when the source's was."""
     add: sql.Composed
     validate: Optional[sql.Composed]
+    comment: Optional[sql.Composed] = None
 
 
 @dataclass
@@ -272,6 +285,9 @@ class DDLPlan:
     foreign_keys: List[sql.Composed] = field(default_factory=list)
     sequences: List[sql.Composed] = field(default_factory=list)
     comments: List[sql.Composed] = field(default_factory=list)
+    policies: List[sql.Composed] = field(default_factory=list)
+    triggers: List[sql.Composed] = field(default_factory=list)
+    privileges: List[sql.Composed] = field(default_factory=list)
     skipped_types: List[str] = field(default_factory=list)   # already there and equal
     schemas: List[str] = field(default_factory=list)   # where the plan creates objects
     #: each foreign key by name, in two steps (see :class:`ForeignKeySteps`)
@@ -279,6 +295,7 @@ class DDLPlan:
     #: every expression of the plan, for :meth:`.safety.Guard.probe` (run it after
     #: ``types`` and ``serials`` and before ``table``)
     probes: ProbeSet = field(default_factory=lambda: ProbeSet(table=""))
+    notes: List[str] = field(default_factory=list)     # what the plan does not restore
 
     def statements(self, phases: Sequence[str] = PHASES) -> Iterator[sql.Composed]:
         for phase in phases:
@@ -290,14 +307,24 @@ class DDLPlan:
                    context: Optional[psycopg.Connection] = None) -> List[str]:
         return [s.as_string(context) for s in self.statements(phases)]
 
-    def execute(self, conn: psycopg.Connection, phases: Sequence[str] = PHASES) -> None:
-        """Run ``setup`` and the given phases on ``conn``; search_path is restored."""
+    def execute(self, conn: psycopg.Connection,
+                phases: Sequence[str] = PHASES) -> List[str]:
+        """Run ``setup`` and the given phases on ``conn``; search_path is restored.
+
+        Returns the notes of what was not restored (the plan's own and those of
+        :func:`~.ddl_extras.run_steps`)."""
+        from .ddl_extras import run_steps
         old = conn.execute("SELECT pg_catalog.current_setting('search_path')").fetchone()[0]
+        notes = list(self.notes)
         try:
             for stmt in self.setup:
                 conn.execute(stmt)
-            for stmt in self.statements(phases):
-                conn.execute(stmt)
+            for phase in phases:
+                if phase not in PHASES:
+                    raise ValueError(f"unknown DDL phase {phase!r}")
+                notes += run_steps(conn, getattr(self, phase),
+                                   f"{self.schema}.{self.name}")
+            return notes
         finally:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
                 conn.execute("SELECT pg_catalog.set_config('search_path', %s, false)",
@@ -312,6 +339,7 @@ class _Builder:
         self.table_ident = sql.Identifier(self.schema, t.name)
         self.type_schemas = sorted({ty.schema for ty in t.types})
         self.probes = ProbeSet(table=t.name)
+        self.notes: List[str] = []
 
     def map_schema(self, schema: str) -> str:
         return self.schema if schema == self.t.schema else schema
@@ -408,8 +436,14 @@ def _deferrable(c: ConstraintDef) -> sql.SQL:
 
 def _column_sql(b: _Builder, c: ColumnDef) -> sql.Composed:
     what = f"column {c.name!r}"
-    parts: List[sql.Composable] = [sql.Identifier(c.name), sql.SQL(" "),
-                                   b.type_sql(c, what, c.ndims)]
+    ctype = b.type_sql(c, what, c.ndims)
+    if c.builtin and (c.type_schema, c.type_elem) == ("pg_catalog", "pg_node_tree"):
+        # PostgreSQL accepts no pg_node_tree value from a client (its input and
+        # receive functions refuse all); its text is the value, so text keeps it
+        ctype = sql.SQL("pg_catalog.text" + "[]" * max(c.ndims, int(c.is_array)))
+        b.notes.append(f"{what}: pg_node_tree restored as text (PostgreSQL accepts no "
+                       f"pg_node_tree value from a client)")
+    parts: List[sql.Composable] = [sql.Identifier(c.name), sql.SQL(" "), ctype]
     parts.append(b.collate(c.collation, c.collation_schema))
     if c.generated is not None:
         parts.append(sql.SQL(" GENERATED ALWAYS AS {} STORED").format(
@@ -440,8 +474,10 @@ def _check_sql(b: _Builder, c: ConstraintDef) -> sql.Composed:
 
 
 def _own(b: _Builder, items):
-    """What this table creates itself (a partition inherits the rest from its parent)."""
-    return [x for x in items if not (b.t.kind == "partition" and x.inherited)]
+    """What this table creates itself (a partition, or an INHERITS child, inherits the
+    rest from its parent)."""
+    child = b.t.kind == "partition" or bool(b.t.inherits)
+    return [x for x in items if not (child and x.inherited)]
 
 
 def _type_statements(b: _Builder, ty: TypeDef) -> List[sql.Composed]:
@@ -630,17 +666,23 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
         if not (t.parent_schema and t.parent_name and t.partition_bound):
             raise SchemaError(f"{where}: partition without parent or bound")
         items += [_check_sql(b, c) for c in checks if c.validated]
-        head = sql.SQL("CREATE TABLE {} PARTITION OF {}{} ").format(
+        head = sql.SQL("CREATE {}TABLE {} PARTITION OF {}{} ").format(
+            sql.SQL("UNLOGGED " if t.unlogged else ""),
             b.table_ident, b.ident(t.parent_schema, t.parent_name),
             sql.SQL(" ({})").format(sql.SQL(", ").join(items)) if items else sql.SQL(""))
         stmt = [head, _checked_clause("CREATE TABLE x PARTITION OF y {}", t.partition_bound,
                                       f"{where}, partition bound", _check_bound)]
     else:
-        items += [_column_sql(b, c) for c in t.columns]
+        # an INHERITS child declares its own columns only (the parent's come first)
+        items += [_column_sql(b, c) for c in t.columns
+                  if not (t.inherits and c.inherited)]
         items += [_check_sql(b, c) for c in checks if c.validated]
         stmt = [sql.SQL("CREATE {}TABLE {} ({})").format(
             sql.SQL("UNLOGGED " if t.unlogged else ""), b.table_ident,
             sql.SQL(", ").join(items))]
+        if t.inherits:
+            stmt.append(sql.SQL(" INHERITS ({})").format(sql.SQL(", ").join(
+                b.ident(p.schema, p.name) for p in t.inherits)))
     if t.partition_key is not None:
         stmt += [sql.SQL(" PARTITION BY "),
                  _checked_clause("CREATE TABLE x () PARTITION BY {}", t.partition_key,
@@ -750,6 +792,10 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
             plan.comments.append(_built(sql.SQL("COMMENT ON {} {} IS {}").format(
                 sql.SQL("DOMAIN" if ty.kind == "domain" else "TYPE"),
                 b.ident(ty.schema, ty.name), sql.Literal(ty.comment)), "COMMENT", where))
+    # storage parameters, statistics, RLS, triggers, privileges, ... (ddl_extras)
+    from .ddl_extras import add_to_plan
+    add_to_plan(plan, b, t, _own)
+    plan.notes.extend(b.notes)
     b.probes.columns = [(c.name, sql.Composed([b.type_sql(c, f"column {c.name!r}", c.ndims),
                                                b.collate(c.collation, c.collation_schema)]))
                         for c in t.columns]

@@ -10,11 +10,18 @@ them with a real SQL parser before use.
 Names are stored bare (``schema`` and ``name`` in separate fields), never as dotted
 strings, because identifiers may themselves contain dots.
 
-JSON: ``TableDef.to_json()`` gives ``{"format": 1, ...}`` with lists in a stable order
-(columns by position, constraints / indexes / sequences by name, types in dependency
-order), so two captures of the same table give the same ``json.dumps(sort_keys=True)``
-text.  ``TableDef.from_json()`` checks the version and the type of every field and raises
+JSON: ``TableDef.to_json()`` gives ``{"format": 2, ...}`` with lists in a stable order
+(columns by position, constraints / indexes / sequences / triggers / policies /
+statistics by name, types in dependency order, privileges in catalog order), so two
+captures of the same table give the same ``json.dumps(sort_keys=True)`` text.
+``TableDef.from_json()`` checks the version and the type of every field and raises
 :class:`~dumpcodec.errors.SchemaError` naming the offending path.
+
+Format 2 added the fields of the rest of what ``pg_dump -t`` keeps (storage parameters,
+triggers, policies, privileges, statistics, inheritance, ...); every one of them has a
+default, so a format-1 definition (an archive written before) reads as a table without
+them.  Format 2 is written so that an older reader says "unsupported format 2" rather
+than naming the new fields as unknown.
 """
 from __future__ import annotations
 
@@ -26,7 +33,9 @@ from typing import Any, Dict, List, Optional
 from ..errors import SchemaError
 
 #: Version of the JSON form written by :meth:`TableDef.to_json`.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions :meth:`TableDef.from_json` reads (1: before the fields of format 2).
+READABLE_VERSIONS = (1, 2)
 
 #: OIDs below this are built into the server and equal on every server version we
 #: support; OIDs of user-defined (and extension) objects differ between databases.
@@ -39,6 +48,25 @@ CONSTRAINT_KINDS = ("primary_key", "unique", "check", "exclusion", "foreign_key"
 FK_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL",
               "d": "SET DEFAULT"}
 FK_MATCH = {"s": "SIMPLE", "f": "FULL", "p": "PARTIAL"}
+#: pg_class.relreplident
+REPLICA_IDENTITY = {"d": "DEFAULT", "n": "NOTHING", "f": "FULL", "i": "USING INDEX"}
+#: pg_attribute.attstorage, spelled as SQL
+STORAGE = {"p": "PLAIN", "e": "EXTERNAL", "m": "MAIN", "x": "EXTENDED"}
+#: pg_attribute.attcompression (PostgreSQL 14+)
+COMPRESSION = {"p": "pglz", "l": "lz4"}
+TRIGGER_TIMINGS = ("before", "after", "instead of")
+TRIGGER_EVENTS = ("insert", "update", "delete", "truncate")
+#: pg_trigger.tgenabled: O origin/local (default), D disabled, R replica, A always
+TRIGGER_ENABLED = {"O": "", "D": "DISABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS"}
+POLICY_COMMANDS = ("all", "select", "insert", "update", "delete")
+#: aclitem privileges of a table (and of its columns: a, r, w, x), as SQL
+TABLE_PRIVILEGES = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE",
+                    "D": "TRUNCATE", "x": "REFERENCES", "t": "TRIGGER"}
+#: the attribute options PostgreSQL defines (pg_attribute.attoptions); others (a
+#: server build may keep its own there) are not captured
+COLUMN_OPTIONS = ("n_distinct", "n_distinct_inherited")
+#: pg_statistic_ext.stxkind
+STATISTICS_KINDS = {"d": "ndistinct", "f": "dependencies", "m": "mcv", "e": "expressions"}
 
 
 @dataclass
@@ -84,6 +112,12 @@ class ColumnDef:
     collation_schema: Optional[str] = None
     position: int = 0             # 1-based among the non-dropped columns
     comment: Optional[str] = None
+    storage: Optional[str] = None     # attstorage when not the type's: STORAGE keys
+    compression: Optional[str] = None  # attcompression when set: COMPRESSION keys
+    statistics: Optional[int] = None   # attstattarget when set (not the default)
+    inherited: bool = False            # from an INHERITS parent only (not attislocal)
+    acl: Optional[List[Grant]] = None  # column privileges (attacl), None: none
+    options: List["StorageParam"] = field(default_factory=list)  # attoptions (n_distinct)
 
     @property
     def type_name(self) -> str:
@@ -111,6 +145,32 @@ class IndexElem:
 
 
 @dataclass
+class StorageParam:
+    """One storage parameter (``pg_class.reloptions`` entry): ``fillfactor`` = ``70``.
+
+    The value is kept as the server shows it and given back as a string literal, which
+    every parameter accepts."""
+    name: str
+    value: str
+
+
+@dataclass
+class RelationName:
+    """A table named by schema and name (an inheritance parent)."""
+    schema: str
+    name: str
+
+
+@dataclass
+class Grant:
+    """One privilege from an ACL (``aclexplode``): ``grantee`` None is PUBLIC."""
+    privilege: str                 # 'SELECT', 'INSERT', ... (TABLE_PRIVILEGES values)
+    grantee: Optional[str] = None
+    grantor: Optional[str] = None
+    grantable: bool = False
+
+
+@dataclass
 class IndexDef:
     """An index that does not back a constraint (those are in ``constraints``)."""
     name: str
@@ -121,6 +181,8 @@ class IndexDef:
     nulls_not_distinct: bool = False
     predicate: Optional[str] = None
     inherited: bool = False        # attached to an index on the partitioned parent
+    options: List[StorageParam] = field(default_factory=list)   # WITH (...)
+    comment: Optional[str] = None
 
 
 @dataclass
@@ -145,7 +207,9 @@ class ConstraintDef:
     on_update: str = "a"
     on_delete: str = "a"
     match: str = "s"
-    inherited: bool = False        # comes from the partitioned parent
+    inherited: bool = False        # comes from the partitioned (or INHERITS) parent
+    index_options: List[StorageParam] = field(default_factory=list)  # pk/unique/excl.
+    comment: Optional[str] = None
 
 
 @dataclass
@@ -164,6 +228,56 @@ class SequenceDef:
     cycle: bool = False
     last_value: Optional[int] = None
     is_called: bool = False
+    comment: Optional[str] = None
+
+
+@dataclass
+class TriggerDef:
+    """A trigger (internal ones, e.g. of foreign keys, are not captured).
+
+    ``when`` is the only text (checked like a CHECK); the function is named by schema
+    and name, with the arguments as strings; the archive never creates it."""
+    name: str
+    timing: str                    # one of TRIGGER_TIMINGS
+    events: List[str]              # of TRIGGER_EVENTS, in that order
+    function_schema: str
+    function_name: str
+    for_each_row: bool = False
+    columns: List[str] = field(default_factory=list)   # UPDATE OF
+    when: Optional[str] = None
+    arguments: List[str] = field(default_factory=list)
+    enabled: str = "O"             # TRIGGER_ENABLED key
+    constraint: bool = False       # CREATE CONSTRAINT TRIGGER
+    deferrable: bool = False
+    deferred: bool = False
+    old_table: Optional[str] = None    # REFERENCING OLD TABLE AS
+    new_table: Optional[str] = None
+    inherited: bool = False        # cloned from the partitioned parent's trigger
+    comment: Optional[str] = None
+
+
+@dataclass
+class PolicyDef:
+    """A row-level security policy; ``roles`` empty means PUBLIC."""
+    name: str
+    command: str = "all"           # one of POLICY_COMMANDS
+    permissive: bool = True
+    roles: List[str] = field(default_factory=list)
+    using: Optional[str] = None
+    with_check: Optional[str] = None
+    comment: Optional[str] = None
+
+
+@dataclass
+class StatisticsDef:
+    """An extended statistics object (CREATE STATISTICS) on the table."""
+    schema: str
+    name: str
+    kinds: List[str] = field(default_factory=list)     # STATISTICS_KINDS keys
+    columns: List[str] = field(default_factory=list)
+    expressions: List[str] = field(default_factory=list)
+    target: Optional[int] = None   # stxstattarget when set
+    comment: Optional[str] = None
 
 
 @dataclass
@@ -227,6 +341,20 @@ class TableDef:
     sequences: List[SequenceDef] = field(default_factory=list)
     types: List[TypeDef] = field(default_factory=list)
     comment: Optional[str] = None
+    # format 2
+    options: List[StorageParam] = field(default_factory=list)        # WITH (...)
+    toast_options: List[StorageParam] = field(default_factory=list)  # toast.*
+    inherits: List[RelationName] = field(default_factory=list)       # INHERITS (...)
+    replica_identity: str = "d"                                      # REPLICA_IDENTITY
+    replica_identity_index: Optional[str] = None
+    clustered_index: Optional[str] = None                            # CLUSTER ON
+    triggers: List[TriggerDef] = field(default_factory=list)
+    rls_enabled: bool = False
+    rls_forced: bool = False
+    policies: List[PolicyDef] = field(default_factory=list)
+    statistics: List[StatisticsDef] = field(default_factory=list)
+    owner: Optional[str] = None
+    acl: Optional[List[Grant]] = None    # relacl; None: the owner's default privileges
 
     @property
     def qualified(self) -> str:
@@ -255,9 +383,10 @@ class TableDef:
             raise SchemaError(f"table definition: expected a JSON object, got "
                               f"{type(data).__name__}")
         version = data.get("format")
-        if version != FORMAT_VERSION:
+        if isinstance(version, bool) or version not in READABLE_VERSIONS:
             raise SchemaError(f"table definition: unsupported format {version!r} "
-                              f"(this version reads format {FORMAT_VERSION})")
+                              f"(this version reads formats "
+                              f"{', '.join(map(str, READABLE_VERSIONS))})")
         body = {k: v for k, v in data.items() if k != "format"}
         tdef = _from_plain(cls, body, "table")
         _check_semantics(tdef)
@@ -382,6 +511,7 @@ def _check_semantics(t: TableDef) -> None:
         if ty.kind not in TYPE_KINDS:
             raise SchemaError(f"{where}: type {ty.schema}.{ty.name}: kind {ty.kind!r} is "
                               f"not one of {TYPE_KINDS}")
+    _check_extras(t, where, seen)
     for s in t.sequences:
         if s.column is not None and s.column not in seen:
             raise SchemaError(f"{where}: sequence {s.name!r} belongs to unknown column "
@@ -389,3 +519,68 @@ def _check_semantics(t: TableDef) -> None:
         if s.data_type not in ("smallint", "integer", "bigint"):
             raise SchemaError(f"{where}: sequence {s.name!r}: data type {s.data_type!r} "
                               f"is not smallint, integer or bigint")
+
+
+def _bad(where: str, what: str, value: Any, allowed) -> SchemaError:
+    return SchemaError(f"{where}: {what} {value!r} is not one of "
+                       f"{', '.join(map(repr, allowed))}")
+
+
+def _check_params(where: str, what: str, params: List[StorageParam]) -> None:
+    for p in params:
+        if not p.name or not all(ch.isalnum() or ch == "_" for ch in p.name):
+            raise SchemaError(f"{where}: {what}: bad storage parameter name {p.name!r}")
+
+
+def _check_acl(where: str, acl: Optional[List[Grant]]) -> None:
+    for g in acl or ():
+        if g.privilege not in TABLE_PRIVILEGES.values():
+            raise _bad(where, "privilege", g.privilege, TABLE_PRIVILEGES.values())
+
+
+def _check_extras(t: TableDef, where: str, columns: set) -> None:
+    """The fields of format 2."""
+    _check_params(where, "options", t.options)
+    _check_params(where, "toast_options", t.toast_options)
+    if t.replica_identity not in REPLICA_IDENTITY:
+        raise _bad(where, "replica identity", t.replica_identity, REPLICA_IDENTITY)
+    if (t.replica_identity == "i") != (t.replica_identity_index is not None):
+        raise SchemaError(f"{where}: replica identity 'i' goes with an index, and only it")
+    _check_acl(where, t.acl)
+    for c in t.columns:
+        if c.storage is not None and c.storage not in STORAGE:
+            raise _bad(f"{where}, column {c.name!r}", "storage", c.storage, STORAGE)
+        if c.compression is not None and c.compression not in COMPRESSION:
+            raise _bad(f"{where}, column {c.name!r}", "compression", c.compression,
+                       COMPRESSION)
+        _check_acl(f"{where}, column {c.name!r}", c.acl)
+        _check_params(where, f"column {c.name!r}", c.options)
+    for ix in t.indexes:
+        _check_params(where, f"index {ix.name!r}", ix.options)
+    for con in t.constraints:
+        _check_params(where, f"constraint {con.name!r}", con.index_options)
+    for tr in t.triggers:
+        w = f"{where}, trigger {tr.name!r}"
+        if tr.timing not in TRIGGER_TIMINGS:
+            raise _bad(w, "timing", tr.timing, TRIGGER_TIMINGS)
+        if not tr.events or any(e not in TRIGGER_EVENTS for e in tr.events):
+            raise SchemaError(f"{w}: events {tr.events!r} are not among {TRIGGER_EVENTS}")
+        if tr.enabled not in TRIGGER_ENABLED:
+            raise _bad(w, "enabled", tr.enabled, TRIGGER_ENABLED)
+        for col in tr.columns:
+            if col not in columns:
+                raise SchemaError(f"{w}: names unknown column {col!r}")
+    for po in t.policies:
+        if po.command not in POLICY_COMMANDS:
+            raise _bad(f"{where}, policy {po.name!r}", "command", po.command,
+                       POLICY_COMMANDS)
+    for st in t.statistics:
+        w = f"{where}, statistics {st.name!r}"
+        if any(k not in STATISTICS_KINDS for k in st.kinds):
+            raise SchemaError(f"{w}: kinds {st.kinds!r} are not among "
+                              f"{tuple(STATISTICS_KINDS)}")
+        if len(st.columns) + len(st.expressions) < 1:
+            raise SchemaError(f"{w}: no columns or expressions")
+        for col in st.columns:
+            if col not in columns:
+                raise SchemaError(f"{w}: names unknown column {col!r}")

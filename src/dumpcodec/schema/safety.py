@@ -193,8 +193,10 @@ def _walk(node: Any, context: str, table: Optional[str], schemas: FrozenSet[str]
         if any(not (isinstance(f, dict) and f.get("@") == "String") for f in fields):
             raise ValueError("* is not allowed here")
         names = _names(fields)
-        # a.b may be field b of column a, which the server may read as b(a)
-        if len(names) > 2 or (len(names) == 2 and names[0] != table):
+        # a.b may be field b of column a, which the server may read as b(a); only the
+        # table's own name (and in a trigger's WHEN, NEW and OLD) may come first
+        firsts = {table} | ({"new", "old"} if context == "trigger_when" else set())
+        if len(names) > 2 or (len(names) == 2 and names[0] not in firsts):
             raise ValueError(f"the reference {'.'.join(names)} is not a column of the "
                              f"table")
     elif tag == "TypeName":
@@ -310,11 +312,14 @@ own(oid) AS (
     SELECT pg_catalog.to_regclass(n)::pg_catalog.oid
     FROM pg_catalog.unnest(%(own)s::pg_catalog.text[]) n
     UNION ALL
+    -- owned by the table or by a parent it inherits its defaults from
     SELECT d.objid FROM pg_catalog.pg_depend d
     JOIN pg_catalog.pg_class s ON s.oid = d.objid
     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
       AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-      AND d.refobjid = pg_catalog.to_regclass(%(table)s)
+      AND d.refobjid IN (SELECT pg_catalog.to_regclass(n)
+                         FROM pg_catalog.unnest(%(rels)s::pg_catalog.text[]
+                                                || %(table)s::pg_catalog.text) n)
       AND d.deptype IN ('a', 'i') AND s.relkind = 'S'),
 typ0(oid) AS (
     SELECT pg_catalog.to_regtype(n)::pg_catalog.oid
@@ -612,16 +617,22 @@ class Guard:
     def _views(probes: ProbeSet) -> List[Tuple[List[Probe], sql.Composable, str]]:
         groups: Dict[str, List[Probe]] = {}
         for p in probes.probes:
-            groups.setdefault(CONTEXTS[p.context], []).append(p)
+            # a trigger's WHEN sees the row as NEW and OLD: a view of its own
+            key = "when" if p.context == "trigger_when" else CONTEXTS[p.context]
+            groups.setdefault(key, []).append(p)
         views: List[Tuple[List[Probe], sql.Composable, str]] = []
         if groups:
             cols = sql.SQL(", ").join(
                 sql.SQL("NULL::{} AS {}").format(t, sql.Identifier(c))
                 for c, t in probes.columns) if probes.columns else sql.SQL("")
-            source = sql.SQL(" FROM (SELECT {}) AS {}").format(
-                cols, sql.Identifier(probes.table))
-            for vol, items in sorted(groups.items()):
-                views.append((items, source, _STRICTEST[vol]))
+            row = sql.SQL("(SELECT {})").format(cols)
+            for key, items in sorted(groups.items()):
+                if key == "when":
+                    views.append((items, sql.SQL(" FROM {} AS new, {} AS old").format(
+                        row, row), "trigger_when"))
+                else:
+                    views.append((items, sql.SQL(" FROM {} AS {}").format(
+                        row, sql.Identifier(probes.table)), _STRICTEST[key]))
         for base, p in probes.value_probes:
             views.append(([p], sql.SQL(" FROM (SELECT NULL::{} AS value) AS d")
                           .format(base), p.context))

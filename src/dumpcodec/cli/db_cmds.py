@@ -80,11 +80,19 @@ def _schemas_named(conninfo: str, selectors: List[str]) -> List[str]:
     return [r[0] for r in rows]
 
 
-def _print_failures(failed) -> None:
-    if failed:
-        print(f"FAILED ({len(failed)}):", file=sys.stderr)
-        for tid, reason in failed:
-            print(f"  {tid}: {reason}", file=sys.stderr)
+def _print_grouped_failures(summary) -> None:
+    """One line per reason: many tables failing alike ("3 tables already exist")
+    show as one line with their ids, not one line each."""
+    if not summary.failed:
+        return
+    print(f"FAILED ({len(summary.failed)}):", file=sys.stderr)
+    for reason, ids in summary.grouped_failures():
+        if len(ids) == 1:
+            print(f"  {ids[0]}: {reason}", file=sys.stderr)
+            continue
+        shown = ", ".join(ids) if len(ids) <= 6 else \
+            f"{', '.join(ids[:3])} ... {', '.join(ids[-2:])}"
+        print(f"  {len(ids)} tables: {reason}: {shown}", file=sys.stderr)
 
 
 # -- create ---------------------------------------------------------------------------
@@ -154,7 +162,7 @@ def cmd_load(args) -> int:
         for r in summary.ok:    # per table: what it left out, and why
             for note in r.notes:
                 print(f"note: {r.table_id}: {note}", file=sys.stderr)
-    _print_failures(summary.failed)
+    _print_grouped_failures(summary)
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .. import pump
+
+
+#: how :meth:`RestoreSummary.grouped_failures` names the table in a shared reason
+TABLE = "<table>"
 
 
 @dataclass
@@ -35,6 +39,28 @@ class RestoreSummary:
     warnings: List[str] = field(default_factory=list)
     seconds: float = 0.0
     pump: str = pump.PUMP
+    # table id -> its failure's reason with the table's own names taken out
+    _templates: Dict[str, str] = field(default_factory=dict, repr=False)
+
+    def add_failure(self, table_id: str, reason: str, names: Sequence[str] = ()) -> None:
+        """Record a failed table; ``names``: how the reason may name the table (its id,
+        its target), taken out so that failures of the same kind group together."""
+        self.failed.append((table_id, reason))
+        template = reason
+        for n in sorted({table_id, *names}, key=len, reverse=True):
+            if n:
+                template = template.replace(n, TABLE)
+        self._templates[table_id] = template
+
+    def grouped_failures(self) -> List[Tuple[str, List[str]]]:
+        """The failures grouped by reason: ``(reason, [table ids])`` in the order of
+        their first failure; a reason shared by several tables names the table as
+        ``TABLE`` ("table TABLE already exists ...")."""
+        groups: Dict[str, List[str]] = {}
+        for tid, reason in self.failed:
+            groups.setdefault(self._templates.get(tid, reason), []).append(tid)
+        return [(reason if len(ids) > 1 else dict(self.failed).get(ids[0], reason), ids)
+                for reason, ids in groups.items()]
 
     @property
     def rows(self) -> int:

@@ -156,7 +156,13 @@ class RestoreRun:
                 progress.table_done(item.table_id, 0, 0, 0.0, None)
             elif isinstance(outcome, BaseException):
                 why = reason(outcome)
-                self.summary.failed.append((item.table_id, why))
+                if target is None:
+                    try:
+                        target = self.target(item)
+                    except RestoreError:
+                        pass
+                names = [item.qualified] + (["{}.{}".format(*target[:2])] if target else [])
+                self.summary.add_failure(item.table_id, why, names)
                 self.failed_ids.add(item.table_id)
                 progress.table_done(item.table_id, 0, 0, 0.0, why)
             elif outcome is None:
@@ -222,6 +228,7 @@ class RestoreRun:
         items = select.select([select.item_from(t) for t in self.reader.tables()],
                               opts.tables)
         select.check_archive(items, opts.target_schema, opts.definitions)
+        self._conflicts_up_front(items)
         self.restoring = {(it.definition.schema, it.definition.name) for it in items
                           if it.definition is not None}
         by_name = {(it.definition.schema, it.definition.name): it.table_id
@@ -291,6 +298,31 @@ class RestoreRun:
         order = {it.table_id: i for i, it in enumerate(items)}
         self.summary.ok.sort(key=lambda r: order[r.table_id])
         self.done.sort(key=lambda d: order[d.item.table_id])
+
+    def _conflicts_up_front(self, items: List[select.Item]) -> None:
+        """With ``if_exists='error'``, a restore in which every table already exists
+        would fail table by table: say so before any work (one query)."""
+        if self.opts.if_exists != "error" or not items:
+            return
+        targets = []
+        for it in items:
+            try:
+                targets.append(self.target(it)[:2])
+            except RestoreError:
+                return
+        conn = self.pool.get()
+        try:
+            there = catalog.existing_relations(conn, targets)
+        finally:
+            self.pool.put(conn)
+        if len(there) == len(set(targets)):
+            names = sorted("{}.{}".format(*t) for t in there)
+            shown = ", ".join(names) if len(names) <= 4 else \
+                f"{names[0]}, {names[1]} ... {names[-1]}"
+            raise RestoreError(
+                f"all {len(names)} tables of this restore already exist in the target "
+                f"({shown}); nothing was done: choose --if-exists replace, append, "
+                f"truncate or skip, or another --target-schema")
 
     # -- from a pipe: one pass, table after table ----------------------------------------
 

@@ -31,6 +31,20 @@ def relation_oid(conn: psycopg.Connection, schema: str, name: str) -> Optional[i
     return None if row is None else row[0]
 
 
+def existing_relations(conn: psycopg.Connection,
+                       names: Sequence[Tuple[str, str]]) -> set:
+    """The (schema, name) pairs of ``names`` that exist as relations."""
+    if not names:
+        return set()
+    return {(s, n) for s, n in conn.execute(
+        "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN ROWS FROM (pg_catalog.unnest(%s::pg_catalog.text[]), "
+        "pg_catalog.unnest(%s::pg_catalog.text[])) AS w(s, t) "
+        "ON w.s = n.nspname AND w.t = c.relname",
+        ([s for s, _ in names], [t for _, t in names])).fetchall()}
+
+
 def namespace_oids(conn: psycopg.Connection, names: Iterable[str]) -> List[int]:
     return [r[0] for r in conn.execute(
         "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ANY(%s)",

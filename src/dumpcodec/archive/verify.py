@@ -9,16 +9,14 @@ and table; a structural problem (truncation, corrupt compression) ends the pass.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional
+from typing import Any, List, Optional
 
+from ..codec import Scanner
 from ..errors import ArchiveError, CopyFormatError, IncompleteArchiveError
-
-if TYPE_CHECKING:
-    from .base import DumpReader, VerifyReport
+from .model import VerifyReport
 
 
 def _scan_binary(walker, entry, info) -> Optional[int]:
-    from ..codec import Scanner
     ncols = len(info.columns) if info.columns is not None else None
     scanner = Scanner(ncols)
     error = None
@@ -60,8 +58,8 @@ def _scan_text(walker, entry, info) -> Optional[int]:
     return lines
 
 
-def verify_reader(reader: "DumpReader", *, scan: bool = True) -> "VerifyReport":
-    from .base import VerifyReport
+def verify_reader(reader: Any, *, scan: bool = True) -> VerifyReport:
+    """What :meth:`.reader.DumpReader.verify` returns (see there)."""
     problems: List[str] = []
     complete = False
     walker = None
@@ -98,7 +96,7 @@ def verify_reader(reader: "DumpReader", *, scan: bool = True) -> "VerifyReport":
         tables = walker.tables
         if walker.layout == "dachs" and complete:
             rows_by_member = {}
-            for st in walker._states:
+            for st in walker.states:
                 for e in st.seen:
                     rows_by_member[e.name] = st.rows.get(e.name)
             for t in tables:

@@ -228,7 +228,7 @@ def _jsonable(v: Any) -> Any:
 
 def _table_rows(reader, table_id: str, decode: bool):
     """(TableInfo, rows) of one table, on a seekable file or a pipe."""
-    from ..archive.base import _rows
+    from ..archive.reader import _rows
     if reader.seekable:
         info = reader.table(table_id)
         return info, reader.read_rows(table_id, decode=decode)

@@ -33,6 +33,7 @@ from .manifest import FORMAT_VERSION, format_index_line, parse_index_file
 from .model import MemberInfo, TableInfo, TableInfoTuple, VerifyReport
 from .reader import DumpReader, iter_table_infos
 from .registry import DEFAULT_BACKEND, Backend, backends, open_dump, register_backend
+from .streams import is_random_access
 from .tarball import (DachsReader, GzipReader, GzipWriter, TarReader, TarWriter,
                       ZstdReader, ZstdWriter)  # importing tarball registers them
 from .writer import DumpWriter, TableWriter
@@ -44,5 +45,5 @@ __all__ = [
     "format_index_line", "FORMAT_VERSION", "DEFAULT_CHUNK_SIZE",
     "DEFAULT_MAX_MEMBER_SIZE", "DEFAULT_MAX_META_SIZE",
     "TarReader", "TarWriter", "GzipReader", "GzipWriter", "ZstdReader", "ZstdWriter",
-    "DachsReader",
+    "DachsReader", "is_random_access",
 ]

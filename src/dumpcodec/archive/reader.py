@@ -22,7 +22,7 @@ from ._tar import TarEntry, TarStreamReader
 from .dachs import rechunk, text_rows
 from .limits import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MEMBER_SIZE, DEFAULT_MAX_META_SIZE
 from .model import TableInfo, TableInfoTuple, VerifyReport
-from .streams import is_seekable
+from .streams import is_random_access
 from .verify import verify_reader
 from .walker import ArchiveWalker
 
@@ -62,7 +62,7 @@ class DumpReader:
         self.max_member_size = max_member_size
         self.max_meta_size = max_meta_size
         self.chunk_size = chunk_size
-        self.seekable = is_seekable(fileobj) if seekable is None else seekable
+        self.seekable = is_random_access(fileobj) if seekable is None else seekable
         self._base = fileobj.tell() if self.seekable else 0
         self._used = False
         self.layout: Optional[str] = None

@@ -8,14 +8,12 @@ backend named, or for reading the one whose magic bytes the input starts with.
 """
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Dict, Optional, Tuple, Type, Union
 
 from ..errors import ArchiveError
 from .reader import DumpReader
-from .streams import PrefixReader, is_seekable
+from .streams import PrefixReader, Source, is_random_access, open_source
 from .writer import DumpWriter
 
 
@@ -59,15 +57,17 @@ def _detect(head: bytes) -> Backend:
                        f"known: {', '.join(n for n, b in backends.items() if b.magic)})")
 
 
-def open_dump(path_or_file: Union[str, "os.PathLike[str]", BinaryIO], mode: str = "r",
+def open_dump(path_or_file: Source, mode: str = "r",
               backend: Optional[str] = None, **options: Any
               ) -> Union[DumpReader, DumpWriter]:
     """Open an archive for reading (``mode='r'``) or writing (``mode='w'``).
 
     ``path_or_file``: a path, ``'-'`` for stdin/stdout, or a binary file object
-    (never closed by the reader/writer; a path is).  Reading picks the backend by
-    ``backend`` name or else by the input's magic bytes (zstd, gzip, plain tar),
-    peeking without seeking so that a pipe works.  Writing uses ``backend`` (default
+    (never closed by the reader/writer; a path is).  A path that is not a regular
+    file (a FIFO, ``/dev/stdin`` on a pipe) is read in one pass, never sought
+    (:func:`~.streams.is_random_access`); a directory raises ArchiveError.  Reading
+    picks the backend by ``backend`` name or else by the input's magic bytes (zstd,
+    gzip, plain tar), peeking without seeking so that a pipe works.  Writing uses ``backend`` (default
     ``'zstd'``).  ``options`` go to the backend class (see :class:`DumpReader`,
     :class:`DumpWriter`).  Unknown backends and unrecognised input raise ArchiveError.
     """
@@ -77,15 +77,7 @@ def open_dump(path_or_file: Union[str, "os.PathLike[str]", BinaryIO], mode: str 
     if backend is not None and backend not in backends:
         raise ArchiveError(f"unknown archive backend {backend!r} (known: "
                            f"{', '.join(backends)})")
-    closefd = False
-    if isinstance(path_or_file, (str, bytes, os.PathLike)):
-        if path_or_file == "-":
-            fileobj = sys.stdout.buffer if writing else sys.stdin.buffer
-        else:
-            fileobj = open(path_or_file, "wb" if writing else "rb")
-            closefd = True
-    else:
-        fileobj = path_or_file
+    fileobj, closefd = open_source(path_or_file, writing)
     try:
         if writing:
             b = backends[backend or DEFAULT_BACKEND]
@@ -95,7 +87,7 @@ def open_dump(path_or_file: Union[str, "os.PathLike[str]", BinaryIO], mode: str 
         if backend is not None:
             b = backends[backend]
         else:
-            if is_seekable(fileobj):
+            if is_random_access(fileobj):
                 pos = fileobj.tell()
                 head = fileobj.read(512)
                 fileobj.seek(pos)

@@ -16,6 +16,7 @@ import math
 import sys
 from typing import Any, List
 
+from ..progress import human_bytes
 from . import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 _LS_EPILOG = """\
@@ -98,13 +99,7 @@ def _open(args):
 
 
 def _size(n) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024.0
-    return str(n)
+    return "-" if n is None else human_bytes(n)
 
 
 def _when(ts) -> str:

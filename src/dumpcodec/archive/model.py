@@ -11,6 +11,8 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from . import manifest as mf
+
 
 @dataclass
 class MemberInfo:
@@ -76,6 +78,27 @@ class TableInfo:
     @property
     def member_names(self) -> List[str]:
         return [m.name for m in self.members]
+
+    # the keys of ``extra`` that mean something (docs/FORMAT.md, section 5.2)
+    @property
+    def has_data(self) -> bool:
+        """False when the dump left the rows out on purpose (definition only)."""
+        return mf.table_has_data(self.extra)
+
+    @property
+    def via_root(self) -> bool:
+        """True when a partitioned table's rows were dumped through its root."""
+        return mf.table_via_root(self.extra)
+
+    @property
+    def where(self) -> Optional[str]:
+        """The row filter the dump applied (informative), None for every row."""
+        return mf.table_where(self.extra)
+
+    @property
+    def sequence_values(self) -> List[mf.SequenceValue]:
+        """The dumped states of the sequences the table's columns own."""
+        return mf.table_sequences(self.extra)
 
     def to_json(self) -> Dict[str, Any]:
         """The table as in ``manifest.json`` (plus ``layout``), for ``ls --json``."""

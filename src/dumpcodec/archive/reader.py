@@ -73,6 +73,12 @@ class DumpReader:
         self._owner: Optional[object] = None
         self.closed = False
 
+    @property
+    def free_sequences(self) -> List[mf.FreeSequence]:
+        """Sequences no column owns that the archive recorded (``info.sequences`` of
+        the manifest, or of ``dumpcodec.json`` before the manifest is read)."""
+        return mf.free_sequences(self.info.get("info") or {})
+
     # ---- backend hooks
     def _decompressor(self, raw: BinaryIO) -> BinaryIO:
         """A readable (``readinto``) of the tar stream starting at raw's position."""

@@ -305,7 +305,12 @@ class DumpWriter:
         if client_encoding is not None:
             self._client_encoding = str(client_encoding)
         mf.dump_json(extra)  # fail now, not at close, on what JSON cannot hold
-        self._info.update(extra)
+        merged = dict(self._info, **extra)
+        try:
+            mf.check_archive_info(merged)   # what readers type-check, never written wrong
+        except ArchiveError as exc:
+            raise ValueError(str(exc)) from None
+        self._info = merged
 
     def add_table(self, table_id: str, definition: Optional[Dict[str, Any]],
                   columns: Optional[List[str]], types: Optional[List[str]],
@@ -342,6 +347,10 @@ class DumpWriter:
                              f"{mf.TABLE_FORMATS}, not {format!r}")
         if extra is not None and not isinstance(extra, dict):
             raise ValueError(f"table {table_id!r}: extra must be a dict or None")
+        try:
+            mf.check_table_extra(extra or {}, f"table {table_id!r}: extra")
+        except ArchiveError as exc:
+            raise ValueError(str(exc)) from None
         self._start()
         index = len(self._tables)
         info = TableInfo(table_id, index, format,

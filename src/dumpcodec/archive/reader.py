@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ..codec import Decoder
 from ..errors import ArchiveError, ChecksumError, IncompleteArchiveError
@@ -138,6 +138,24 @@ class DumpReader:
             raw.seek(base + offset)
         return TarStreamReader(src, start=offset if self.plain else 0, seek=seek,
                                size=size)
+
+    @property
+    def incomplete_reason(self) -> Optional[str]:
+        """Why the archive is incomplete (its writer did not finish, or the input was
+        cut), as one line naming where it ends; None when it is complete or not read
+        that far yet (see ``complete``)."""
+        return None if self._incomplete is None else str(self._incomplete)
+
+    def walk(self, *, lenient: bool = False) -> ArchiveWalker:
+        """A fresh pass over the archive's members from the start (on a pipe, the one
+        pass), as :class:`.walker.ArchiveWalker` events; for :meth:`verify` and other
+        checkers.  Call :meth:`record_walk` with it afterwards."""
+        return ArchiveWalker(self, self._open(), lenient=lenient)
+
+    def record_walk(self, walker: ArchiveWalker) -> None:
+        """Take what a walk from :meth:`walk` learnt: the layout and the archive info
+        (also after it stopped on an error: as far as it got)."""
+        self._adopt(walker)
 
     def _adopt(self, walker: ArchiveWalker) -> None:
         self.layout = walker.layout
@@ -283,6 +301,25 @@ class DumpReader:
         return "dumpcodec" if first.name == mf.INFO_MEMBER else "dachs"
 
     # ---- one table
+    def open_table(self, table_id: str) -> "TableData":
+        """One table's data, ready to read as chunks or rows (:class:`TableData`).
+
+        Its :class:`TableInfo` (columns, types, format) is there before any data is
+        read.  On a seekable file only this table's members are read; on a pipe the
+        input is read up to the table's header now, and closing the result ends the
+        pass there.  No such table: ArchiveError (on a pipe after reading to the end).
+        """
+        if self.seekable:
+            info = self.table(table_id)
+            return TableData(info, self._read_raw_seek(info),
+                             self.info.get("client_encoding"))
+        tables = self.iter_tables()
+        for info, chunks in tables:
+            if info.table_id == table_id:
+                return TableData(info, chunks, self.info.get("client_encoding"),
+                                 tables.close)
+        raise ArchiveError(f"no table {table_id!r} in the archive")
+
     def read_raw(self, table_id: str) -> Iterator[bytes]:
         """The data of one table: each item one complete COPY stream (bytes-like).
 
@@ -295,18 +332,11 @@ class DumpReader:
         """
         if not self.seekable:
             return self._read_raw_stream(table_id)
-        info = self.table(table_id)
-        return self._read_raw_seek(info)
+        return self.open_table(table_id).chunks()
 
     def _read_raw_stream(self, table_id: str) -> Iterator[bytes]:
-        found = False
-        for info, chunks in self.iter_tables():
-            if info.table_id == table_id:
-                found = True
-                yield from chunks
-                break
-        if not found:
-            raise ArchiveError(f"no table {table_id!r} in the archive")
+        with self.open_table(table_id) as t:
+            yield from t.chunks()
 
     def _read_raw_seek(self, info: TableInfo) -> Iterator[bytes]:
         if not info.members:
@@ -416,24 +446,9 @@ class DumpReader:
 
     def read_rows(self, table_id: str, decode: bool = True,
                   types: Optional[List[Any]] = None) -> Iterator[tuple]:
-        """The rows of one table as tuples.
-
-        Binary data goes through the codec's ``Decoder`` with the table's types (or
-        ``types``) when ``decode``, else each field is ``bytes`` (None for NULL); a
-        table without types (DaCHS) gives bytes.  Text data gives ``str`` fields
-        (``bytes`` unless ``decode``) with COPY escapes undone, None for NULL.
-        """
-        if self.seekable:
-            info = self.table(table_id)
-            chunks = self._read_raw_seek(info)
-            yield from _rows(info, chunks, decode, types, self.info.get("client_encoding"))
-            return
-        for info, chunks in self.iter_tables():
-            if info.table_id == table_id:
-                yield from _rows(info, chunks, decode, types,
-                                 self.info.get("client_encoding"))
-                return
-        raise ArchiveError(f"no table {table_id!r} in the archive")
+        """The rows of one table as tuples (see :meth:`TableData.rows`)."""
+        with self.open_table(table_id) as t:
+            yield from t.rows(decode, types)
 
     # ---- verification
     def verify(self, *, scan: bool = True) -> "VerifyReport":
@@ -445,8 +460,58 @@ class DumpReader:
         """
         return verify_reader(self, scan=scan)
 
-    def _walker(self, lenient: bool = False) -> ArchiveWalker:
-        return ArchiveWalker(self, self._open(), lenient=lenient)
+
+
+class TableData:
+    """One table's data, from :meth:`DumpReader.open_table`.
+
+    ``info`` is the table's :class:`TableInfo`.  The data is read once, either as
+    :meth:`chunks` or as :meth:`rows`.  A context manager: :meth:`close` (or leaving
+    the ``with``) stops reading, and on a pipe ends the pass.
+    """
+
+    def __init__(self, info: TableInfo, chunks: Iterator[bytes],
+                 encoding: Optional[str], on_close: Optional[Callable[[], None]] = None):
+        self.info = info
+        self._chunks = chunks
+        self._encoding = encoding
+        self._on_close = on_close
+        self._taken = False
+
+    def chunks(self) -> Iterator[bytes]:
+        """The data members, each one complete COPY stream in ``info.format``, checked
+        as :meth:`DumpReader.read_raw` says."""
+        if self._taken:
+            raise ArchiveError(f"table {self.info.table_id!r}: its data was already "
+                               "read (open the table again)")
+        self._taken = True
+        return self._chunks
+
+    def rows(self, decode: bool = True, types: Optional[List[Any]] = None
+             ) -> Iterator[tuple]:
+        """The rows as tuples.
+
+        Binary data goes through the codec's ``Decoder`` with the table's types (or
+        ``types``) when ``decode``, else each field is ``bytes`` (None for NULL); a
+        table without types (DaCHS) gives bytes.  Text data gives ``str`` fields
+        (``bytes`` unless ``decode``) with COPY escapes undone, None for NULL, decoded
+        from the archive's client encoding.
+        """
+        return _rows(self.info, self.chunks(), decode, types, self._encoding)
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
+
+    def __enter__(self) -> "TableData":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _rows(info: TableInfo, chunks: Iterator[bytes], decode: bool,
@@ -476,4 +541,4 @@ def iter_table_infos(reader: DumpReader) -> Iterator[TableInfoTuple]:
                              t.raw_size)
 
 
-__all__ = ["DumpReader", "iter_table_infos"]
+__all__ = ["DumpReader", "TableData", "iter_table_infos"]

@@ -65,7 +65,7 @@ def verify_reader(reader: Any, *, scan: bool = True) -> VerifyReport:
     walker = None
     members = rows = 0
     try:
-        walker = reader._walker(lenient=True)
+        walker = reader.walk(lenient=True)
         for ev in walker.events():
             kind = ev[0]
             if kind not in ("data", "dachs"):
@@ -92,13 +92,10 @@ def verify_reader(reader: Any, *, scan: bool = True) -> VerifyReport:
         problems.append(str(exc))
     if walker is not None:
         problems[:0] = [str(p) for p in walker.problems]
-        reader._adopt(walker)
+        reader.record_walk(walker)
         tables = walker.tables
         if walker.layout == "dachs" and complete:
-            rows_by_member = {}
-            for st in walker.states:
-                for e in st.seen:
-                    rows_by_member[e.name] = st.rows.get(e.name)
+            rows_by_member = walker.rows_by_member()
             for t in tables:
                 counts = [rows_by_member.get(m.name) for m in t.members]
                 t.rows = sum(counts) if all(c is not None for c in counts) else None

@@ -106,6 +106,11 @@ class ArchiveWalker:
             yield piece
         self._record(entry, h.hexdigest())
 
+    def rows_by_member(self) -> Dict[str, Optional[int]]:
+        """Rows per data member seen so far, as counted by whoever read it and called
+        :meth:`record_rows` (None where nobody counted)."""
+        return {e.name: st.rows.get(e.name) for st in self.states for e in st.seen}
+
     def record_rows(self, entry: TarEntry, rows: int) -> None:
         if self.state is not None:
             self.state.rows[entry.name] = rows

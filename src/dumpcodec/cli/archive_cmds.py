@@ -130,7 +130,7 @@ def cmd_ls(args) -> int:
                    "tables": [dict(t.to_json(), has_definition=t.has_definition,
                                    complete=t.complete) for t in tables]}
             if not complete:
-                doc["error"] = str(reader._incomplete)
+                doc["error"] = reader.incomplete_reason
             json.dump(doc, sys.stdout, indent=1, ensure_ascii=False)
             sys.stdout.write("\n")
         else:
@@ -158,7 +158,7 @@ def cmd_ls(args) -> int:
                 bits.append(f"encoding {info['client_encoding']}")
             print("# " + ", ".join(bits))
         if not complete:
-            _err("ls", f"INCOMPLETE archive: {reader._incomplete}")
+            _err("ls", f"INCOMPLETE archive: {reader.incomplete_reason}")
             return EXIT_USAGE
     return EXIT_OK
 
@@ -221,28 +221,14 @@ def _jsonable(v: Any) -> Any:
     return _text(v)
 
 
-def _table_rows(reader, table_id: str, decode: bool):
-    """(TableInfo, rows) of one table, on a seekable file or a pipe."""
-    from ..archive.reader import _rows
-    if reader.seekable:
-        info = reader.table(table_id)
-        return info, reader.read_rows(table_id, decode=decode)
-    for info, chunks in reader.iter_tables():
-        if info.table_id == table_id:
-            return info, _rows(info, chunks, decode, None,
-                               reader.info.get("client_encoding"))
-    from ..errors import ArchiveError
-    raise ArchiveError(f"no table {table_id!r} in the archive")
-
-
 def cmd_cat(args) -> int:
     if args.limit is not None and args.limit < 0:
         _err("cat", "--limit must not be negative")
         return EXIT_USAGE
     out = sys.stdout
-    with _open(args) as reader:
-        info, rows = _table_rows(reader, args.table, not args.raw)
-        columns = info.columns
+    with _open(args) as reader, reader.open_table(args.table) as table:
+        rows = table.rows(decode=not args.raw)
+        columns = table.info.columns
         n = 0
         writer = csv.writer(out, lineterminator="\n") if args.format == "csv" else None
         header_done = args.no_header or args.format != "csv"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Dict, Iterable, List, Optional, Tuple, Union
 
 from ..errors import ArchiveError
+from .limits import MAX_JSON_DEPTH
 
 FORMAT_NAME = "dumpcodec-archive"
 FORMAT_VERSION = 1
@@ -137,18 +138,66 @@ def parse_index_file(src: Union[BinaryIO, bytes], *, max_size: int = 64 << 20
 
 # ---------------------------------------------------------------- JSON members
 
-def dump_json(doc: Dict[str, Any]) -> bytes:
-    """Serialise a metadata document: UTF-8 JSON, sorted keys, one trailing newline."""
-    return (json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1,
-                       allow_nan=False) + "\n").encode("utf-8")
+def dump_json(doc: Dict[str, Any], max_depth: Optional[int] = None) -> bytes:
+    """Serialise a metadata document: UTF-8 JSON, sorted keys, one trailing newline.
+
+    ``max_depth``: raise ValueError if arrays and objects nest deeper (readers refuse
+    more than :data:`~.limits.MAX_JSON_DEPTH`).  What JSON cannot hold raises
+    TypeError or ValueError.
+    """
+    try:
+        data = (json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1,
+                           allow_nan=False) + "\n").encode("utf-8")
+    except RecursionError:
+        raise ValueError("nested too deeply for JSON") from None
+    if max_depth is not None and json_depth(data, max_depth) > max_depth:
+        raise ValueError(f"JSON nested more than {max_depth} levels deep (an archive "
+                         "may hold no more there)")
+    return data
+
+
+# brackets only, both kinds as "[" and "]"
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+
+
+def json_depth(data: bytes, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply arrays and objects nest in the JSON text ``data`` (0 for a scalar),
+    counted up to ``limit + 1``.
+
+    Computed on the text, before parsing (a document too deep for the parser must be
+    refused, not parsed), in C-speed steps: escaped backslashes and quotes are
+    dropped, the strings cut out, everything but brackets deleted; then each round
+    removes every innermost pair, so the rounds count the depth.  Text that is not
+    JSON gives some number, in linear time; the parser then refuses it.
+    """
+    text = bytes(data)
+    if b"\\" in text:
+        # pairs first (left to right, as a parser reads them), then escaped quotes
+        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = b"".join(text.split(b'"')[0::2]).translate(_SQUARE, _NOT_BRACKETS)
+    depth = 0
+    while skeleton and depth <= limit:
+        shorter = skeleton.replace(b"[]", b"")
+        if len(shorter) == len(skeleton):
+            break          # unbalanced: not JSON
+        skeleton = shorter
+        depth += 1
+    return depth
 
 
 def load_json(member: str, data: bytes) -> Dict[str, Any]:
-    """Parse a metadata member; anything but a JSON object raises ArchiveError."""
+    """Parse a metadata member; anything but a JSON object, or arrays and objects
+    nested deeper than :data:`~.limits.MAX_JSON_DEPTH`, raises ArchiveError."""
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise ArchiveError(f"{member}: JSON nested more than {MAX_JSON_DEPTH} levels "
+                           "deep (the limit)")
     try:
         doc = json.loads(bytes(data).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ArchiveError(f"{member}: not valid JSON ({exc})") from None
+    except RecursionError:    # not reached after the depth check; never let it out
+        raise ArchiveError(f"{member}: JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise ArchiveError(f"{member}: expected a JSON object, got {type(doc).__name__}")
     return doc

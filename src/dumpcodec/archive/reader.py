@@ -20,7 +20,8 @@ from ..errors import ArchiveError, ChecksumError, IncompleteArchiveError
 from . import manifest as mf
 from ._tar import TarEntry, TarStreamReader
 from .dachs import rechunk, text_rows
-from .limits import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MEMBER_SIZE, DEFAULT_MAX_META_SIZE
+from .limits import (DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MEMBER_SIZE, DEFAULT_MAX_META_SIZE,
+                     FAST_PATH_RATIO)
 from .model import TableInfo, TableInfoTuple, VerifyReport
 from .streams import is_random_access
 from .verify import verify_reader
@@ -38,9 +39,10 @@ class DumpReader:
     opened it.
 
     Options: ``max_member_size`` (largest chunk member accepted, default
-    :data:`DEFAULT_MAX_MEMBER_SIZE`), ``max_meta_size`` (largest manifest/index,
-    default :data:`DEFAULT_MAX_META_SIZE`), ``chunk_size`` (how DaCHS members, which
-    hold whole tables, are re-cut into chunks when read).
+    :data:`DEFAULT_MAX_MEMBER_SIZE`), ``max_meta_size`` (the fixed part of the limits
+    for the manifest and the index, which grow with the tables seen before them;
+    default :data:`DEFAULT_MAX_META_SIZE`; see :mod:`.limits`), ``chunk_size`` (how
+    DaCHS members, which hold whole tables, are re-cut into chunks when read).
 
     Attributes after the first pass: ``layout`` (``'dumpcodec'`` or ``'dachs'``),
     ``info`` (the archive-level dict of ``manifest.json``; ``{}`` for DaCHS),
@@ -69,6 +71,7 @@ class DumpReader:
         self.info: Dict[str, Any] = {}
         self.complete: Optional[bool] = None
         self._tables: Optional[List[TableInfo]] = None
+        self._by_id: Dict[str, TableInfo] = {}
         self._incomplete: Optional[IncompleteArchiveError] = None
         self._owner: Optional[object] = None
         self.closed = False
@@ -171,30 +174,39 @@ class DumpReader:
 
         An archive whose writer did not finish raises IncompleteArchiveError, unless
         ``allow_incomplete``: then the tables seen so far are returned (a table
-        without footer has ``complete=False``) and ``self.complete`` is False.
+        without footer has ``complete=False``) and ``self.complete`` is False.  Two
+        tables with one id raise ArchiveError.
         """
+        self._load_tables(allow_incomplete)
+        return list(self._tables)
+
+    def _load_tables(self, allow_incomplete: bool = False) -> None:
         if self._tables is not None:
             if self.complete is False and not allow_incomplete:
                 raise self._incomplete
-            return list(self._tables)
+            return
         if self.seekable and self._fast_tables():
-            return list(self._tables)
+            return
         walker = ArchiveWalker(self, self._open())
         try:
             for _ in walker.events():
                 pass
         except IncompleteArchiveError as exc:
             self._adopt(walker)
-            self._tables = walker.tables
+            self._set_tables(walker.tables)
             self.complete = False
             self._incomplete = exc
             if not allow_incomplete:
                 raise
-            return list(self._tables)
+            return
         self._adopt(walker)
-        self._tables = walker.tables
+        self._set_tables(walker.tables)
         self.complete = True
-        return list(self._tables)
+
+    def _set_tables(self, tables: List[TableInfo]) -> None:
+        # the walk refused duplicate ids; a dict makes table() constant time
+        self._tables = tables
+        self._by_id = {t.table_id: t for t in tables}
 
     def _fast_tables(self) -> bool:
         # Compressed archives end with a locator naming the manifest's offset: read
@@ -207,20 +219,23 @@ class DumpReader:
                 return False
             walker = ArchiveWalker(self, self._open(offset))
             walker.layout = "dumpcodec"
-            walker.tail_only()
+            # sized by the compressed tail, since no header was read (.limits)
+            walker.tail_only(self.max_meta_size
+                             + FAST_PATH_RATIO * (self._file_size - offset))
         except (ArchiveError, OSError, EOFError):
             return False
         self._adopt(walker)
-        self._tables = walker.tables
+        self._set_tables(walker.tables)
         self.complete = True
         return True
 
     def table(self, table_id: str) -> TableInfo:
         """The :class:`TableInfo` of ``table_id``; ArchiveError naming the ids if absent."""
-        for t in self.tables():
-            if t.table_id == table_id:
-                return t
-        ids = [t.table_id for t in self.tables()]
+        self._load_tables()
+        info = self._by_id.get(table_id)
+        if info is not None:
+            return info
+        ids = [t.table_id for t in self._tables[:11]]
         shown = ", ".join(repr(i) for i in ids[:10]) + (", ..." if len(ids) > 10 else "")
         raise ArchiveError(f"no table {table_id!r} in the archive (it holds {shown or 'none'})")
 
@@ -238,8 +253,12 @@ class DumpReader:
         seekable file here (their index comes last).
         """
         dachs_ids: Optional[Dict[str, str]] = None
-        if self.seekable and (self.layout == "dachs" or self._peek_layout() == "dachs"):
-            dachs_ids = {m.name: t.table_id for t in self.tables() for m in t.members}
+        if self.seekable:
+            # the structure first (cheap with a locator): duplicate ids and the like
+            # are refused before any table's data is handed out
+            self._load_tables(allow_incomplete=True)
+            if self.layout == "dachs":
+                dachs_ids = {m.name: t.table_id for t in self._tables for m in t.members}
         walker = ArchiveWalker(self, self._open())
         token = self._owner = object()
         events = self._owned(walker.events(), token, "iter_tables()")
@@ -267,11 +286,11 @@ class DumpReader:
                 table_id = dachs_ids.get(entry.name)
                 if table_id is None:
                     continue    # not listed in index.txt: not a table
-                full = next(t for t in self._tables if t.table_id == table_id)
+                full = self._by_id[table_id]
                 yield full, self._dachs_chunks(walker, entry, full)
         self._adopt(walker)
         if self._tables is None:
-            self._tables = walker.tables
+            self._set_tables(walker.tables)
         self.complete = True
 
     def _table_chunks(self, walker: ArchiveWalker, events, info: TableInfo) -> Iterator[bytes]:
@@ -288,17 +307,6 @@ class DumpReader:
                       info: TableInfo) -> Iterator[bytes]:
         yield from rechunk(walker.stream_member(entry), info.format, self.chunk_size,
                            entry.name)
-
-    def _peek_layout(self) -> str:
-        if self.layout is not None:
-            return self.layout
-        tar = self._open()
-        first = tar.next()
-        if first is None:
-            raise ArchiveError("the archive is empty (no members)")
-        if self.layout_hint:
-            return self.layout_hint
-        return "dumpcodec" if first.name == mf.INFO_MEMBER else "dachs"
 
     # ---- one table
     def open_table(self, table_id: str) -> "TableData":

@@ -15,7 +15,8 @@ from ..errors import ArchiveError, ChecksumError, IncompleteArchiveError
 from . import manifest as mf
 from ._tar import TarEntry, TarStreamReader, drain_end
 from .dachs import walk_dachs
-from .limits import MAX_SMALL_META_SIZE
+from .limits import (MAX_SMALL_META_SIZE, footer_limit, index_entry_bytes, index_limit,
+                     manifest_limit)
 from .model import MemberInfo, TableInfo
 
 
@@ -66,11 +67,15 @@ class ArchiveWalker:
         self.index: Optional[List[Tuple[str, str]]] = None
         self.end: Optional[Dict[str, Any]] = None
         self.names: Dict[str, int] = {}
+        self.ids: Dict[str, int] = {}       # table id -> index, to refuse duplicates
         self.dachs_members: List[TarEntry] = []
         self.state: Optional[TableState] = None
         self.states: List[TableState] = []
         self.manifest_bytes = b""
         self.index_bytes = b""
+        # what the manifest and index may hold, grown by every table seen (.limits)
+        self.table_meta_bytes = 0
+        self.index_entries_bytes = 0
 
     def problem(self, exc: ArchiveError) -> None:
         if not self.lenient:
@@ -166,14 +171,16 @@ class ArchiveWalker:
                                f"{tar.last_name!r}: expected {mf.header_member(index)!r} "
                                f"or {mf.MANIFEST_MEMBER!r}")
         # manifest
-        self.manifest_bytes = self.meta(entry, self.reader.max_meta_size)
+        self.manifest_bytes = self.meta(entry, manifest_limit(
+            self.reader.max_meta_size, len(self.tables), self.table_meta_bytes))
         self.manifest = mf.check_manifest(entry.name, mf.load_json(
             entry.name, self.manifest_bytes))
         self._check_manifest()
         yield ("manifest", self.manifest)
         entry = self._expect(mf.INDEX_MEMBER)
-        self.index_bytes = self.meta(entry, self.reader.max_meta_size)
-        self.index = mf.parse_index_file(self.index_bytes)
+        self.index_bytes = self.meta(entry, index_limit(self.reader.max_meta_size,
+                                                        self.index_entries_bytes))
+        self.index = mf.parse_index_file(self.index_bytes, max_size=len(self.index_bytes))
         self._check_index()
         yield ("index", self.index)
         entry = self._expect(mf.END_MEMBER)
@@ -188,21 +195,29 @@ class ArchiveWalker:
         drain_end(tar)
         self._check_stream_end()
 
-    def tail_only(self) -> None:
+    def tail_only(self, manifest_size_limit: int) -> None:
         """Read manifest, index and end marker from a stream that starts at the
-        manifest member; build the tables from the manifest."""
+        manifest member, which may hold ``manifest_size_limit`` bytes; build the
+        tables from the manifest."""
         tar = self.tar
         entry = tar.next()
         if entry is None or entry.name != mf.MANIFEST_MEMBER:
             raise ArchiveError("the locator does not point to the manifest")
         self.note_name(entry)
-        self.manifest_bytes = self.meta(entry, self.reader.max_meta_size)
+        self.manifest_bytes = self.meta(entry, manifest_size_limit)
         self.manifest = mf.check_manifest(entry.name, mf.load_json(
             entry.name, self.manifest_bytes))
         self.tables = [table_from_manifest(doc) for doc in self.manifest["tables"]]
+        for t in self.tables:
+            if t.table_id in self.ids:
+                raise ArchiveError(f"{mf.MANIFEST_MEMBER}: table id {t.table_id!r} appears "
+                                   f"twice (tables {self.ids[t.table_id]} and {t.index})")
+            self.ids[t.table_id] = t.index
         entry = self._expect(mf.INDEX_MEMBER)
-        self.index_bytes = self.meta(entry, self.reader.max_meta_size)
-        self.index = mf.parse_index_file(self.index_bytes)
+        self.index_bytes = self.meta(entry, index_limit(
+            self.reader.max_meta_size, sum(index_entry_bytes(m.name, t.table_id)
+                                           for t in self.tables for m in t.members)))
+        self.index = mf.parse_index_file(self.index_bytes, max_size=len(self.index_bytes))
         self._check_index()
         entry = self._expect(mf.END_MEMBER)
         self.end = mf.check_end(entry.name, mf.load_json(
@@ -243,8 +258,10 @@ class ArchiveWalker:
         if doc["index"] != index:
             raise ArchiveError(f"{entry.name}: index {doc['index']} in member of table "
                                f"{index}")
-        if any(t.table_id == doc["table_id"] for t in self.tables):
-            raise ArchiveError(f"{entry.name}: table id {doc['table_id']!r} appears twice")
+        if doc["table_id"] in self.ids:        # a set: constant time per table
+            raise ArchiveError(f"{entry.name}: table id {doc['table_id']!r} appears twice "
+                               f"(first in {mf.header_member(self.ids[doc['table_id']])})")
+        self.ids[doc["table_id"]] = index
         info = TableInfo(doc["table_id"], index, doc["format"], doc.get("columns"),
                          doc.get("types"), doc.get("definition"), float(doc["dump_time"]),
                          doc.get("extra") or {},
@@ -268,13 +285,15 @@ class ArchiveWalker:
             if entry.name == expected:
                 self._check_data_size(entry)
                 state.seen.append(entry)
+                self.index_entries_bytes += index_entry_bytes(entry.name, info.table_id)
                 yield ("data", info, entry)
                 continue
             if entry.name == footer:
                 break
             raise ArchiveError(f"unexpected member {entry.name!r} in table "
                                f"{info.table_id!r}: expected {expected!r} or {footer!r}")
-        raw_footer = self.meta(entry, MAX_SMALL_META_SIZE)
+        raw_footer = self.meta(entry, footer_limit(len(state.seen)))
+        self.table_meta_bytes += len(raw_header) + len(raw_footer)
         doc = mf.check_footer(entry.name, mf.load_json(entry.name, raw_footer))
         self.state = None
         self._check_footer(state, doc, entry)
@@ -374,8 +393,9 @@ class ArchiveWalker:
     def _check_index(self) -> None:
         expected = [(m.name, t.table_id) for t in self.tables for m in t.members]
         if self.index != expected:
-            missing = [e for e in self.index if e not in expected]
-            extra = [e for e in expected if e not in self.index]
+            listed, wanted = set(self.index), set(expected)     # sets: linear time
+            missing = [e for e in self.index if e not in wanted]
+            extra = [e for e in expected if e not in listed]
             detail = (f"names {missing[0][0]!r} ({missing[0][1]!r}) which is not a data "
                       "member of that table" if missing else
                       f"lacks {extra[0][0]!r} ({extra[0][1]!r})" if extra else

@@ -22,7 +22,9 @@ from ..codec import Chunker
 from ..errors import ArchiveError, CopyFormatError
 from . import manifest as mf
 from ._tar import END_OF_ARCHIVE, member_header, pad
-from .limits import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
+from .limits import (DEFAULT_CHUNK_SIZE, DEFAULT_MAX_META_SIZE, MAX_CHUNK_SIZE,
+                     MAX_JSON_DEPTH, MAX_SMALL_META_SIZE, footer_limit, index_entry_bytes,
+                     index_limit, manifest_limit)
 from .model import MemberInfo, TableInfo
 from .streams import CountingWriter
 
@@ -310,7 +312,13 @@ class DumpWriter:
             mf.check_archive_info(merged)   # what readers type-check, never written wrong
         except ArchiveError as exc:
             raise ValueError(str(exc)) from None
-        self._info = merged
+        saved, self._info = self._info, merged
+        try:
+            self._check_meta(mf.INFO_MEMBER, self._info_doc("info"), MAX_SMALL_META_SIZE,
+                             MAX_JSON_DEPTH)
+        except ValueError:
+            self._info = saved
+            raise
 
     def add_table(self, table_id: str, definition: Optional[Dict[str, Any]],
                   columns: Optional[List[str]], types: Optional[List[str]],
@@ -368,6 +376,9 @@ class DumpWriter:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"table {table_id!r}: definition/extra not JSON-serialisable: "
                              f"{exc}") from None
+        # two levels below the limit: the manifest holds these fields two levels deeper
+        self._check_meta(f"table {table_id!r}: {mf.header_member(index)}", header,
+                         MAX_SMALL_META_SIZE, MAX_JSON_DEPTH - 2, data)
         try:
             info.header = self._write_member(mf.header_member(index), data, info.dump_time)
         except BaseException:
@@ -425,6 +436,29 @@ class DumpWriter:
                     pass
 
     # ---- internals
+    @staticmethod
+    def _check_meta(what: str, doc: Dict[str, Any], limit: int, depth: int,
+                    data: Optional[bytes] = None) -> None:
+        """ValueError unless ``doc`` serialises within what readers accept."""
+        try:
+            data = mf.dump_json(doc) if data is None else data
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from None
+        if mf.json_depth(data, depth) > depth:
+            raise ValueError(f"{what}: JSON nested more than {depth} levels deep (readers "
+                             "accept no more there)")
+        if len(data) > limit:
+            raise ValueError(f"{what}: {len(data)} bytes of JSON, more than the {limit} "
+                             "bytes readers accept (definition or extra too large?)")
+
+    def _check_within(self, name: str, data: bytes, limit: int) -> None:
+        # cannot happen with the limits of .limits (they are sized for what this
+        # writer writes); checked so that it never writes what its reader refuses
+        if len(data) > limit:
+            self.abort()
+            raise ArchiveError(f"{name} would be {len(data)} bytes, more than the "
+                               f"{limit} bytes readers accept")
+
     def _check_usable(self) -> None:
         if self._failed:
             raise ArchiveError("the archive writer was aborted")
@@ -497,6 +531,8 @@ class DumpWriter:
                   "rows": tw.rows, "raw_size": tw.raw_size,
                   "members": [m.to_json() for m in tw.members]}
         data = mf.dump_json(footer)
+        self._check_within(mf.footer_member(info.index), data,
+                           footer_limit(len(tw.members)))
         info.footer = self._write_member(mf.footer_member(info.index), data, time.time())
         info.footer.sha256 = hashlib.sha256(data).hexdigest()
         info.compressed_size = (info.header.compressed_size + info.footer.compressed_size
@@ -511,6 +547,12 @@ class DumpWriter:
         manifest = mf.dump_json(doc)
         index = mf.format_index((m.name, tw.table_id)
                                 for tw in self._tables for m in tw.members)
+        meta = sum(tw.info.header.size + tw.info.footer.size for tw in self._tables)
+        self._check_within(mf.MANIFEST_MEMBER, manifest,
+                           manifest_limit(DEFAULT_MAX_META_SIZE, len(self._tables), meta))
+        self._check_within(mf.INDEX_MEMBER, index, index_limit(
+            DEFAULT_MAX_META_SIZE, sum(index_entry_bytes(m.name, tw.table_id)
+                                       for tw in self._tables for m in tw.members)))
         now = time.time()
         manifest_member = self._write_member(mf.MANIFEST_MEMBER, manifest, now)
         self._write_member(mf.INDEX_MEMBER, index, now)

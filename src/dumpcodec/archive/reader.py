@@ -24,6 +24,7 @@ from .limits import (DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MEMBER_SIZE, DEFAULT_MAX_ME
                      FAST_PATH_RATIO)
 from .model import TableInfo, TableInfoTuple, VerifyReport
 from .streams import is_random_access
+from .textcheck import TextCopyCheck
 from .verify import verify_reader
 from .walker import ArchiveWalker
 
@@ -293,10 +294,20 @@ class DumpReader:
             self._set_tables(walker.tables)
         self.complete = True
 
+    def _text_check(self, info: TableInfo, member: str) -> Optional[TextCopyCheck]:
+        """For a text member: the check that its rows are the rows a server loads."""
+        if info.format != "text":
+            return None
+        return TextCopyCheck(f"member {member!r} (table {info.table_id!r})",
+                             self.info.get("client_encoding"))
+
     def _table_chunks(self, walker: ArchiveWalker, events, info: TableInfo) -> Iterator[bytes]:
         for ev in events:
             if ev[0] == "data":
                 data = walker.read_member(ev[2])
+                check = self._text_check(info, ev[2].name)
+                if check is not None:
+                    check.chunk(data)
                 yield data
                 del data    # hold no chunk while reading the next one
             elif ev[0] == "footer":
@@ -305,8 +316,13 @@ class DumpReader:
 
     def _dachs_chunks(self, walker: ArchiveWalker, entry: TarEntry,
                       info: TableInfo) -> Iterator[bytes]:
-        yield from rechunk(walker.stream_member(entry), info.format, self.chunk_size,
-                           entry.name)
+        check = self._text_check(info, entry.name)
+        for chunk in rechunk(walker.stream_member(entry), info.format, self.chunk_size,
+                             entry.name):
+            if check is not None:
+                check.chunk(chunk)       # rechunk cuts text after a line end
+            yield chunk
+            del chunk
 
     # ---- one table
     def open_table(self, table_id: str) -> "TableData":
@@ -397,6 +413,9 @@ class DumpReader:
             if m.sha256 is not None and digest != m.sha256:
                 raise ChecksumError(f"member {m.name!r} (table {info.table_id!r}): SHA-256 "
                                     f"{digest} does not match {m.sha256} in the manifest")
+            check = self._text_check(info, m.name)
+            if check is not None:
+                check.chunk(data)
             yield data
             del data    # hold no chunk while reading the next one
 
@@ -432,9 +451,12 @@ class DumpReader:
             walker = ArchiveWalker(self, tar)
             walker.layout = "dachs"
             token = self._owner = object()
+            check = self._text_check(info, m.name)
             for chunk in rechunk(self._owned(walker.stream_member(entry), token,
                                              f"member {m.name!r}"),
                                  info.format, self.chunk_size, m.name):
+                if check is not None:
+                    check.chunk(chunk)   # rechunk cuts text after a line end
                 yield chunk
                 del chunk
 

@@ -27,6 +27,7 @@ from .limits import (DEFAULT_CHUNK_SIZE, DEFAULT_MAX_META_SIZE, MAX_CHUNK_SIZE,
                      index_limit, manifest_limit)
 from .model import MemberInfo, TableInfo
 from .streams import CountingWriter
+from .textcheck import TextCopyCheck
 
 
 def _utc_iso(ts: float) -> str:
@@ -61,6 +62,9 @@ class TableWriter:
             self._chunker = None
             self._text = bytearray()
             self._text_scan = 0
+            # rows a server would split otherwise are never written (.textcheck)
+            self._text_check = TextCopyCheck(f"table {self.table_id!r}",
+                                             writer._client_encoding)
 
     def __enter__(self) -> "TableWriter":
         return self
@@ -118,6 +122,8 @@ class TableWriter:
             self._emit(piece, piece.count(b"\n"))
 
     def _emit(self, piece, rows: int) -> None:
+        if self._chunker is None:
+            self._text_check.chunk(piece)
         number = len(self.members)
         name = mf.chunk_member(self.info.index, number, self.format)
         member = MemberInfo(name, len(piece), rows=rows)

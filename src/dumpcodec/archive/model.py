@@ -50,7 +50,8 @@ class TableInfo:
 
     While streaming (:meth:`DumpReader.iter_tables`) ``complete`` turns True once the
     table's footer has been read and checked, and ``verified`` once every data member
-    was also read and its SHA-256 matched the footer.
+    was also read and its SHA-256 matched the footer; ``error`` holds why the table's
+    data or footer failed its checks (what its chunk iterator raised), else None.
     """
     table_id: str
     index: int
@@ -70,6 +71,7 @@ class TableInfo:
     layout: str = "dumpcodec"
     complete: bool = False
     verified: bool = False
+    error: Optional[Exception] = field(default=None, repr=False, compare=False)
 
     @property
     def has_definition(self) -> bool:

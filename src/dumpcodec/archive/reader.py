@@ -47,7 +47,8 @@ class DumpReader:
 
     Attributes after the first pass: ``layout`` (``'dumpcodec'`` or ``'dachs'``),
     ``info`` (the archive-level dict of ``manifest.json``; ``{}`` for DaCHS),
-    ``complete`` (end marker seen and consistent).
+    ``complete`` (end marker seen and consistent), ``incomplete_reason``, and after
+    :meth:`iter_tables` ``problems`` (what that pass found wrong).
     """
 
     backend_name = "?"
@@ -74,6 +75,8 @@ class DumpReader:
         self._tables: Optional[List[TableInfo]] = None
         self._by_id: Dict[str, TableInfo] = {}
         self._incomplete: Optional[IncompleteArchiveError] = None
+        #: the problems the last one-pass read (:meth:`iter_tables`) found
+        self.problems: List[ArchiveError] = []
         self._owner: Optional[object] = None
         self.closed = False
 
@@ -242,16 +245,34 @@ class DumpReader:
 
     # ---- one pass
     def iter_tables(self) -> Iterator[Tuple[TableInfo, Iterator[bytes]]]:
-        """One pass in archive order: ``(TableInfo, chunks)`` per table.
+        """One pass in archive order: ``(TableInfo, chunks)`` per table.  Works on a
+        pipe; DaCHS dumps need a seekable file here (their index comes last).
 
         ``chunks`` yields each data member as a bytes-like object (a complete COPY
         stream).  Consume it before advancing the outer iterator (what is left is
         skipped).  When ``chunks`` is exhausted the table's footer has been read and
-        checked: a checksum mismatch raises ChecksumError there, and afterwards
-        ``info.rows``/``members`` are filled and ``info.verified`` is True.  After the
-        last table the manifest, index and end marker are checked; a missing end
-        marker raises IncompleteArchiveError.  Works on a pipe.  DaCHS dumps need a
-        seekable file here (their index comes last).
+        checked: afterwards ``info.rows``/``members`` are filled and ``info.verified``
+        is True.
+
+        A table whose data or footer fails its checks (a SHA-256 mismatch raises
+        ChecksumError, a footer that does not parse or does not match the data,
+        text that PostgreSQL would split into other rows) raises from its own
+        ``chunks`` only, when the problem shows (a checksum at the footer, after the
+        last chunk, i.e. before a loader commits); ``info.error`` keeps it, and the
+        pass goes on with the next table.  A broken tar stream (corrupt compression,
+        a member out of place, a cut) cannot be read past: the outer iterator raises.
+
+        After the last table the manifest, index and end marker are checked against
+        all that was read; if the archive ends without them
+        (IncompleteArchiveError) or they disagree (ArchiveError), the outer iterator
+        raises that after the last table.  Then ``complete`` is True only if the
+        end marker was read and held, ``incomplete_reason`` says why the archive is
+        incomplete, and ``problems`` lists every problem of the pass (the tables'
+        errors and the archive's) in order.
+
+        On a seekable file the archive's structure is checked first (with a locator:
+        only the manifest, index and end marker), so that duplicate table ids and
+        the like are refused before any table's data is handed out.
         """
         dachs_ids: Optional[Dict[str, str]] = None
         if self.seekable:
@@ -260,39 +281,70 @@ class DumpReader:
             self._load_tables(allow_incomplete=True)
             if self.layout == "dachs":
                 dachs_ids = {m.name: t.table_id for t in self._tables for m in t.members}
-        walker = ArchiveWalker(self, self._open())
+        walker = ArchiveWalker(self, self._open(), isolate_tables=True)
+        self.problems = []
         token = self._owner = object()
-        events = self._owned(walker.events(), token, "iter_tables()")
-        for ev in events:
-            kind = ev[0]
-            if kind == "info":
-                # known before any table: restore needs the client encoding up front
-                self.layout = "dumpcodec"
-                self.info = dict(ev[1])
-            elif kind == "header":
-                info = ev[1]
-                chunks = self._table_chunks(walker, events, info)
-                yield info, chunks
-                chunks.close()
-                if not info.complete:
-                    for ev2 in events:
-                        if ev2[0] == "footer":
-                            break
-            elif kind == "dachs":
-                if dachs_ids is None:
-                    raise ArchiveError("a DaCHS dump names its tables in index.txt, which "
-                                       "comes last: read it from a seekable file, not a "
-                                       "pipe")
-                info, entry = ev[1], ev[2]
-                table_id = dachs_ids.get(entry.name)
-                if table_id is None:
-                    continue    # not listed in index.txt: not a table
-                full = self._by_id[table_id]
-                yield full, self._dachs_chunks(walker, entry, full)
+        broken: List[Exception] = []      # the walk itself failed (inside a table too)
+        events = self._watched(self._owned(walker.events(), token, "iter_tables()"),
+                               broken)
+        try:
+            for ev in events:
+                kind = ev[0]
+                if kind == "info":
+                    # known before any table: restore needs the client encoding up front
+                    self.layout = "dumpcodec"
+                    self.info = dict(ev[1])
+                elif kind == "header":
+                    info = ev[1]
+                    footer_read: List[bool] = []
+                    chunks = self._table_chunks(walker, events, info, footer_read)
+                    yield info, chunks
+                    chunks.close()
+                    if not footer_read and not broken:
+                        for ev2 in events:         # skip what is left of the table
+                            if ev2[0] == "footer":
+                                break
+                    if broken:
+                        raise broken[0]      # raised in chunks too; nothing follows
+                    if info.error is not None:
+                        self.problems.append(info.error)
+                elif kind == "dachs":
+                    if dachs_ids is None:
+                        raise ArchiveError("a DaCHS dump names its tables in index.txt, "
+                                           "which comes last: read it from a seekable "
+                                           "file, not a pipe")
+                    info, entry = ev[1], ev[2]
+                    table_id = dachs_ids.get(entry.name)
+                    if table_id is None:
+                        continue    # not listed in index.txt: not a table
+                    full = self._by_id[table_id]
+                    chunks = self._dachs_chunks(walker, entry, full)
+                    yield full, chunks
+                    chunks.close()
+                    if broken:
+                        raise broken[0]
+                    if full.error is not None:
+                        self.problems.append(full.error)
+        except ArchiveError as exc:
+            self._adopt(walker)
+            self.complete = False
+            if isinstance(exc, IncompleteArchiveError):
+                self._incomplete = exc
+            self.problems.append(exc)
+            raise
         self._adopt(walker)
         if self._tables is None:
             self._set_tables(walker.tables)
         self.complete = True
+
+    @staticmethod
+    def _watched(events: Iterator, broken: List[Exception]) -> Iterator:
+        # an error of the walk ends it, also when a table's chunks met it: note it
+        try:
+            yield from events
+        except Exception as exc:
+            broken.append(exc)
+            raise
 
     def _text_check(self, info: TableInfo, member: str) -> Optional[TextCopyCheck]:
         """For a text member: the check that its rows are the rows a server loads."""
@@ -301,28 +353,41 @@ class DumpReader:
         return TextCopyCheck(f"member {member!r} (table {info.table_id!r})",
                              self.info.get("client_encoding"))
 
-    def _table_chunks(self, walker: ArchiveWalker, events, info: TableInfo) -> Iterator[bytes]:
-        for ev in events:
-            if ev[0] == "data":
-                data = walker.read_member(ev[2])
-                check = self._text_check(info, ev[2].name)
-                if check is not None:
-                    check.chunk(data)
-                yield data
-                del data    # hold no chunk while reading the next one
-            elif ev[0] == "footer":
-                return
+    def _table_chunks(self, walker: ArchiveWalker, events, info: TableInfo,
+                      footer_read: List[bool]) -> Iterator[bytes]:
+        try:
+            for ev in events:
+                if ev[0] == "data":
+                    data = walker.read_member(ev[2])
+                    check = self._text_check(info, ev[2].name)
+                    if check is not None:
+                        check.chunk(data)
+                    yield data
+                    del data    # hold no chunk while reading the next one
+                elif ev[0] == "footer":
+                    footer_read.append(True)
+                    if info.error is not None:
+                        raise info.error      # the footer's verdict on this table
+                    return
+        except ArchiveError as exc:
+            if not footer_read or info.error is None:
+                info.error = exc
+            raise
         raise IncompleteArchiveError(f"table {info.table_id!r}: archive ends without footer")
 
     def _dachs_chunks(self, walker: ArchiveWalker, entry: TarEntry,
                       info: TableInfo) -> Iterator[bytes]:
         check = self._text_check(info, entry.name)
-        for chunk in rechunk(walker.stream_member(entry), info.format, self.chunk_size,
-                             entry.name):
-            if check is not None:
-                check.chunk(chunk)       # rechunk cuts text after a line end
-            yield chunk
-            del chunk
+        try:
+            for chunk in rechunk(walker.stream_member(entry), info.format,
+                                 self.chunk_size, entry.name):
+                if check is not None:
+                    check.chunk(chunk)       # rechunk cuts text after a line end
+                yield chunk
+                del chunk
+        except ArchiveError as exc:
+            info.error = exc
+            raise
 
     # ---- one table
     def open_table(self, table_id: str) -> "TableData":

@@ -52,13 +52,21 @@ class ArchiveWalker:
     blocks once completeness is checked.  Consistency problems (checksums, counts,
     manifest vs footers) go to ``problem()``, which raises unless ``lenient``, in
     which case they are collected in ``problems``; structural problems always raise.
+
+    ``isolate_tables`` (one-pass reading): whatever is wrong with a table's footer or
+    with its data against the footer (a checksum, a row count, a footer that does not
+    parse or belongs elsewhere) is the table's own problem: it goes to the table's
+    ``TableInfo.error`` (``complete`` and ``verified`` stay False) and the pass goes
+    on with the next table; the manifest is not compared with such a table.
     """
 
     def __init__(self, reader: WalkSource, tar: TarStreamReader, *,
-                 lenient: bool = False):
+                 lenient: bool = False, isolate_tables: bool = False):
         self.reader = reader
         self.tar = tar
         self.lenient = lenient
+        self.isolate_tables = isolate_tables
+        self._table_problems: Optional[List[ArchiveError]] = None
         self.problems: List[ArchiveError] = []
         self.layout: Optional[str] = None
         self.info: Optional[Dict[str, Any]] = None
@@ -78,6 +86,9 @@ class ArchiveWalker:
         self.index_entries_bytes = 0
 
     def problem(self, exc: ArchiveError) -> None:
+        if self._table_problems is not None:
+            self._table_problems.append(exc)     # isolate_tables: the table's own
+            return
         if not self.lenient:
             raise exc
         self.problems.append(exc)
@@ -292,13 +303,35 @@ class ArchiveWalker:
                 break
             raise ArchiveError(f"unexpected member {entry.name!r} in table "
                                f"{info.table_id!r}: expected {expected!r} or {footer!r}")
-        raw_footer = self.meta(entry, footer_limit(len(state.seen)))
-        self.table_meta_bytes += len(raw_header) + len(raw_footer)
-        doc = mf.check_footer(entry.name, mf.load_json(entry.name, raw_footer))
+        self.table_meta_bytes += len(raw_header)
         self.state = None
-        self._check_footer(state, doc, entry)
-        info.footer.sha256 = hashlib.sha256(raw_footer).hexdigest()
+        if not self.isolate_tables:
+            self._footer(state, entry)
+        else:
+            # the tar stream is intact up to here: whatever is wrong with this table's
+            # footer or data is this table's problem, and the pass goes on
+            self._table_problems = []
+            try:
+                self._footer(state, entry)
+            except ArchiveError as exc:
+                self._table_problems.append(exc)
+            problems, self._table_problems = self._table_problems, None
+            if problems:
+                info.error = problems[0] if len(problems) == 1 else type(problems[0])(
+                    "; ".join(str(p) for p in problems))
+                info.complete = info.verified = False
+                if not info.members:
+                    # no footer to say so: the members are those in the archive (what
+                    # index.txt must list)
+                    info.members = [MemberInfo(e.name, e.size) for e in state.seen]
         yield ("footer", info)
+
+    def _footer(self, state: TableState, entry: TarEntry) -> None:
+        raw_footer = self.meta(entry, footer_limit(len(state.seen)))
+        self.table_meta_bytes += len(raw_footer)
+        doc = mf.check_footer(entry.name, mf.load_json(entry.name, raw_footer))
+        self._check_footer(state, doc, entry)
+        state.info.footer.sha256 = hashlib.sha256(raw_footer).hexdigest()
 
     def _check_footer(self, state: TableState, doc: Dict[str, Any],
                       entry: TarEntry) -> None:
@@ -357,6 +390,8 @@ class ArchiveWalker:
             self.problem(ArchiveError(f"{mf.MANIFEST_MEMBER}: lists {len(entries)} tables, "
                                       f"the archive holds {len(self.tables)}"))
         for doc, info in zip(entries, self.tables):
+            if info.error is not None:
+                continue        # reported with the table (isolate_tables)
             where = f"{mf.MANIFEST_MEMBER}: table {info.table_id!r}"
             if doc["table_id"] != info.table_id or doc["index"] != info.index:
                 self.problem(ArchiveError(f"{where}: manifest entry {doc['index']} names "

@@ -11,7 +11,6 @@ an archive declares is checked against a limit before anything is read.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -474,7 +473,7 @@ class DumpReader:
                 raise ArchiveError(f"member {m.name!r} (table {info.table_id!r}): tar "
                                    f"header says {entry.size} bytes, manifest says {m.size}")
             data = walker.read_member(entry)
-            digest = hashlib.sha256(data).hexdigest()
+            digest = walker.last_digest          # hashed once, as it was read
             if m.sha256 is not None and digest != m.sha256:
                 raise ChecksumError(f"member {m.name!r} (table {info.table_id!r}): SHA-256 "
                                     f"{digest} does not match {m.sha256} in the manifest")

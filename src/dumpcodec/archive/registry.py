@@ -9,7 +9,7 @@ backend named, or for reading the one whose magic bytes the input starts with.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Dict, Optional, Tuple, Type, Union
+from typing import Any, Dict, Optional, Tuple, Type, Union
 
 from ..errors import ArchiveError
 from .reader import DumpReader

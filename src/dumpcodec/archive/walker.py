@@ -81,6 +81,7 @@ class ArchiveWalker:
         self.states: List[TableState] = []
         self.manifest_bytes = b""
         self.index_bytes = b""
+        self.last_digest: Optional[str] = None
         # what the manifest and index may hold, grown by every table seen (.limits)
         self.table_meta_bytes = 0
         self.index_entries_bytes = 0
@@ -108,10 +109,12 @@ class ArchiveWalker:
                                "bomb or a corrupt header)")
 
     def read_member(self, entry: TarEntry) -> bytearray:
-        """Read a whole data member (bounded), record its digest."""
+        """Read a whole data member (bounded), record its digest (also in
+        ``last_digest``)."""
         self._check_data_size(entry)
         data = self.tar.read_data(entry)
-        self._record(entry, hashlib.sha256(data).hexdigest())
+        self.last_digest = hashlib.sha256(data).hexdigest()
+        self._record(entry, self.last_digest)
         return data
 
     def stream_member(self, entry: TarEntry) -> Iterator[memoryview]:

@@ -10,7 +10,6 @@ escaped backslashes and dots included, reads and loads row for row.
 import io
 import tarfile
 
-import psycopg
 import pytest
 
 from dumpcodec import restore_dump

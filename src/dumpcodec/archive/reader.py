@@ -185,7 +185,7 @@ class DumpReader:
 
     def _load_tables(self, allow_incomplete: bool = False) -> None:
         if self._tables is not None:
-            if self.complete is False and not allow_incomplete:
+            if self._incomplete is not None and not allow_incomplete:
                 raise self._incomplete
             return
         if self.seekable and self._fast_tables():

@@ -739,7 +739,7 @@ def test_chunk_thread_of_a_writer_never_closed_ends(monkeypatch):
     import time
     import weakref
 
-    from dumpcodec.archive import base
+    from dumpcodec.archive import writer as base
     monkeypatch.setattr(base._ChunkThread, "IDLE", 0.05)
     sink = io.BytesIO()
     w = open_dump(sink, "w", backend="zstd", chunk_size=1000)

@@ -17,19 +17,26 @@ Layout and guarantees are specified in docs/FORMAT.md.  Entry points::
             ...
 
 DaCHS dumps (gzip tar, ``table_NNN.dump`` + ``index.txt``) are read as well.
+
+Modules, each below the ones after it: :mod:`.limits` (sizes and limits),
+:mod:`.manifest` (member names, ``index.txt``, the JSON members), :mod:`.model`
+(MemberInfo, TableInfo, VerifyReport), :mod:`._tar` (the strict tar stream),
+:mod:`.streams` (file-object helpers), :mod:`.dachs` (the DaCHS layout),
+:mod:`.walker` (one pass enforcing the layout), :mod:`.verify`, :mod:`.reader`
+(DumpReader), :mod:`.writer` (DumpWriter, TableWriter), :mod:`.registry`
+(register_backend, open_dump) and :mod:`.tarball` (the backends).
 """
 from __future__ import annotations
 
-from .base import (DEFAULT_BACKEND, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MEMBER_SIZE,
-                   DEFAULT_MAX_META_SIZE, Backend, DumpReader, DumpWriter, MemberInfo,
-                   TableInfo, TableInfoTuple, TableWriter, VerifyReport, backends,
-                   iter_table_infos, open_dump, parse_index_file, register_backend)
-from . import tarball  # noqa: F401  (registers zstd, gzip, tar)
-from .tarball import (GzipReader, GzipWriter, TarReader, TarWriter, ZstdReader,
-                      ZstdWriter)
-from . import dachs  # noqa: F401  (registers dachs)
-from .dachs import DachsReader
-from .manifest import FORMAT_VERSION, format_index_line
+from .limits import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MEMBER_SIZE, DEFAULT_MAX_META_SIZE
+from .manifest import FORMAT_VERSION, format_index_line, parse_index_file
+from .model import MemberInfo, TableInfo, TableInfoTuple, VerifyReport
+from .reader import DumpReader, iter_table_infos
+from .registry import DEFAULT_BACKEND, Backend, backends, open_dump, register_backend
+from .streams import is_random_access
+from .tarball import (DachsReader, GzipReader, GzipWriter, TarReader, TarWriter,
+                      ZstdReader, ZstdWriter)  # importing tarball registers them
+from .writer import DumpWriter, TableWriter
 
 __all__ = [
     "open_dump", "register_backend", "backends", "Backend", "DEFAULT_BACKEND",
@@ -38,5 +45,5 @@ __all__ = [
     "format_index_line", "FORMAT_VERSION", "DEFAULT_CHUNK_SIZE",
     "DEFAULT_MAX_MEMBER_SIZE", "DEFAULT_MAX_META_SIZE",
     "TarReader", "TarWriter", "GzipReader", "GzipWriter", "ZstdReader", "ZstdWriter",
-    "DachsReader",
+    "DachsReader", "is_random_access",
 ]

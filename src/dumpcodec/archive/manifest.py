@@ -4,16 +4,21 @@ Everything here is pure (no I/O): building the JSON documents the writer stores
 (``dumpcodec.json``, per-table header and footer, ``manifest.json``,
 ``dumpcodec.end``), validating them when read back (an archive is untrusted input:
 every field is type-checked and a bad one raises ArchiveError naming the member and
-the field), and the ``index.txt`` grammar shared with DaCHS.  docs/FORMAT.md is the
+the field), the ``index.txt`` grammar shared with DaCHS, and typed accessors for the
+``extra`` and ``info`` keys that dumpcodec's own dump and restore use
+(:func:`table_has_data`, :func:`table_via_root`, :func:`table_where`,
+:func:`table_sequences`, :func:`free_sequences`).  docs/FORMAT.md is the
 specification this module implements.
 """
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Dict, Iterable, List, Optional, Tuple, Union
 
 from ..errors import ArchiveError
+from .limits import MAX_JSON_DEPTH
 
 FORMAT_NAME = "dumpcodec-archive"
 FORMAT_VERSION = 1
@@ -133,18 +138,66 @@ def parse_index_file(src: Union[BinaryIO, bytes], *, max_size: int = 64 << 20
 
 # ---------------------------------------------------------------- JSON members
 
-def dump_json(doc: Dict[str, Any]) -> bytes:
-    """Serialise a metadata document: UTF-8 JSON, sorted keys, one trailing newline."""
-    return (json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1,
-                       allow_nan=False) + "\n").encode("utf-8")
+def dump_json(doc: Dict[str, Any], max_depth: Optional[int] = None) -> bytes:
+    """Serialise a metadata document: UTF-8 JSON, sorted keys, one trailing newline.
+
+    ``max_depth``: raise ValueError if arrays and objects nest deeper (readers refuse
+    more than :data:`~.limits.MAX_JSON_DEPTH`).  What JSON cannot hold raises
+    TypeError or ValueError.
+    """
+    try:
+        data = (json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1,
+                           allow_nan=False) + "\n").encode("utf-8")
+    except RecursionError:
+        raise ValueError("nested too deeply for JSON") from None
+    if max_depth is not None and json_depth(data, max_depth) > max_depth:
+        raise ValueError(f"JSON nested more than {max_depth} levels deep (an archive "
+                         "may hold no more there)")
+    return data
+
+
+# brackets only, both kinds as "[" and "]"
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+
+
+def json_depth(data: bytes, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply arrays and objects nest in the JSON text ``data`` (0 for a scalar),
+    counted up to ``limit + 1``.
+
+    Computed on the text, before parsing (a document too deep for the parser must be
+    refused, not parsed), in C-speed steps: escaped backslashes and quotes are
+    dropped, the strings cut out, everything but brackets deleted; then each round
+    removes every innermost pair, so the rounds count the depth.  Text that is not
+    JSON gives some number, in linear time; the parser then refuses it.
+    """
+    text = bytes(data)
+    if b"\\" in text:
+        # pairs first (left to right, as a parser reads them), then escaped quotes
+        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = b"".join(text.split(b'"')[0::2]).translate(_SQUARE, _NOT_BRACKETS)
+    depth = 0
+    while skeleton and depth <= limit:
+        shorter = skeleton.replace(b"[]", b"")
+        if len(shorter) == len(skeleton):
+            break          # unbalanced: not JSON
+        skeleton = shorter
+        depth += 1
+    return depth
 
 
 def load_json(member: str, data: bytes) -> Dict[str, Any]:
-    """Parse a metadata member; anything but a JSON object raises ArchiveError."""
+    """Parse a metadata member; anything but a JSON object, or arrays and objects
+    nested deeper than :data:`~.limits.MAX_JSON_DEPTH`, raises ArchiveError."""
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise ArchiveError(f"{member}: JSON nested more than {MAX_JSON_DEPTH} levels "
+                           "deep (the limit)")
     try:
         doc = json.loads(bytes(data).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ArchiveError(f"{member}: not valid JSON ({exc})") from None
+    except RecursionError:    # not reached after the depth check; never let it out
+        raise ArchiveError(f"{member}: JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise ArchiveError(f"{member}: expected a JSON object, got {type(doc).__name__}")
     return doc
@@ -221,7 +274,9 @@ def check_info(member: str, doc: Dict[str, Any], kind: str = "info") -> Dict[str
     c.get("server_version", str, optional=True)
     c.get("client_encoding", str, optional=True)
     c.count("chunk_size", optional=True)
-    c.get("info", dict, optional=True)
+    info = c.get("info", dict, optional=True)
+    if info is not None:
+        check_archive_info(info, f"{member}: field 'info'")
     return doc
 
 
@@ -238,8 +293,10 @@ def check_table_fields(member: str, doc: Dict[str, Any], where: str = "") -> Non
         raise c.fail("types", f"has {len(types)} entries for {len(cols)} columns")
     c.get("definition", dict, optional=True)
     c.get("dump_time", float)
-    c.get("extra", dict, optional=True)
+    extra = c.get("extra", dict, optional=True)
     c.count("chunk_size", optional=True)
+    if extra is not None:
+        check_table_extra(extra, f"{member}: {where}field 'extra'")
 
 
 def check_header(member: str, doc: Dict[str, Any]) -> Dict[str, Any]:
@@ -309,3 +366,138 @@ def check_end(member: str, doc: Dict[str, Any]) -> Dict[str, Any]:
     c.sha256("manifest_sha256")
     c.sha256("index_sha256")
     return doc
+
+
+# ---------------------------------------------------------------- known extra keys
+#
+# ``extra`` (per table) and ``info`` (per archive) are open objects: a writer may store
+# any JSON there.  A few keys have a meaning that dumpcodec's restore relies on; they
+# are type-checked when read (like every other field) and read through the functions
+# below, never with ``.get`` on the raw dict.
+
+@dataclass(frozen=True)
+class SequenceValue:
+    """A sequence's state when it was dumped: ``setval(name, last_value, is_called)``."""
+    schema: str
+    name: str
+    last_value: int
+    is_called: bool
+
+
+@dataclass(frozen=True)
+class FreeSequence(SequenceValue):
+    """A sequence no column owns, recorded with its definition (``info.sequences``)."""
+    data_type: str
+    start: int
+    increment: int
+    min_value: int
+    max_value: int
+    cache: int
+    cycle: bool
+    comment: Optional[str] = None
+
+
+_INT, _BOOL, _STR = "an integer", "true or false", "a string"
+
+
+def _kind_ok(value: Any, kind: str) -> bool:
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == _BOOL:
+        return isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def _checked(doc: Dict[str, Any], key: str, kind: str, where: str) -> Any:
+    value = doc[key]
+    if not _kind_ok(value, kind):
+        raise ArchiveError(f"{where}: {key!r} must be {kind}, got {type(value).__name__}")
+    return value
+
+
+_VALUE_FIELDS = (("schema", _STR), ("name", _STR), ("last_value", _INT),
+                 ("is_called", _BOOL))
+_FREE_FIELDS = _VALUE_FIELDS + (("data_type", _STR), ("start", _INT), ("increment", _INT),
+                                ("min_value", _INT), ("max_value", _INT), ("cache", _INT),
+                                ("cycle", _BOOL))
+
+
+def _sequence_list(doc: Dict[str, Any], where: str, fields) -> List[Dict[str, Any]]:
+    entries = doc.get("sequences")
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise ArchiveError(f"{where}: 'sequences' must be a list, got "
+                           f"{type(entries).__name__}")
+    out = []
+    for i, e in enumerate(entries):
+        at = f"{where}: sequences[{i}]"
+        if not isinstance(e, dict):
+            raise ArchiveError(f"{at} must be an object, got {type(e).__name__}")
+        missing = [k for k, _ in fields if k not in e]
+        if missing:
+            raise ArchiveError(f"{at} lacks {', '.join(repr(k) for k in missing)}")
+        item = {k: _checked(e, k, kind, at) for k, kind in fields}
+        if fields is _FREE_FIELDS and e.get("comment") is not None:
+            item["comment"] = _checked(e, "comment", _STR, at)
+        out.append(item)
+    return out
+
+
+def check_table_extra(extra: Dict[str, Any], where: str = "extra") -> None:
+    """Type-check the keys of a table's ``extra`` that have a meaning (ArchiveError)."""
+    for key, kind in (("data", _BOOL), ("via_root", _BOOL), ("where", _STR)):
+        if extra.get(key) is not None:
+            _checked(extra, key, kind, where)
+    _sequence_list(extra, where, _VALUE_FIELDS)
+    as_text = extra.get("as_text")
+    if as_text is not None and (not isinstance(as_text, list) or not all(
+            isinstance(c, str) for c in as_text)):
+        raise ArchiveError(f"{where}: 'as_text' must be a list of column names")
+
+
+def check_archive_info(info: Dict[str, Any], where: str = "info") -> None:
+    """Type-check the keys of the archive's ``info`` that have a meaning."""
+    if info.get("snapshot") is not None:
+        _checked(info, "snapshot", _STR, where)
+    _sequence_list(info, where, _FREE_FIELDS)
+
+
+def table_has_data(extra: Dict[str, Any]) -> bool:
+    """``extra.data``: False when the dump left the table's rows out on purpose (only
+    its definition is in the archive); True when absent."""
+    check_table_extra(extra)
+    return extra.get("data") is not False
+
+
+def table_via_root(extra: Dict[str, Any]) -> bool:
+    """``extra.via_root``: True when a partitioned table's rows were dumped through
+    its root (all partitions' rows in one table, ``--partitions root``)."""
+    check_table_extra(extra)
+    return extra.get("via_root") is True
+
+
+def table_where(extra: Dict[str, Any]) -> Optional[str]:
+    """``extra.where``: the row filter the dump applied (SQL text, informative; never
+    executed on restore), or None when every row was dumped."""
+    check_table_extra(extra)
+    return extra.get("where")
+
+
+def table_as_text(extra: Dict[str, Any]) -> List[str]:
+    """``extra.as_text``: columns whose data is their text (OID-alias types by name,
+    vectors), cast back to the definition's type on restore."""
+    check_table_extra(extra)
+    return list(extra.get("as_text") or ())
+
+
+def table_sequences(extra: Dict[str, Any]) -> List[SequenceValue]:
+    """``extra.sequences``: the states of the sequences the table's columns own, as
+    dumped (informative: restore takes them from the definition)."""
+    return [SequenceValue(**e) for e in _sequence_list(extra, "extra", _VALUE_FIELDS)]
+
+
+def free_sequences(info: Dict[str, Any]) -> List[FreeSequence]:
+    """``info.sequences``: sequences no column owns, dumped with their definitions
+    and states (``create_dump(..., sequences=[schemas])``)."""
+    return [FreeSequence(**e) for e in _sequence_list(info, "info", _FREE_FIELDS)]

@@ -1,10 +1,13 @@
-"""Our tar backends: ``tar`` (plain), ``gzip`` and ``zstd`` (the default).
+"""The backends: ``tar`` (plain), ``gzip``, ``zstd`` (the default), and ``dachs``.
 
 Every member (tar header + data + padding) is written as its own compression unit: a
 gzip member (RFC 1952 allows concatenated members) or a zstd frame.  ``gzip -d``,
 ``zstd -d`` and ``tar`` see one ordinary stream, while a reader that knows a member's
 byte offset (``offset`` in the manifest) can start decompressing right there: that is
 how one table is read from a compressed file without decompressing the others.
+
+``dachs`` reads DaCHS dumps: a gzip reader that takes every archive for the DaCHS
+layout (:mod:`.dachs`), which any reader otherwise recognises by its first member.
 """
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ import zstandard
 
 from ..errors import ArchiveError, IncompleteArchiveError
 from ._tar import PIECE
-from .base import DumpReader, DumpWriter, register_backend
+from .reader import DumpReader
+from .registry import register_backend
+from .writer import DumpWriter
 
 #: zstd frames may not ask for a larger window than this (bounds reader memory)
 ZSTD_MAX_WINDOW = 1 << 27
@@ -215,6 +220,16 @@ class ZstdWriter(DumpWriter):
         self._out.write(zstd_trailer(manifest_offset))
 
 
+class DachsReader(GzipReader):
+    """A DaCHS dump: gzip tar, ``table_NNN.dump``/``.textdump``, ``index.txt`` last."""
+    backend_name = "dachs"
+    layout_hint = "dachs"
+
+
 register_backend("zstd", ZstdReader, ZstdWriter, magic=(0, b"\x28\xb5\x2f\xfd"))
 register_backend("gzip", GzipReader, GzipWriter, magic=(0, b"\x1f\x8b"))
 register_backend("tar", TarReader, TarWriter, magic=(257, b"ustar"))
+register_backend("dachs", DachsReader, None)
+
+__all__ = ["TarReader", "TarWriter", "GzipReader", "GzipWriter", "ZstdReader",
+           "ZstdWriter", "DachsReader"]

@@ -2,23 +2,23 @@
 
 One pass over everything: each data member's SHA-256 against its table's footer (and,
 through the footer checks, the manifest), its COPY framing through the codec's
-Scanner (text members: complete lines and the field count), row counts, layout,
+Scanner (text members: complete lines, the field count, and nothing that would make
+PostgreSQL split rows otherwise: :mod:`.textcheck`), row counts, layout,
 index and end marker.  Data is read in pieces, so memory stays at about one piece
 whatever the member sizes.  Problems are collected, one line each, naming the member
 and table; a structural problem (truncation, corrupt compression) ends the pass.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional
+from typing import Any, List, Optional
 
+from ..copy import Scanner
 from ..errors import ArchiveError, CopyFormatError, IncompleteArchiveError
-
-if TYPE_CHECKING:
-    from .base import DumpReader, VerifyReport
+from .model import VerifyReport
+from .textcheck import TextCopyCheck
 
 
 def _scan_binary(walker, entry, info) -> Optional[int]:
-    from ..copy import Scanner
     ncols = len(info.columns) if info.columns is not None else None
     scanner = Scanner(ncols)
     error = None
@@ -40,8 +40,10 @@ def _scan_binary(walker, entry, info) -> Optional[int]:
     return scanner.rows
 
 
-def _scan_text(walker, entry, info) -> Optional[int]:
+def _scan_text(walker, entry, info, encoding: Optional[str]) -> Optional[int]:
     where = f"member {entry.name!r} (table {info.table_id!r})"
+    check = TextCopyCheck(where, encoding)
+    error = None
     lines = tabs = 0
     last = b"\n"
     for piece in walker.stream_member(entry):
@@ -50,6 +52,19 @@ def _scan_text(walker, entry, info) -> Optional[int]:
         tabs += data.count(b"\t")
         if data:
             last = data[-1:]
+        if error is None:
+            try:
+                check.piece(data)
+            except ArchiveError as exc:
+                error = exc      # keep reading: the checksum is checked as well
+    if error is None and entry.size and last == b"\n":
+        try:
+            check.close()
+        except ArchiveError as exc:
+            error = exc
+    if error is not None:
+        walker.problem(error)
+        return None
     if entry.size and last != b"\n":
         walker.problem(ArchiveError(f"{where}: text COPY data does not end with a newline"))
         return None
@@ -60,16 +75,19 @@ def _scan_text(walker, entry, info) -> Optional[int]:
     return lines
 
 
-def verify_reader(reader: "DumpReader", *, scan: bool = True) -> "VerifyReport":
-    from .base import VerifyReport
+def verify_reader(reader: Any, *, scan: bool = True) -> VerifyReport:
+    """What :meth:`.reader.DumpReader.verify` returns (see there)."""
     problems: List[str] = []
     complete = False
     walker = None
     members = rows = 0
+    encoding = reader.info.get("client_encoding")   # DaCHS: none recorded
     try:
-        walker = reader._walker(lenient=True)
+        walker = reader.walk(lenient=True)
         for ev in walker.events():
             kind = ev[0]
+            if kind == "info":
+                encoding = ev[1].get("client_encoding")
             if kind not in ("data", "dachs"):
                 continue
             info, entry = ev[1], ev[2]
@@ -78,7 +96,7 @@ def verify_reader(reader: "DumpReader", *, scan: bool = True) -> "VerifyReport":
                 if info.format == "binary":
                     n = _scan_binary(walker, entry, info)
                 else:
-                    n = _scan_text(walker, entry, info)
+                    n = _scan_text(walker, entry, info, encoding)
                 if n is not None:
                     walker.record_rows(entry, n)
                     rows += n
@@ -94,13 +112,10 @@ def verify_reader(reader: "DumpReader", *, scan: bool = True) -> "VerifyReport":
         problems.append(str(exc))
     if walker is not None:
         problems[:0] = [str(p) for p in walker.problems]
-        reader._adopt(walker)
+        reader.record_walk(walker)
         tables = walker.tables
         if walker.layout == "dachs" and complete:
-            rows_by_member = {}
-            for st in walker._states:
-                for e in st.seen:
-                    rows_by_member[e.name] = st.rows.get(e.name)
+            rows_by_member = walker.rows_by_member()
             for t in tables:
                 counts = [rows_by_member.get(m.name) for m in t.members]
                 t.rows = sum(counts) if all(c is not None for c in counts) else None

@@ -8,7 +8,6 @@ reads everything and checks checksums, COPY framing, row counts and completeness
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as _dt
 import decimal
 import json
@@ -16,6 +15,7 @@ import math
 import sys
 from typing import Any, List
 
+from ..progress import human_bytes
 from . import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 _LS_EPILOG = """\
@@ -45,7 +45,9 @@ examples:
   dumpcodec cat --raw backup.dump public.t   raw field bytes as \\x hex, no type decoding
 
 values: NULL is an empty field in CSV and null in JSON; bytea as \\x hex; dates and
-times in ISO 8601; numeric as exact decimal text.
+times in ISO 8601; numeric as exact decimal text.  CSV quotes fields holding a comma,
+a quote, LF or CR.  On a terminal, control characters in the data are shown escaped
+(\\x1b, \\r, \\n in CSV; \\u escapes in JSON), never sent to the terminal.
 """
 
 
@@ -98,13 +100,7 @@ def _open(args):
 
 
 def _size(n) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024.0
-    return str(n)
+    return "-" if n is None else human_bytes(n)
 
 
 def _when(ts) -> str:
@@ -135,7 +131,7 @@ def cmd_ls(args) -> int:
                    "tables": [dict(t.to_json(), has_definition=t.has_definition,
                                    complete=t.complete) for t in tables]}
             if not complete:
-                doc["error"] = str(reader._incomplete)
+                doc["error"] = reader.incomplete_reason
             json.dump(doc, sys.stdout, indent=1, ensure_ascii=False)
             sys.stdout.write("\n")
         else:
@@ -163,7 +159,7 @@ def cmd_ls(args) -> int:
                 bits.append(f"encoding {info['client_encoding']}")
             print("# " + ", ".join(bits))
         if not complete:
-            _err("ls", f"INCOMPLETE archive: {reader._incomplete}")
+            _err("ls", f"INCOMPLETE archive: {reader.incomplete_reason}")
             return EXIT_USAGE
     return EXIT_OK
 
@@ -212,6 +208,37 @@ def _text(v: Any) -> Any:
     return str(v)
 
 
+def _csv_line(fields: List[Any]) -> str:
+    """One CSV record (RFC 4180 quoting, LF-terminated) of text fields, None empty.
+
+    Python's csv module quotes a field holding a LF but not one holding a lone CR
+    (it quotes the characters of its line terminator), and a CR unquoted ends the
+    record for most CSV readers: a field is quoted here when it holds a comma, a
+    quote, a LF or a CR.  A record of one empty field is ``""`` (else it would be an
+    empty line), as the csv module writes it.
+    """
+    if len(fields) == 1 and not fields[0]:
+        return '""\n'
+    out = []
+    for f in fields:
+        if f is None:
+            out.append("")
+        elif any(c in f for c in ',"\n\r'):
+            out.append('"' + f.replace('"', '""') + '"')
+        else:
+            out.append(f)
+    return ",".join(out) + "\n"
+
+
+def _json_shown(line: str) -> str:
+    """A JSON text safe for a terminal: characters that are not printable (DEL, C1
+    controls such as CSI, bidirectional overrides, line separators) as ``\\uXXXX``
+    escapes, which JSON reads back the same (json.dumps escapes only C0)."""
+    if line.isprintable():
+        return line
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in line)
+
+
 def _jsonable(v: Any) -> Any:
     if v is None or isinstance(v, (bool, int, str)):
         return v
@@ -226,45 +253,36 @@ def _jsonable(v: Any) -> Any:
     return _text(v)
 
 
-def _table_rows(reader, table_id: str, decode: bool):
-    """(TableInfo, rows) of one table, on a seekable file or a pipe."""
-    from ..archive.base import _rows
-    if reader.seekable:
-        info = reader.table(table_id)
-        return info, reader.read_rows(table_id, decode=decode)
-    for info, chunks in reader.iter_tables():
-        if info.table_id == table_id:
-            return info, _rows(info, chunks, decode, None,
-                               reader.info.get("client_encoding"))
-    from ..errors import ArchiveError
-    raise ArchiveError(f"no table {table_id!r} in the archive")
-
-
 def cmd_cat(args) -> int:
     if args.limit is not None and args.limit < 0:
         _err("cat", "--limit must not be negative")
         return EXIT_USAGE
     out = sys.stdout
-    with _open(args) as reader:
-        info, rows = _table_rows(reader, args.table, not args.raw)
-        columns = info.columns
+    # on a terminal, control characters in the data (escape sequences, CR) are shown
+    # escaped, never obeyed; into a file or a pipe the data goes as it is
+    terminal = out.isatty()
+    with _open(args) as reader, reader.open_table(args.table) as table:
+        rows = table.rows(decode=not args.raw)
+        columns = table.info.columns
         n = 0
-        writer = csv.writer(out, lineterminator="\n") if args.format == "csv" else None
-        header_done = args.no_header or args.format != "csv"
-        if not header_done and columns:
-            writer.writerow(columns)
-            header_done = True
+        csv_out = args.format == "csv"
+        if csv_out and not args.no_header and columns:
+            out.write(_csv_line([_shown(c) if terminal else c for c in columns]))
         if args.limit == 0:
             return EXIT_OK
         for row in rows:
-            if writer is not None:
-                writer.writerow([_text(v) for v in row])
+            if csv_out:
+                fields = [_text(v) for v in row]
+                if terminal:
+                    fields = [None if f is None else _shown(f) for f in fields]
+                out.write(_csv_line(fields))
             else:
                 if columns and len(columns) == len(row):
                     doc = {c: _jsonable(v) for c, v in zip(columns, row)}
                 else:
                     doc = [_jsonable(v) for v in row]
-                out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+                line = json.dumps(doc, ensure_ascii=False)
+                out.write((_json_shown(line) if terminal else line) + "\n")
             n += 1
             if args.limit is not None and n >= args.limit:
                 break

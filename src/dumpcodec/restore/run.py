@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from .. import schema
-from ..archive import open_dump
+from ..archive import is_random_access, open_dump
 from ..errors import ArchiveError, DumpcodecError, RestoreError
 from ..progress import Progress
 from ..schema import catalog
@@ -76,7 +76,9 @@ class RestoreRun:
         if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
             source = sys.stdin.buffer
         self.source = source
-        self.seekable = isinstance(source, (str, os.PathLike)) or _is_seekable(source)
+        # random access, and a path a worker thread can open again
+        self.seekable = is_random_access(source) and (
+            isinstance(source, (str, os.PathLike)) or hasattr(source, "name"))
         self.summary = RestoreSummary()
         self.lock = threading.Lock()
         self.done: List[Restored] = []
@@ -402,11 +404,17 @@ class RestoreRun:
                     finishing.append(ex.submit(finish))
                     finishing = [f for f in finishing if not f.done()]
         except ArchiveError as exc:
-            # the stream itself is broken: nothing after this point can be read
-            after = f" after table {last}" if last else ""
+            # the stream is broken (nothing after this point can be read), or the
+            # manifest and end marker, checked after the last table, do not hold
+            after = f" after table {last}" if last else " before its first table"
             self.summary.failed.append(
-                ("archive", f"the archive ended unreadably{after}: {exc}; any later "
-                            f"table was not reached"))
+                ("archive", f"the archive's verdict{after}: {exc}; a table after that "
+                            f"point, if any, was not reached"))
+        else:
+            if self.reader.complete is False:
+                self.summary.failed.append(
+                    ("archive", f"the archive is incomplete: "
+                                f"{self.reader.incomplete_reason or 'no end marker'}"))
         finally:
             for f in finishing:
                 f.result()
@@ -494,8 +502,3 @@ def _drain(data: Iterable[Any]) -> None:
         pass
 
 
-def _is_seekable(f: Any) -> bool:
-    try:
-        return bool(f.seekable()) and hasattr(f, "name")
-    except (AttributeError, ValueError, OSError):
-        return False

@@ -128,7 +128,7 @@ def load(run: "RestoreRun", conn: psycopg.Connection, item: Item,
         else:
             p.action = "truncated" if mode == "truncate" else "appended"
     if live is None and tdef is not None and tdef.kind == "partitioned" \
-            and item.extra.get("via_root"):
+            and item.info.via_root:
         # dumped through its root (--partitions root) and no table there: the rows
         # go into a plain table of the same columns, since no partitions come along
         tdef = p.tdef = dataclasses.replace(tdef, kind="table", partition_key=None,
@@ -144,10 +144,10 @@ def load(run: "RestoreRun", conn: psycopg.Connection, item: Item,
         # ONLY: inheritance children of the live table are not the archive's
         conn.execute(sql.SQL("TRUNCATE ONLY {}").format(sql.Identifier(schema_, name)))
 
-    if opts.data and item.extra.get("data", True) is not False:
+    if opts.data and item.info.has_data:
         p.rows, p.nbytes, p.reencoded = copy_in(
             conn, item.table_id, item.format, item.columns, chunks, schema_, name, tdef,
-            live, item.info.rows, opts.progress, item.extra.get("as_text"))
+            live, item.info.rows, opts.progress, item.info.as_text)
     return p
 
 

@@ -1,0 +1,134 @@
+"""Where an archive's bytes come from and go to: paths, pipes and file objects.
+
+:func:`is_random_access` says whether a source can be read at any offset (a regular
+file) or only once, front to back (a pipe, a FIFO, ``/dev/stdin``, a socket);
+:func:`open_source` opens what :func:`~.registry.open_dump` is given.  Also a writer
+that counts what it wrote (member offsets) and a reader that serves the bytes peeked
+for detection before the rest of a pipe.
+"""
+from __future__ import annotations
+
+import io
+import os
+import stat
+import sys
+from typing import Any, BinaryIO, Tuple, Union
+
+from ..errors import ArchiveError
+
+#: what :func:`open_dump` and :func:`is_random_access` take
+Source = Union[str, bytes, "os.PathLike[str]", BinaryIO]
+
+
+def _is_path(source: Any) -> bool:
+    return isinstance(source, (str, bytes, os.PathLike))
+
+
+def is_random_access(source: Source) -> bool:
+    """Whether ``source`` can be read at any offset, as often as wanted.
+
+    ``source`` is what :func:`~.registry.open_dump` takes.  A path: True for a
+    regular file (or a block device), which can also be opened again, e.g. once per
+    worker thread; False for ``'-'`` and for a FIFO, a socket or a character device
+    (``/dev/stdin`` on a pipe or a terminal), which are read once, front to back.  A
+    file object: True when its ``seekable()`` says so and ``tell()`` works (a file
+    object opened on a pipe says False).  A directory raises ArchiveError, a
+    missing path FileNotFoundError.
+
+    Readers use it to choose between random access (reading one table, the manifest
+    first) and one pass (:meth:`~.reader.DumpReader.iter_tables`).
+    """
+    if _is_path(source):
+        if os.fsdecode(source) == "-":
+            return False
+        mode = _stat(source).st_mode
+        return stat.S_ISREG(mode) or stat.S_ISBLK(mode)
+    try:
+        if not source.seekable():
+            return False
+        source.tell()
+        return True
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _stat(path: Any) -> os.stat_result:
+    st = os.stat(path)      # a missing path: FileNotFoundError, as open() would say
+    if stat.S_ISDIR(st.st_mode):
+        raise ArchiveError(f"archive {os.fsdecode(path)!r} is a directory, not an "
+                           "archive file")
+    return st
+
+
+def open_source(source: Source, writing: bool) -> Tuple[BinaryIO, bool]:
+    """The binary file object for ``source`` and whether it was opened here (and so
+    is to be closed by whoever gets it).
+
+    ``'-'`` is stdout when ``writing``, else stdin; another path is opened (a
+    directory raises ArchiveError, other failures OSError as ``open`` does); a file
+    object is returned as it is.
+    """
+    if not _is_path(source):
+        return source, False
+    if os.fsdecode(source) == "-":
+        return (sys.stdout.buffer if writing else sys.stdin.buffer), False
+    try:
+        return open(source, "wb" if writing else "rb"), True
+    except IsADirectoryError:
+        raise ArchiveError(f"archive {os.fsdecode(source)!r} is a directory, not an "
+                           "archive file") from None
+
+
+class CountingWriter:
+    """Write everything to ``raw`` (looping over short writes) and count the bytes."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.count = 0
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        total = len(view)
+        while view:
+            n = self.raw.write(view)
+            if n is None:        # non-blocking raw stream that took nothing: retry
+                continue
+            view = view[n:]
+        self.count += total
+        return total
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+class PrefixReader(io.RawIOBase):
+    """Serve ``prefix`` (the peeked magic bytes) and then the rest of ``raw``."""
+
+    def __init__(self, prefix: bytes, raw: BinaryIO, own: bool = False):
+        self._prefix = memoryview(prefix)
+        self._raw = raw
+        self._own = own
+
+    def close(self) -> None:
+        if not self.closed and self._own:
+            self._raw.close()
+        super().close()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self._prefix:
+            n = min(len(b), len(self._prefix))
+            b[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        target = memoryview(b)
+        if hasattr(self._raw, "readinto"):
+            return self._raw.readinto(target) or 0
+        data = self._raw.read(len(target))
+        target[:len(data)] = data
+        return len(data)
+
+
+__all__ = ["is_random_access", "open_source", "CountingWriter", "PrefixReader"]

@@ -14,11 +14,17 @@ The main entry points are importable from here (loaded on first use, so that
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from .copy import IMPL  # noqa: F401  (re-exported)
 
 __version__ = "0.1.0"
+
+# The library logs (per-table events, warnings) under "dumpcodec" and never prints:
+# without a handler of the application's, nothing is shown (not even warnings,
+# which Python's last-resort handler would otherwise write to stderr).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {
     "create_dump": "dump", "DumpSummary": "dump",

@@ -7,6 +7,8 @@ The ``schema`` layer of dumpcodec, pure Python on psycopg 3:
 * :mod:`.capture` -- reading definitions from a live database's catalog;
 * :mod:`.selectors` -- resolving what users type (``schema.table``, patterns, schema
   names, opaque ids) into tables;
+* :mod:`.selection` -- pg_dump's selection switches and filter files
+  (:class:`Selection`), and every user table (:func:`all_user_tables`);
 * :mod:`.compare` -- differences between a definition and a live table, and whether a
   binary COPY (or a re-encoding load) is possible;
 * :mod:`.ddl` -- statements recreating a table, by phase, with every text expression
@@ -40,6 +42,8 @@ from .compare import Comparison, Difference, compare, describe, type_widening, t
 from .ddl import PHASES, DDLPlan, checked_expression, ddl_plan, existing_types_for
 from .model import (FORMAT_VERSION, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
                     IndexDef, IndexElem, SequenceDef, TableDef, TypeDef, TypeRef)
+from .selection import (FilterRule, Resolved, Selection, all_user_tables, parse_filter,
+                        read_filter, resolve_selection)
 from .selectors import TableRef, partition_leaves, resolve_selectors
 
 
@@ -57,4 +61,6 @@ __all__ = [
     "copy_columns", "ddl_plan", "describe", "existing_types_for", "partition_leaves",
     "resolve_selectors", "type_widening", "typmod_widening", "column_type_info",
     "live_type_oids", "type_registry", "type_specs",
+    "FilterRule", "Resolved", "Selection", "all_user_tables", "parse_filter", "read_filter",
+    "resolve_selection",
 ]

@@ -268,6 +268,13 @@ def test_load_selection_switches(seldb, make_db, tmp_path, capsys):
 
     assert loaded("-n", "detroit", "-T", "detroit.employee*") == {"detroit.emp",
                                                                   "detroit.dept"}
+    # the archive's free sequences go with the schemas the selection takes
+    target = make_db()
+    assert main(["load", str(path), "--dsn", target.dsn, "-q", "-n", "detroit"]) == 0
+    assert target.execute("SELECT count(*) FROM pg_class WHERE relname = 'free_seq'")[0][0] == 1
+    target = make_db()
+    assert main(["load", str(path), "--dsn", target.dsn, "-q", "-n", "eastgsm"]) == 0
+    assert target.execute("SELECT count(*) FROM pg_class WHERE relname = 'free_seq'")[0][0] == 0
     assert loaded("-n", "(east|west)*gsm", "-N", "*test*") == {
         "eastgsm.t", "east_x_gsm.t", "westgsm.t"}
     # pg_restore's rule: -t and -n together take what both match

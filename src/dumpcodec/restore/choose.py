@@ -74,6 +74,27 @@ def wanted(item: Item, tables: Optional[Sequence[str]],
     return not any(names_table(item, p) for p in selection.exclude_tables)
 
 
+def sequence_wanted(schema_: str, name: str, selection: Optional[Selection]) -> bool:
+    """Whether a free-standing sequence of the archive goes with this selection: in
+    some ``-n`` schema (if any) and named by no ``-N`` or ``-T``."""
+    if selection is None:
+        return True
+
+    def matches(pattern: str, max_parts: int, parts: Tuple[str, ...]) -> bool:
+        for rx in _folded(pattern, max_parts):
+            if len(rx) == len(parts) and all(r.match(p) for r, p in zip(rx, parts)):
+                return True
+            if len(rx) == 1 and len(parts) == 2 and rx[0].match(parts[1]):
+                return True
+        return False
+
+    if selection.schemas and not any(matches(p, 1, (schema_,)) for p in selection.schemas):
+        return False
+    if any(matches(p, 1, (schema_,)) for p in selection.exclude_schemas):
+        return False
+    return not any(matches(p, 2, (schema_, name)) for p in selection.exclude_tables)
+
+
 def choose(items: List[Item], tables: Optional[Sequence[str]],
            selection: Optional[Selection]) -> Tuple[List[Item], List[str]]:
     """The items restored, and the include patterns of ``selection`` that matched
@@ -94,4 +115,4 @@ def choose(items: List[Item], tables: Optional[Sequence[str]],
     return [it for it in items if wanted(it, None, selection)], unmatched
 
 
-__all__ = ["choose", "in_schema", "names_table", "wanted"]
+__all__ = ["choose", "in_schema", "names_table", "sequence_wanted", "wanted"]

@@ -125,7 +125,7 @@ def build_plan(source: Union[str, os.PathLike, IO[bytes]], *,
             plan.warnings.append(str(exc))
         except DumpcodecError as exc:
             plan.refused.append((item.table_id, str(exc)))
-    plan.sequences = _free_sequences(info, tables, target_schema)
+    plan.sequences = _free_sequences(info, tables, selection, target_schema)
     return plan
 
 
@@ -177,6 +177,7 @@ _SEQ_TYPES = ("smallint", "integer", "bigint")
 
 
 def _free_sequences(info: Dict[str, Any], tables: Optional[Sequence[str]],
+                    selection: Optional[Selection],
                     target_schema: Optional[str]) -> List[Tuple[str, str]]:
     """The archive's free-standing sequences, as a restore creates them (only when no
     ``tables`` pattern narrows the restore, as a restore does for new ones)."""
@@ -187,7 +188,8 @@ def _free_sequences(info: Dict[str, Any], tables: Optional[Sequence[str]],
     for seq in seqs:
         try:
             dtype = seq["data_type"]
-            if dtype not in _SEQ_TYPES:
+            if dtype not in _SEQ_TYPES or not choose.sequence_wanted(
+                    str(seq["schema"]), str(seq["name"]), selection):
                 continue
             target = target_schema or str(seq["schema"])
             if target.startswith("pg_") or target == "information_schema":

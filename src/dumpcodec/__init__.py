@@ -32,6 +32,7 @@ _LAZY = {
     "open_dump": "archive", "register_backend": "archive",
     "iter_table_infos": "archive", "parse_index_file": "archive",
     "capture_table": "schema", "resolve_selectors": "schema", "compare": "schema",
+    "Selection": "schema",
 }
 
 __all__ = ["IMPL", "__version__", *_LAZY]

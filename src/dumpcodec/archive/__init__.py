@@ -20,10 +20,33 @@ DaCHS dumps (gzip tar, ``table_NNN.dump`` + ``index.txt``) are read as well.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .base import (DEFAULT_BACKEND, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MEMBER_SIZE,
                    DEFAULT_MAX_META_SIZE, Backend, DumpReader, DumpWriter, MemberInfo,
                    TableInfo, TableInfoTuple, TableWriter, VerifyReport, backends,
-                   iter_table_infos, open_dump, parse_index_file, register_backend)
+                   iter_table_infos, parse_index_file, register_backend)
+
+if TYPE_CHECKING:
+    # open_dump's result by mode, for type checkers: a reader for "r", a writer for "w"
+    import os
+    from typing import Any, BinaryIO, Literal, Optional, Union, overload
+
+    @overload
+    def open_dump(path_or_file: Union[str, "os.PathLike[str]", BinaryIO],
+                  mode: Literal["r", "rb"] = "r", backend: Optional[str] = None,
+                  **options: Any) -> DumpReader: ...
+
+    @overload
+    def open_dump(path_or_file: Union[str, "os.PathLike[str]", BinaryIO],
+                  mode: Literal["w", "wb"], backend: Optional[str] = None,
+                  **options: Any) -> DumpWriter: ...
+
+    def open_dump(path_or_file: Union[str, "os.PathLike[str]", BinaryIO],
+                  mode: str = "r", backend: Optional[str] = None,
+                  **options: Any) -> Union[DumpReader, DumpWriter]: ...
+else:
+    from .base import open_dump
 from . import tarball  # noqa: F401  (registers zstd, gzip, tar)
 from .tarball import (GzipReader, GzipWriter, TarReader, TarWriter, ZstdReader,
                       ZstdWriter)

@@ -9,6 +9,8 @@ The ``schema`` layer of dumpcodec, pure Python on psycopg 3:
   names, opaque ids) into tables;
 * :mod:`.selection` -- pg_dump's selection switches and filter files
   (:class:`Selection`), and every user table (:func:`all_user_tables`);
+* :mod:`.db_tables` -- the live tables ids name, validated against definitions
+  (DaCHS's ``getTablesForIds`` and ``iterDbTables``);
 * :mod:`.compare` -- differences between a definition and a live table, and whether a
   binary COPY (or a re-encoding load) is possible;
 * :mod:`.ddl` -- statements recreating a table, by phase, with every text expression
@@ -42,6 +44,7 @@ from .compare import Comparison, Difference, compare, describe, type_widening, t
 from .ddl import PHASES, DDLPlan, checked_expression, ddl_plan, existing_types_for
 from .model import (FORMAT_VERSION, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
                     IndexDef, IndexElem, SequenceDef, TableDef, TypeDef, TypeRef)
+from .db_tables import get_tables_for_ids, iter_db_tables
 from .selection import (FilterRule, Resolved, Selection, all_user_tables, parse_filter,
                         read_filter, resolve_selection)
 from .selectors import TableRef, partition_leaves, resolve_selectors
@@ -62,5 +65,5 @@ __all__ = [
     "resolve_selectors", "type_widening", "typmod_widening", "column_type_info",
     "live_type_oids", "type_registry", "type_specs",
     "FilterRule", "Resolved", "Selection", "all_user_tables", "parse_filter", "read_filter",
-    "resolve_selection",
+    "resolve_selection", "get_tables_for_ids", "iter_db_tables",
 ]

@@ -289,3 +289,22 @@ def test_load_selection_switches(seldb, make_db, tmp_path, capsys):
     bad.write_text("exclude table_data x\n")
     assert loaded("--filter", str(bad), expect=2) == set()
     assert "'table_data' is not supported here" in capsys.readouterr().err
+
+
+def test_help_shows_each_flag_with_an_example(capsys):
+    wanted = {
+        "create": ["-n 'east*gsm'", "-N '*test*'", "-T 'ts_*'",
+                   "--exclude-table-data 'audit.*'", "--filter filter.txt",
+                   "--strict-names", "--format text", "--json", "dumpcodec create -o"],
+        "load": ["load shop.dcz -n app -N 'app_*' -T 'app.log*'", "--filter filter.txt",
+                 "--strict-names", "--json > report.json", "--list",
+                 "--schema-only -f schema.sql", "--schema-only -f - | psql",
+                 "NOT checked on"],
+        "verify": ["verify --json backup.dump"],
+    }
+    for cmd, examples in wanted.items():
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        for example in examples:
+            assert " ".join(example.split()) in text, (cmd, example)

@@ -47,18 +47,18 @@ _LAZY = {
 __all__ = ["IMPL", "__version__", *_LAZY]
 
 if TYPE_CHECKING:   # what the lazy names are, for type checkers (mypy --strict)
-    from .archive import (DumpReader as DumpReader, DumpWriter as DumpWriter,
+    from .archive import (  # noqa: F401DumpReader as DumpReader, DumpWriter as DumpWriter,
                           TableInfo as TableInfo, backends as backends,
                           iter_table_infos as iter_table_infos, open_dump as open_dump,
                           parse_index_file as parse_index_file,
                           register_backend as register_backend)
-    from .cli import main as main
-    from .dump import (DumpSummary as DumpSummary, TableDumpStats as TableDumpStats,
+    from .cli import main as main  # noqa: F401
+    from .dump import (  # noqa: F401DumpSummary as DumpSummary, TableDumpStats as TableDumpStats,
                        create_dump as create_dump)
-    from .restore import (RestoreSummary as RestoreSummary,
+    from .restore import (  # noqa: F401RestoreSummary as RestoreSummary,
                           TableRestoreResult as TableRestoreResult,
                           restore_dump as restore_dump)
-    from .schema import (Selection as Selection, TableDef as TableDef,
+    from .schema import (  # noqa: F401Selection as Selection, TableDef as TableDef,
                          capture_table as capture_table, compare as compare,
                          get_tables_for_ids as get_tables_for_ids,
                          iter_db_tables as iter_db_tables,

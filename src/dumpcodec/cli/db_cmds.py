@@ -14,7 +14,7 @@ import sys
 import textwrap
 from typing import Dict, List, Optional
 
-from . import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from . import EXIT_FAILED, EXIT_OK
 from ..progress import TerminalProgress, human_bytes, human_rate
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)

@@ -131,8 +131,12 @@ def failing_writer(after: int):
 
 
 def pytest_report_header(config):
+    from dumpcodec import pump
     lines = [f"dumpcodec codec implementation: {IMPL} (DUMPCODEC_IMPL="
-             f"{os.environ.get('DUMPCODEC_IMPL', 'unset')})"]
+             f"{os.environ.get('DUMPCODEC_IMPL', 'unset')})",
+             f"psycopg implementation: {psycopg.pq.__impl__} (PSYCOPG_IMPL="
+             f"{os.environ.get('PSYCOPG_IMPL', 'unset')}), pump: {pump.PUMP} "
+             f"({pump.PUMP_DETAIL})"]
     for srv in discover_servers():
         lines.append(f"dumpcodec test server: PostgreSQL {srv.version} ({srv.name}: {srv.dsn})")
     return lines

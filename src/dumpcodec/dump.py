@@ -29,6 +29,7 @@ definition with ``last_value`` and ``is_called``.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import queue
 import sys
@@ -42,12 +43,15 @@ import psycopg
 import psycopg.conninfo
 from psycopg import sql
 
-from . import __version__, pump, schema
+from . import pump, schema
+from ._version import __version__
 from .copy import HEADER, TRAILER
 from .archive import open_dump
 from .errors import DumpError, SchemaError, SelectorError
 from .progress import Progress
 from .schema.text_columns import EMPTY_SEARCH_PATH, dump_select_list, text_columns
+
+log = logging.getLogger(__name__)
 
 #: blocks of about pump.DEFAULT_BLOCK_SIZE a worker may buffer ahead of the writer
 QUEUE_BLOCKS = 8
@@ -74,6 +78,13 @@ class TableDumpStats:
     where: Optional[str] = None
     columns: List[str] = field(default_factory=list)
 
+    def to_dict(self) -> Dict[str, Any]:
+        """This table as a row of the JSON report (docs/JSON.md)."""
+        return {"table_id": self.table_id, "schema": self.schema, "name": self.name,
+                "status": "ok", "reason": None, "rows": self.rows, "bytes": self.nbytes,
+                "seconds": round(self.seconds, 6), "format": self.format,
+                "where": self.where, "columns": list(self.columns)}
+
 
 @dataclass
 class DumpSummary:
@@ -85,6 +96,8 @@ class DumpSummary:
     snapshot: Optional[str]
     pump: str                      # 'libpq' or 'python' (see dumpcodec.pump)
     server_version: str = ""
+    #: what did not stop the dump (patterns that matched nothing)
+    warnings: List[str] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -101,6 +114,15 @@ class DumpSummary:
     @property
     def bytes_per_second(self) -> float:
         return self.nbytes / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The JSON report of ``dumpcodec create --json`` (docs/JSON.md)."""
+        from .report import report
+        return report("create", ok=True, tables=[t.to_dict() for t in self.tables],
+                      seconds=self.seconds, warnings=self.warnings, pump=self.pump,
+                      extra={"archive": self.path, "archive_bytes": self.archive_bytes,
+                             "snapshot": self.snapshot,
+                             "server_version": self.server_version})
 
 
 # -- connections and snapshot ---------------------------------------------------------
@@ -194,15 +216,31 @@ def _type_texts(tdef, columns: List[str]) -> List[str]:
     return [tdef.column(c).type for c in columns]
 
 
-def _resolve(conn: psycopg.Connection, selectors: Sequence[str], partitions: str,
-             id_map: Optional[Dict[str, Tuple[str, str]]]):
-    if partitions not in ("leaves", "root"):
-        raise ValueError(f"partitions must be 'leaves' or 'root', not {partitions!r}")
+Selectors = Union[None, Sequence[str], schema.Selection]
+
+
+def _select(conn: psycopg.Connection, selectors: Selectors,
+            id_map: Optional[Dict[str, Tuple[str, str]]]) -> "schema.Resolved":
+    """The tables to dump: every user table (None), pg_dump's switches (a
+    :class:`~dumpcodec.schema.Selection`) or a list of selectors (each must match)."""
+    if isinstance(selectors, (str, bytes)):
+        raise TypeError(f"selectors must be a list of selectors, a Selection or None, "
+                        f"not the string {selectors!r}")
+    if selectors is None or isinstance(selectors, schema.Selection):
+        return schema.resolve_selection(conn, selectors, id_map)
     refs = schema.resolve_selectors(conn, list(selectors), id_map=id_map)
     if not refs:
         raise SelectorError(f"no table matches {', '.join(map(str, selectors)) or '(nothing)'}")
+    return schema.Resolved(refs)
+
+
+def _resolve(conn: psycopg.Connection, chosen: "schema.Resolved", partitions: str):
+    """``(ref, with_data)`` of every table to dump, partitioned ones expanded."""
+    if partitions not in ("leaves", "root"):
+        raise ValueError(f"partitions must be 'leaves' or 'root', not {partitions!r}")
+    refs = chosen.tables
     if partitions == "root":
-        return [(ref, True) for ref in refs]
+        return [(ref, (ref.schema, ref.name) not in chosen.no_data) for ref in refs]
     # leaves: each leaf with its data; the partitioned tables above it (root and
     # intermediate levels) as definitions without data, parents first, so that a
     # restore can create them before the leaves that attach to them
@@ -220,12 +258,14 @@ def _resolve(conn: psycopg.Connection, selectors: Sequence[str], partitions: str
         else:
             subs = []
             for s_, n_, kind, level in tree:
+                if level > 0 and (s_, n_) in chosen.excluded:
+                    continue
                 sub = ref if level == 0 else schema.TableRef(f"{s_}.{n_}", s_, n_)
                 subs.append((sub, kind == "r"))
         for sub, with_data in subs:
             if (sub.schema, sub.name) not in seen:
                 seen.add((sub.schema, sub.name))
-                out.append((sub, with_data))
+                out.append((sub, with_data and (sub.schema, sub.name) not in chosen.no_data))
     return out
 
 
@@ -239,7 +279,7 @@ def _lookup_option(opts: Optional[Dict[str, Any]], ref, table_id: str, used: set
     return None
 
 
-def _plan_tables(conn, refs, where, columns) -> List[_TablePlan]:
+def _plan_tables(conn, refs, where, columns, binary: bool = True) -> List[_TablePlan]:
     plans: List[_TablePlan] = []
     used_where: set = set()
     used_cols: set = set()
@@ -272,7 +312,7 @@ def _plan_tables(conn, refs, where, columns) -> List[_TablePlan]:
         # see schema.text_columns)
         as_text = text_columns(conn, tdef, cols, alias_cache)
         col_oids = [_TEXT_OID if c in as_text else tdef.column(c).type_oid for c in cols]
-        fmt = "binary" if binary_capable(conn, col_oids, cache) else "text"
+        fmt = "binary" if binary and binary_capable(conn, col_oids, cache) else "text"
         via_root = tdef.kind == "partitioned" and with_data
         ident = sql.Identifier(ref.schema, ref.name)
         collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
@@ -520,6 +560,8 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
                 break
             tw.close()
             progress.table_done(p.table_id, rows, nbytes, dt)
+            log.info("dumped %s: %d rows, %d bytes, %.3f s (%s COPY)", p.table_id, rows,
+                     nbytes, dt, p.format)
             stats.append(TableDumpStats(p.table_id, p.schema, p.name, rows, nbytes, dt,
                                         p.format, p.where, p.columns))
             del outs[i]
@@ -648,7 +690,7 @@ def _umask() -> int:
 # -- the entry point ------------------------------------------------------------------
 
 def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
-                selectors: Sequence[str],
+                selectors: Selectors,
                 dest: Union[str, os.PathLike, IO[bytes]],
                 *,
                 backend: Optional[str] = "zstd",
@@ -661,8 +703,17 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
                 id_map: Optional[Dict[str, Tuple[str, str]]] = None,
                 partitions: str = "leaves",
                 sequences: Optional[Sequence[str]] = None,
-                progress: Optional[Progress] = None) -> DumpSummary:
+                progress: Optional[Progress] = None,
+                binary: bool = True) -> DumpSummary:
     """Dump the tables ``selectors`` name into an archive at ``dest``.
+
+    ``selectors``: None for every user table (as pg_dump without switches: outside
+    the system schemas, no table of an extension); a
+    :class:`~dumpcodec.schema.Selection` for pg_dump's switches (``-t``, ``-n``,
+    ``-N``, ``-T``, ``--exclude-table-data``, ``--filter``, ``--strict-names``: see
+    :mod:`dumpcodec.schema.selection`; patterns that match nothing are logged and listed
+    in ``DumpSummary.warnings``); or a list of selectors (``schema.table``, patterns,
+    schema names, ``id_map`` ids), each of which must match.
 
     ``conninfo_or_conn``: a conninfo string (URI or ``key=value``; empty for the libpq
     environment) or an open psycopg connection that is not inside a transaction (it is
@@ -677,7 +728,13 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
     dumps each partition, ``'root'`` dumps a partitioned table through its root.
     ``sequences``: schema names whose free-standing sequences (owned by no column) are
     recorded too, with their state, in the archive info (owned sequences always
-    travel with their table).
+    travel with their table); by default, with ``selectors`` None or a Selection, the
+    schemas the selection takes whole, and none for a list.  ``binary=False`` writes
+    text COPY members for every table (DaCHS's ``createDump(binary=False)``; restore
+    and ``cat`` read them the same way), instead of binary COPY wherever the column
+    types allow it.  ``progress``: an object with the methods of
+    :class:`dumpcodec.progress.Progress`, called as tables start, move and finish.
+    Per-table events and warnings are logged to the ``dumpcodec.dump`` logger.
 
     Raises SelectorError/SchemaError/DumpError (nothing written) or psycopg errors.
     """
@@ -690,6 +747,7 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
         raise ValueError(f"id_map ids must hold a '#' (like DaCHS's 'rd#table'), "
                          f"not {', '.join(map(repr, bad))}")
     progress = progress or Progress()
+    warnings: List[str] = []
     t_start = time.perf_counter()
     own_conn = not isinstance(conninfo_or_conn, psycopg.Connection)
     conn = _connect(conninfo_or_conn) if own_conn else conninfo_or_conn
@@ -707,8 +765,15 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
         exported = snapshot
         if jobs > 1 and not snapshot:
             exported = conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()[0]
-        refs = _resolve(conn, selectors, partitions, id_map)
-        plans = _parents_first(_plan_tables(conn, refs, where, columns))
+        chosen = _select(conn, selectors, id_map)
+        for label in chosen.unmatched:
+            warnings.append(f"no matching tables were found for {label}")
+            log.warning("no matching tables were found for %s", label)
+        if sequences is None and (selectors is None
+                                  or isinstance(selectors, schema.Selection)):
+            sequences = chosen.whole_schemas
+        plans = _parents_first(_plan_tables(conn, _resolve(conn, chosen, partitions),
+                                            where, columns, binary))
         server_version = conn.execute("SHOW server_version").fetchone()[0]
         encoding = conn.execute("SHOW client_encoding").fetchone()[0]
         free = free_sequences(conn, list(sequences)) if sequences else []
@@ -738,8 +803,12 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
         conn.execute("COMMIT")
         size = destination.commit()
         progress.finish()
-        return DumpSummary(stats, time.perf_counter() - t_start, size, destination.path,
-                           exported, pump.PUMP, server_version)
+        summary = DumpSummary(stats, time.perf_counter() - t_start, size,
+                              destination.path, exported, pump.PUMP, server_version,
+                              warnings)
+        log.info("dumped %d tables, %d rows, %d bytes of COPY data in %.2f s",
+                 len(stats), summary.rows, summary.nbytes, summary.seconds)
+        return summary
     except BaseException:
         progress.finish()
         if writer is not None:

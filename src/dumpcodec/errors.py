@@ -63,6 +63,11 @@ class SelectorError(SchemaError, LookupError):
     """A table selector names nothing, or names something that is not a table."""
 
 
+class NoMatchError(SelectorError):
+    """A selector or pattern matches nothing at all (pg_dump's ``--strict-names``
+    error; without it, a selection reports the pattern and goes on)."""
+
+
 class DumpError(DumpcodecError):
     """Creating a dump failed."""
 

@@ -28,15 +28,38 @@ Modules, each below the ones after it: :mod:`.limits` (sizes and limits),
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .limits import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_MEMBER_SIZE, DEFAULT_MAX_META_SIZE
 from .manifest import FORMAT_VERSION, format_index_line, parse_index_file
 from .model import MemberInfo, TableInfo, TableInfoTuple, VerifyReport
 from .reader import DumpReader, iter_table_infos
-from .registry import DEFAULT_BACKEND, Backend, backends, open_dump, register_backend
+from .registry import DEFAULT_BACKEND, Backend, backends, register_backend
 from .streams import is_random_access
 from .tarball import (DachsReader, GzipReader, GzipWriter, TarReader, TarWriter,
                       ZstdReader, ZstdWriter)  # importing tarball registers them
 from .writer import DumpWriter, TableWriter
+
+if TYPE_CHECKING:
+    # open_dump's result by mode, for type checkers: a reader for "r", a writer for "w"
+    import os
+    from typing import Any, BinaryIO, Literal, Optional, Union, overload
+
+    @overload
+    def open_dump(path_or_file: Union[str, "os.PathLike[str]", BinaryIO],
+                  mode: Literal["r", "rb"] = "r", backend: Optional[str] = None,
+                  **options: Any) -> DumpReader: ...
+
+    @overload
+    def open_dump(path_or_file: Union[str, "os.PathLike[str]", BinaryIO],
+                  mode: Literal["w", "wb"], backend: Optional[str] = None,
+                  **options: Any) -> DumpWriter: ...
+
+    def open_dump(path_or_file: Union[str, "os.PathLike[str]", BinaryIO],
+                  mode: str = "r", backend: Optional[str] = None,
+                  **options: Any) -> Union[DumpReader, DumpWriter]: ...
+else:
+    from .registry import open_dump
 
 __all__ = [
     "open_dump", "register_backend", "backends", "Backend", "DEFAULT_BACKEND",

@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, BinaryIO, Dict, List, Optional
 
-from .. import __version__
+from .._version import __version__
 from ..copy import Chunker
 from ..errors import ArchiveError, CopyFormatError
 from . import manifest as mf

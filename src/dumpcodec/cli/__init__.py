@@ -4,12 +4,16 @@ Each group of subcommands lives in its own module with a ``register(subparsers)`
 function that adds its parsers and sets ``func`` (called with the parsed args,
 returning an exit code).  Exit codes: 0 all good, 1 some tables failed, 2 usage or
 input errors.  Errors print as one line on stderr, with a traceback only under
-``--debug``.
+``--debug`` (which also shows the library's log, the ``dumpcodec`` logger, on
+stderr).  With ``--json`` (create, load, verify), an error that stops the command
+is a JSON report too (``ok`` false, ``error`` the message: docs/JSON.md).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import logging
 import signal
 import sys
 from typing import List, Optional
@@ -60,6 +64,23 @@ def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
+def _json_error(args: argparse.Namespace, message: str) -> None:
+    """The JSON report of a command stopped by an error, when --json asked for one."""
+    if getattr(args, "json", False) and args.command in ("create", "load", "verify"):
+        from ..report import error_report
+        sys.stdout.write(json.dumps(error_report(args.command, message), indent=1) + "\n")
+        sys.stdout.flush()
+
+
+def _log_to_stderr() -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+    logger = logging.getLogger("dumpcodec")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    return handler
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -68,6 +89,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_USAGE
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
+    handler = _log_to_stderr() if args.debug else None
+    try:
+        return _run(args)
+    finally:
+        if handler is not None:
+            logging.getLogger("dumpcodec").removeHandler(handler)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -81,11 +111,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (DumpcodecError, OSError, ValueError) as exc:
         if args.debug:
             raise
+        _json_error(args, _one_line(exc))
         print(f"dumpcodec {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # psycopg errors and the unexpected: still one line
         if args.debug:
             raise
+        _json_error(args, f"{type(exc).__name__}: {_one_line(exc)}")
         print(f"dumpcodec {args.command}: error: {type(exc).__name__}: {_one_line(exc)}",
               file=sys.stderr)
         return EXIT_FAILED

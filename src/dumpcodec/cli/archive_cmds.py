@@ -32,6 +32,7 @@ _VERIFY_EPILOG = """\
 examples:
   dumpcodec verify backup.dump          checksums, COPY framing, row counts, completeness
   dumpcodec verify --no-scan big.dump   checksums and structure only (faster)
+  dumpcodec verify --json backup.dump   the result as a JSON report (docs/JSON.md)
   zstdcat backup.dump | zstd | dumpcodec verify -
 
 exit status: 0 everything holds, 1 some member or table is bad, 2 incomplete or
@@ -72,6 +73,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-scan", action="store_true",
                    help="skip the COPY framing scan (checksums and structure only)")
     p.add_argument("--backend", help="force a backend (zstd, gzip, tar, dachs)")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON report on stdout (docs/JSON.md), e.g. "
+                        "verify x.dcz --json")
     p.set_defaults(func=cmd_verify)
 
     p = subparsers.add_parser(
@@ -169,6 +173,12 @@ def cmd_ls(args) -> int:
 def cmd_verify(args) -> int:
     with _open(args) as reader:
         report = reader.verify(scan=not args.no_scan)
+    if args.json:
+        from ..report import verify_report
+        json.dump(verify_report(report, scanned=not args.no_scan, archive=args.dump),
+                  sys.stdout, indent=1, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return EXIT_OK if report.ok else EXIT_USAGE if not report.complete else EXIT_FAILED
     for problem in report.problems:
         _err("verify", problem)
     tables = len(report.tables)

@@ -8,12 +8,13 @@ goes to stderr too, so that ``-o -`` can write the archive to stdout.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import textwrap
 from typing import Dict, List, Optional
 
-from . import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from . import EXIT_FAILED, EXIT_OK
 from ..progress import TerminalProgress, human_bytes, human_rate
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
@@ -52,34 +53,6 @@ def _pairs(values: Optional[List[str]], what: str) -> Dict[str, str]:
     return out
 
 
-def _default_selectors(conninfo: str) -> List[str]:
-    """Every schema with a table in it, system schemas left out (like pg_dump)."""
-    import psycopg
-    from psycopg import sql
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT DISTINCT n.nspname FROM pg_catalog.pg_class c JOIN "
-            "pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
-            "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' "
-            "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = "
-            "'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') "
-            "ORDER BY 1").fetchall()
-        # quoted, so that a schema name with dots or wildcards stays literal
-        return [sql.Identifier(r[0]).as_string(conn) for r in rows]
-
-
-def _schemas_named(conninfo: str, selectors: List[str]) -> List[str]:
-    """The selectors that name a whole schema: their free sequences are dumped too."""
-    import psycopg
-    names = [s[1:-1].replace('""', '"') if s.startswith('"') and s.endswith('"') else s
-             for s in selectors]
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        rows = conn.execute("SELECT nspname FROM pg_catalog.pg_namespace "
-                            "WHERE nspname = ANY(%s)", (names,)).fetchall()
-    return [r[0] for r in rows]
-
-
 def _print_grouped_failures(summary) -> None:
     """One line per reason: many tables failing alike ("3 tables already exist")
     show as one line with their ids, not one line each."""
@@ -97,25 +70,47 @@ def _print_grouped_failures(summary) -> None:
 
 # -- create ---------------------------------------------------------------------------
 
+def _selection(args, kinds=None, tables=True):
+    """pg_dump's switches and filter files as a library Selection (``tables``: with
+    the -t selectors; load keeps those apart: each must match, as before)."""
+    from ..schema.selection import selection_from_args
+    return selection_from_args(
+        tables=(args.table or ()) if tables else (), schemas=args.schema or (),
+        exclude_tables=args.exclude_table or (), exclude_schemas=args.exclude_schema or (),
+        exclude_table_data=getattr(args, "exclude_table_data", None) or (),
+        filters=args.filter or (), strict_names=args.strict_names, kinds=kinds)
+
+
+def _print_json(doc) -> None:
+    json.dump(doc, sys.stdout, indent=1, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def _warn(warnings) -> None:
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
 def cmd_create(args) -> int:
     from ..dump import create_dump
+    if args.json and args.output == "-":
+        raise ValueError("--json prints the report on stdout: it needs -o FILE, not -o -")
     conninfo = args.dsn or ""
     where = _pairs(args.where, "--where")
     columns = {k: [c.strip() for c in v.split(",") if c.strip()]
                for k, v in _pairs(args.columns, "--columns").items()}
-    selectors = args.table or _default_selectors(conninfo)
-    seq_schemas = _schemas_named(conninfo, selectors)
-    if not selectors:
-        print("dumpcodec create: error: the database has no tables to dump",
-              file=sys.stderr)
-        return EXIT_USAGE
     backend = None if args.compress == "none" else args.compress
-    progress = TerminalProgress(quiet=args.quiet)
-    summary = create_dump(conninfo, selectors, args.output, backend=backend,
+    progress = TerminalProgress(quiet=args.quiet or args.json)
+    summary = create_dump(conninfo, _selection(args), args.output, backend=backend,
                           level=args.level, chunk_size=args.chunk_size, jobs=args.jobs,
                           snapshot=args.snapshot, where=where or None,
                           columns=columns or None, partitions=args.partitions,
-                          sequences=seq_schemas, progress=progress)
+                          progress=progress, binary=args.format == "binary")
+    if args.json:
+        _print_json(summary.to_dict())
+        return EXIT_OK
+    _warn(summary.warnings)
     if not args.quiet:
         size = (f", archive {human_bytes(summary.archive_bytes)}"
                 if summary.archive_bytes is not None else "")
@@ -127,7 +122,7 @@ def cmd_create(args) -> int:
               f"{human_rate(summary.nbytes / (1 << 20), summary.seconds, 'MiB')} "
               f"(pump: {summary.pump})", file=sys.stderr)
         text = [t for t in summary.tables if t.format == "text"]
-        if text:
+        if text and args.format == "binary":
             print("text COPY (no binary send/receive): "
                   + ", ".join(t.table_id for t in text), file=sys.stderr)
     return EXIT_OK
@@ -136,19 +131,27 @@ def cmd_create(args) -> int:
 # -- load -----------------------------------------------------------------------------
 
 def cmd_load(args) -> int:
+    from ..schema.selection import RESTORE_FILTER_TYPES
+    selection = _selection(args, RESTORE_FILTER_TYPES, tables=False)
+    if args.list or args.file is not None:
+        return _offline(args, selection)
     from ..restore import restore_dump
     conninfo = args.dsn or ""
     definitions = _pairs(args.table_map, "--table-map")
-    progress = TerminalProgress(quiet=args.quiet)
+    progress = TerminalProgress(quiet=args.quiet or args.json)
     summary = restore_dump(conninfo, args.dump, tables=args.table or None,
+                           selection=selection,
                            target_schema=args.target_schema, if_exists=args.if_exists,
-                           jobs=args.jobs, data=not args.no_data,
+                           jobs=args.jobs, data=not (args.no_data or args.schema_only),
                            indexes=not args.no_indexes, definitions=definitions or None,
                            analyze=not args.no_analyze, privileges=args.privileges,
                            progress=progress, role=args.role,
                            trust_extensions=not args.strict_extensions,
                            allow_attach=args.allow_attach,
                            allow_external_fks=args.allow_fk_to_existing)
+    if args.json:
+        _print_json(summary.to_dict())
+        return EXIT_FAILED if summary.failed else EXIT_OK
     if not args.quiet:
         print(f"restored {len(summary.ok)} tables, {summary.rows} rows, "
               f"{human_bytes(summary.nbytes)} of COPY data in {summary.seconds:.2f} s: "
@@ -157,40 +160,114 @@ def cmd_load(args) -> int:
               f"(pump: {summary.pump})", file=sys.stderr)
         if summary.skipped:
             print(f"skipped: {', '.join(summary.skipped)}", file=sys.stderr)
-        for w in summary.warnings:
-            print(f"warning: {w}", file=sys.stderr)
         for r in summary.ok:    # per table: what it left out, and why
             for note in r.notes:
                 print(f"note: {r.table_id}: {note}", file=sys.stderr)
+    _warn(summary.warnings)
     _print_grouped_failures(summary)
     return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+def _offline(args, selection) -> int:
+    """``load --list`` and ``load --schema-only -f FILE``: no connection."""
+    from ..restore.script import restore_list, restore_script
+    if args.list and args.file is not None:
+        raise ValueError("--list and -f/--file: choose one")
+    if args.file is not None and not args.schema_only:
+        raise ValueError("-f/--file writes the SQL of the tables' definitions: add "
+                         "--schema-only (data is not written as SQL)")
+    if args.json:
+        raise ValueError("--json reports a restore; --list and -f write no report")
+    if args.list:
+        out, close = sys.stdout, False
+    elif args.file == "-":
+        out, close = sys.stdout, False
+    else:
+        out, close = open(args.file, "w", encoding="utf-8"), True
+    try:
+        write = restore_list if args.list else restore_script
+        plan = write(args.dump, out, tables=args.table or None, selection=selection,
+                     target_schema=args.target_schema, indexes=not args.no_indexes,
+                     allow_attach=args.allow_attach)
+    finally:
+        if close:
+            out.close()
+        else:
+            out.flush()
+    _warn(plan.warnings)
+    for tid, why in plan.refused:
+        print(f"not included: {tid}: {why}", file=sys.stderr)
+    return EXIT_FAILED if plan.refused else EXIT_OK
 
 
 # -- parsers --------------------------------------------------------------------------
 
 _CREATE_EPILOG = textwrap.dedent("""\
     examples:
-      dumpcodec create -o shop.dcz --dsn postgresql://me@db/shop
+      dumpcodec create -o shop.dcz --dsn postgresql://me@db/shop      # every table
       dumpcodec create -t 'public.order*' -t audit -j 4 -o orders.dcz
+      dumpcodec create -n 'east*gsm' -n 'west*gsm' -N '*test*' -o gsm.dcz
+      dumpcodec create -n '(east|west)*gsm' -o gsm.dcz           # regex notation
+      dumpcodec create -t 'detroit.emp*' -T detroit.employee_log -o emp.dcz
+      dumpcodec create -T 'ts_*' -o no_ts.dcz                    # all but ts_* tables
+      dumpcodec create --exclude-table-data 'audit.*' -o lean.dcz  # audit: no rows
+      dumpcodec create --filter filter.txt -o mine.dcz
+      dumpcodec create -t a -t b --strict-names -o ab.dcz        # each must match
+      dumpcodec create --format text -o text.dcz                 # text COPY members
+      dumpcodec create -o shop.dcz --json > report.json          # docs/JSON.md
       dumpcodec create -t sales.items --where 'sales.items=created > now() - interval ''1 day''' \\
                        --columns sales.items=id,sku,qty -o recent.dcz
       PGDATABASE=shop dumpcodec create --compress none -o - | ssh backup 'cat > shop.dc'
 
-    Selectors: schema.table, a bare table or schema name, or a pattern (* and ?),
-    as pg_dump -t.  Without -t every table outside the system schemas is dumped.
+    Selection, as pg_dump 17: without -t or -n, every table outside the system schemas
+    (not of an extension).  -t: schema.table, a bare table or schema name, or a
+    pattern (* and ?, and the regex characters | ( ) [ ] { } + ^; double quotes keep
+    text literal).  With -t, exactly what -t matches (-n and -N do not apply); else
+    with -n, the tables of those schemas.  -N and -T take out schemas and tables (a
+    partitioned table with its partitions).  An include pattern that matches nothing
+    is a warning; --strict-names makes it an error, and a selection of no table at
+    all is always one.
+
+    A filter file (--filter FILE, '-' for stdin) has pg_dump's syntax, one rule a line:
+        # a comment
+        include table mytable*
+        exclude table mytable2
+        include schema "My Schema"         # double quotes: exact text
+        exclude table_data audit.*         # definition only
+    Object types: table, table_and_children, schema, table_data,
+    table_data_and_children (the last two with exclude only).
     """)
 
 _LOAD_EPILOG = textwrap.dedent("""\
     examples:
       dumpcodec load shop.dcz --dsn postgresql://me@db/shop_copy
       dumpcodec load shop.dcz -t 'public.order*' --target-schema restored -j 4
+      dumpcodec load shop.dcz -n app -N 'app_*' -T 'app.log*'
+      dumpcodec load shop.dcz --filter filter.txt --strict-names
       dumpcodec load shop.dcz --if-exists replace
+      dumpcodec load shop.dcz --json > report.json               # docs/JSON.md
+      dumpcodec load shop.dcz --list                             # as pg_restore -l
+      dumpcodec load shop.dcz --schema-only -f schema.sql        # the SQL, no database
+      dumpcodec load shop.dcz --schema-only -f - | psql -d empty_db
       dumpcodec create -o - --dsn dbname=src | dumpcodec load - --dsn dbname=dst
       dumpcodec load dachs.dump --table-map 'myrd#main=myschema.main' --if-exists append
       dumpcodec load stranger.dcz --role restorer --target-schema quarantine
 
     Each table is restored in its own transaction; a table that fails is reported and
     the others go on.  Exit status: 0 all restored, 1 some tables failed, 2 bad input.
+
+    Selection, as pg_restore 17: a table is restored when it matches some -t (shell
+    patterns on the table id, schema.table or name; each must match) and lies in
+    some -n schema, and no -N or -T names it.  --filter FILE takes 'include|exclude
+    table|schema PATTERN' lines (pg_dump's filter syntax, see create --help).
+
+    --schema-only -f FILE (or -f -) writes the SQL a restore would run to create the
+    tables, without a connection and without running anything.  It is NOT checked on
+    a server: a restore first resolves every expression of the archive on the target
+    and accepts only allowed built-ins; the script had only the static checks (each
+    expression parsed and held to the allow-list by name).  Review it, and run it as
+    a role that is not a superuser.  --schema-only without -f restores the tables
+    without rows (as --no-data).
 
     Archives are untrusted input: expressions in them may use only harmless
     pg_catalog built-ins (checked on the server before anything runs), nothing is
@@ -200,13 +277,40 @@ _LOAD_EPILOG = textwrap.dedent("""\
     """)
 
 
+def _add_selection(p, restore: bool) -> None:
+    """pg_dump's (and pg_restore's) selection switches."""
+    p.add_argument("-n", "--schema", action="append", metavar="PATTERN",
+                   help="only tables in schemas matching PATTERN (repeatable), "
+                        "e.g. -n 'east*gsm'")
+    p.add_argument("-N", "--exclude-schema", action="append", metavar="PATTERN",
+                   help="no table in schemas matching PATTERN (repeatable), "
+                        "e.g. -N '*test*'")
+    p.add_argument("-T", "--exclude-table", action="append", metavar="PATTERN",
+                   help="no table matching PATTERN (repeatable), e.g. -T 'ts_*'")
+    if not restore:
+        p.add_argument("--exclude-table-data", action="append", metavar="PATTERN",
+                       help="dump the definition of tables matching PATTERN without "
+                            "their rows (repeatable), e.g. --exclude-table-data 'audit.*'")
+    p.add_argument("--filter", action="append", metavar="FILE",
+                   help="read include/exclude rules from FILE in pg_dump's filter "
+                        "syntax ('-' for stdin; repeatable), e.g. --filter filter.txt")
+    p.add_argument("--strict-names", action="store_true",
+                   help="an include pattern (-t, -n, include lines) that matches "
+                        "nothing is an error, not a warning, e.g. -t a --strict-names"
+                        if not restore else
+                        "an -n pattern or include line that matches nothing is an "
+                        "error, not a warning, e.g. -n app --strict-names")
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "create", help="dump tables of a live database into an archive",
         description="Dump tables into a dumpcodec archive from one consistent snapshot.",
         epilog=_CREATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-t", "--table", action="append", metavar="SEL",
-                   help="table selector (repeatable); default: all tables")
+                   help="table selector (repeatable), e.g. -t 'public.order*'; "
+                        "default: all tables")
+    _add_selection(p, restore=False)
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="archive to write ('-' for stdout); written atomically")
     p.add_argument("--dsn", help="connection URI or key=value conninfo "
@@ -219,6 +323,10 @@ def register(subparsers) -> None:
                    help="compression level (default: the backend's, 3 for zstd)")
     p.add_argument("--chunk-size", type=parse_size, default=None, metavar="SIZE",
                    help="bytes of COPY data per archive member (default 8M)")
+    p.add_argument("--format", choices=("binary", "text"), default="binary",
+                   help="COPY format of the data members: binary wherever the column "
+                        "types allow it (default), or text for every table, e.g. "
+                        "--format text")
     p.add_argument("--snapshot", metavar="ID",
                    help="dump from this exported snapshot (pg_export_snapshot())")
     p.add_argument("--where", action="append", metavar="TABLE=COND",
@@ -227,6 +335,9 @@ def register(subparsers) -> None:
                    help="dump only these columns of a table (repeatable)")
     p.add_argument("--partitions", choices=("leaves", "root"), default="leaves",
                    help="partitioned tables: each leaf (default) or through the root")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON report on stdout (docs/JSON.md), e.g. "
+                        "create -o x.dcz --json > report.json")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     p.set_defaults(func=cmd_create)
 
@@ -240,12 +351,23 @@ def register(subparsers) -> None:
     p.add_argument("-t", "--table", action="append", metavar="SEL",
                    help="restore only tables whose id or schema.name matches "
                         "(pattern, repeatable)")
+    _add_selection(p, restore=True)
     p.add_argument("--target-schema", metavar="S", help="restore every table into schema S")
     p.add_argument("--if-exists", choices=("error", "replace", "append", "truncate", "skip"),
                    default="error", help="when a table exists already (default error)")
     p.add_argument("-j", "--jobs", type=_positive, default=1, metavar="N",
                    help="parallel connections (tables and index builds; default 1)")
     p.add_argument("--no-data", action="store_true", help="create tables, load no rows")
+    p.add_argument("-s", "--schema-only", action="store_true",
+                   help="the tables' definitions only: with -f, the SQL script; "
+                        "without, as --no-data")
+    p.add_argument("-f", "--file", metavar="FILE",
+                   help="with --schema-only: write the SQL a restore would run to FILE "
+                        "('-' for stdout) instead of connecting; NOT checked on a "
+                        "server (see below), e.g. --schema-only -f schema.sql")
+    p.add_argument("-l", "--list", action="store_true",
+                   help="list what would be restored, in order (as pg_restore -l); "
+                        "no connection, e.g. load x.dcz --list")
     p.add_argument("--no-indexes", action="store_true",
                    help="no keys, unique constraints or indexes")
     p.add_argument("--no-analyze", action="store_true",
@@ -270,5 +392,8 @@ def register(subparsers) -> None:
     p.add_argument("--strict-extensions", action="store_true",
                    help="refuse operator classes, types and functions of installed "
                         "extensions too (by default they count as built-ins)")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON report on stdout (docs/JSON.md), e.g. "
+                        "load x.dcz --json > report.json")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     p.set_defaults(func=cmd_load)

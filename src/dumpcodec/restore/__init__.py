@@ -66,6 +66,7 @@ import os
 from typing import IO, Any, Dict, Optional, Sequence, Union
 
 from ..progress import Progress
+from ..schema.selection import Selection
 from .results import RestoreSummary, TableRestoreResult
 from .run import IF_EXISTS, RestoreOptions, RestoreRun
 from .data import READ_AHEAD, _read_ahead  # noqa: F401  (tests use them)
@@ -90,7 +91,8 @@ def restore_dump(conninfo: str,
                  role: Optional[str] = None,
                  trust_extensions: bool = True,
                  allow_attach: bool = False,
-                 allow_external_fks: bool = False) -> RestoreSummary:
+                 allow_external_fks: bool = False,
+                 selection: Optional[Selection] = None) -> RestoreSummary:
     """Restore the archive ``source`` (path, binary file object, or ``'-'`` for stdin).
 
     ``tables``: table ids or shell patterns (also matched against ``schema.name``) to
@@ -113,6 +115,13 @@ def restore_dump(conninfo: str,
     does not restore (an existing table); ``allow_external_fks`` creates foreign keys
     onto tables this restore does not restore.
 
+    ``selection``: pg_restore's ``-n``/``-N``/``-T``/``--filter`` switches as a
+    :class:`~dumpcodec.schema.Selection` (see :mod:`.choose`); include patterns of it
+    that match nothing are listed in ``warnings`` (an error with ``strict_names``).
+    ``progress``: an object with the methods of :class:`dumpcodec.progress.Progress`.
+    Per-table events (restored, skipped, failed) and the warnings are logged to the
+    ``dumpcodec.restore`` logger; nothing is printed.
+
     Returns a :class:`RestoreSummary`; per table failures are in ``failed``, not
     raised.  Errors that stop everything (an unreadable archive, a refused archive, no
     connection, a bad option) raise.
@@ -123,5 +132,5 @@ def restore_dump(conninfo: str,
                           progress=progress or Progress(), privileges=privileges,
                           role=role,
                           trust_extensions=trust_extensions, allow_attach=allow_attach,
-                          allow_external_fks=allow_external_fks)
+                          allow_external_fks=allow_external_fks, selection=selection)
     return RestoreRun(conninfo, source, opts).run()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .. import pump
 
@@ -23,6 +23,14 @@ class TableRestoreResult:
     reencoded: bool = False     # rows went through the codec (schema drift)
     warning: Optional[str] = None   # something that did not stop it (ANALYZE failed)
     notes: List[str] = field(default_factory=list)   # what was not restored, and why
+
+    def to_dict(self) -> Dict[str, Any]:
+        """This table as a row of the JSON report (docs/JSON.md)."""
+        return {"table_id": self.table_id, "status": "ok", "reason": None,
+                "rows": self.rows, "bytes": self.nbytes, "seconds": round(self.seconds, 6),
+                "target": self.target, "action": self.action,
+                "reencoded": self.reencoded, "warning": self.warning,
+                "notes": list(self.notes)}
 
 
 @dataclass
@@ -73,3 +81,35 @@ class RestoreSummary:
     @property
     def success(self) -> bool:
         return not self.failed
+
+    def table_rows(self) -> List[Dict[str, Any]]:
+        """One row per table, in the order restored: ``ok`` (with ``failed`` and the
+        reason when something after its data failed, e.g. a foreign key),
+        ``skipped`` (the reason from ``warnings``), or ``failed``; a failure that
+        names no table of the archive (``'archive'``: the stream broke) is a row too."""
+        rows: List[Dict[str, Any]] = [r.to_dict() for r in self.ok]
+        by_id = {r["table_id"]: r for r in rows}
+        for tid in self.skipped:
+            why = next((w for w in self.warnings if w.startswith(f"{tid}:")), None)
+            row = {"table_id": tid, "status": "skipped",
+                   "reason": why or "it exists already (if_exists='skip')",
+                   "rows": 0, "bytes": 0, "seconds": 0.0}
+            rows.append(row)
+            by_id.setdefault(tid, row)
+        for tid, why in self.failed:
+            row = by_id.get(tid)
+            if row is None:
+                row = {"table_id": tid, "status": "failed", "reason": why,
+                       "rows": 0, "bytes": 0, "seconds": 0.0}
+                rows.append(row)
+                by_id[tid] = row
+            else:
+                row["status"] = "failed"
+                row["reason"] = why if not row.get("reason") else f"{row['reason']}; {why}"
+        return rows
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The JSON report of ``dumpcodec load --json`` (docs/JSON.md)."""
+        from ..report import report
+        return report("load", ok=self.success, tables=self.table_rows(),
+                      seconds=self.seconds, warnings=self.warnings, pump=self.pump)

@@ -5,6 +5,7 @@ work is in :mod:`.table`, the archive-wide and per-table rules in :mod:`.select`
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -22,12 +23,15 @@ from ..errors import ArchiveError, DumpcodecError, RestoreError
 from ..progress import Progress
 from ..schema import catalog
 from ..schema.safety import Allowed, Guard
-from . import select, table
+from ..schema.selection import Selection
+from . import choose, select, table
 from .pool import Pool, reason, rollback
 from .results import RestoreSummary, TableRestoreResult
 from .sequences import restore_free_sequences
 
 IF_EXISTS = ("error", "replace", "append", "truncate", "skip")
+
+log = logging.getLogger("dumpcodec.restore")
 
 
 @dataclass
@@ -47,6 +51,8 @@ class RestoreOptions:
     trust_extensions: bool = True
     allow_attach: bool = False
     allow_external_fks: bool = False
+    #: pg_restore's -n/-N/-T/--filter switches (:mod:`.choose`)
+    selection: Optional[Selection] = None
 
     def check(self) -> None:
         if self.if_exists not in IF_EXISTS:
@@ -155,6 +161,7 @@ class RestoreRun:
             if isinstance(outcome, select.Unmapped):
                 self.summary.skipped.append(item.table_id)
                 self.summary.warnings.append(str(outcome))
+                log.info("skipped %s: %s", item.table_id, outcome)
                 progress.table_done(item.table_id, 0, 0, 0.0, None)
             elif isinstance(outcome, BaseException):
                 why = reason(outcome)
@@ -166,9 +173,11 @@ class RestoreRun:
                 names = [item.qualified] + (["{}.{}".format(*target[:2])] if target else [])
                 self.summary.add_failure(item.table_id, why, names)
                 self.failed_ids.add(item.table_id)
+                log.error("failed %s: %s", item.table_id, why)
                 progress.table_done(item.table_id, 0, 0, 0.0, why)
             elif outcome is None:
                 self.summary.skipped.append(item.table_id)
+                log.info("skipped %s: it exists (if_exists=skip)", item.table_id)
                 progress.table_done(item.table_id, 0, 0, 0.0, None)
             else:
                 r: TableRestoreResult = outcome
@@ -178,6 +187,8 @@ class RestoreRun:
                     self.summary.warnings.append(r.warning)
                 if target is not None:
                     self.done.append(Restored(item, *target))
+                log.info("%s %s into %s: %d rows, %d bytes, %.3f s", r.action,
+                         item.table_id, r.target, r.rows, r.nbytes, r.seconds)
                 progress.table_done(item.table_id, r.rows, r.nbytes, r.seconds)
 
     # -- the whole run -------------------------------------------------------------------
@@ -214,6 +225,8 @@ class RestoreRun:
                 pass
             self.opts.progress.finish()
         self.summary.seconds = time.perf_counter() - t_start
+        for w in self.summary.warnings:
+            log.warning("%s", w)
         return self.summary
 
     def _restore_one(self, conn, item: select.Item,
@@ -227,8 +240,11 @@ class RestoreRun:
 
     def _restore_seekable(self) -> None:
         opts = self.opts
-        items = select.select([select.item_from(t) for t in self.reader.tables()],
-                              opts.tables)
+        items, unmatched = choose.choose(
+            [select.item_from(t) for t in self.reader.tables()], opts.tables,
+            opts.selection)
+        self.summary.warnings += [f"no matching tables were found for {u}"
+                                  for u in unmatched]
         select.check_archive(items, opts.target_schema, opts.definitions)
         self._conflicts_up_front(items)
         self.restoring = {(it.definition.schema, it.definition.name) for it in items
@@ -345,7 +361,7 @@ class RestoreRun:
                 last = item.table_id
                 if opts.tables:
                     matched.update(select.matching(item, opts.tables))
-                if not select.wanted(item, opts.tables):
+                if not choose.wanted(item, opts.tables, opts.selection):
                     _drain(data)    # one pass: skip over its data
                     continue
                 try:

@@ -16,6 +16,7 @@ from psycopg import sql
 
 from ..errors import DumpcodecError, RestoreError
 from ..schema import catalog
+from . import choose
 from .pool import reason, rollback
 
 if TYPE_CHECKING:   # pragma: no cover
@@ -47,6 +48,8 @@ def _one(conn: psycopg.Connection, seq: Dict[str, Any], opts, summary) -> None:
                                          for n in (qual, name))
     if opts.tables and not selected:
         return
+    if not choose.sequence_wanted(schema_, name, opts.selection):
+        return      # -n/-N/-T (restore.choose) leave it out
     dtype = seq["data_type"]
     if dtype not in _SEQ_TYPES:
         raise RestoreError(f"bad data type {dtype!r}")

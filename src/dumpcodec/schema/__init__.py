@@ -7,6 +7,10 @@ The ``schema`` layer of dumpcodec, pure Python on psycopg 3:
 * :mod:`.capture` -- reading definitions from a live database's catalog;
 * :mod:`.selectors` -- resolving what users type (``schema.table``, patterns, schema
   names, opaque ids) into tables;
+* :mod:`.selection` -- pg_dump's selection switches and filter files
+  (:class:`Selection`), and every user table (:func:`all_user_tables`);
+* :mod:`.db_tables` -- the live tables ids name, validated against definitions
+  (DaCHS's ``getTablesForIds`` and ``iterDbTables``);
 * :mod:`.compare` -- differences between a definition and a live table, and whether a
   binary COPY (or a re-encoding load) is possible;
 * :mod:`.ddl` -- statements recreating a table, by phase, with every text expression
@@ -46,6 +50,9 @@ from .text_columns import OID_ALIAS_TYPES, Stage, text_columns, stage_plan
 from .model import (FORMAT_VERSION, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
                     Grant, IndexDef, IndexElem, PolicyDef, RelationName, SequenceDef,
                     StatisticsDef, StorageParam, TableDef, TriggerDef, TypeDef, TypeRef)
+from .db_tables import get_tables_for_ids, iter_db_tables
+from .selection import (FilterRule, Resolved, Selection, all_user_tables, parse_filter,
+                        read_filter, resolve_selection)
 from .selectors import TableRef, partition_leaves, resolve_selectors
 
 
@@ -65,4 +72,6 @@ __all__ = [
     "live_type_oids", "type_registry", "type_specs", "OID_ALIAS_TYPES", "Stage",
     "text_columns", "stage_plan", "Step", "privileges_note", "run_steps", "Grant",
     "PolicyDef", "RelationName", "StatisticsDef", "StorageParam", "TriggerDef",
+    "FilterRule", "Resolved", "Selection", "all_user_tables", "parse_filter", "read_filter",
+    "resolve_selection", "get_tables_for_ids", "iter_db_tables",
 ]

@@ -3,9 +3,10 @@
 Selector forms, tried in this order:
 
 1. an opaque id present in ``id_map`` (e.g. DaCHS's ``rd-id#table-id``);
-2. a shell-style pattern (``*`` any run, ``?`` one character) like pg_dump's ``-t``:
-   ``public.t*``, ``*.log_?``; without a schema part only tables visible through the
-   search_path match;
+2. a pattern as pg_dump's ``-t`` takes it (psql's pattern rules): ``*`` any run,
+   ``?`` one character, and the regular-expression characters ``| ( ) [ ] { } + ^``
+   keep their meaning (``public.t*``, ``*.log_?``, ``(east|west)*gsm``); without a
+   schema part only tables visible through the search_path match;
 3. ``schema.table``;
 4. a bare name: a table visible through the search_path, else a schema (all its tables).
    A name that is both is taken as the table.
@@ -27,7 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import psycopg
 
-from ..errors import SelectorError
+from ..errors import NoMatchError, SelectorError
 
 _KIND_NAMES = {"r": "table", "p": "partitioned table", "v": "view",
                "m": "materialized view", "S": "sequence", "f": "foreign table",
@@ -80,8 +81,14 @@ def _split(selector: str) -> List[Tuple[str, bool]]:
     return parts
 
 
+#: characters of an unquoted pattern that act as in a regular expression (as psql's
+#: patterns have them; ``*``, ``?`` and ``.`` are translated, ``$`` stays literal)
+_REGEX_CHARS = frozenset("|()[]{}+^")
+
+
 def _has_wildcard(parts: Sequence[Tuple[str, bool]]) -> bool:
-    return any(not q and ("*" in t or "?" in t) for t, q in parts)
+    return any(not q and any(ch in "*?" or ch in _REGEX_CHARS for ch in t)
+               for t, q in parts)
 
 
 def _regex(text: str, quoted: bool, fold: bool) -> str:
@@ -91,8 +98,29 @@ def _regex(text: str, quoted: bool, fold: bool) -> str:
         text = text.lower()
     out = []
     for ch in text:
-        out.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
-    return "^" + "".join(out) + "$"
+        out.append(".*" if ch == "*" else "." if ch == "?" else
+                   ch if ch in _REGEX_CHARS else re.escape(ch))
+    regex = "(" + "".join(out) + ")" if any(ch in _REGEX_CHARS for ch in text) \
+        else "".join(out)
+    try:
+        # checked here: a bad one would abort the caller's transaction on the server
+        re.compile(regex)
+    except re.error as exc:
+        raise SelectorError(f"pattern {text!r} is not a valid regular expression: {exc}") \
+            from None
+    return "^" + regex + "$"
+
+
+def split_pattern(pattern: str) -> List[Tuple[str, bool]]:
+    """``pattern`` split on unquoted dots into ``(text, quoted)`` parts (see the
+    module docstring for the quoting rules)."""
+    return _split(pattern)
+
+
+def pattern_regex(text: str, quoted: bool, fold: bool = False) -> str:
+    """The anchored regular expression (PostgreSQL's ``~``) for one part of a
+    pattern; ``fold`` lower-cases an unquoted part."""
+    return _regex(text, quoted, fold)
 
 
 _FIND_SQL = """
@@ -125,7 +153,7 @@ def _tables_only(selector: str, rows, drop_partitions: bool) -> List[Tuple[str, 
         if rows:
             raise SelectorError(f"selector {selector!r} names no table: it matches "
                                 f"{_describe(rows)}")
-        raise SelectorError(f"selector {selector!r} matches nothing")
+        raise NoMatchError(f"selector {selector!r} matches nothing")
     if drop_partitions:
         # A partition whose ancestor is also selected travels with that ancestor.
         oids = {r[5] for r in tables}
@@ -158,7 +186,7 @@ def _resolve_one(conn, selector: str) -> List[Tuple[str, str]]:
                     return _tables_only(selector, srows, True)
         if rows:
             return _tables_only(selector, rows, wildcard)
-    raise SelectorError(f"selector {selector!r} matches nothing")
+    raise NoMatchError(f"selector {selector!r} matches nothing")
 
 
 def resolve_selectors(conn: psycopg.Connection, selectors: Sequence[str],
@@ -179,7 +207,7 @@ def resolve_selectors(conn: psycopg.Connection, selectors: Sequence[str],
             try:
                 found = _tables_only(sel, rows, False)
             except SelectorError as exc:
-                raise SelectorError(f"{exc} (id_map maps it to {schema}.{name})") from None
+                raise type(exc)(f"{exc} (id_map maps it to {schema}.{name})") from None
             refs = [TableRef(sel, s, n) for s, n in found]
         else:
             refs = [TableRef(f"{s}.{n}", s, n) for s, n in _resolve_one(conn, sel)]

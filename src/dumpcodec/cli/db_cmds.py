@@ -15,7 +15,7 @@ import textwrap
 from typing import Dict, List, Optional
 
 from . import EXIT_FAILED, EXIT_OK
-from ..progress import TerminalProgress, human_bytes, human_rate
+from ..progress import JsonProgress, TerminalProgress, human_bytes, human_rate
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 
@@ -29,6 +29,18 @@ def parse_size(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
     return int(n)
+
+
+def _progress(args):
+    """``--progress json``: a JSON line a second on stderr; else the status line."""
+    if getattr(args, "progress", None) == "json":
+        return JsonProgress()
+    return TerminalProgress(quiet=args.quiet or args.json)
+
+
+def _size_or_zero(text: str) -> int:
+    """``parse_size``, or ``0`` (never)."""
+    return 0 if text.strip() == "0" else parse_size(text)
 
 
 def _positive(text: str) -> int:
@@ -101,7 +113,7 @@ def cmd_create(args) -> int:
     columns = {k: [c.strip() for c in v.split(",") if c.strip()]
                for k, v in _pairs(args.columns, "--columns").items()}
     backend = None if args.compress == "none" else args.compress
-    progress = TerminalProgress(quiet=args.quiet or args.json)
+    progress = _progress(args)
     summary = create_dump(conninfo, _selection(args), args.output, backend=backend,
                           level=args.level, chunk_size=args.chunk_size, jobs=args.jobs,
                           snapshot=args.snapshot, where=where or None,
@@ -138,7 +150,7 @@ def cmd_load(args) -> int:
     from ..restore import restore_dump
     conninfo = args.dsn or ""
     definitions = _pairs(args.table_map, "--table-map")
-    progress = TerminalProgress(quiet=args.quiet or args.json)
+    progress = _progress(args)
     summary = restore_dump(conninfo, args.dump, tables=args.table or None,
                            selection=selection,
                            target_schema=args.target_schema, if_exists=args.if_exists,
@@ -148,7 +160,9 @@ def cmd_load(args) -> int:
                            progress=progress, role=args.role,
                            trust_extensions=not args.strict_extensions,
                            allow_attach=args.allow_attach,
-                           allow_external_fks=args.allow_fk_to_existing)
+                           allow_external_fks=args.allow_fk_to_existing,
+                           resume=args.resume,
+                           stage_larger_than=args.stage_larger_than)
     if args.json:
         _print_json(summary.to_dict())
         return EXIT_FAILED if summary.failed else EXIT_OK
@@ -338,6 +352,10 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true",
                    help="print a JSON report on stdout (docs/JSON.md), e.g. "
                         "create -o x.dcz --json > report.json")
+    p.add_argument("--progress", choices=("terminal", "json"), default="terminal",
+                   help="progress: a status line on a terminal (default), or 'json': one "
+                        "JSON object a second on stderr (docs/JSON.md), e.g. "
+                        "--progress json 2> progress.jsonl")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     p.set_defaults(func=cmd_create)
 
@@ -392,8 +410,21 @@ def register(subparsers) -> None:
     p.add_argument("--strict-extensions", action="store_true",
                    help="refuse operator classes, types and functions of installed "
                         "extensions too (by default they count as built-ins)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a restore that stopped: tables it finished are "
+                        "skipped, a big table's committed chunks are not loaded again "
+                        "(e.g. load x.dcz -j 4 --resume)")
+    p.add_argument("--stage-larger-than", type=_size_or_zero, metavar="SIZE",
+                   default=32 << 20,
+                   help="a table with this much data or more loads through a staging "
+                        "table, its chunks over the -j connections, and takes its place "
+                        "in one final transaction (default 32M; 0: never)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON report on stdout (docs/JSON.md), e.g. "
                         "load x.dcz --json > report.json")
+    p.add_argument("--progress", choices=("terminal", "json"), default="terminal",
+                   help="progress: a status line on a terminal (default), or 'json': one "
+                        "JSON object a second on stderr (docs/JSON.md), e.g. "
+                        "--progress json 2> progress.jsonl")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     p.set_defaults(func=cmd_load)

@@ -69,6 +69,7 @@ from ..progress import Progress
 from ..schema.selection import Selection
 from .results import RestoreSummary, TableRestoreResult
 from .run import IF_EXISTS, RestoreOptions, RestoreRun
+from .staged import DEFAULT_STAGE_LARGER_THAN
 from .data import READ_AHEAD, _read_ahead  # noqa: F401  (tests use them)
 
 __all__ = ["IF_EXISTS", "RestoreOptions", "RestoreSummary", "TableRestoreResult",
@@ -92,7 +93,9 @@ def restore_dump(conninfo: str,
                  trust_extensions: bool = True,
                  allow_attach: bool = False,
                  allow_external_fks: bool = False,
-                 selection: Optional[Selection] = None) -> RestoreSummary:
+                 selection: Optional[Selection] = None,
+                 resume: bool = False,
+                 stage_larger_than: int = DEFAULT_STAGE_LARGER_THAN) -> RestoreSummary:
     """Restore the archive ``source`` (path, binary file object, or ``'-'`` for stdin).
 
     ``tables``: table ids or shell patterns (also matched against ``schema.name``) to
@@ -125,6 +128,11 @@ def restore_dump(conninfo: str,
     Returns a :class:`RestoreSummary`; per table failures are in ``failed``, not
     raised.  Errors that stop everything (an unreadable archive, a refused archive, no
     connection, a bad option) raise.
+        ``stage_larger_than``: a table with this many bytes of data or more (and at least
+    two chunks) from a seekable archive loads through a staging table, its chunks by
+    up to ``jobs`` connections, and takes the table's place in one final transaction
+    (:mod:`.staged`; 0: never).  ``resume``: continue a restore that stopped: tables it
+    finished are skipped, a staged table's committed chunks are not loaded again.
     """
     opts = RestoreOptions(tables=tables, target_schema=target_schema, if_exists=if_exists,
                           jobs=jobs, data=data, indexes=indexes,
@@ -132,5 +140,6 @@ def restore_dump(conninfo: str,
                           progress=progress or Progress(), privileges=privileges,
                           role=role,
                           trust_extensions=trust_extensions, allow_attach=allow_attach,
-                          allow_external_fks=allow_external_fks, selection=selection)
+                          allow_external_fks=allow_external_fks, resume=resume,
+                          stage_larger_than=stage_larger_than, selection=selection)
     return RestoreRun(conninfo, source, opts).run()

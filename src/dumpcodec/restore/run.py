@@ -24,7 +24,7 @@ from ..progress import Progress
 from ..schema import catalog
 from ..schema.safety import Allowed, Guard
 from ..schema.selection import Selection
-from . import choose, select, table
+from . import choose, select, staged, table
 from .pool import Pool, reason, rollback
 from .results import RestoreSummary, TableRestoreResult
 from .sequences import restore_free_sequences
@@ -51,6 +51,8 @@ class RestoreOptions:
     trust_extensions: bool = True
     allow_attach: bool = False
     allow_external_fks: bool = False
+    resume: bool = False
+    stage_larger_than: int = staged.DEFAULT_STAGE_LARGER_THAN
     #: pg_restore's -n/-N/-T/--filter switches (:mod:`.choose`)
     selection: Optional[Selection] = None
 
@@ -95,6 +97,7 @@ class RestoreRun:
         # (schema, name) as the archive names them, of the tables this run restores
         self.restoring: Set[Tuple[str, str]] = set()
         self._guard: Optional[Guard] = None
+        self.state = staged.State()
         self.reader: Any = None
         self.pool: Optional[Pool] = None
 
@@ -152,6 +155,24 @@ class RestoreRun:
                         sql.Identifier(schema_)))
                 except psycopg.Error:
                     pass
+
+    def log_chunk(self, table_id: str, chunk: int) -> None:
+        """A chunk of a staged table was loaded and committed."""
+        log.debug("%s: chunk %d loaded", table_id, chunk)
+
+    def resumed(self, conn: psycopg.Connection, item: select.Item) -> Optional[
+            TableRestoreResult]:
+        """With ``resume``: the result of a table the stopped restore finished."""
+        if not self.opts.resume:
+            return None
+        try:
+            schema_, name, _ = self.target(item)
+        except RestoreError:
+            return None
+        if staged.already_done(self, conn, item, schema_, name):
+            return TableRestoreResult(item.table_id, f"{schema_}.{name}", "resumed",
+                                      notes=["restored by the restore that was resumed"])
+        return None
 
     def record(self, outcome: Any, item: select.Item,
                target: Optional[Tuple[str, str, Any]] = None) -> None:
@@ -214,6 +235,8 @@ class RestoreRun:
                     # a foreign key needs the referenced table's key, which was left out
                     self.summary.warnings.append("foreign keys not created (indexes and "
                                                  "keys were left out)")
+                if not self.summary.failed:
+                    self.state.drop_all(conn)   # nothing left to resume
                 self.drop_empty_schemas(conn)
             finally:
                 self.pool.put(conn)
@@ -247,6 +270,9 @@ class RestoreRun:
                                   for u in unmatched]
         select.check_archive(items, opts.target_schema, opts.definitions)
         self._conflicts_up_front(items)
+        expect = getattr(opts.progress, "expect", None)
+        if expect is not None:
+            expect(sum(m.size for it in items for m in it.info.members))
         self.restoring = {(it.definition.schema, it.definition.name) for it in items
                           if it.definition is not None}
         by_name = {(it.definition.schema, it.definition.name): it.table_id
@@ -275,11 +301,18 @@ class RestoreRun:
                     if parent not in self.ok_ids:
                         raise RestoreError(f"its parent table {parent} was not restored")
                 target = self.target(item)
-                opts.progress.table_start(item.table_id)
+                opts.progress.table_start(item.table_id,
+                                          sum(m.size for m in item.info.members))
+                if staged.applies(self, item, target[2]):
+                    try:
+                        self.record(staged.restore(self, item, my_reader), item, target)
+                        return
+                    except staged.NotStaged:
+                        pass
                 for attempt in (1, 2):
                     conn = self.pool.get()
                     try:
-                        result = self._restore_one(
+                        result = self.resumed(conn, item) or self._restore_one(
                             conn, item, lambda: my_reader().read_raw(item.table_id))
                         break
                     except psycopg.errors.DeadlockDetected:
@@ -392,6 +425,12 @@ class RestoreRun:
                     continue
                 conn = self.pool.get()
                 opts.progress.table_start(item.table_id)
+                done = self.resumed(conn, item)
+                if done is not None:
+                    self.pool.put(conn)
+                    _drain(data)
+                    self.record(done, item, target)
+                    continue
                 try:
                     prepared = table.load(self, conn, item, lambda: data)
                 except Exception as exc:

@@ -180,6 +180,9 @@ def check_item(item: Item, schema_: str, name: str, tdef: Any, *,
                            f"server; nothing is restored into it")
     if not name:
         raise RestoreError(f"{tid}: empty table name")
+    if name == "dumpcodec_restore_state" or name.startswith("dumpcodec_stage_"):
+        raise RestoreError(f"{tid}: refused: the name {name} is kept for the restore's "
+                           f"own state and staging tables")
     if tdef is None:
         return
     for ty in tdef.types:

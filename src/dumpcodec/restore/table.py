@@ -99,6 +99,7 @@ def load(run: "RestoreRun", conn: psycopg.Connection, item: Item,
     run.check(item, schema_, name, tdef)
     if tdef is not None:
         run.ensure_schema(conn, schema_)
+    run.state.ensure(conn, schema_)
     conn.execute("BEGIN")
     relid = catalog.lock_if_exists(conn, schema_, name,
                                    _LOCK_MODE.get(opts.if_exists, "ROW EXCLUSIVE"))
@@ -253,6 +254,8 @@ def finish(run: "RestoreRun", p: Prepared) -> TableRestoreResult:
     steps += [sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
         sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2]), sql.SQL(fk[3]))
         for fk in p.readd_fks]
+    # recorded as done in its own transaction, for a resumed restore
+    steps += run.state.done(p.schema, p.name, p.item)
     if p.plan is None:
         run_batch(conn, steps + [sql.SQL("COMMIT")])
     else:

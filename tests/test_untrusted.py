@@ -16,7 +16,6 @@ test says what should happen, and fails today.
 """
 from __future__ import annotations
 
-import copy
 import io
 import os
 import re
@@ -29,11 +28,14 @@ import psycopg
 import pytest
 
 from dumpcodec.errors import DumpcodecError
-from untrusted_helpers import (EVIL_ROLE, HONEST_TXT, MODES, SLOT, Target, add_column,
-                               assert_unchanged, column, constraint, entry, honest_rows,
-                               restore, set_type, snapshot, write_archive)
-from untrusted_helpers import (_dropper, roles, source, target,  # noqa: F401 (fixtures)
-                               target_schema_owner_only, template)
+pytest.register_assert_rewrite("untrusted_helpers")
+from untrusted_helpers import (  # noqa: E402
+    EVIL_ROLE, HONEST_TXT, MODES, SLOT, Target, add_column, as_pipe, assert_unchanged,
+    column, constraint, entry, honest_rows, restore, set_type, snapshot, write_archive)
+
+# the fixtures (source, template, target, ...) are a plugin, so that the session's
+# roles and template database exist once for every module that uses them
+pytest_plugins = ["untrusted_helpers"]
 
 Mutator = Callable[[Dict[str, list], Target], None]
 
@@ -411,16 +413,32 @@ CASES: Dict[str, Any] = {
 }
 
 
+# Every case runs as the superuser and with role= (SET ROLE, as pg_restore --role);
+# these also logged in as the ordinary role (the other way a restore gets its rights).
+LOGIN_CASES = {"check ts_rewrite runs lo_import", "field selection nextval",
+               "omitted column default evil()", "check calls evil_def() (security definer)",
+               "check = resolves to a user operator on the enum",
+               "user operator changes client_encoding for the next table",
+               "unique uses the type's user default operator class",
+               "range type's subtype_diff is a user function",
+               "table id names another table (append)", "pg_catalog.pg_authid (append)",
+               "default partition of the application's events",
+               "truncate leaves inheritance children alone",
+               "owned sequence entry names canary_seq (append)",
+               "check domain_in() runs a domain's CHECK by OID"}
+
+
 def _params(cases):
-    """pytest params by case name (holes carry their xfail mark) and the cases."""
+    """pytest params (name, mode), holes with their xfail mark, and the cases."""
     params, objs = [], {}
     for name, c in cases.items():
-        if isinstance(c, Case):
-            params.append(name)
-            objs[name] = c
-        else:
-            params.append(pytest.param(name, marks=c.marks))
-            objs[name] = c.values[0]
+        marks = () if isinstance(c, Case) else c.marks
+        objs[name] = c if isinstance(c, Case) else c.values[0]
+        for mode in MODES:
+            if mode != "login" or name in LOGIN_CASES:
+                params.append(pytest.param(name, mode, marks=marks,
+                                           id=f"{name}-{mode}"))
+    assert LOGIN_CASES <= set(objs)
     return params, objs
 
 
@@ -441,8 +459,7 @@ def workdir(tmp_path, monkeypatch):
     return d
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name", CASE_PARAMS)
+@pytest.mark.parametrize("name, mode", CASE_PARAMS)
 def test_crafted_archive(name, mode, source, target, workdir, tmp_path):
     case: Case = CASE_OBJS[name]
     if case.prepare is not None:
@@ -521,21 +538,6 @@ PIPE_CASES = ["check calls evil_imm() (falsely immutable)",
               "range type's subtype_diff is a user function"]
 
 
-def _pipe(path):
-    """The archive as a pipe (one pass through it, nothing seekable)."""
-    r, w = os.pipe()
-    data = open(path, "rb").read()
-
-    def feed():
-        with os.fdopen(w, "wb") as f:
-            try:
-                f.write(data)
-            except BrokenPipeError:
-                pass
-    threading.Thread(target=feed, daemon=True).start()
-    return os.fdopen(r, "rb")
-
-
 @pytest.mark.parametrize("name", PIPE_CASES)
 def test_crafted_archive_from_a_pipe(name, source, target, workdir, tmp_path):
     """The one-pass path keeps the same rules (superuser; a refusal of the whole
@@ -547,7 +549,7 @@ def test_crafted_archive_from_a_pipe(name, source, target, workdir, tmp_path):
     tables = list(crafted.values()) + ([entry(source, "app.honest")] if case.honest else [])
     path = write_archive(tmp_path / "crafted.dump", tables, **case.info)
     before = snapshot(target, case.restored)
-    with _pipe(path) as pipe:
+    with as_pipe(path) as pipe:
         summary = restore_dump(target.dsn, pipe, **case.kwargs)
     assert_unchanged(before, snapshot(target, case.restored), _new_ok(case))
     assert os.listdir(workdir) == []

@@ -151,6 +151,15 @@ def _evil_subtype_diff(ts, db):
     ty["subtype_diff"], ty["subtype_diff_schema"] = "evil_diff", "app"
 
 
+def _evil_partition_key(ts, db):
+    """A partitioned table (and its partition) the target does not have yet, whose
+    key runs evil_imm() for every row routed."""
+    rename("app.events", "app", "events2")(ts, db)
+    rename("app.evpart", "app", "evpart2")(ts, db)
+    ts["app.events"][1]["partition_key"] = "RANGE (evil_imm(id))"
+    ts["app.evpart"][1]["parent_name"] = "events2"
+
+
 def _restore_clean_t(db: Target, mode: str, src, tmp_path) -> None:
     """The table is there already (empty), created from an honest archive the same
     way the crafted one is then restored."""
@@ -278,6 +287,13 @@ CASES: Dict[str, Any] = {
         ["app.t"], check_expr("app.evil_imm(id) > 0"), "app.t", EVIL_CHECKS),
     "domain check calls evil_imm()": Case(
         ["app.t"], domain_check("evil_imm(VALUE) > 0"), "app.t", EVIL_CHECKS),
+    "domain default calls evil_imm() for an omitted column": Case(
+        ["app.t"], then(lambda ts, db: set_type(ts["app.t"], "small").update(
+            default="evil_imm(1)"), lambda ts, db: add_column(ts["app.t"], "extra",
+                                                              like="s")),
+        "app.t", EVIL_CHECKS),
+    "partition key calls evil_imm()": Case(
+        ["app.events", "app.evpart"], _evil_partition_key, "app.events2", EVIL_CHECKS),
     "index expression calls evil_text()": Case(
         ["app.t"], index_elem("evil_text(v)"), "app.t", EVIL_CHECKS),
     "index expression folds evil_imm(1) at CREATE INDEX": Case(

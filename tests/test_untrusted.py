@@ -1,18 +1,18 @@
 """Crafted archives against a target that holds data, grants and user code (issue 17).
 
 Every case is a real dump rewritten with the library's own writer (see
-:mod:`untrusted_helpers`), restored into a fresh copy of a prepared target three ways:
-as the superuser, as the superuser with ``role=`` an ordinary role, and logged in as
-that role (it owns schema ``app`` and nothing else).  Afterwards the canary table, its
-grant, the canary sequence, the roles, large objects, replication slots,
+:mod:`untrusted_helpers`), restored into a fresh copy of a prepared target as the
+superuser and as an ordinary role that owns schema ``app`` (with ``role=``, as
+``pg_restore --role``; a subset also logged in as that role).  Afterwards the canary
+table, its grant, the canary sequence, the roles, large objects, replication slots,
 publications, event triggers, functions, operators, casts, every other table and
-sequence, the files of the working directory and the trace of ``evil()`` must be
-as they were; the crafted table must be reported as failed with a reason naming what
-was refused, and the honest table of the same archive (``app.honest``, non-ASCII text,
+sequence, the files of the working directory and the trace of ``evil()`` must be as
+they were; the crafted table must be reported as failed with a reason naming what was
+refused, and the honest table of the same archive (``app.honest``, non-ASCII text,
 after the crafted one on the same connection) must arrive intact.
 
-Cases marked ``xfail(strict=True)`` are holes the defence does not close yet: the
-test says what should happen, and fails today.
+Cases marked ``xfail(strict=True)`` with a reason starting ``HOLE`` are attacks the
+defence does not stop yet: the test says what should happen, and fails today.
 """
 from __future__ import annotations
 
@@ -422,6 +422,15 @@ CASES: Dict[str, Any] = {
                        "with append the parent is the target's own existing table, and "
                        "the archive's table becomes its DEFAULT partition without "
                        "allow_attach")),
+    "opaque table id (with #) names another table (truncate)": pytest.param(Case(
+        ["public.canary"], lambda ts, db: ts["public.canary"].__setitem__(0, "harmless#t"),
+        honest=False, raises=r"harmless#t.*public\.canary",
+        kwargs={"tables": ["harmless#t"], "if_exists": "truncate"},
+        restored=["harmless#t"]),
+        marks=hole("check_archive exempts ids holding '#' (DaCHS-style, as "
+                   "create_dump(id_map=...) writes them) from the rule that an id equals "
+                   "its definition's schema.name, so an id the user selects can still "
+                   "truncate, replace or fill any table the definition names")),
     "free sequence entry names canary_seq": Case(
         [], None, kwargs={"if_exists": "append"}, info={"sequences":
                                                         FREE_CANARY_SEQ["sequences"]},

@@ -292,15 +292,8 @@ class Target:
             cur = conn.execute(query, params)
             return cur.fetchall() if cur.description else None
 
-    def as_restorer(self, query: str) -> None:
-        with psycopg.connect(self.dsn_for(RESTORER), autocommit=True) as conn:
-            conn.execute(query)
-
     def dsn_for(self, user: str) -> str:
         return psycopg.conninfo.make_conninfo(self.dsn, user=user)
-
-    def oid(self, query: str) -> int:
-        return self.execute(query)[0][0]
 
 
 def _admin(server):
@@ -564,10 +557,6 @@ def add_column(t: list, name: str, *, like: str, default: Optional[str] = None,
 
 def set_type(t: list, name: str) -> dict:
     return next(ty for ty in t[1]["types"] if ty["name"] == name)
-
-
-def clean_state_dir(path) -> List[str]:
-    return sorted(os.listdir(path))
 
 
 def as_pipe(path):

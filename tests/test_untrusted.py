@@ -375,62 +375,36 @@ CASES: Dict[str, Any] = {
     "owned sequence entry names canary_seq (append)": Case(
         ["app.t"], _seq_is_canary, kwargs={"if_exists": "append"}, restored=["app.t", "app.t_id_seq"],
         prepare=_restore_clean_t, check=_own_seq_moved),
-    # -- holes: what the defence lets through today (see each reason) ------------------
+    # -- what a first version of the defence let through (issue 17's red team) --------
     "check domain_in() runs a domain's CHECK by OID": pytest.param(Case(
         ["app.t"], check_expr("domain_in('5'::cstring, to_regtype('app.posdom')::oid, -1) "
-                              "IS NOT NULL"), "app.t", r"refused.*domain_in"),
-        marks=hole("domain_in(cstring, oid, int) is a stable pg_catalog built-in that "
-                   "PUBLIC may execute; it runs the input function and CHECKs of the type "
-                   "whose OID it is given, and to_regtype('...')::oid names the type as "
-                   "text, so pg_depend records nothing")),
+                              "IS NOT NULL"), "app.t", r"refused.*domain_in")),
     "check array_in() runs a domain's CHECK by OID": pytest.param(Case(
         ["app.t"], check_expr("array_in('{5}'::cstring, to_regtype('app.posdom')::oid, -1) "
-                              "IS NOT NULL"), "app.t", r"refused.*array_in"),
-        marks=hole("array_in(cstring, oid, int): as domain_in, through the element type")),
+                              "IS NOT NULL"), "app.t", r"refused.*array_in")),
     "check record_in() runs a domain's CHECK by OID": pytest.param(Case(
         ["app.t"], check_expr("record_in('(1,5)'::cstring, to_regtype('app.pair')::oid, "
-                              "-1) IS NOT NULL"), "app.t", r"refused.*record_in"),
-        marks=hole("record_in(cstring, oid, int): as domain_in, through a composite's "
-                   "attribute")),
+                              "-1) IS NOT NULL"), "app.t", r"refused.*record_in")),
     "check satisfies_hash_partition() runs a user hash function": pytest.param(Case(
         ["app.t"], check_expr("satisfies_hash_partition(to_regclass('app.hashed')::oid, 2, "
                               "0, id) IS NOT NULL"), "app.t",
-        r"refused.*satisfies_hash_partition", prepare=run_sql(HASH_OPCLASS_SQL)),
-        marks=hole("satisfies_hash_partition(oid, ...) is an immutable pg_catalog built-in "
-                   "that calls the extended hash functions of the partition key of the "
-                   "table whose OID it is given: here a user's operator class")),
+        r"refused.*satisfies_hash_partition", prepare=run_sql(HASH_OPCLASS_SQL))),
     "unique on json[] uses a user default operator class of json": pytest.param(Case(
         ["app.tj"], _unique_json_array, "app.tj", r"refused.*operator class",
-        prepare=run_sql(JSON_OPCLASS_SQL), kwargs={"analyze": False}),
-        marks=hole("array_ops (pg_catalog) compares elements with the element type's "
-                   "default btree class; for a built-in type that has none (json, xml, "
-                   "point) the target may hold a user's, and only archive types' classes "
-                   "are checked")),
+        prepare=run_sql(JSON_OPCLASS_SQL), kwargs={"analyze": False})),
     "analyze of a json column uses a user default operator class": pytest.param(Case(
         ["app.tj"], None, "app.tj", r"refused.*operator class",
-        prepare=run_sql(JSON_OPCLASS_SQL)),
-        marks=hole("the ANALYZE after the commit sorts json values with the type's default "
-                   "btree class, here a user's (the same as above, without any constraint; "
-                   "an autovacuum of the table would run it too, but with the restore's "
-                   "role it is the restore that runs it)")),
+        prepare=run_sql(JSON_OPCLASS_SQL))),
     "partition attaches to an existing parent the archive also lists (append)":
         pytest.param(Case(
             ["app.events", "app.evpart"], None, "app.evpart",
             r"attach.*app\.events.*allow-attach", kwargs={"if_exists": "append"},
-            check=_events_unchanged),
-            marks=hole("the parent rule counts every table of the archive as restored; "
-                       "with append the parent is the target's own existing table, and "
-                       "the archive's table becomes its DEFAULT partition without "
-                       "allow_attach")),
+            check=_events_unchanged)),
     "opaque table id (with #) names another table (truncate)": pytest.param(Case(
         ["public.canary"], lambda ts, db: ts["public.canary"].__setitem__(0, "harmless#t"),
         honest=False, raises=r"harmless#t.*public\.canary",
         kwargs={"tables": ["harmless#t"], "if_exists": "truncate"},
-        restored=["harmless#t"]),
-        marks=hole("check_archive exempts ids holding '#' (DaCHS-style, as "
-                   "create_dump(id_map=...) writes them) from the rule that an id equals "
-                   "its definition's schema.name, so an id the user selects can still "
-                   "truncate, replace or fill any table the definition names")),
+        restored=["harmless#t"])),
     "free sequence entry names canary_seq": Case(
         [], None, kwargs={"if_exists": "append"}, info={"sequences":
                                                         FREE_CANARY_SEQ["sequences"]},
@@ -621,11 +595,6 @@ def test_concurrent_replace_of_one_table(mode, source, target, tmp_path):
 
 # ===================================================================== least privilege
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HOLE (least privilege): every table runs CREATE SCHEMA IF NOT EXISTS on its "
-    "schema, and PostgreSQL checks CREATE on the database before it looks whether the "
-    "schema exists: a role that owns only the target schema fails every table with "
-    "'permission denied for database'"))
 def test_role_owning_only_its_schema(source, target_schema_owner_only, tmp_path):
     """The issue's ordinary role owns the target schema and has no other right; an
     honest archive must restore into that schema."""
@@ -647,10 +616,6 @@ CREATE DOMAIN app.posdom AS int CHECK (app.evil_imm(VALUE) > 0);
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HOLE (PostgreSQL 16+): pg_input_is_valid(text, text) and pg_input_error_info are "
-    "stable pg_catalog built-ins PUBLIC may execute; they run the input function and "
-    "CHECKs of a type named in a string, which leaves no pg_depend record"))
 def test_pg_input_is_valid_runs_a_domain_check(pg_servers, source, make_db, tmp_path):
     servers = [s for s in pg_servers if s.major >= 16]
     if not servers:

@@ -56,7 +56,10 @@ class Pool:
         return self._reset(conn)
 
     def _reset(self, conn: psycopg.Connection) -> psycopg.Connection:
-        parts = [sql.SQL("RESET ALL"),
+        # jit off: the restore's catalog queries (the allow-list's above all) are
+        # small, but their row estimates make the server JIT-compile them, which took
+        # seconds per query
+        parts = [sql.SQL("RESET ALL"), sql.SQL("SET jit = off"),
                  sql.SQL("SET ROLE {}").format(sql.Identifier(self.role)) if self.role
                  else sql.SQL("RESET ROLE")]
         encoding = self.encoding()

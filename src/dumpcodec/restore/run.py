@@ -91,6 +91,7 @@ class RestoreRun:
         self.lock = threading.Lock()
         self.done: List[Restored] = []
         self.ok_ids: Set[str] = set()
+        self.actions: Dict[str, str] = {}      # table id -> what its restore did
         self.failed_ids: Set[str] = set()
         self.new_schemas: Set[str] = set()     # created by this restore (ensure_schema)
         self.known_schemas: Set[str] = set()   # known to exist
@@ -204,6 +205,7 @@ class RestoreRun:
                 r: TableRestoreResult = outcome
                 self.summary.ok.append(r)
                 self.ok_ids.add(item.table_id)
+                self.actions[item.table_id] = r.action
                 if r.warning:
                     self.summary.warnings.append(r.warning)
                 if target is not None:
@@ -235,8 +237,7 @@ class RestoreRun:
                     # a foreign key needs the referenced table's key, which was left out
                     self.summary.warnings.append("foreign keys not created (indexes and "
                                                  "keys were left out)")
-                if not self.summary.failed:
-                    self.state.drop_all(conn)   # nothing left to resume
+                self.state.drop_unneeded(conn)
                 self.drop_empty_schemas(conn)
             finally:
                 self.pool.put(conn)
@@ -263,12 +264,12 @@ class RestoreRun:
 
     def _restore_seekable(self) -> None:
         opts = self.opts
-        items, unmatched = choose.choose(
-            [select.item_from(t) for t in self.reader.tables()], opts.tables,
-            opts.selection)
+        every = [select.item_from(t) for t in self.reader.tables()]
+        # the archive's own rules hold for all of it, whatever is selected
+        select.check_archive(every, opts.target_schema, opts.definitions)
+        items, unmatched = choose.choose(every, opts.tables, opts.selection)
         self.summary.warnings += [f"no matching tables were found for {u}"
                                   for u in unmatched]
-        select.check_archive(items, opts.target_schema, opts.definitions)
         self._conflicts_up_front(items)
         expect = getattr(opts.progress, "expect", None)
         if expect is not None:
@@ -298,8 +299,7 @@ class RestoreRun:
             try:
                 for parent in filter(None, map(by_name.get, item.parents)):
                     events[parent].wait()
-                    if parent not in self.ok_ids:
-                        raise RestoreError(f"its parent table {parent} was not restored")
+                    self.check_parent(item, parent)
                 target = self.target(item)
                 opts.progress.table_start(item.table_id,
                                           sum(m.size for m in item.info.members))
@@ -394,16 +394,21 @@ class RestoreRun:
                 last = item.table_id
                 if opts.tables:
                     matched.update(select.matching(item, opts.tables))
-                if not choose.wanted(item, opts.tables, opts.selection):
-                    _drain(data)    # one pass: skip over its data
-                    continue
                 try:
-                    # the archive-wide rules, one table at a time
+                    # the archive-wide rules, one table at a time, selected or not
                     if item.table_id in seen_ids:
                         raise RestoreError(f"the archive lists table id {item.table_id!r} "
                                            f"twice; the second is refused")
                     seen_ids.add(item.table_id)
                     select.check_archive([item], opts.target_schema, opts.definitions)
+                except RestoreError as exc:
+                    _drain(data)
+                    self.record(exc, item)
+                    continue
+                if not choose.wanted(item, opts.tables, opts.selection):
+                    _drain(data)    # one pass: skip over its data
+                    continue
+                try:
                     target = self.target(item)
                     if target[:2] in targets:
                         raise RestoreError(f"{targets[target[:2]]!r} of the archive "
@@ -415,10 +420,10 @@ class RestoreRun:
                         # wait for the parents' commits (they were earlier in the stream)
                         for f in list(finishing):
                             f.result()
-                        for pid in ("{}.{}".format(*p) for p in item.parents):
-                            if pid in self._failed_names():
-                                raise RestoreError(f"its parent table {pid} was not "
-                                                   f"restored")
+                        # (a parent not in the archive: check_item says what to do)
+                        for pid in ("{}.{}".format(*p) for p in item.parents
+                                    if p in self.restoring):
+                            self.check_parent(item, pid)
                 except Exception as exc:
                     _drain(data)
                     self.record(exc, item)
@@ -481,9 +486,18 @@ class RestoreRun:
             self.summary.warnings.append(
                 f"no table in the archive matches {', '.join(unknown)}")
 
-    def _failed_names(self) -> Set[str]:
+    def check_parent(self, item: select.Item, parent: str) -> None:
+        """A partition or child may attach only to a parent this restore created
+        (or replaced): one it loaded into is the user's table (``allow_attach``)."""
         with self.lock:
-            return {tid for tid in self.failed_ids}
+            action = self.actions.get(parent)
+        if action is None:
+            raise RestoreError(f"its parent table {parent} was not restored")
+        if action not in ("created", "replaced", "resumed") and not self.opts.allow_attach:
+            raise RestoreError(
+                f"{item.table_id}: not restored: it would attach to {parent}, which this "
+                f"restore did not create ({action} into an existing table); attaching to "
+                f"an existing table needs --allow-attach")
 
     # -- after all tables ------------------------------------------------------------------
 

@@ -67,13 +67,14 @@ def item_from(info: TableInfo) -> Item:
 # -- selection --------------------------------------------------------------------------
 
 def names(it: Item) -> Set[str]:
-    """What a ``tables`` pattern is matched against: the table id, and the schema
-    and table name of its definition."""
-    out = {it.table_id}
-    if it.definition is not None:
-        out.add(f"{it.definition.schema}.{it.definition.name}")
-        out.add(it.definition.name)
-    return out
+    """What a ``tables`` pattern is matched against: the schema and table name of its
+    definition (which says where it goes), and the id of a table without one (a
+    DaCHS table, which goes only where the user maps it).  An opaque id of a table
+    with a definition is not matched: it would let an archive call the user's table
+    by a harmless name."""
+    if it.definition is None:
+        return {it.table_id}
+    return {f"{it.definition.schema}.{it.definition.name}", it.definition.name}
 
 
 def matching(it: Item, tables: Sequence[str]) -> List[str]:
@@ -94,7 +95,11 @@ def select(items: List[Item], tables: Optional[Sequence[str]]) -> List[Item]:
             out.append(it)
     unknown = [p for p in tables if p not in used]
     if unknown:
-        raise SelectorError(f"no table in the archive matches {', '.join(unknown)}")
+        hints = [f"{p} is the id of table {it.qualified}, which is selected by its name"
+                 for p in unknown for it in items
+                 if it.definition is not None and fnmatch.fnmatchcase(it.table_id, p)]
+        raise SelectorError(f"no table in the archive matches {', '.join(unknown)}"
+                            + (f" ({'; '.join(hints)})" if hints else ""))
     return out
 
 

@@ -25,8 +25,9 @@ the transaction that loaded it, so it is there exactly when its rows are), skips
 tables recorded as done, and gives the same result as a restore that never stopped.
 Without ``resume`` a leftover staging table is dropped and the table loaded afresh.
 Tables restored in one transaction are recorded as done too (in that transaction), so
-``--resume`` skips them.  When a restore ends with nothing failed, its state tables
-are dropped.
+``--resume`` after a crash skips them.  A restore that ends (with or without failed
+tables) drops its state tables, except in a schema where a staging table is left (a
+big table whose load failed part way): that one is kept for ``--resume``.
 
 Not staged (restored in one transaction as before): partitions and inheritance
 children (a staging table attached to the parent would show its rows), tables loaded
@@ -166,11 +167,19 @@ class State:
         return sql.SQL("DELETE FROM {} WHERE target = {}").format(
             self.table(schema_), sql.Literal(target))
 
-    def drop_all(self, conn: psycopg.Connection) -> None:
-        """After a restore with nothing failed: nothing is left to resume."""
+    def drop_unneeded(self, conn: psycopg.Connection) -> None:
+        """At the end of a restore: the state of a schema where no staging table is
+        left (nothing to resume there) is dropped; where one is left (a big table
+        whose load failed part way), it is kept for ``--resume``."""
         for schema_ in sorted(self.schemas):
             try:
-                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.table(schema_)))
+                left = conn.execute(
+                    "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                    "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname LIKE "
+                    "'dumpcodec\\_stage\\_%%'", (schema_,)).fetchone()
+                if not left:
+                    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(
+                        self.table(schema_)))
             except psycopg.Error:
                 pass
 
@@ -371,6 +380,7 @@ def _swap(run: "RestoreRun", item: Item, schema_: str, name: str, tdef: Any,
                       sql.SQL("RELEASE SAVEPOINT dumpcodec_trial")]
         else:
             steps.append(guard.table_check(allowed, item.table_id))
+        steps.append(guard.column_opclass_check(allowed, item.table_id))
         run_batch(conn, steps)
         run_batch(conn, (list(plan.post_data) if opts.indexes else []) + list(
             plan.sequences))

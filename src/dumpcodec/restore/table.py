@@ -211,6 +211,7 @@ def _create(run: "RestoreRun", conn: psycopg.Connection, item: Item, schema_: st
                   sql.SQL("RELEASE SAVEPOINT dumpcodec_trial")]
     else:
         steps.append(guard.table_check(allowed, where))
+    steps.append(guard.column_opclass_check(allowed, where))
     run_batch(conn, steps)
     return plan
 

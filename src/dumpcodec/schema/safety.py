@@ -34,7 +34,10 @@ built-ins.  Three checks, each on its own enough to stop the attacks we know of:
    found equal); relations must be the table itself, its own sequences, or what the
    caller allows (the restored tables, a parent).  Types the archive found already in
    the target are held to the same rule, and so are their default btree and hash
-   operator classes (what ANALYZE, unique indexes and array comparisons use).
+   operator classes (what ANALYZE, unique indexes and array comparisons use), and so
+   are those of every column's type.  ``pg_depend`` records nothing about built-in
+   (pinned) objects, so each stored expression's tree is read too (its ``funcid``,
+   ``opno`` and ``regclass`` constants): the rules hold for built-ins as well.
 
 Allowed built-ins: functions in ``pg_catalog`` that PUBLIC may execute (the server
 itself revokes EXECUTE from PUBLIC on functions that read files, signal backends or
@@ -45,9 +48,10 @@ built-ins that PUBLIC may execute but that run SQL text, touch large objects,
 sequences, settings, locks, replication, other sessions or index maintenance).
 Volatility: immutable for generated columns, indexes, partition keys, exclusion
 constraints and statistics; immutable or stable for CHECKs, domain CHECKs, policies
-and trigger WHEN clauses (stable built-ins only read); anything in defaults, which a
-restore never evaluates (COPY lists every column), so that ``now()``,
-``gen_random_uuid()`` and ``clock_timestamp()`` stay.  ``nextval`` only in a default,
+and trigger WHEN clauses (stable built-ins only read); anything in defaults (a
+restore evaluates a default only for a column the data leaves out, as ``create
+--columns`` dumps do, and then only allowed built-ins and the table's own sequences),
+so that ``now()``, ``gen_random_uuid()`` and ``clock_timestamp()`` stay.  ``nextval`` only in a default,
 and only on a sequence the same table owns.
 
 Objects that belong to an installed extension (``btree_gist``'s operator classes,
@@ -114,6 +118,10 @@ DENIED: Dict[str, str] = {
     r"txid_current(_if_assigned)?|pg_current_xact_id(_if_assigned)?":
         "assigns a transaction id",
     r"dblink.*": "connects to other databases",
+    r"pg_input_is_valid|pg_input_error_info":
+        "runs the input function and CHECKs of a type named in a string",
+    r"satisfies_hash_partition":
+        "runs the hash functions of a table named by an OID computed at run time",
 }
 _DENIED_RE = re.compile("|".join(f"(?:{k})" for k in DENIED))
 
@@ -280,7 +288,7 @@ class ProbeSet:
     value_probes: List[Tuple[sql.Composable, Probe]] = field(default_factory=list)
 
 
-_PSEUDO_REFUSED = ("internal", "trigger", "event_trigger", "language_handler",
+_PSEUDO_REFUSED = ("internal", "cstring", "trigger", "event_trigger", "language_handler",
                    "fdw_handler", "index_am_handler", "tsm_handler", "table_am_handler")
 
 _FUNCS_SQL = """
@@ -306,7 +314,7 @@ WHERE p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
 # (kind, label), on what (catalog, oid, description), where that lives, and what the
 # rules need to know about it.
 
-_DEPS_SQL = """
+_DEPS_SQL = r"""
 WITH o(classid, objid, kind, label, self) AS ({objects}),
 own(oid) AS (
     SELECT pg_catalog.to_regclass(n)::pg_catalog.oid
@@ -337,13 +345,87 @@ rel(oid) AS (
     FROM pg_catalog.unnest(%(rels)s::pg_catalog.text[]) n
     UNION ALL SELECT pg_catalog.to_regclass(%(table)s)::pg_catalog.oid
     UNION ALL SELECT t.typrelid FROM pg_catalog.pg_type t JOIN typ0 ON typ0.oid = t.oid),
+-- the stored expression trees: pg_depend records nothing about built-in (pinned)
+-- objects, so the functions, operators and regclass constants of an expression are
+-- also read from its tree (nodeToString text)
+trees(kind, label, tree) AS (
+    SELECT o.kind, o.label, r.ev_action::pg_catalog.text FROM o
+    JOIN pg_catalog.pg_rewrite r ON r.oid = o.objid
+    WHERE o.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+    UNION ALL
+    SELECT o.kind, o.label, ad.adbin::pg_catalog.text FROM o
+    JOIN pg_catalog.pg_attrdef ad ON ad.oid = o.objid
+    WHERE o.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+    UNION ALL
+    SELECT o.kind, o.label, c.conbin::pg_catalog.text FROM o
+    JOIN pg_catalog.pg_constraint c ON c.oid = o.objid
+    WHERE o.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+    UNION ALL
+    SELECT o.kind, o.label, pg_catalog.concat_ws(' ', i.indexprs::pg_catalog.text,
+                                                 i.indpred::pg_catalog.text) FROM o
+    JOIN pg_catalog.pg_index i ON i.indexrelid = o.objid
+    WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+    UNION ALL
+    SELECT o.kind, o.label, p.partexprs::pg_catalog.text FROM o
+    JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = o.objid
+    WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+    UNION ALL
+    SELECT o.kind, o.label, pg_catalog.concat_ws(' ', p.polqual::pg_catalog.text,
+                                                 p.polwithcheck::pg_catalog.text) FROM o
+    JOIN pg_catalog.pg_policy p ON p.oid = o.objid
+    WHERE o.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass
+    UNION ALL
+    SELECT o.kind, o.label, t.tgqual::pg_catalog.text FROM o
+    JOIN pg_catalog.pg_trigger t ON t.oid = o.objid
+    WHERE o.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass
+    UNION ALL
+    SELECT o.kind, o.label, x.stxexprs::pg_catalog.text FROM o
+    JOIN pg_catalog.pg_statistic_ext x ON x.oid = o.objid
+    WHERE o.classid = 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass
+    UNION ALL
+    SELECT o.kind, o.label, ty.typdefaultbin::pg_catalog.text FROM o
+    JOIN pg_catalog.pg_type ty ON ty.oid = o.objid
+    WHERE o.classid = 'pg_catalog.pg_type'::pg_catalog.regclass),
+called(kind, label, refclassid, refobjid) AS (
+    SELECT t.kind, t.label, 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid,
+           m[1]::pg_catalog.oid
+    FROM trees t, pg_catalog.regexp_matches(
+        t.tree, ':(?:funcid|opfuncid|aggfnoid|winfnoid) (\d+)', 'g') m
+    UNION ALL
+    SELECT t.kind, t.label, 'pg_catalog.pg_operator'::pg_catalog.regclass, m[1]::pg_catalog.oid
+    FROM trees t, pg_catalog.regexp_matches(t.tree, ':opno (\d+)', 'g') m
+    UNION ALL
+    SELECT t.kind, t.label, 'pg_catalog.pg_operator'::pg_catalog.regclass, n::pg_catalog.oid
+    FROM trees t, pg_catalog.regexp_matches(t.tree, ':opnos \(o ([0-9 ]+)\)', 'g') m,
+         pg_catalog.regexp_split_to_table(pg_catalog.btrim(m[1]), ' +') n
+    UNION ALL
+    -- regclass constants (nextval('x'), ...): the four bytes of the OID, little end first
+    SELECT t.kind, t.label, 'pg_catalog.pg_class'::pg_catalog.regclass,
+           ((m[1]::pg_catalog.int8 & 255)
+            | ((m[2]::pg_catalog.int8 & 255) << 8)
+            | ((m[3]::pg_catalog.int8 & 255) << 16)
+            | ((m[4]::pg_catalog.int8 & 255) << 24))::pg_catalog.oid
+    FROM trees t, pg_catalog.regexp_matches(
+        t.tree, '\{{CONST :consttype 2205 [^}}]*:constisnull false [^}}]*:constvalue 4 '
+                '\[ (-?\d+) (-?\d+) (-?\d+) (-?\d+)', 'g') m
+    UNION ALL
+    -- the operators of exclusion constraints and foreign keys
+    SELECT o.kind, o.label, 'pg_catalog.pg_operator'::pg_catalog.regclass, x
+    FROM o JOIN pg_catalog.pg_constraint c ON c.oid = o.objid,
+         pg_catalog.unnest(pg_catalog.array_cat(pg_catalog.array_cat(c.conexclop,
+             c.conpfeqop), pg_catalog.array_cat(c.conppeqop, c.conffeqop))) x
+    WHERE o.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass),
 d AS (
     SELECT DISTINCT o.kind, o.label, dep.refclassid, dep.refobjid
     FROM o JOIN pg_catalog.pg_depend dep
       ON dep.classid = o.classid AND dep.objid = o.objid
     WHERE dep.deptype IN ('n', 'a', 'i')
       AND NOT (dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-               AND dep.refobjid = o.self))
+               AND dep.refobjid = o.self)
+    UNION
+    SELECT kind, label, refclassid, refobjid FROM called
+    WHERE NOT (refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+               AND refobjid IN (SELECT self FROM o)))
 SELECT d.kind, d.label, d.refclassid::pg_catalog.regclass::pg_catalog.text, d.refobjid,
        pg_catalog.pg_describe_object(d.refclassid, d.refobjid, 0),
        CASE d.refclassid
@@ -488,6 +570,25 @@ WHERE opc.opcdefault AND am.amname IN ('btree', 'hash')
                         FROM pg_catalog.unnest(%(types)s::pg_catalog.text[]) x)
 """
 
+# The same for the types of a table's columns (their element and base types too): a
+# built-in type without a built-in default class (json, xml, point) may have one of a
+# user's, which a unique index over an array of it or ANALYZE would call.
+_COLUMN_OPCLASS_SQL = """
+SELECT pg_catalog.format_type(a.atttypid, NULL), am.amname,
+       pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(opc.opcname),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+               WHERE e.classid = 'pg_catalog.pg_opclass'::pg_catalog.regclass
+                 AND e.objid = opc.oid AND e.deptype = 'e')
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+JOIN pg_catalog.pg_opclass opc ON opc.opcdefault
+     AND opc.opcintype IN (a.atttypid, t.typelem, t.typbasetype)
+JOIN pg_catalog.pg_am am ON am.oid = opc.opcmethod AND am.amname IN ('btree', 'hash')
+JOIN pg_catalog.pg_namespace n ON n.oid = opc.opcnamespace
+WHERE a.attrelid = pg_catalog.to_regclass(%(table)s) AND a.attnum > 0
+  AND NOT a.attisdropped AND n.nspname <> 'pg_catalog'
+"""
+
 _FIRST_NORMAL_OID = 16384
 
 
@@ -546,7 +647,10 @@ class Guard:
             elif retset:
                 why = "returns a set"
             elif pseudo:
-                why = "takes or returns an internal or handler type"
+                # cstring: the types' own input and output functions (domain_in,
+                # array_in, record_in run any type's code, CHECKs of domains
+                # included, for a type named by an OID computed at run time)
+                why = "takes or returns an internal, cstring or handler type"
             elif name != "nextval" and denied_reason(name):
                 why = str(denied_reason(name))
             self.funcs[oid] = _Func(name, sig, vol, not why, why)
@@ -570,6 +674,19 @@ class Guard:
         return Check(_DEPS_SQL.format(objects=_TABLE_OBJECTS), allowed.params(),
                      lambda rows: self._judge(rows, allowed, where))
 
+    def column_opclass_check(self, allowed: Allowed, where: str) -> Check:
+        """The default btree and hash operator classes of ``allowed.table``'s column
+        types (and their element and base types): only built-in ones or an
+        extension's (a user's would run when a unique index or ANALYZE compares)."""
+        return Check(_COLUMN_OPCLASS_SQL, allowed.params(),
+                     lambda rows: self._judge_opclasses(rows, where))
+
+    def _judge_opclasses(self, rows: List[tuple], where: str) -> None:
+        problems = [f"{ty}: default {am} operator class {opc} is outside pg_catalog"
+                    for ty, am, opc, ext in rows if not (ext and self.trust_extensions)]
+        if problems:
+            raise UnsafeExpressionError(f"{where}: refused: " + "; ".join(problems))
+
     def types_check(self, type_objects: Sequence[str], allowed: Allowed,
                     where: str) -> List[Check]:
         """The archive's types in the target, created or found equal (all of them in
@@ -579,16 +696,10 @@ class Guard:
         btree and hash operator classes of all of them."""
         params = allowed.params()
         params["type_objects"] = list(type_objects)
-
-        def opclasses(rows: List[tuple]) -> None:
-            problems = [f"{ty}: default {am} operator class {opc} is outside pg_catalog"
-                        for ty, am, opc, ext in rows
-                        if not (ext and self.trust_extensions)]
-            if problems:
-                raise UnsafeExpressionError(f"{where}: refused: " + "; ".join(problems))
         return [Check(_DEPS_SQL.format(objects=_TYPE_OBJECTS), params,
                       lambda rows: self._judge(rows, allowed, where)),
-                Check(_OPCLASS_SQL, params, opclasses)]
+                Check(_OPCLASS_SQL, params,
+                      lambda rows: self._judge_opclasses(rows, where))]
 
     def probe(self, schema: str, probes: ProbeSet, allowed: Allowed, where: str,
               ) -> Tuple[List[sql.Composable], Optional[Check], List[sql.Composable]]:

@@ -35,7 +35,9 @@ from .. import schema
 from ..archive import open_dump
 from ..errors import DumpcodecError, RestoreError
 from ..schema.selection import Selection
+from ..schema import catalog
 from . import choose, select
+from .sequences import archive_sequences
 from .select import Item
 
 #: the first lines of every script (SQL comments)
@@ -173,42 +175,22 @@ def _table(item: Item, target_schema: Optional[str], indexes: bool,
     return out
 
 
-_SEQ_TYPES = ("smallint", "integer", "bigint")
-
-
 def _free_sequences(info: Dict[str, Any], tables: Optional[Sequence[str]],
                     selection: Optional[Selection],
                     target_schema: Optional[str]) -> List[Tuple[str, str]]:
     """The archive's free-standing sequences, as a restore creates them (only when no
     ``tables`` pattern narrows the restore, as a restore does for new ones)."""
-    seqs = (info.get("info") or {}).get("sequences") or []
+    if tables:
+        return []
     out: List[Tuple[str, str]] = []
-    if tables or not isinstance(seqs, list):
-        return out
-    for seq in seqs:
-        try:
-            dtype = seq["data_type"]
-            if dtype not in _SEQ_TYPES or not choose.sequence_wanted(
-                    str(seq["schema"]), str(seq["name"]), selection):
-                continue
-            target = target_schema or str(seq["schema"])
-            if target.startswith("pg_") or target == "information_schema":
-                continue
-            ident = sql.Identifier(target, str(seq["name"]))
-            text = sql.SQL(
-                "CREATE SCHEMA IF NOT EXISTS {}; CREATE SEQUENCE IF NOT EXISTS {} AS {} "
-                "INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {} {}").format(
-                sql.Identifier(target), ident, sql.SQL(dtype),
-                *(sql.Literal(int(seq[k])) for k in ("increment", "min_value",
-                                                     "max_value", "start", "cache")),
-                sql.SQL("CYCLE" if seq.get("cycle") else "NO CYCLE")).as_string(None)
-            if seq.get("last_value") is not None:
-                text += sql.SQL("; SELECT pg_catalog.setval({}, {}, {})").format(
-                    sql.Literal(ident.as_string(None)), sql.Literal(int(seq["last_value"])),
-                    sql.Literal(bool(seq.get("is_called")))).as_string(None)
-            out.append((f"{target}.{seq['name']}", text))
-        except (KeyError, TypeError, ValueError):
+    for seq in archive_sequences(info, None, selection):
+        target = target_schema or seq.schema
+        if catalog.reserved_schema(target):
             continue
+        stmts = [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target)),
+                 *schema.free_sequence_statements(seq, target)]
+        out.append((f"{target}.{seq.name}",
+                    "; ".join(st.as_string(None) for st in stmts)))
     return out
 
 

@@ -9,85 +9,89 @@ archive chooses the names), and only with ``if_exists`` other than error/skip.
 from __future__ import annotations
 
 import fnmatch
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import psycopg
 from psycopg import sql
 
+from .. import schema
+from ..archive.manifest import FreeSequence, free_sequences
 from ..errors import DumpcodecError, RestoreError
 from ..schema import catalog
+from ..schema.selection import Selection
 from . import choose
 from .pool import reason, rollback
 
 if TYPE_CHECKING:   # pragma: no cover
     from .run import RestoreRun
 
-_SEQ_TYPES = ("smallint", "integer", "bigint")
+
+def as_sequence_def(f: FreeSequence) -> "schema.SequenceDef":
+    """The archive's record of a free-standing sequence as the schema layer's
+    :class:`~dumpcodec.schema.SequenceDef` (owned by no column)."""
+    return schema.SequenceDef(
+        schema=f.schema, name=f.name, column=None, identity=False, data_type=f.data_type,
+        start=f.start, increment=f.increment, min_value=f.min_value,
+        max_value=f.max_value, cache=f.cache, cycle=f.cycle, last_value=f.last_value,
+        is_called=f.is_called, comment=f.comment)
+
+
+def archive_sequences(info: Dict[str, Any], tables: Optional[Sequence[str]],
+                      selection: Optional[Selection]) -> List["schema.SequenceDef"]:
+    """The free sequences of an archive's info that the selection keeps (``tables``
+    patterns, pg_restore's ``-n``/``-N``/``-T``); a bad record raises ArchiveError."""
+    out = []
+    for f in free_sequences(info.get("info") or {}):
+        if tables and not _named(f.schema, f.name, tables):
+            continue
+        if choose.sequence_wanted(f.schema, f.name, selection):
+            out.append(as_sequence_def(f))
+    return out
+
+
+def _named(schema_: str, name: str, tables: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(n, p) for p in tables for n in (f"{schema_}.{name}", name))
 
 
 def restore_free_sequences(run: "RestoreRun", conn: psycopg.Connection) -> None:
     opts = run.opts
-    summary = run.summary
-    # create_dump records them with writer.set_info(sequences=...): under "info"
-    seqs = (run.reader.info.get("info") or {}).get("sequences") or []
-    if not isinstance(seqs, list):
+    try:
+        seqs = archive_sequences(run.reader.info, opts.tables, opts.selection)
+    except DumpcodecError as exc:
+        run.summary.failed.append(("sequences", reason(exc)))
         return
     for seq in seqs:
         try:
-            _one(conn, seq, opts, summary)
-        except (psycopg.Error, DumpcodecError, KeyError, TypeError, ValueError) as exc:
+            _one(conn, seq, run)
+        except (psycopg.Error, DumpcodecError) as exc:
             rollback(conn)
-            summary.failed.append((f"sequence {seq.get('schema')}.{seq.get('name')}"
-                                   if isinstance(seq, dict) else "sequence", reason(exc)))
+            run.summary.failed.append((f"sequence {seq.schema}.{seq.name}", reason(exc)))
 
 
-def _one(conn: psycopg.Connection, seq: Dict[str, Any], opts, summary) -> None:
-    schema_, name = str(seq["schema"]), str(seq["name"])
-    qual = f"{schema_}.{name}"
-    selected = bool(opts.tables) and any(fnmatch.fnmatchcase(n, p) for p in opts.tables
-                                         for n in (qual, name))
-    if opts.tables and not selected:
-        return
-    if not choose.sequence_wanted(schema_, name, opts.selection):
-        return      # -n/-N/-T (restore.choose) leave it out
-    dtype = seq["data_type"]
-    if dtype not in _SEQ_TYPES:
-        raise RestoreError(f"bad data type {dtype!r}")
-    nums = {k: int(seq[k]) for k in ("start", "increment", "min_value", "max_value",
-                                     "cache")}
-    target = opts.target_schema or schema_
+def _one(conn: psycopg.Connection, seq: "schema.SequenceDef", run: "RestoreRun") -> None:
+    opts, summary = run.opts, run.summary
+    qual = f"{seq.schema}.{seq.name}"
+    target = opts.target_schema or seq.schema
     if catalog.reserved_schema(target):
         raise RestoreError(f"refused: schema {target} is reserved for the server")
-    ident = sql.Identifier(target, name)
-    exists = catalog.relation_exists(conn, target, name)
+    exists = catalog.relation_exists(conn, target, seq.name)
     if exists and opts.if_exists == "error":
-        raise RestoreError(f"sequence {target}.{name} already exists")
-    if exists and (opts.if_exists == "skip" or not selected):
+        raise RestoreError(f"sequence {target}.{seq.name} already exists")
+    if exists and (opts.if_exists == "skip" or not opts.tables):
         # an existing sequence is the user's: only one they named is touched
         summary.skipped.append(qual)
-        if not selected and opts.if_exists != "skip":
-            summary.warnings.append(f"sequence {target}.{name} exists and was left as it "
-                                    f"is (name it with -t to set it from the archive)")
+        if opts.if_exists != "skip":
+            summary.warnings.append(f"sequence {target}.{seq.name} exists and was left "
+                                    f"as it is (name it with -t to set it from the "
+                                    f"archive)")
         return
+    if exists and conn.execute(
+            "SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = "
+            "pg_catalog.to_regclass(%s)", (sql.Identifier(target, seq.name).as_string(conn),)
+            ).fetchone()[0] != "S":
+        raise RestoreError(f"{target}.{seq.name} exists and is not a sequence")
+    run.ensure_schema(conn, target)
     conn.execute("BEGIN")
-    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target)))
-    if not exists:
-        conn.execute(sql.SQL(
-            "CREATE SEQUENCE {} AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} "
-            "START WITH {} CACHE {} {}").format(
-            ident, sql.SQL(dtype), sql.Literal(nums["increment"]),
-            sql.Literal(nums["min_value"]), sql.Literal(nums["max_value"]),
-            sql.Literal(nums["start"]), sql.Literal(nums["cache"]),
-            sql.SQL("CYCLE" if seq.get("cycle") else "NO CYCLE")))
-    elif conn.execute("SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = "
-                      "pg_catalog.to_regclass(%s)",
-                      (ident.as_string(conn),)).fetchone()[0] != "S":
-        raise RestoreError(f"{target}.{name} exists and is not a sequence")
-    if isinstance(seq.get("comment"), str) and not exists:
-        conn.execute(sql.SQL("COMMENT ON SEQUENCE {} IS {}").format(
-            ident, sql.Literal(seq["comment"])))
-    if seq.get("last_value") is not None:
-        conn.execute("SELECT pg_catalog.setval(%s::pg_catalog.regclass, %s, %s)",
-                     (ident.as_string(conn), int(seq["last_value"]),
-                      bool(seq.get("is_called"))))
+    for stmt in schema.free_sequence_statements(seq, target, create=not exists):
+        conn.execute(stmt)
     conn.execute("COMMIT")

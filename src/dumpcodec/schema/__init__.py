@@ -45,7 +45,7 @@ from .codec_types import column_type_info, live_type_oids, type_registry, type_s
 from .capture import capture_live_if_exists, capture_table, capture_tables, capture_types
 from .compare import Comparison, Difference, compare, describe, type_widening, typmod_widening
 from .ddl import (PHASES, DDLPlan, checked_expression, column_defaults, ddl_plan,
-                  existing_types_for)
+                  existing_types_for, free_sequence_statements)
 from .ddl_extras import Step, privileges_note, run_steps
 from .text_columns import OID_ALIAS_TYPES, Stage, text_columns, stage_plan
 from .model import (FORMAT_VERSION, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
@@ -68,7 +68,7 @@ __all__ = [
     "DDLPlan", "Difference", "DomainCheck", "IndexDef", "IndexElem", "SequenceDef",
     "TableDef", "TableRef", "TypeDef", "TypeRef", "capture_live_if_exists",
     "capture_table", "capture_tables", "capture_types", "checked_expression", "compare",
-    "column_defaults", "copy_columns", "ddl_plan", "describe", "existing_types_for", "partition_leaves",
+    "column_defaults", "copy_columns", "ddl_plan", "free_sequence_statements", "describe", "existing_types_for", "partition_leaves",
     "resolve_selectors", "type_widening", "typmod_widening", "column_type_info",
     "live_type_oids", "type_registry", "type_specs", "OID_ALIAS_TYPES", "Stage",
     "text_columns", "stage_plan", "Step", "privileges_note", "run_steps", "Grant",

@@ -386,11 +386,36 @@ class _Builder:
             sql.Identifier(schema, name) if schema else sql.Identifier(name))
 
 
+def free_sequence_statements(seq: SequenceDef, schema: str, *, create: bool = True
+                             ) -> List[sql.Composed]:
+    """A sequence no column owns (``create_dump(sequences=...)``), in ``schema``: its
+    CREATE and COMMENT (``create``), and its value (``setval``).  The same options as a
+    table's own sequences (one spelling for both)."""
+    ident = sql.Identifier(schema, seq.name)
+    where = f"sequence {schema}.{seq.name}"
+    out: List[sql.Composed] = []
+    if create:
+        out.append(_built(sql.SQL("CREATE SEQUENCE {} {}").format(
+            ident, _options(seq, True, where)), "CREATE SEQUENCE", where))
+        if seq.comment is not None:
+            out.append(_built(sql.SQL("COMMENT ON SEQUENCE {} IS {}").format(
+                ident, sql.Literal(seq.comment)), "COMMENT", where))
+    if seq.last_value is not None:
+        out.append(_built(sql.SQL("SELECT pg_catalog.setval({}, {}, {})").format(
+            sql.Literal(ident.as_string(None)), sql.Literal(int(seq.last_value)),
+            sql.Literal(bool(seq.is_called))), "SELECT", where))
+    return out
+
+
 def _seq_options(b: _Builder, s: SequenceDef, with_type: bool) -> sql.Composed:
+    return _options(s, with_type, b.where)
+
+
+def _options(s: SequenceDef, with_type: bool, where: str) -> sql.Composed:
     parts = []
     if with_type:
         if s.data_type not in ("smallint", "integer", "bigint"):
-            raise SchemaError(f"{b.where}: sequence {s.name!r}: bad data type")
+            raise SchemaError(f"{where}: sequence {s.name!r}: bad data type")
         parts.append(sql.SQL("AS " + s.data_type))
     parts += [sql.SQL("INCREMENT BY {}").format(sql.Literal(int(s.increment))),
               sql.SQL("MINVALUE {}").format(sql.Literal(int(s.min_value))),
@@ -651,16 +676,32 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
     if standalone and tdef.kind == "partition":
         tdef = _as_standalone(tdef)
     b = _Builder(tdef, target_schema)
-    t = tdef
-    where = b.where
-    plan = DDLPlan(schema=b.schema, name=t.name)
+    plan = DDLPlan(schema=b.schema, name=tdef.name)
     plan.setup.append(sql.SQL("SELECT pg_catalog.set_config('search_path', {}, false)")
                       .format(sql.Literal(sql.Identifier(b.schema).as_string(None))))
-
     if isinstance(existing_types, psycopg.Connection):
         existing_types = existing_types_for(existing_types, tdef, target_schema)
+    skipped = _plan_types(b, plan, existing_types)
+    _plan_table(b, plan)
+    _plan_keys_and_indexes(b, plan)
+    _plan_foreign_keys(b, plan)
+    _plan_sequence_values(b, plan)
+    _plan_comments(b, plan, skipped)
+    # storage parameters, statistics, RLS, triggers, privileges, ... (ddl_extras)
+    from .ddl_extras import add_to_plan
+    add_to_plan(plan, b, tdef, _own)
+    plan.notes.extend(b.notes)
+    b.probes.columns = [(c.name, sql.Composed([b.type_sql(c, f"column {c.name!r}", c.ndims),
+                                               b.collate(c.collation, c.collation_schema)]))
+                        for c in tdef.columns]
+    plan.probes = b.probes
+    return plan
 
-    # types
+
+def _plan_types(b: _Builder, plan: DDLPlan, existing_types) -> set:
+    """The types the table needs: created, or skipped when the target has them equal
+    (returned as (schema, name) keys)."""
+    t, where = b.t, b.where
     skipped = set()
     for ty in t.types:
         key = (b.map_schema(ty.schema), ty.name)
@@ -682,11 +723,15 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
         if stmts and key[0] not in plan.schemas:
             plan.schemas.append(key[0])
         plan.types.extend(stmts)
-
     if b.schema not in plan.schemas:
         plan.schemas.insert(0, b.schema)
+    return skipped
 
-    # table: owned serial sequences first, since defaults refer to them
+
+def _plan_table(b: _Builder, plan: DDLPlan) -> None:
+    """The owned serial sequences (``serials``: defaults refer to them), then CREATE
+    TABLE with its columns and validated CHECKs, and the sequences' OWNED BY."""
+    t, where = b.t, b.where
     serials = [s for s in t.sequences if not s.identity]
     for s in serials:
         plan.serials.append(_built(sql.SQL("CREATE SEQUENCE {} {}").format(
@@ -728,11 +773,16 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
                 b.ident(s.schema, s.name), sql.Identifier(b.schema, t.name, s.column)),
                 "ALTER SEQUENCE", where))
 
-    # post data: keys, exclusion constraints, indexes, checks added NOT VALID
-    alter = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ")
+
+_ADD_CONSTRAINT = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ")
+
+
+def _plan_keys_and_indexes(b: _Builder, plan: DDLPlan) -> None:
+    """``post_data``: keys, exclusion constraints, CHECKs added NOT VALID, indexes."""
+    t, where = b.t, b.where
     for c in _own(b, t.constraints):
         what = f"constraint {c.name!r}"
-        head = alter.format(b.table_ident, sql.Identifier(c.name))
+        head = _ADD_CONSTRAINT.format(b.table_ident, sql.Identifier(c.name))
         if c.kind in ("primary_key", "unique"):
             body = sql.SQL("{}{} ({}){}{}").format(
                 sql.SQL("PRIMARY KEY" if c.kind == "primary_key" else "UNIQUE"),
@@ -774,16 +824,20 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
         text = ix.predicate or any(e.expression for e in ix.elements)
         plan.post_data.append((_final if text else _built)(stmt, "CREATE INDEX", where))
 
-    # foreign keys
+
+def _plan_foreign_keys(b: _Builder, plan: DDLPlan) -> None:
+    """``foreign_keys``, and each by name in two steps (``foreign_key_steps``)."""
+    t, where = b.t, b.where
     for c in _own(b, t.constraints):
         if c.kind != "foreign_key":
             continue
         if c.on_update not in FK_ACTIONS or c.on_delete not in FK_ACTIONS \
                 or c.match not in ("s", "f"):
             raise SchemaError(f"{where}, constraint {c.name!r}: bad foreign key options")
-        def fk(not_valid: bool) -> sql.Composed:
+
+        def fk(not_valid: bool, c: ConstraintDef = c) -> sql.Composed:
             return _built(sql.Composed([
-                alter.format(b.table_ident, sql.Identifier(c.name)),
+                _ADD_CONSTRAINT.format(b.table_ident, sql.Identifier(c.name)),
                 sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}) MATCH {} ON UPDATE {} "
                         "ON DELETE {}{}{}").format(
                     _idents(c.columns), b.ident(c.ref_schema, c.ref_table),
@@ -797,18 +851,24 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
                 sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
                     b.table_ident, sql.Identifier(c.name)), "ALTER TABLE", where))
 
-    # sequence values, looked up through the column so identity sequences work too
-    table_text = sql.Identifier(b.schema, t.name).as_string(None)
-    for s in t.sequences:
+
+def _plan_sequence_values(b: _Builder, plan: DDLPlan) -> None:
+    """``sequences``: the owned sequences' values, each found through its column (so
+    identity sequences, and an existing table's own, work too)."""
+    table_text = sql.Identifier(b.schema, b.t.name).as_string(None)
+    for s in b.t.sequences:
         if s.column is None or s.last_value is None:
             continue
         plan.sequences.append(_built(sql.SQL(
             "SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence({}, {}), {}, {})")
             .format(sql.Literal(table_text), sql.Literal(s.column),
                     sql.Literal(int(s.last_value)), sql.Literal(bool(s.is_called))),
-            "SELECT", where))
+            "SELECT", b.where))
 
-    # comments
+
+def _plan_comments(b: _Builder, plan: DDLPlan, skipped: set) -> None:
+    """``comments``: on the table, its columns, and the types the plan creates."""
+    t, where = b.t, b.where
     if t.comment is not None:
         plan.comments.append(_built(sql.SQL("COMMENT ON TABLE {} IS {}").format(
             b.table_ident, sql.Literal(t.comment)), "COMMENT", where))
@@ -824,12 +884,3 @@ def ddl_plan(tdef: TableDef, target_schema: Optional[str] = None, *,
             plan.comments.append(_built(sql.SQL("COMMENT ON {} {} IS {}").format(
                 sql.SQL("DOMAIN" if ty.kind == "domain" else "TYPE"),
                 b.ident(ty.schema, ty.name), sql.Literal(ty.comment)), "COMMENT", where))
-    # storage parameters, statistics, RLS, triggers, privileges, ... (ddl_extras)
-    from .ddl_extras import add_to_plan
-    add_to_plan(plan, b, t, _own)
-    plan.notes.extend(b.notes)
-    b.probes.columns = [(c.name, sql.Composed([b.type_sql(c, f"column {c.name!r}", c.ndims),
-                                               b.collate(c.collation, c.collation_schema)]))
-                        for c in t.columns]
-    plan.probes = b.probes
-    return plan

@@ -241,3 +241,27 @@ def test_without_resume_a_leftover_stage_starts_over(archive, make_db):
     assert sorted(int(k) for k in CHUNK_RE.findall(err)) == list(range(total))
     # (small's foreign key comes with small, which the first run may have restored)
     assert _content(dst)[:6] == want[:6]
+
+
+def test_progress_json_lines(archive, make_db):
+    """``--progress json``: one JSON object a line on stderr, documented fields, an
+    ETA while the total is known, and a final line that adds up."""
+    path, want, total = archive
+    dst = make_db()
+    proc = subprocess.run([sys.executable, "-m", "dumpcodec", "load", str(path), "--dsn",
+                           dst.dsn, "-j", "2", "--stage-larger-than", STAGE,
+                           "--progress", "json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json
+    lines = [json.loads(l) for l in proc.stderr.splitlines() if l.startswith("{")]
+    assert lines and lines[-1]["final"] is True and not any(l["final"] for l in lines[:-1])
+    fields = {"progress", "operation", "elapsed", "final", "tables", "tables_done", "bytes",
+              "total_bytes", "rows", "bytes_per_second", "eta_seconds", "current"}
+    for l in lines:
+        assert set(l) == fields and l["progress"] == 1 and l["operation"] == "restore"
+    last = lines[-1]
+    assert last["tables"] == last["tables_done"] == 2
+    assert last["bytes"] == last["total_bytes"] > 0 and last["rows"] == ROWS + 50
+    assert last["current"] == [] and last["eta_seconds"] == 0.0
+    assert [l["elapsed"] for l in lines] == sorted(l["elapsed"] for l in lines)
+    assert _content(dst) == want

@@ -1,7 +1,7 @@
 """Shared machinery of the fuzz harnesses: input layout, both codecs, comparisons.
 
 The harnesses (``fuzz_decoder.py``, ``fuzz_scanner.py``, ``fuzz_archive.py``) and
-``tests/test_fuzz_smoke.py`` use this module; it needs no atheris.
+``tests/hostile/test_fuzz_smoke.py`` use this module; it needs no atheris.
 
 Codec inputs start with a 4-byte control prefix followed by the COPY BINARY stream,
 so that the corpus files stay real server streams behind a small, documented head::
@@ -122,7 +122,7 @@ def load_impls() -> Dict[str, Any]:
 
     ``FUZZ_IMPLS`` (comma-separated) restricts the set; asking for one that does not
     import is an error.  The C core is left out when it is not built (unless asked
-    for); both define the whole written API (``tests/test_codec_api.py``), so there
+    for); both define the whole written API (``tests/codec/test_codec_api.py``), so there
     is no partial module to leave out.
     """
     wanted = os.environ.get("FUZZ_IMPLS", "").strip()

@@ -11,7 +11,7 @@
 #
 # Builds go to build/asan, build/asan-fuzz and build/fuzzcov, never over the in-place
 # src/dumpcodec/*.so: the Python sources (subpackages such as dumpcodec.copy too, and
-# the _fastcopy.pyi stub that tests/test_codec_api.py reads) are copied next to the
+# the _fastcopy.pyi stub that tests/codec/test_codec_api.py reads) are copied next to the
 # built extensions in <dir>/pkg, which goes first on PYTHONPATH (the editable install
 # only appends src/ to sys.path), so `import dumpcodec._fastcopy` loads the built one;
 # the default run checks that it did and that it is instrumented.
@@ -146,7 +146,7 @@ PY
 [ "$what" = build ] && exit 0
 
 status=0
-tests=$(ls tests/test_codec*.py tests/test_fastcopy*.py tests/test_fuzz_regressions.py 2>/dev/null || true)
+tests=$(ls tests/codec/test_codec*.py tests/hostile/test_codec_malformed.py tests/hostile/test_fastcopy_safety.py tests/hostile/test_fuzz_regressions.py 2>/dev/null || true)
 if [ -n "$tests" ]; then
     echo "=== codec tests under ASAN: $tests"
     # a failing test is reported at the end; the corpus still runs under ASAN (an

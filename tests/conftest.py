@@ -202,6 +202,14 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture
+def narrow(conn):
+    """A table of 50,000 (bigint, int) rows in the test's database."""
+    conn.execute("CREATE TABLE narrow AS SELECT g::bigint AS a, (g % 1000)::int AS b "
+                 "FROM generate_series(1, 50000) g")
+    return conn
+
+
+@pytest.fixture
 def any_db(any_db_server, make_db) -> TestDB:
     """A fresh database on each available server version in turn."""
     return make_db(any_db_server)

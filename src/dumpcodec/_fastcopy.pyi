@@ -2,7 +2,7 @@
 ``src/_fastcopy.pyx``) and ``dumpcodec.copy.pure`` (the pure-Python twin) both define.
 
 The switch :mod:`dumpcodec.copy` re-exports exactly these names from the active
-implementation.  ``tests/test_codec_api.py`` holds both implementations to this file:
+implementation.  ``tests/codec/test_codec_api.py`` holds both implementations to this file:
 the same ``__all__``, the same public members of each class, the same parameters
 (names, kinds, defaults) of each function and method.  Change an implementation's
 API here first, then in both.  Behaviour and messages: see ``dumpcodec.copy.pure``.

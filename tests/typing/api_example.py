@@ -1,5 +1,5 @@
 """A small program of an embedding tool, type-checked with ``mypy --strict`` by
-tests/test_typing.py: the public API's annotations must carry it without an ignore."""
+tests/project/test_typing.py: the public API's annotations must carry it without an ignore."""
 from __future__ import annotations
 
 import io

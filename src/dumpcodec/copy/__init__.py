@@ -17,7 +17,7 @@ What lives here:
 - :mod:`.joiner`: joins chunk streams into one COPY BINARY stream.
 
 Both implementations export exactly the names of ``API`` below, written down with
-their signatures in ``dumpcodec/_fastcopy.pyi`` (``tests/test_codec_api.py`` holds
+their signatures in ``dumpcodec/_fastcopy.pyi`` (``tests/codec/test_codec_api.py`` holds
 them to it; see :mod:`.pure` for the reference behaviour and docstrings):
 
 ``Decoder(types=None, *, names=None, raw=False)``

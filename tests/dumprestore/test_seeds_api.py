@@ -11,7 +11,7 @@ import dumpcodec
 from dumpcodec import create_dump, get_tables_for_ids, iter_db_tables, open_dump
 from dumpcodec.errors import SchemaError, SelectorError
 
-DOC = Path(__file__).parent.parent / "docs" / "SEEDS.md"
+DOC = Path(__file__).parents[2] / "docs" / "SEEDS.md"
 
 
 def test_every_name_of_the_seeds_table_is_reachable():

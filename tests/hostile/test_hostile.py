@@ -29,35 +29,16 @@ import tarfile
 import psycopg
 import pytest
 
+from archive_helpers import read_tables, write_archive
 from codec_helpers import HEADER, stream, tup
 from dumpcodec.archive import open_dump
 from dumpcodec.errors import DumpcodecError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INJECT = "; DROP TABLE public.canary; SELECT nextval('public.canary_seq'); --"
 
 
 # ===================================================================== helpers
-
-def read_tables(path):
-    """[(table_id, definition, columns, types, format, data)] of an archive."""
-    out = []
-    with open_dump(str(path)) as r:
-        for info, chunks in r.iter_tables():
-            pieces = [bytes(c) for c in chunks]
-            assert len(pieces) == 1, "test tables are small: one chunk each"
-            out.append([info.table_id, info.definition, info.columns, info.types,
-                        info.format, pieces[0]])
-    return out
-
-
-def write_archive(path, tables, backend="tar"):
-    with open_dump(str(path), "w", backend=backend) as w:
-        w.set_info(server_version="15", client_encoding="UTF8")
-        for table_id, definition, columns, types, fmt, data in tables:
-            with w.add_table(table_id, definition, columns, types, format=fmt) as t:
-                t.write(data)
-
 
 def rename_column(t, old, new):
     """Rename a column everywhere the definition names it as a column (not in text)."""

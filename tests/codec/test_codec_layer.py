@@ -8,7 +8,7 @@ import ast
 import os
 import re
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
 CORE = "dumpcodec._fastcopy"
 # what the codec may import from the rest of dumpcodec
 ALLOWED_OUTSIDE = {"dumpcodec.errors", CORE}

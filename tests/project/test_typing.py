@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).parent / "typing"
+HERE = Path(__file__).parents[1] / "typing"
 
 
 def _mypy(tmp_path, *files):

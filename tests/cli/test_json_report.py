@@ -14,7 +14,7 @@ from dumpcodec import create_dump, restore_dump
 from dumpcodec.cli import main
 from dumpcodec.report import REPORT_VERSION
 
-SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "report.schema.json")
+SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "report.schema.json")
                     .read_text())
 PY = [sys.executable, "-m", "dumpcodec"]
 

@@ -19,7 +19,7 @@ from dumpcodec.bench import (BenchReport, Measurement, Setting, default_plan, re
                              run_bench)
 from dumpcodec.cli import main as cli_main
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _scratch_dbs(db) -> list:

@@ -24,7 +24,7 @@ except ImportError as exc:  # pragma: no cover - CI builds it (see .ci/run)
         raise
     pytest.skip(f"the Cython core dumpcodec._fastcopy is not built ({exc})",
                 allow_module_level=True)
-# Both define every name of the written API (tests/test_codec_api.py): nothing here
+# Both define every name of the written API (tests/codec/test_codec_api.py): nothing here
 # is skipped for a name one side lacks.
 
 

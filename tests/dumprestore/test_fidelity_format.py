@@ -104,7 +104,7 @@ def test_crafted_format_2_fields_touch_nothing_else(make_db, tmp_path):
     """A crafted definition naming another table's index and sequence (for comments),
     a trigger function that does not exist, an expression with a side effect in a
     policy: nothing outside the restored table changes, and what was left out is said."""
-    from tests.test_hostile import read_tables, write_archive
+    from archive_helpers import read_tables, write_archive
     src, dst = make_db(), make_db()
     src.execute("CREATE TABLE t (id int, v text); INSERT INTO t VALUES (1, 'a')")
     dst.execute("CREATE TABLE base (id int, v text);"

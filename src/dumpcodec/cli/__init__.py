@@ -27,7 +27,7 @@ _GROUPS = ["archive_cmds", "db_cmds", "demo", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
     from ..copy import IMPL
     parser = argparse.ArgumentParser(
         prog="dumpcodec",

@@ -46,7 +46,8 @@ from .capture import capture_live_if_exists, capture_table, capture_tables, capt
 from .compare import Comparison, Difference, compare, describe, type_widening, typmod_widening
 from .ddl import (PHASES, DDLPlan, checked_expression, column_defaults, ddl_plan,
                   existing_types_for, free_sequence_statements)
-from .ddl_extras import Step, privileges_note, run_steps
+from .ddl_build import Step, run_steps
+from .ddl_extras import privileges_note
 from .text_columns import OID_ALIAS_TYPES, Stage, text_columns, stage_plan
 from .model import (FORMAT_VERSION, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
                     Grant, IndexDef, IndexElem, PolicyDef, RelationName, SequenceDef,

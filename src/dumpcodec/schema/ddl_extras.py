@@ -26,99 +26,15 @@ returns the notes of what it left out and why.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
-import psycopg
 from psycopg import sql
 
-from ..errors import RestoreError, SchemaError
+from ..errors import SchemaError
 from .model import (COMPRESSION, REPLICA_IDENTITY, STATISTICS_KINDS, STORAGE,
                     TRIGGER_ENABLED, Grant, StorageParam, TableDef)
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .ddl import DDLPlan, _Builder
-
-
-class Step(sql.Composed):
-    """A statement of the ``policies``, ``triggers`` or ``privileges`` phase.
-
-    ``what`` names the object (statements of one object share it: when one is left
-    out, the rest of that object is too); ``functions`` ((schema, name) of
-    argument-less functions) and ``roles`` must exist in the target; ``required``: a
-    missing need or a failure fails the table instead of being noted.
-    """
-
-    def __init__(self, seq: Sequence[sql.Composable], what: str,
-                 functions: Sequence[Tuple[str, str]] = (), roles: Iterable[str] = (),
-                 required: bool = False,
-                 index_of: Optional[Tuple[sql.Identifier, sql.Identifier]] = None):
-        super().__init__(list(seq))
-        self.what = what
-        self.functions = list(functions)
-        # (index, table): the index must be one of the table's (a comment on an
-        # index the plan did not create, a partition's inherited one)
-        self.index_of = index_of
-        self.roles = sorted({r for r in roles if r is not None})
-        self.required = required
-        self.owners = False      # the owner's own privileges (or the owner itself)
-
-
-def _missing_needs(conn: psycopg.Connection, step: Step) -> Optional[str]:
-    for schema_, name in step.functions:
-        sig = sql.SQL("{}()").format(sql.Identifier(schema_, name)).as_string(conn)
-        if conn.execute("SELECT pg_catalog.to_regprocedure(%s)", (sig,)).fetchone()[0] \
-                is None:
-            return f"its function {schema_}.{name}() does not exist in the target"
-    if step.index_of is not None:
-        index, table = (x.as_string(conn) for x in step.index_of)
-        if conn.execute("SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = "
-                        "pg_catalog.to_regclass(%s) AND indrelid = "
-                        "pg_catalog.to_regclass(%s)", (index, table)).fetchone() is None:
-            return f"{index} is not an index of {table}"
-    missing = [r for r in step.roles if conn.execute(
-        "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (r,)).fetchone() is None]
-    if missing:
-        return f"role(s) {', '.join(missing)} do not exist in the target"
-    return None
-
-
-def run_steps(conn: psycopg.Connection, steps: Sequence[sql.Composed],
-              table: str) -> List[str]:
-    """Run one phase's steps in the open transaction on ``conn``.
-
-    A step whose needs are missing, or that fails, is left out (with the other steps
-    of its object) and noted; a ``required`` one raises :class:`RestoreError`
-    instead, naming the table and the reason.  Returns the notes.
-    """
-    notes: List[str] = []
-    left_out = set()
-    for step in steps:
-        if not isinstance(step, Step):
-            conn.execute(step)
-            continue
-        if step.what in left_out:
-            continue
-        why = _missing_needs(conn, step)
-        if why is None:
-            # in a transaction (a restore's): a savepoint; autocommit: none needed
-            in_tx = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
-            if in_tx:
-                conn.execute("SAVEPOINT dumpcodec_step")
-            try:
-                conn.execute(step)
-                if in_tx:
-                    conn.execute("RELEASE SAVEPOINT dumpcodec_step")
-            except psycopg.Error as exc:
-                if in_tx:
-                    conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_step")
-                why = exc.diag.message_primary or str(exc).strip()
-        if why is not None:
-            if step.required:
-                raise RestoreError(f"{table}: {step.what} could not be restored ({why}); "
-                                   f"the table is not restored without it")
-            left_out.add(step.what)
-            notes.append(f"{step.what} not restored: {why}")
-    return notes
+from .ddl_build import DDLPlan, Step, _Builder, _final
 
 
 def _params(params: Sequence[StorageParam], prefix: str = "") -> sql.Composed:
@@ -129,7 +45,6 @@ def _params(params: Sequence[StorageParam], prefix: str = "") -> sql.Composed:
 
 def table_phase(b: "_Builder", t: TableDef) -> List[sql.Composed]:
     """Storage parameters and column settings, right after CREATE TABLE."""
-    from .ddl import _final
     out = []
     where = b.where
     params = [_params(t.options)] if t.options else []
@@ -158,7 +73,6 @@ def table_phase(b: "_Builder", t: TableDef) -> List[sql.Composed]:
 
 def post_data_phase(b: "_Builder", t: TableDef, own) -> List[sql.Composed]:
     """Index parameters, extended statistics, replica identity, CLUSTER ON."""
-    from .ddl import _final
     out = []
     where = b.where
     for name, params in ([(c.name, c.index_options) for c in own(b, t.constraints)]
@@ -203,7 +117,6 @@ def comments_phase(b: "_Builder", t: TableDef, own) -> Tuple[
     constraints and indexes too (a partition's copies are objects of their own, with
     comments of their own): as :class:`Step` objects of the ``comments`` phase, left out
     with a note when the object is not the table's."""
-    from .ddl import _final
     post, out, fk = [], [], []
     where = b.where
     mine = {id(x) for x in own(b, t.constraints)} | {id(x) for x in own(b, t.indexes)}
@@ -251,7 +164,6 @@ _POLICY_CMD = {"all": "ALL", "select": "SELECT", "insert": "INSERT", "update": "
 
 def policies_phase(b: "_Builder", t: TableDef) -> List[sql.Composed]:
     """RLS switches and policies: every step required (see the module doc)."""
-    from .ddl import _final
     out: List[sql.Composed] = []
     where = b.where
     if t.rls_enabled:
@@ -287,7 +199,6 @@ _TIMING = {"before": "BEFORE", "after": "AFTER", "instead of": "INSTEAD OF"}
 
 
 def triggers_phase(b: "_Builder", t: TableDef, own) -> List[sql.Composed]:
-    from .ddl import _final
     out: List[sql.Composed] = []
     where = b.where
     for tr in own(b, t.triggers):
@@ -336,7 +247,6 @@ def triggers_phase(b: "_Builder", t: TableDef, own) -> List[sql.Composed]:
 def _grant_steps(b: "_Builder", acl: List[Grant], owner: Optional[str],
                  column: Optional[str], where: str) -> List[sql.Composed]:
     """GRANTs reproducing ``acl``, grouped as aclitems are (grantee, grantor, option)."""
-    from .ddl import _final
     groups: dict = {}
     for g in acl:
         key = (g.grantee, g.grantor, g.grantable)
@@ -363,7 +273,6 @@ def _grant_steps(b: "_Builder", acl: List[Grant], owner: Optional[str],
 def privileges_phase(b: "_Builder", t: TableDef) -> List[sql.Composed]:
     """Owner, then the table's and the columns' ACLs (as pg_dump: REVOKE the default,
     GRANT what the ACL holds)."""
-    from .ddl import _final
     out: List[sql.Composed] = []
     where = b.where
     if t.owner is not None:

@@ -149,7 +149,7 @@ _STAGE_COUNTER = [0]
 def stage_plan(tdef: TableDef, schema_: str, name: str, columns: Sequence[str],
                as_text: Sequence[str]) -> Stage:
     """The statements staging ``columns`` of ``tdef`` for ``schema_.name``."""
-    from .ddl import _Builder          # the checked type spelling of the DDL layer
+    from .ddl_build import _Builder    # the checked type spelling of the DDL layer
     unknown = [c for c in as_text if c not in columns]
     if unknown:
         raise RestoreError(f"table {tdef.schema}.{tdef.name}: as_text column(s) "

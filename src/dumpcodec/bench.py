@@ -363,111 +363,136 @@ def run_bench(conninfo: str, selectors: Sequence[str], *, seconds: float = 60.0,
     instead of one sized from the budget.  ``log``: called with a line of text
     before each step (the CLI prints it); the library itself never prints.
     """
-    from .dump import create_dump
-
     if seconds <= 0:
         raise ValueError(f"seconds must be positive, not {seconds}")
-    log = log or (lambda msg: None)
+    run = _BenchRun(conninfo, time.perf_counter() + seconds, log or (lambda msg: None))
     t_start = time.perf_counter()
-    deadline = t_start + seconds
-    notes: List[str] = []
-    measurements: List[Measurement] = []
-    scratch: Optional[str] = None
-    scratch_dropped: Optional[bool] = None
     workdir = tempfile.mkdtemp(prefix="dumpcodec-bench-", dir=tmpdir)
     try:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             server_version = conn.execute("SHOW server_version").fetchone()[0].split()[0]
             tables = _resolve_tables(conn, selectors)
             if conn.info.server_version < 140000:
-                notes.append("PostgreSQL before 14 has no TID range scan: sampling reads "
-                             "each table in full")
+                run.notes.append("PostgreSQL before 14 has no TID range scan: sampling "
+                                 "reads each table in full")
             plan = plan if plan is not None else default_plan(len(tables), scratch_restore)
             if not scratch_restore:
                 plan = [p for p in plan if p[0] != "restore"]
+            fraction = run.sample(conn, tables, plan, sample_bytes)
+        run.warm_up(tables, fraction, workdir)
+        run.measure(plan, tables, workdir)
+    finally:
+        run.drop_scratch()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return BenchReport(tables, fraction, run.measurements, recommend(run.measurements),
+                       time.perf_counter() - t_start, seconds, server_version,
+                       run.scratch, run.scratch_dropped, run.notes)
 
-            # calibration: a small probe of raw COPY from the start of every table
-            total_heap = sum(t.heap_bytes for t in tables) or 1
-            _set_fraction(tables, min(1.0, PROBE_BYTES / total_heap))
-            log(f"probing raw COPY on {len(tables)} table(s) ...")
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            try:
-                p_rows, p_bytes, p_secs = _raw_copy(conn, tables)
-            finally:
-                conn.execute("ROLLBACK")
-            probe_heap = sum(min(t.pages, t.sample_pages or t.pages) for t in tables) \
-                / max(1, sum(t.pages for t in tables)) * total_heap
-            expansion = p_bytes / probe_heap if probe_heap else 1.0
-            rate = p_bytes / p_secs if p_secs > 0 and p_bytes else 50e6
-            total_copy = max(1.0, total_heap * expansion)
-            if sample_bytes is None:
-                overhead = sum(_RESTORE_OVERHEAD_S for k, _ in plan if k == "restore")
-                remaining = (deadline - time.perf_counter()) * (1 - SAFETY) - overhead
-                work = 1.0 + sum(_weight(k, s) for k, s in plan)  # +1: the raw COPY
-                target = max(MIN_SAMPLE_BYTES, rate * max(remaining, 0.0) / work)
-            else:
-                target = float(sample_bytes)
-            fraction = min(1.0, target / total_copy)
-            _set_fraction(tables, fraction)
 
-            log(f"sample {fraction:.1%} (~{min(target, total_copy) / 1e6:.1f} MB of COPY "
-                "data): raw COPY ...")
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            try:
-                rows, nbytes, secs = _raw_copy(conn, tables)
-            finally:
-                conn.execute("ROLLBACK")
-            measurements.append(Measurement("copy", "raw binary COPY (server limit)",
-                                            seconds=secs, rows=rows, copy_bytes=nbytes))
+class _BenchRun:
+    """The steps of :func:`run_bench` and what they share."""
 
-        where = {t.qualified: t.where() for t in tables if t.where()}
-        sels = [t.selector for t in tables]
-        # Warm-up, untimed: the first dump of a process pays for imports and for
-        # the server's catalog caches, which would make the first setting look slow.
+    def __init__(self, conninfo: str, deadline: float, log: Callable[[str], None]):
+        self.conninfo = conninfo
+        self.deadline = deadline
+        self.log = log
+        self.notes: List[str] = []
+        self.measurements: List[Measurement] = []
+        self.scratch: Optional[str] = None
+        self.scratch_dropped: Optional[bool] = None
+        self.nbytes = 0           # COPY bytes of the sample
+        self.rate = 50e6          # raw COPY bytes per second
+
+    def sample(self, conn: psycopg.Connection, tables: List[SampledTable], plan,
+               sample_bytes: Optional[int]) -> float:
+        """Size the sample from a small probe of raw COPY (unless ``sample_bytes``), then
+        measure raw COPY of the sample: the server's limit.  Returns the fraction."""
+        total_heap = sum(t.heap_bytes for t in tables) or 1
+        _set_fraction(tables, min(1.0, PROBE_BYTES / total_heap))
+        self.log(f"probing raw COPY on {len(tables)} table(s) ...")
+        p_rows, p_bytes, p_secs = _raw_copy_in_snapshot(conn, tables)
+        probe_heap = sum(min(t.pages, t.sample_pages or t.pages) for t in tables) \
+            / max(1, sum(t.pages for t in tables)) * total_heap
+        expansion = p_bytes / probe_heap if probe_heap else 1.0
+        self.rate = p_bytes / p_secs if p_secs > 0 and p_bytes else 50e6
+        total_copy = max(1.0, total_heap * expansion)
+        if sample_bytes is None:
+            overhead = sum(_RESTORE_OVERHEAD_S for k, _ in plan if k == "restore")
+            remaining = (self.deadline - time.perf_counter()) * (1 - SAFETY) - overhead
+            work = 1.0 + sum(_weight(k, s) for k, s in plan)  # +1: the raw COPY
+            target = max(MIN_SAMPLE_BYTES, self.rate * max(remaining, 0.0) / work)
+        else:
+            target = float(sample_bytes)
+        fraction = min(1.0, target / total_copy)
+        _set_fraction(tables, fraction)
+        self.log(f"sample {fraction:.1%} (~{min(target, total_copy) / 1e6:.1f} MB of COPY "
+                 "data): raw COPY ...")
+        rows, self.nbytes, secs = _raw_copy_in_snapshot(conn, tables)
+        self.measurements.append(Measurement("copy", "raw binary COPY (server limit)",
+                                             seconds=secs, rows=rows,
+                                             copy_bytes=self.nbytes))
+        return fraction
+
+    def warm_up(self, tables: List[SampledTable], fraction: float, workdir: str) -> None:
+        """An untimed small dump: the first dump of a process pays for imports and for
+        the server's catalog caches, which would make the first setting look slow."""
+        from .dump import create_dump
         warm = os.path.join(workdir, "warm-up.dcz")
+        total_heap = sum(t.heap_bytes for t in tables) or 1
         _set_fraction(tables, min(1.0, PROBE_BYTES / total_heap) / 4)
         try:
-            _dump_to(create_dump, conninfo, sels,
+            _dump_to(create_dump, self.conninfo, [t.selector for t in tables],
                      {t.qualified: t.where() for t in tables if t.where()},
                      Setting("zstd", 3), warm)
         finally:
             _unlink(warm)
             _set_fraction(tables, fraction)
+
+    def measure(self, plan, tables: List[SampledTable], workdir: str) -> None:
+        """Each setting of the plan that fits in the time left (the first always runs)."""
+        from .dump import create_dump
+        where = {t.qualified: t.where() for t in tables if t.where()}
+        sels = [t.selector for t in tables]
         archives: Dict[Setting, Tuple[str, int, int]] = {}
         per_byte: Dict[str, float] = {}   # measured seconds per COPY byte and weight unit
         first = True
         for kind, setting in plan:
-            est = _estimate(kind, setting, nbytes, per_byte, rate)
-            if not first and time.perf_counter() + est > deadline:
-                measurements.append(Measurement(kind, setting.label, setting,
-                                                skipped="time budget"))
+            est = _estimate(kind, setting, self.nbytes, per_byte, self.rate)
+            if not first and time.perf_counter() + est > self.deadline:
+                self.measurements.append(Measurement(kind, setting.label, setting,
+                                                     skipped="time budget"))
                 continue
             first = False
             if kind == "dump":
-                log(f"dump {setting.label} ...")
-                m = _measure_dump(create_dump, conninfo, sels, where, setting, workdir,
+                self.log(f"dump {setting.label} ...")
+                m = _measure_dump(create_dump, self.conninfo, sels, where, setting, workdir,
                                   archives)
             else:
-                if scratch is None:
-                    scratch = SCRATCH_PREFIX + secrets.token_hex(4)
-                log(f"restore {setting.label} into scratch database {scratch} ...")
-                m = _measure_restore(conninfo, scratch, setting, workdir, archives, tables,
-                                     where, sels, create_dump)
-            measurements.append(m)
+                if self.scratch is None:
+                    self.scratch = SCRATCH_PREFIX + secrets.token_hex(4)
+                self.log(f"restore {setting.label} into scratch database {self.scratch} ...")
+                m = _measure_restore(self.conninfo, self.scratch, setting, workdir, archives,
+                                     tables, where, sels, create_dump)
+            self.measurements.append(m)
             if m.ok:
                 per_byte[kind] = m.seconds / max(1, m.copy_bytes) / _weight(kind, setting)
-    finally:
-        if scratch is not None:
-            try:
-                scratch_dropped = _drop_database(conninfo, scratch)
-            except psycopg.Error as exc:
-                scratch_dropped = False
-                notes.append(f"could not drop the scratch database {scratch}: {exc}")
-        shutil.rmtree(workdir, ignore_errors=True)
 
-    return BenchReport(tables, fraction, measurements, recommend(measurements),
-                       time.perf_counter() - t_start, seconds, server_version,
-                       scratch, scratch_dropped, notes)
+    def drop_scratch(self) -> None:
+        if self.scratch is None:
+            return
+        try:
+            self.scratch_dropped = _drop_database(self.conninfo, self.scratch)
+        except psycopg.Error as exc:
+            self.scratch_dropped = False
+            self.notes.append(f"could not drop the scratch database {self.scratch}: {exc}")
+
+
+def _raw_copy_in_snapshot(conn: psycopg.Connection, tables: List[SampledTable]):
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    try:
+        return _raw_copy(conn, tables)
+    finally:
+        conn.execute("ROLLBACK")
 
 
 def _estimate(kind: str, setting: Setting, nbytes: int, per_byte: Dict[str, float],

@@ -100,27 +100,117 @@ def _sequences(conn):
     return out
 
 
+def _server(dsn):
+    """The server to work on: the one named, or an embedded one started now."""
+    if dsn:
+        _say(f"server: {dsn}")
+        return dsn
+    from ..embedded import start_embedded
+    _say("starting an embedded PostgreSQL (pgserver) ...")
+    t0 = time.perf_counter()
+    import warnings
+    with warnings.catch_warnings():   # platformdirs: XDG_RUNTIME_DIR not set
+        warnings.simplefilter("ignore")
+        base = start_embedded()
+    _say(f"  ready in {time.perf_counter() - t0:.1f} s")
+    return base
+
+
+def _fill_source(src_dsn: str, sizes) -> None:
+    import psycopg
+    t0 = time.perf_counter()
+    with psycopg.connect(src_dsn, autocommit=True) as c:
+        if int(c.execute("SHOW server_version_num").fetchone()[0]) < 130000:
+            c.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
+        c.execute(_SCHEMA)
+        c.execute(_DATA % {k: int(v) for k, v in sizes.items()})
+        c.execute("ANALYZE")
+        tables = _tables(c)
+    _say(f"  {len(tables)} tables ({', '.join(n for _, n in tables)}), "
+         f"{sum(sizes.values())} rows, in {time.perf_counter() - t0:.1f} s")
+
+
+def _dump(src_dsn: str, archive: str, jobs: int, progress) -> None:
+    from ..dump import create_dump
+    _say(f"dumping to {archive} (zstd, -j {jobs}) ...")
+    ds = create_dump(src_dsn, ["public"], archive, jobs=jobs, sequences=["public"],
+                     progress=progress)
+    _say(f"  {len(ds.tables)} tables, {ds.rows} rows, {human_bytes(ds.nbytes)} of "
+         f"COPY data -> {human_bytes(ds.archive_bytes)} archive in "
+         f"{ds.seconds:.2f} s ({human_rate(ds.rows, ds.seconds)}, "
+         f"{human_rate(ds.nbytes / (1 << 20), ds.seconds, 'MiB')}; pump: {ds.pump})")
+
+
+def _list_and_verify(archive: str) -> bool:
+    """List the archive (no database needed) and verify it; whether it is good."""
+    from ..archive import open_dump
+    _say("listing the archive (no database needed):")
+    with open_dump(archive) as r:
+        for t in r.tables():
+            kind = "definition only" if t.extra.get("data") is False else \
+                f"{t.rows} rows, {human_bytes(t.raw_size or 0)}"
+            _say(f"  {t.table_id:<24} {t.format:<6} {len(t.members)} member(s), {kind}")
+    t0 = time.perf_counter()
+    with open_dump(archive) as r:
+        report = r.verify()
+    if not report.ok:
+        _say("archive verification FAILED:")
+        for p in report.problems:
+            _say(f"  {p}")
+        return False
+    _say(f"verified: {report.members} members, {report.rows} rows, every "
+         f"checksum and COPY framing ok ({time.perf_counter() - t0:.2f} s)")
+    return True
+
+
+def _restore(dst_dsn: str, dst_name: str, archive: str, jobs: int, progress):
+    from ..restore import restore_dump
+    _say(f"restoring into {dst_name} (-j {jobs}) ...")
+    rs = restore_dump(dst_dsn, archive, jobs=jobs, progress=progress)
+    _say(f"  {len(rs.ok)} tables, {rs.rows} rows in {rs.seconds:.2f} s "
+         f"({human_rate(rs.rows, rs.seconds)}, "
+         f"{human_rate(rs.nbytes / (1 << 20), rs.seconds, 'MiB')}) including "
+         f"keys, indexes, foreign keys and ANALYZE")
+    for tid, reason in rs.failed:
+        _say(f"  FAILED {tid}: {reason}")
+    for w in rs.warnings:
+        _say(f"  warning: {w}")
+    return rs
+
+
+def _compare(src_dsn: str, dst_dsn: str) -> list:
+    """Every table and sequence of both databases side by side; the names that differ."""
+    import psycopg
+    _say("comparing every table and sequence ...")
+    bad = []
+    with psycopg.connect(src_dsn, autocommit=True) as a, \
+            psycopg.connect(dst_dsn, autocommit=True) as b:
+        for schema, name in _tables(a):
+            da, db_ = _table_digest(a, schema, name), _table_digest(b, schema, name)
+            same = da == db_
+            _say(f"  {schema}.{name:<20} {da[0]:>9} rows  md5 {da[1][:12]}  "
+                 f"{'equal' if same else 'DIFFERENT'}")
+            if not same:
+                bad.append(name)
+        sa, sb = _sequences(a), _sequences(b)
+        for name, state in sa.items():
+            same = sb.get(name) == state
+            _say(f"  sequence {name:<20} last_value {state[0]}, is_called "
+                 f"{state[1]}  {'equal' if same else 'DIFFERENT'}")
+            if not same:
+                bad.append(name)
+    return bad
+
+
 def cmd_demo(args) -> int:
+    """Generate a database, dump it, list and verify the archive, restore it into a
+    second database and compare both; the databases and the archive are dropped
+    unless ``--keep``."""
     import psycopg
     import psycopg.conninfo
 
-    from ..archive import open_dump
-    from ..dump import create_dump
-    from ..restore import restore_dump
-
     t_all = time.perf_counter()
-    if args.dsn:
-        base = args.dsn
-        _say(f"server: {args.dsn}")
-    else:
-        from ..embedded import start_embedded
-        _say("starting an embedded PostgreSQL (pgserver) ...")
-        t0 = time.perf_counter()
-        import warnings
-        with warnings.catch_warnings():   # platformdirs: XDG_RUNTIME_DIR not set
-            warnings.simplefilter("ignore")
-            base = start_embedded()
-        _say(f"  ready in {time.perf_counter() - t0:.1f} s")
+    base = _server(args.dsn)
     tag = uuid.uuid4().hex[:8]
     src_name, dst_name = f"dumpcodec_demo_{tag}", f"dumpcodec_demo_{tag}_restored"
     src_dsn = psycopg.conninfo.make_conninfo(base, dbname=src_name)
@@ -137,73 +227,13 @@ def cmd_demo(args) -> int:
             admin.execute(f'CREATE DATABASE "{name}"')
         try:
             _say(f"PostgreSQL {server_version}; creating database {src_name} ...")
-            t0 = time.perf_counter()
-            with psycopg.connect(src_dsn, autocommit=True) as c:
-                if int(c.execute("SHOW server_version_num").fetchone()[0]) < 130000:
-                    c.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
-                c.execute(_SCHEMA)
-                c.execute(_DATA % {k: int(v) for k, v in sizes.items()})
-                c.execute("ANALYZE")
-                tables = _tables(c)
-            _say(f"  {len(tables)} tables ({', '.join(n for _, n in tables)}), "
-                 f"{sum(sizes.values())} rows, in {time.perf_counter() - t0:.1f} s")
-
+            _fill_source(src_dsn, sizes)
             progress = TerminalProgress(quiet=args.quiet)
-            _say(f"dumping to {archive} (zstd, -j {args.jobs}) ...")
-            ds = create_dump(src_dsn, ["public"], archive, jobs=args.jobs,
-                             sequences=["public"], progress=progress)
-            _say(f"  {len(ds.tables)} tables, {ds.rows} rows, {human_bytes(ds.nbytes)} of "
-                 f"COPY data -> {human_bytes(ds.archive_bytes)} archive in "
-                 f"{ds.seconds:.2f} s ({human_rate(ds.rows, ds.seconds)}, "
-                 f"{human_rate(ds.nbytes / (1 << 20), ds.seconds, 'MiB')}; pump: {ds.pump})")
-
-            _say("listing the archive (no database needed):")
-            with open_dump(archive) as r:
-                for t in r.tables():
-                    kind = "definition only" if t.extra.get("data") is False else \
-                        f"{t.rows} rows, {human_bytes(t.raw_size or 0)}"
-                    _say(f"  {t.table_id:<24} {t.format:<6} {len(t.members)} member(s), "
-                         f"{kind}")
-            t0 = time.perf_counter()
-            with open_dump(archive) as r:
-                report = r.verify()
-            if not report.ok:
-                _say("archive verification FAILED:")
-                for p in report.problems:
-                    _say(f"  {p}")
+            _dump(src_dsn, archive, args.jobs, progress)
+            if not _list_and_verify(archive):
                 return EXIT_FAILED
-            _say(f"verified: {report.members} members, {report.rows} rows, every "
-                 f"checksum and COPY framing ok ({time.perf_counter() - t0:.2f} s)")
-
-            _say(f"restoring into {dst_name} (-j {args.jobs}) ...")
-            rs = restore_dump(dst_dsn, archive, jobs=args.jobs, progress=progress)
-            _say(f"  {len(rs.ok)} tables, {rs.rows} rows in {rs.seconds:.2f} s "
-                 f"({human_rate(rs.rows, rs.seconds)}, "
-                 f"{human_rate(rs.nbytes / (1 << 20), rs.seconds, 'MiB')}) including "
-                 f"keys, indexes, foreign keys and ANALYZE")
-            for tid, reason in rs.failed:
-                _say(f"  FAILED {tid}: {reason}")
-            for w in rs.warnings:
-                _say(f"  warning: {w}")
-
-            _say("comparing every table and sequence ...")
-            bad = []
-            with psycopg.connect(src_dsn, autocommit=True) as a, \
-                    psycopg.connect(dst_dsn, autocommit=True) as b:
-                for schema, name in _tables(a):
-                    da, db_ = _table_digest(a, schema, name), _table_digest(b, schema, name)
-                    same = da == db_
-                    _say(f"  {schema}.{name:<20} {da[0]:>9} rows  md5 {da[1][:12]}  "
-                         f"{'equal' if same else 'DIFFERENT'}")
-                    if not same:
-                        bad.append(name)
-                sa, sb = _sequences(a), _sequences(b)
-                for name, state in sa.items():
-                    same = sb.get(name) == state
-                    _say(f"  sequence {name:<20} last_value {state[0]}, is_called "
-                         f"{state[1]}  {'equal' if same else 'DIFFERENT'}")
-                    if not same:
-                        bad.append(name)
+            rs = _restore(dst_dsn, dst_name, archive, args.jobs, progress)
+            bad = _compare(src_dsn, dst_dsn)
             ok = not bad and not rs.failed
             _say(("demo OK" if ok else f"demo FAILED ({', '.join(bad)})")
                  + f" in {time.perf_counter() - t_all:.1f} s")

@@ -1479,6 +1479,13 @@ def _fmt_secs(v: Optional[float]) -> str:
     return f"{v:.3f}" if v >= 0.01 else f"{v:.2g}"
 
 
+def _spread(secs: Optional[List[float]]) -> str:
+    """min-max of a case's rounds (the noise a ratio has to stand out of)."""
+    if not secs or len(secs) < 2:
+        return ""
+    return f"{_fmt_secs(min(secs))}-{_fmt_secs(max(secs))}"
+
+
 def _fmt(v: Optional[float], spec: str = ".2f") -> str:
     return "" if v is None else format(v, spec)
 
@@ -1520,7 +1527,7 @@ def to_markdown(doc: Dict[str, Any]) -> str:
            "restore the whole tables"
          if meta.get("codec_share", 1) < 1 else
          "- Every group uses the whole tables"),
-        f"- {meta['rounds']} round(s) per case, median shown; memory is the peak RSS of "
+        f"- {meta['rounds']} round(s) per case, median and min-max shown; memory is the peak RSS of "
         f"the client process (from the OS).",
         f"- Command: `{meta['command']}`",
         "",
@@ -1536,15 +1543,15 @@ def to_markdown(doc: Dict[str, Any]) -> str:
         if not rows:
             continue
         lines += [f"## {GROUP_TITLES[group]}", "",
-                  "| tool | table | median s | rows/s | MB/s | size MB | peak RSS MB "
-                  "| dumpcodec vs this |",
-                  "|---|---|--:|--:|--:|--:|--:|--:|"]
+                  "| tool | table | median s | min-max s | rows/s | MB/s | size MB "
+                  "| peak RSS MB | dumpcodec vs this |",
+                  "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
         for r in rows:
             tool = r["tool"].replace("|", "\\|")
             name = f"**{tool}**" if r.get("ours") else tool
             if "error" in r:
                 lines.append(f"| {name} | {r['table']} | error: {r['error'][:120]} "
-                             "| | | | | |")
+                             "| | | | | | |")
                 continue
             rel = ""
             if r.get("vs_dumpcodec"):
@@ -1556,7 +1563,7 @@ def to_markdown(doc: Dict[str, Any]) -> str:
                     rel += f" (vs {r['compared_with'].rsplit('/', 1)[1]})"
             lines.append(
                 f"| {name} | {r['table']} | {_fmt_secs(r.get('median_s'))} | "
-                f"{_fmt_rate(r.get('rows_per_s'))} | {_fmt(r.get('mb_per_s'), '.0f')} | "
+                f"{_spread(r.get('seconds'))} | {_fmt_rate(r.get('rows_per_s'))} | {_fmt(r.get('mb_per_s'), '.0f')} | "
                 f"{_fmt((r.get('size_bytes') or 0) / MB if r.get('size_bytes') else None, '.1f')}"
                 f" | {_fmt(r.get('peak_rss_mb'), '.0f')} | {rel} |")
         lines.append("")
@@ -1646,7 +1653,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: an embedded PostgreSQL (pgserver)")
     p.add_argument("--pgdata", default=DEFAULT_PGDATA,
                    help="data directory of the embedded server (default %(default)s)")
-    p.add_argument("--rounds", type=int, default=None, help="rounds per case (default 3, "
+    p.add_argument("--rounds", type=int, default=None, help="rounds per case (default 5, "
                    "1 with --quick)")
     p.add_argument("--mixed-rows", type=int, default=None,
                    help=f"rows of the mixed table (default {datasets.DEFAULT_SIZES['mixed']:,}; "
@@ -1711,7 +1718,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     import dumpcodec
     from dumpcodec.copy import IMPL
 
-    rounds = args.rounds or (1 if args.quick else 3)
+    rounds = args.rounds or (1 if args.quick else 5)
     sizes = datasets.sizes_from_args(args.mixed_rows, args.narrow_rows, args.quick)
     groups = _select_groups(args)
     embedded = not args.dsn

@@ -55,6 +55,9 @@ class TableWriter:
         self.closed = False
         self._chunk_size = chunk_size
         self._fed = False
+        #: split tables: one chunker per range stream still open (write_part)
+        self._parts: Dict[int, Any] = {}
+        self._parts_done: set = set()
         if info.format == "binary":
             ncols = len(info.columns) if info.columns is not None else None
             self._chunker = Chunker(chunk_size, ncols)
@@ -98,6 +101,53 @@ class TableWriter:
             self._writer.abort()
             raise
 
+    def write_part(self, part: int, data) -> None:
+        """Add the next piece of the COPY stream of range ``part`` of a split table.
+
+        A split table arrives as several complete COPY BINARY streams (one per range
+        of its heap), interleaved in pieces of any size; each is cut into chunk members
+        of its own, so every member holds rows of one range and records it as its
+        ``range`` (docs/FORMAT.md 5.2).  Memory: one chunk being cut per open range.
+        Binary format only; not to be mixed with :meth:`write` in one table.
+        """
+        self._check_open()
+        if self._chunker is None or self._fed:
+            raise ArchiveError(f"table {self.table_id!r}: write_part needs a binary table "
+                               "not written with write()")
+        if not isinstance(part, int) or part < 0 or part in self._parts_done:
+            raise ArchiveError(f"table {self.table_id!r}: range {part!r} is closed or "
+                               "not a range number")
+        try:
+            chunker = self._parts.get(part)
+            if chunker is None:
+                ncols = len(self.info.columns) if self.info.columns is not None else None
+                chunker = self._parts[part] = Chunker(self._chunk_size, ncols)
+            for piece, rows in chunker.feed(data):
+                self._emit(piece, rows, part)
+        except CopyFormatError as exc:
+            self._writer.abort()
+            raise self._named(exc) from exc
+        except BaseException:
+            self._writer.abort()
+            raise
+
+    def close_part(self, part: int) -> None:
+        """End range ``part``'s stream (flushes its last chunk)."""
+        self._check_open()
+        chunker = self._parts.pop(part, None)
+        self._parts_done.add(part)
+        if chunker is None:
+            return
+        try:
+            for piece, rows in chunker.close():
+                self._emit(piece, rows, part)
+        except CopyFormatError as exc:
+            self._writer.abort()
+            raise self._named(exc) from exc
+        except BaseException:
+            self._writer.abort()
+            raise
+
     def _named(self, exc: CopyFormatError) -> CopyFormatError:
         # the codec's message names offset/row/column; say which table as well
         return CopyFormatError(f"table {self.table_id!r}: {exc}", exc.offset, exc.row,
@@ -121,12 +171,12 @@ class TableWriter:
             self._text_scan = 0
             self._emit(piece, piece.count(b"\n"))
 
-    def _emit(self, piece, rows: int) -> None:
+    def _emit(self, piece, rows: int, part: Optional[int] = None) -> None:
         if self._chunker is None:
             self._text_check.chunk(piece)
         number = len(self.members)
         name = mf.chunk_member(self.info.index, number, self.format)
-        member = MemberInfo(name, len(piece), rows=rows)
+        member = MemberInfo(name, len(piece), rows=rows, range=part)
         self.members.append(member)
         self.rows += rows
         self.raw_size += len(piece)
@@ -139,6 +189,8 @@ class TableWriter:
             return
         self._check_open()
         try:
+            for part in sorted(self._parts):
+                self.close_part(part)
             if self._chunker is not None:
                 # no data at all: a table without members (not a truncated stream)
                 if self._fed:

@@ -82,7 +82,7 @@ CREATE TABLE {SCHEMA}.big (
     id bigint PRIMARY KEY, account int NOT NULL, created timestamptz NOT NULL,
     amount numeric(12,2), status text NOT NULL, note text);
 INSERT INTO {SCHEMA}.big
-SELECT g, (g * 7919) % 100000, timestamptz '2020-01-01' + g * interval '7 s',
+SELECT g, (g::bigint * 7919) % 100000, timestamptz '2020-01-01' + g * interval '7 s',
        (g % 1000003) / 100.0, (ARRAY['new','paid','shipped','void'])[g % 4 + 1],
        md5(g::text) || md5((g + 1)::text) || ' ' || (g % 997)
 FROM generate_series(1, %(rows)s) g;

@@ -827,6 +827,9 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
             opts["level"] = level
         if chunk_size is not None:
             opts["chunk_size"] = chunk_size
+        if jobs > 1:
+            # as many members compressed at once as there are readers feeding them
+            opts["workers"] = jobs
         writer = open_dump(fileobj, "w", backend=backend, **opts)
         info: Dict[str, Any] = {"snapshot": exported, "created_by": f"dumpcodec {__version__}"}
         if free:

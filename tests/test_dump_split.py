@@ -307,3 +307,22 @@ def test_writer_workers_checked():
     import io
     with pytest.raises(ValueError, match="workers must be"):
         open_dump(io.BytesIO(), "w", workers=0)
+
+
+def test_split_with_where_and_columns(db, tmp_path):
+    """--where and --columns hold in every range of a split table."""
+    _fill(db, 20_000)
+    got = {}
+    for split in (0, 1):
+        path = tmp_path / f"w{split}.dcz"
+        create_dump(db.dsn, ["public.big"], path, jobs=2, chunk_size=CHUNK,
+                    split_larger_than=split, where={"big": "v < 100 OR name IS NULL"},
+                    columns={"big": ["id", "v"]})
+        info = _table(path)
+        assert ("split" in info.extra) == bool(split)
+        assert info.columns == ["id", "v"]
+        got[split] = _rows(path)
+    with db.connect() as c:
+        expected = collections.Counter(c.execute(
+            "SELECT id, v FROM big WHERE v < 100 OR name IS NULL").fetchall())
+    assert got[0] == got[1] == expected and len(expected) > 1000

@@ -529,6 +529,21 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
                 pass
 
 
+def _write_whole(tw, get: Callable[[], Any], advance: Callable[[int], None]
+                 ) -> Tuple[int, int, float]:
+    """One worker's blocks of a whole table into its TableWriter, until its end."""
+    while True:
+        item = get()
+        if isinstance(item, bytes):
+            tw.write(item)
+            advance(len(item))
+            continue
+        if item[0] == "error":
+            raise item[1]
+        _, rows, nbytes, dt = item
+        return rows, nbytes, dt
+
+
 def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
                    conn: Optional[psycopg.Connection] = None,
                    splits: Optional[Dict[int, dump_split.Split]] = None
@@ -579,19 +594,11 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
                         if not any(t.is_alive() for t in threads) and out.empty():
                             raise DumpError(f"{p.table_id}: dump worker ended without data")
 
+            advance = (lambda n, t=p.table_id: progress.advance(t, n))
             if i in splits:
-                rows, nbytes, dt = dump_split.write_split(
-                    tw, splits[i], get, lambda n, t=p.table_id: progress.advance(t, n))
-            while i not in splits:
-                item = get()
-                if isinstance(item, bytes):
-                    tw.write(item)
-                    progress.advance(p.table_id, len(item))
-                    continue
-                if item[0] == "error":
-                    raise item[1]
-                _, rows, nbytes, dt = item
-                break
+                rows, nbytes, dt = dump_split.write_split(tw, splits[i], get, advance)
+            else:
+                rows, nbytes, dt = _write_whole(tw, get, advance)
             tw.close()
             progress.table_done(p.table_id, rows, nbytes, dt)
             log.info("dumped %s: %d rows, %d bytes, %.3f s (%s COPY%s)", p.table_id, rows,

@@ -6,7 +6,8 @@ Run by hand, from the repository root, on an otherwise idle machine::
     python -m benchmarks big-table --dsn 'host=... user=...' --rounds 5
     python -m benchmarks big-table --rows 300000 --rounds 1           # smoke run
 
-The database (``dumpcodec_bench_big``, schema ``bigt``, built once and kept): one table
+The database (``dumpcodec_bench_big``, schema ``bigt``, built once and kept; another
+``--rows`` gets ``dumpcodec_bench_big_ROWS``): one table
 ``big`` of ``--rows`` rows (default 3.2 million, about 430 MB of binary COPY data) with a
 primary key and one more index, and two small tables (``orders``, ``notes``) with a
 foreign key to it.  Every case is a child process timed from outside with its peak
@@ -24,7 +25,11 @@ rows and indexes afterwards:
 * ``pgcopydb clone --table-jobs 2 --index-jobs 2 --split-tables-larger-than``
   (skipped with a note when pgcopydb is not installed or cannot talk to the server).
 
-``--rounds`` defaults to 3 (each case takes well over 10 s at full size).  Results:
+``--rounds`` defaults to 3 (each case takes well over 10 s at full size); the rounds
+are interleaved (every case once, then every case again), so that a machine whose
+load changes during the run weighs on all cases alike.  At full size one round of all
+cases takes about 5 minutes on 2 idle cores (a 3-round run ~15 minutes, plus ~1 minute
+to build the data the first time).  Results:
 a Markdown table with medians and min-max, ratios (median of the ratio's figures, and
 its range from the worst to the best round), printed and written to
 ``benchmarks/results/<date>-<host>-big-table.{json,md}``.
@@ -107,8 +112,15 @@ def _copy_bytes(conn: psycopg.Connection, table: str) -> int:
     return n
 
 
+def dbname(rows: int) -> str:
+    """The source database: one per size, so that a smoke run with ``--rows`` never
+    rebuilds (or changes under a running benchmark) the full-size one."""
+    return DBNAME if rows == DEFAULT_ROWS else f"{DBNAME}_{rows}"
+
+
 def ensure_data(admin: str, rows: int) -> Dict[str, int]:
     """Build the database once; return its rows and binary COPY bytes of ``big``."""
+    DBNAME = dbname(rows)   # noqa: N806
     with psycopg.connect(admin, autocommit=True) as c:
         if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,)).fetchone():
             c.execute(f'CREATE DATABASE "{DBNAME}"')
@@ -163,7 +175,7 @@ def _q(s: str) -> str:
 
 def cases(admin: str, work: str, rows: int, bins: Dict[str, Optional[str]],
           zstd_dump: bool, pgcopydb: Optional[str]) -> Tuple[List[Case], List[str]]:
-    src = _dsn(admin, DBNAME)
+    src = _dsn(admin, dbname(rows))
     dst = _dsn(admin, TARGET)
     arc = os.path.join(work, "big.dcz")
     keep = os.path.join(work, "kept.dcz")    # the -j2 archive the loads read
@@ -265,18 +277,18 @@ def _pgcopydb(admin: str) -> Tuple[Optional[str], Optional[str]]:
 
 # -- running and reporting --------------------------------------------------------------
 
-def run_case(case: Case, rounds: int, timeout: float) -> Dict[str, Any]:
-    secs, rss = [], []
-    for i in range(rounds):
-        case.setup()
-        r = run_measured(["bash", "-c", case.cmd], timeout=timeout)
-        if r["rc"] != 0:
-            raise RuntimeError(f"{case.id}: exit {r['rc']}: {r['stderr'][-2000:]}")
-        if case.check:
-            case.check()
-        secs.append(r["wall"])
-        rss.append(r["rss_kb"] / 1024)
-        _log(f"    round {i + 1}: {r['wall']:.2f} s, peak RSS {r['rss_kb'] / 1024:.0f} MB")
+def run_round(case: Case, timeout: float) -> Tuple[float, float]:
+    """One round of ``case``: its setup (untimed), the command, its check."""
+    case.setup()
+    r = run_measured(["bash", "-c", case.cmd], timeout=timeout)
+    if r["rc"] != 0:
+        raise RuntimeError(f"{case.id}: exit {r['rc']}: {r['stderr'][-2000:]}")
+    if case.check:
+        case.check()
+    return r["wall"], r["rss_kb"] / 1024
+
+
+def summary(case: Case, secs: List[float], rss: List[float]) -> Dict[str, Any]:
     return {"id": case.id, "tool": case.tool, "ours": case.ours, "seconds": secs,
             "median_s": statistics.median(secs), "min_s": min(secs), "max_s": max(secs),
             "peak_rss_mb": max(rss)}
@@ -374,20 +386,30 @@ def main(argv: Optional[List[str]] = None) -> int:
     notes += more
     if args.match:
         case_list = [c for c in case_list if args.match in c.id]
-    results: Dict[str, Dict[str, Any]] = {}
+    # rounds interleaved (every case once, then again): a machine whose load changes
+    # during the run then weighs on every case alike, not on whichever ran last
+    figures: Dict[str, Tuple[List[float], List[float]]] = {c.id: ([], []) for c in case_list}
+    live = list(case_list)
     try:
-        for case in case_list:
-            _log(f"[big-table] {case.id}: {case.tool}")
-            try:
-                results[case.id] = run_case(case, args.rounds, args.timeout)
-            except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
-                notes.append(f"{case.id} failed: {exc}")
-                _log(f"    failed: {exc}")
+        for rnd in range(args.rounds):
+            for case in list(live):
+                _log(f"[big-table] round {rnd + 1}/{args.rounds} {case.id}: {case.tool}")
+                try:
+                    wall, rss = run_round(case, args.timeout)
+                except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
+                    notes.append(f"{case.id} failed: {exc}")
+                    _log(f"    failed: {exc}")
+                    live.remove(case)
+                    continue
+                figures[case.id][0].append(wall)
+                figures[case.id][1].append(rss)
+                _log(f"    {wall:.2f} s, peak RSS {rss:.0f} MB")
     finally:
         with psycopg.connect(args.dsn, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{TARGET}" WITH (FORCE)')
         if work_obj is not None:
             work_obj.cleanup()
+    results = {c.id: summary(c, *figures[c.id]) for c in live if figures[c.id][0]}
     doc = {"meta": {"date": _dt.date.today().isoformat(), "host": socket.gethostname(),
                     "server_version": vtext, "cpus": os.cpu_count(), "rounds": args.rounds,
                     "rows": data["rows"], "copy_bytes": data["copy_bytes"],

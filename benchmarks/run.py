@@ -1906,8 +1906,14 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     return doc
 
 
+#: groups with a runner of their own: ``python -m benchmarks NAME [options]``
+OWN_RUNNER_GROUPS = {"big-table": "benchmarks.bench_big_table"}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in OWN_RUNNER_GROUPS:
+        return importlib.import_module(OWN_RUNNER_GROUPS[argv[0]]).main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.child:

@@ -43,7 +43,7 @@ import psycopg
 import psycopg.conninfo
 from psycopg import sql
 
-from . import pump, schema
+from . import dump_split, pump, schema
 from ._version import __version__
 from .copy import HEADER, TRAILER
 from .archive import open_dump
@@ -439,15 +439,21 @@ def _extra(plan: _TablePlan) -> Dict[str, Any]:
     return extra
 
 
-def _add_table(writer, p: _TablePlan):
+def _add_table(writer, p: _TablePlan, split: Optional[dump_split.Split] = None):
+    extra = _extra(p)
+    if split is not None:
+        extra["split"] = split.extra()
     return writer.add_table(p.table_id, p.definition.to_json(), p.columns, p.types,
-                            p.format, _extra(p))
+                            p.format, extra)
 
 
 def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Queue",
             outs: Dict[int, "queue.Queue"], errors: list, stop: threading.Event,
             conn: Optional[psycopg.Connection] = None) -> None:
-    """Dump tables from ``jobs_q`` into their queues (``conn``: an open one to use)."""
+    """Dump tables from ``jobs_q`` into their queues (``conn``: an open one to use).
+
+    A job is ``(index, plan, part)``: ``part`` None for the whole table, else one range
+    of a split table (:mod:`dumpcodec.dump_split`), whose blocks are queued tagged."""
     own = conn is None
     try:
         if own:
@@ -455,7 +461,7 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
             _begin_snapshot(conn, snapshot)
         while not stop.is_set():
             try:
-                idx, plan = jobs_q.get_nowait()
+                idx, plan, part = jobs_q.get_nowait()
             except queue.Empty:
                 break
             out = outs[idx]
@@ -472,6 +478,19 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
                         continue
 
             t0 = time.perf_counter()
+            if part is not None:
+                try:
+                    rows, nbytes = pump.copy_out(
+                        conn, part.query,
+                        lambda data, k=part.number, put=put: put(dump_split.data_item(k, data)))
+                except BaseException as exc:
+                    try:
+                        out.put_nowait(("error", exc))
+                    except queue.Full:
+                        pass
+                    raise
+                put(dump_split.end_item(part.number, rows, nbytes, t0))
+                continue
             try:
                 if plan.query is not None and plan.as_text:
                     # names of OID-alias values come out schema-qualified (as pg_dump's)
@@ -510,18 +529,41 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
                 pass
 
 
+def _write_whole(tw, get: Callable[[], Any], advance: Callable[[int], None]
+                 ) -> Tuple[int, int, float]:
+    """One worker's blocks of a whole table into its TableWriter, until its end."""
+    while True:
+        item = get()
+        if isinstance(item, bytes):
+            tw.write(item)
+            advance(len(item))
+            continue
+        if item[0] == "error":
+            raise item[1]
+        _, rows, nbytes, dt = item
+        return rows, nbytes, dt
+
+
 def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
-                   conn: Optional[psycopg.Connection] = None) -> List[TableDumpStats]:
+                   conn: Optional[psycopg.Connection] = None,
+                   splits: Optional[Dict[int, dump_split.Split]] = None
+                   ) -> List[TableDumpStats]:
     """Workers read tables into bounded queues; this thread writes them in order.
 
     With ``conn`` (and ``jobs == 1``) the one worker uses that connection, already in
     the snapshot: reading from the server then overlaps with compression here.
+    ``splits``: tables (by position) read as several ranges at once, whose blocks this
+    thread takes as they come (:mod:`dumpcodec.dump_split`).
     """
+    splits = splits or {}
     jobs_q: "queue.Queue" = queue.Queue()
     outs: Dict[int, queue.Queue] = {}
     for i, p in enumerate(plans):
-        jobs_q.put((i, p))
-        outs[i] = queue.Queue(maxsize=QUEUE_BLOCKS)
+        parts = splits[i].parts if i in splits else [None]
+        for part in parts:
+            jobs_q.put((i, p, part))
+        # QUEUE_BLOCKS per worker that may read this table at once
+        outs[i] = queue.Queue(maxsize=QUEUE_BLOCKS * min(jobs, len(parts)))
     errors: list = []
     stop = threading.Event()
     if conn is not None:
@@ -532,36 +574,36 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
         threads = [threading.Thread(target=_worker, name=f"dumpcodec-dump-{k}",
                                     args=(conninfo, snapshot, jobs_q, outs, errors, stop),
                                     daemon=True)
-                   for k in range(min(jobs, len(plans)))]
+                   for k in range(min(jobs, jobs_q.qsize()))]
     for t in threads:
         t.start()
     stats = []
     try:
         for i, p in enumerate(plans):
-            tw = _add_table(writer, p)
+            tw = _add_table(writer, p, splits.get(i))
             progress.table_start(p.table_id, p.estimated_bytes)
             out = outs[i]
-            while True:
-                try:
-                    item = out.get(timeout=0.5)
-                except queue.Empty:
-                    if errors:
-                        raise errors[0]
-                    if not any(t.is_alive() for t in threads) and out.empty():
-                        raise DumpError(f"{p.table_id}: dump worker ended without data")
-                    continue
-                if isinstance(item, bytes):
-                    tw.write(item)
-                    progress.advance(p.table_id, len(item))
-                    continue
-                if item[0] == "error":
-                    raise item[1]
-                _, rows, nbytes, dt = item
-                break
+
+            def get(out=out, p=p):
+                while True:
+                    try:
+                        return out.get(timeout=0.5)
+                    except queue.Empty:
+                        if errors:
+                            raise errors[0]
+                        if not any(t.is_alive() for t in threads) and out.empty():
+                            raise DumpError(f"{p.table_id}: dump worker ended without data")
+
+            advance = (lambda n, t=p.table_id: progress.advance(t, n))
+            if i in splits:
+                rows, nbytes, dt = dump_split.write_split(tw, splits[i], get, advance)
+            else:
+                rows, nbytes, dt = _write_whole(tw, get, advance)
             tw.close()
             progress.table_done(p.table_id, rows, nbytes, dt)
-            log.info("dumped %s: %d rows, %d bytes, %.3f s (%s COPY)", p.table_id, rows,
-                     nbytes, dt, p.format)
+            log.info("dumped %s: %d rows, %d bytes, %.3f s (%s COPY%s)", p.table_id, rows,
+                     nbytes, dt, p.format,
+                     f", {len(splits[i].parts)} ranges" if i in splits else "")
             stats.append(TableDumpStats(p.table_id, p.schema, p.name, rows, nbytes, dt,
                                         p.format, p.where, p.columns))
             del outs[i]
@@ -704,7 +746,9 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
                 partitions: str = "leaves",
                 sequences: Optional[Sequence[str]] = None,
                 progress: Optional[Progress] = None,
-                binary: bool = True) -> DumpSummary:
+                binary: bool = True,
+                split_larger_than: int = dump_split.DEFAULT_SPLIT_LARGER_THAN
+                ) -> DumpSummary:
     """Dump the tables ``selectors`` name into an archive at ``dest``.
 
     ``selectors``: None for every user table (as pg_dump without switches: outside
@@ -735,6 +779,9 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
     types allow it.  ``progress``: an object with the methods of
     :class:`dumpcodec.progress.Progress`, called as tables start, move and finish.
     Per-table events and warnings are logged to the ``dumpcodec.dump`` logger.
+    ``split_larger_than``: with ``jobs > 1``, a table of more bytes than this (heap and
+    TOAST) is read as several ranges of its heap at once, in the same snapshot, each
+    range its own chunk members (:mod:`dumpcodec.dump_split`; 0: never split).
 
     Raises SelectorError/SchemaError/DumpError (nothing written) or psycopg errors.
     """
@@ -777,6 +824,7 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
         server_version = conn.execute("SHOW server_version").fetchone()[0]
         encoding = conn.execute("SHOW client_encoding").fetchone()[0]
         free = free_sequences(conn, list(sequences)) if sequences else []
+        splits = dump_split.plan_splits(conn, plans, jobs, split_larger_than)
 
         fileobj = destination.open()
         opts: Dict[str, Any] = {}
@@ -786,15 +834,19 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
             opts["level"] = level
         if chunk_size is not None:
             opts["chunk_size"] = chunk_size
+        if jobs > 1:
+            # as many members compressed at once as there are readers feeding them
+            opts["workers"] = jobs
         writer = open_dump(fileobj, "w", backend=backend, **opts)
         info: Dict[str, Any] = {"snapshot": exported, "created_by": f"dumpcodec {__version__}"}
         if free:
             info["sequences"] = free
         writer.set_info(server_version=server_version, client_encoding=encoding, **info)
         progress.start("dump", len(plans))
-        if jobs > 1 and len(plans) > 1:
+        if jobs > 1 and (len(plans) > 1 or splits):
             worker_dsn = conninfo_or_conn if own_conn else _conninfo_of(conn)
-            stats = _dump_parallel(worker_dsn, exported, plans, writer, jobs, progress)
+            stats = _dump_parallel(worker_dsn, exported, plans, writer, jobs, progress,
+                                   splits=splits)
         else:
             # one reader thread on our own connection, compression in this one
             stats = _dump_parallel(None, None, plans, writer, 1, progress, conn=conn)

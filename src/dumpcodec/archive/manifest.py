@@ -314,6 +314,7 @@ def check_member_entry(member: str, doc: Dict[str, Any], where: str) -> Dict[str
     c.sha256("sha256")
     c.count("offset", optional=True)
     c.count("compressed_size", optional=True)
+    c.count("range", optional=True)
     return doc
 
 
@@ -454,6 +455,24 @@ def check_table_extra(extra: Dict[str, Any], where: str = "extra") -> None:
     if as_text is not None and (not isinstance(as_text, list) or not all(
             isinstance(c, str) for c in as_text)):
         raise ArchiveError(f"{where}: 'as_text' must be a list of column names")
+    _check_split(extra.get("split"), where)
+
+
+def _check_split(split: Any, where: str) -> None:
+    """``extra.split`` (a table dumped as heap ranges; docs/FORMAT.md 5.2)."""
+    if split is None:
+        return
+    if not isinstance(split, dict) or split.get("method") != "ctid":
+        raise ArchiveError(f"{where}: 'split' must be an object with method 'ctid'")
+    ranges = split.get("ranges")
+    if not isinstance(ranges, list) or not ranges:
+        raise ArchiveError(f"{where}: 'split.ranges' must be a non-empty list")
+    for i, r in enumerate(ranges):
+        if (not isinstance(r, list) or len(r) != 2
+                or not all(v is None or (isinstance(v, int) and not isinstance(v, bool)
+                                         and v >= 0) for v in r)):
+            raise ArchiveError(f"{where}: 'split.ranges[{i}]' must be [first page or "
+                               f"null, end page or null]")
 
 
 def check_archive_info(info: Dict[str, Any], where: str = "info") -> None:

@@ -23,10 +23,12 @@ class MemberInfo:
     sha256: Optional[str] = None
     offset: Optional[int] = None           # byte offset in the archive file where the
     compressed_size: Optional[int] = None  # member's tar header (compressed frame) starts
+    #: split tables: which of ``extra.split.ranges`` the chunk's rows came from
+    range: Optional[int] = None
 
     def to_json(self) -> Dict[str, Any]:
         doc: Dict[str, Any] = {"name": self.name, "size": self.size, "sha256": self.sha256}
-        for key in ("rows", "offset", "compressed_size"):
+        for key in ("rows", "offset", "compressed_size", "range"):
             value = getattr(self, key)
             if value is not None:
                 doc[key] = value
@@ -35,7 +37,7 @@ class MemberInfo:
     @classmethod
     def from_json(cls, doc: Dict[str, Any]) -> "MemberInfo":
         return cls(doc["name"], doc["size"], doc.get("rows"), doc.get("sha256"),
-                   doc.get("offset"), doc.get("compressed_size"))
+                   doc.get("offset"), doc.get("compressed_size"), doc.get("range"))
 
 
 @dataclass

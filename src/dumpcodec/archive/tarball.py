@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import threading
 import zlib
 from typing import Any, BinaryIO, List, Optional
 
@@ -54,7 +55,15 @@ class GzipReader(DumpReader):
                        "gzip stream", "locator member")
 
 
-def _compress_to(out: BinaryIO, comp: Any, parts: List[Any]) -> None:
+class _Blocks:
+    """A write-only sink keeping what is written (a frame compressed off the writer's
+    thread)."""
+
+    def __init__(self, blocks: List[Any]):
+        self.write = blocks.append
+
+
+def _compress_to(out: Any, comp: Any, parts: List[Any]) -> None:
     """Compress ``parts`` as one unit (a gzip member, a zstd frame) into ``out``, in
     pieces of PIECE bytes so that a large chunk is never copied whole."""
     for part in parts:
@@ -79,6 +88,11 @@ class GzipWriter(DumpWriter):
     def _write_frame(self, parts: List[Any]) -> None:
         # 31: a gzip wrapper, one gzip member per tar member
         _compress_to(self._out, zlib.compressobj(self.level, zlib.DEFLATED, 31), parts)
+
+    def _encode_frame(self, parts: List[Any]) -> List[Any]:
+        blocks: List[Any] = []
+        _compress_to(_Blocks(blocks), zlib.compressobj(self.level, zlib.DEFLATED, 31), parts)
+        return blocks
 
     def _finish_stream(self, manifest_offset: int) -> None:
         self._out.write(gzip_trailer(manifest_offset))
@@ -193,6 +207,7 @@ class ZstdWriter(DumpWriter):
         self._cctx = zstandard.ZstdCompressor(level=level, threads=threads,
                                               write_checksum=True)
         self._frame: Optional[bytearray] = None   # see _write_frame
+        self._local = threading.local()           # _encode_frame's, per thread
 
     def _write_frame(self, parts: List[Any]) -> None:
         # One frame per member.  Up to a chunk's size it is compressed in one call from
@@ -215,6 +230,30 @@ class ZstdWriter(DumpWriter):
             frame[pos:pos + v.nbytes] = v
             pos += v.nbytes
         self._out.write(self._cctx.compress(frame[:pos]))
+
+    def _encode_frame(self, parts: List[Any]) -> List[Any]:
+        # the same frame as _write_frame, with a compressor per thread (a ZstdCompressor
+        # is not to be shared between threads)
+        local = self._local
+        cctx = getattr(local, "cctx", None)
+        if cctx is None:
+            cctx = local.cctx = zstandard.ZstdCompressor(
+                level=self.level, threads=self.threads, write_checksum=True)
+        size = sum(memoryview(p).nbytes for p in parts)
+        if size > self.chunk_size + PIECE:
+            blocks: List[Any] = []
+            _compress_to(_Blocks(blocks), cctx.compressobj(), parts)
+            return blocks
+        frame = getattr(local, "frame", None)
+        if frame is None or len(frame) < size:
+            frame = local.frame = bytearray(max(size, self.chunk_size + 1024))
+        view = memoryview(frame)
+        pos = 0
+        for p in parts:
+            v = memoryview(p).cast("B")
+            view[pos:pos + v.nbytes] = v
+            pos += v.nbytes
+        return [cctx.compress(view[:pos])]
 
     def _finish_stream(self, manifest_offset: int) -> None:
         self._out.write(zstd_trailer(manifest_offset))

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, BinaryIO, Dict, List, Optional
 
@@ -55,6 +57,9 @@ class TableWriter:
         self.closed = False
         self._chunk_size = chunk_size
         self._fed = False
+        #: split tables: one chunker per range stream still open (write_part)
+        self._parts: Dict[int, Any] = {}
+        self._parts_done: set = set()
         if info.format == "binary":
             ncols = len(info.columns) if info.columns is not None else None
             self._chunker = Chunker(chunk_size, ncols)
@@ -98,6 +103,53 @@ class TableWriter:
             self._writer.abort()
             raise
 
+    def write_part(self, part: int, data) -> None:
+        """Add the next piece of the COPY stream of range ``part`` of a split table.
+
+        A split table arrives as several complete COPY BINARY streams (one per range
+        of its heap), interleaved in pieces of any size; each is cut into chunk members
+        of its own, so every member holds rows of one range and records it as its
+        ``range`` (docs/FORMAT.md 5.2).  Memory: one chunk being cut per open range.
+        Binary format only; not to be mixed with :meth:`write` in one table.
+        """
+        self._check_open()
+        if self._chunker is None or self._fed:
+            raise ArchiveError(f"table {self.table_id!r}: write_part needs a binary table "
+                               "not written with write()")
+        if not isinstance(part, int) or part < 0 or part in self._parts_done:
+            raise ArchiveError(f"table {self.table_id!r}: range {part!r} is closed or "
+                               "not a range number")
+        try:
+            chunker = self._parts.get(part)
+            if chunker is None:
+                ncols = len(self.info.columns) if self.info.columns is not None else None
+                chunker = self._parts[part] = Chunker(self._chunk_size, ncols)
+            for piece, rows in chunker.feed(data):
+                self._emit(piece, rows, part)
+        except CopyFormatError as exc:
+            self._writer.abort()
+            raise self._named(exc) from exc
+        except BaseException:
+            self._writer.abort()
+            raise
+
+    def close_part(self, part: int) -> None:
+        """End range ``part``'s stream (flushes its last chunk)."""
+        self._check_open()
+        chunker = self._parts.pop(part, None)
+        self._parts_done.add(part)
+        if chunker is None:
+            return
+        try:
+            for piece, rows in chunker.close():
+                self._emit(piece, rows, part)
+        except CopyFormatError as exc:
+            self._writer.abort()
+            raise self._named(exc) from exc
+        except BaseException:
+            self._writer.abort()
+            raise
+
     def _named(self, exc: CopyFormatError) -> CopyFormatError:
         # the codec's message names offset/row/column; say which table as well
         return CopyFormatError(f"table {self.table_id!r}: {exc}", exc.offset, exc.row,
@@ -121,12 +173,12 @@ class TableWriter:
             self._text_scan = 0
             self._emit(piece, piece.count(b"\n"))
 
-    def _emit(self, piece, rows: int) -> None:
+    def _emit(self, piece, rows: int, part: Optional[int] = None) -> None:
         if self._chunker is None:
             self._text_check.chunk(piece)
         number = len(self.members)
         name = mf.chunk_member(self.info.index, number, self.format)
-        member = MemberInfo(name, len(piece), rows=rows)
+        member = MemberInfo(name, len(piece), rows=rows, range=part)
         self.members.append(member)
         self.rows += rows
         self.raw_size += len(piece)
@@ -139,6 +191,8 @@ class TableWriter:
             return
         self._check_open()
         try:
+            for part in sorted(self._parts):
+                self.close_part(part)
             if self._chunker is not None:
                 # no data at all: a table without members (not a truncated stream)
                 if self._fed:
@@ -237,6 +291,71 @@ class _ChunkThread:
             thread.join()
 
 
+class _ChunkPool:
+    """Writes a DumpWriter's data members in order while up to ``workers`` of them are
+    checksummed and compressed at once, each by a thread of its own (hashlib, zlib and
+    zstd release the GIL), for writers fed faster than one core compresses (a dump
+    with several workers).  The compressed member is written by the caller's thread
+    when it submits a member while ``workers + 1`` are in hand, or in :meth:`wait`, so
+    memory stays at ``workers + 1`` chunks and their frames.  The same interface as
+    :class:`_ChunkThread`."""
+
+    def __init__(self, writer: "DumpWriter", workers: int):
+        self._writer = writer
+        self._workers = workers
+        self._ex = ThreadPoolExecutor(max_workers=workers,
+                                      thread_name_prefix="dumpcodec-compress")
+        self._pending: "deque[tuple]" = deque()
+        self._error: Optional[BaseException] = None
+        self._stopped = False
+
+    def _encode(self, member: MemberInfo, piece, mtime: float) -> tuple:
+        size = len(piece)
+        frame = self._writer._encode_frame([member_header(member.name, size, mtime), piece,
+                                            bytes(pad(size))])
+        return hashlib.sha256(piece).hexdigest(), frame
+
+    def _write_oldest(self) -> None:
+        member, future = self._pending.popleft()
+        try:
+            digest, frame = future.result()
+            out = self._writer._out
+            offset = out.count
+            for block in frame:
+                out.write(block)
+        except BaseException as exc:
+            self._error = exc
+            raise
+        member.sha256 = digest
+        member.offset = offset
+        member.compressed_size = out.count - offset
+
+    def wait(self) -> None:
+        """Until every member in hand is written; raises what writing one raised."""
+        if self._error is not None:
+            raise self._error
+        while self._pending:
+            self._write_oldest()
+
+    def submit(self, member: MemberInfo, piece, mtime: float) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._stopped:
+            raise ArchiveError("the archive writer is closed")
+        while len(self._pending) >= self._workers:
+            self._write_oldest()
+        self._pending.append((member, self._ex.submit(self._encode, member, piece, mtime)))
+
+    def stop(self, discard: bool = False) -> None:
+        """No more members; ``discard``: drop those not written yet."""
+        self._stopped = True
+        if discard:
+            for _, future in self._pending:
+                future.cancel()
+            self._pending.clear()
+        self._ex.shutdown(wait=True)
+
+
 class DumpWriter:
     """Writes an archive (docs/FORMAT.md) in one pass to a file object.
 
@@ -249,17 +368,22 @@ class DumpWriter:
 
     Options: ``chunk_size`` (bytes of COPY data per member, default
     :data:`DEFAULT_CHUNK_SIZE`), ``level`` (compression level), ``threads`` (zstd
-    worker threads, 0 = none), ``created`` (UTC unix time to record, default now).
+    worker threads, 0 = none), ``created`` (UTC unix time to record, default now),
+    ``workers`` (data members checksummed and compressed at once, each in a thread of
+    its own, default 1; the archive's bytes do not depend on it).
     """
 
     backend_name = "?"
 
     def __init__(self, fileobj: BinaryIO, *, closefd: bool = False,
                  chunk_size: int = DEFAULT_CHUNK_SIZE, created: Optional[float] = None,
-                 **options: Any):
+                 workers: int = 1, **options: Any):
         if not isinstance(chunk_size, int) or not 64 <= chunk_size <= MAX_CHUNK_SIZE:
             raise ValueError(f"chunk_size must be an integer from 64 to {MAX_CHUNK_SIZE}, "
                              f"not {chunk_size!r}")
+        if not isinstance(workers, int) or not 1 <= workers <= 64:
+            raise ValueError(f"workers must be an integer from 1 to 64, not {workers!r}")
+        self._workers = workers
         self._raw = fileobj
         self._closefd = closefd
         self._out = CountingWriter(fileobj)
@@ -274,7 +398,7 @@ class DumpWriter:
         self._current: Optional[TableWriter] = None
         self._tables: List[TableWriter] = []
         self._ids: set = set()
-        self._chunks: Optional[_ChunkThread] = None
+        self._chunks: Any = None      # _ChunkThread, or _ChunkPool with workers > 1
         self._setup(**options)
 
     # ---- backend hooks
@@ -286,6 +410,11 @@ class DumpWriter:
         """Write ``parts`` (bytes-like) as one independently decodable unit."""
         for p in parts:
             self._out.write(p)
+
+    def _encode_frame(self, parts: List[Any]) -> List[Any]:
+        """What :meth:`_write_frame` would write, as bytes-like blocks; safe to call
+        from several threads at once (``workers > 1``)."""
+        return list(parts)
 
     def _finish_stream(self, manifest_offset: int) -> None:
         """Called once after the last frame with the archive offset of the manifest
@@ -498,7 +627,8 @@ class DumpWriter:
         """Queue a data member: its checksum, frame and write run in a helper thread
         while this one goes on receiving the next chunk (all three release the GIL)."""
         if self._chunks is None:
-            self._chunks = _ChunkThread(self)
+            self._chunks = (_ChunkPool(self, self._workers) if self._workers > 1
+                            else _ChunkThread(self))
         self._chunks.submit(member, piece, mtime)
 
     def _put_chunk(self, member: MemberInfo, piece, mtime: float) -> None:

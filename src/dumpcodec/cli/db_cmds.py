@@ -118,7 +118,8 @@ def cmd_create(args) -> int:
                           level=args.level, chunk_size=args.chunk_size, jobs=args.jobs,
                           snapshot=args.snapshot, where=where or None,
                           columns=columns or None, partitions=args.partitions,
-                          progress=progress, binary=args.format == "binary")
+                          progress=progress, binary=args.format == "binary",
+                          split_larger_than=args.split_larger_than)
     if args.json:
         _print_json(summary.to_dict())
         return EXIT_OK
@@ -337,6 +338,12 @@ def register(subparsers) -> None:
                    help="compression level (default: the backend's, 3 for zstd)")
     p.add_argument("--chunk-size", type=parse_size, default=None, metavar="SIZE",
                    help="bytes of COPY data per archive member (default 8M)")
+    p.add_argument("--split-larger-than", type=_size_or_zero, metavar="SIZE",
+                   default=256 << 20,
+                   help="with -j N, a table larger than this (heap and TOAST) is read as "
+                        "several ranges of its heap at once, in the same snapshot "
+                        "(PostgreSQL 14+; default 256M; 0: never), e.g. "
+                        "-j 4 --split-larger-than 1G")
     p.add_argument("--format", choices=("binary", "text"), default="binary",
                    help="COPY format of the data members: binary wherever the column "
                         "types allow it (default), or text for every table, e.g. "

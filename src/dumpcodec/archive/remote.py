@@ -110,7 +110,9 @@ def parse_storage_option(text: str) -> Tuple[str, Any]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ValueError(f"--storage-option expects KEY=VALUE, got {_mask_text(text)!r}")
+        # the text itself is not shown: it may be a secret typed without its key
+        raise ValueError("--storage-option expects KEY=VALUE (an argument had no '=' "
+                         "or no key)")
     try:
         parsed: Any = json.loads(value)
     except ValueError:
@@ -131,11 +133,6 @@ def storage_options_from(pairs: Optional[Iterable[str]]) -> Dict[str, Any]:
                 raise ValueError(f"--storage-option {key}: {p} is given a value too")
         node[last] = value
     return out
-
-
-def _mask_text(text: str) -> str:
-    key, sep, value = text.partition("=")
-    return f"{key}=***" if sep and _SECRET_KEY_RE.search(key.strip()) else text
 
 
 def _secrets(options: Optional[Mapping[str, Any]]) -> list:
@@ -168,7 +165,7 @@ def _reason(exc: BaseException) -> str:
     msg = " ".join(str(exc).split())
     name = type(exc).__name__
     if isinstance(exc, FileNotFoundError):
-        return "no such object" + (f" ({msg})" if msg and "No such" not in msg else "")
+        return "not found" + (f" ({msg})" if msg else "")
     if isinstance(exc, PermissionError):
         return f"permission denied ({msg})" if msg else "permission denied"
     return f"{name}: {msg}" if msg else name
@@ -293,7 +290,9 @@ class RangedReader(io.RawIOBase):
             sequential = self._pos == end_buf and self._buf
             self._ahead = (min(self._ahead * 2, MAX_READ_AHEAD) if sequential
                            else MIN_READ_AHEAD)
-            n = min(max(want, self._ahead), self.size - self._pos)
+            # not ``want``: a decompressor asks for a megabyte of input where one
+            # small member may be all that is needed
+            n = min(self._ahead, self.size - self._pos)
             self._buf = self._fetch(self._pos, self._pos + n)
             self._buf_start = self._pos
             if not self._buf:
@@ -358,6 +357,7 @@ class RemoteDestination:
         if self._path.endswith("/") or not self._path.strip("/"):
             raise StorageError(f"{self.path}: names a bucket or prefix, not an object")
         self._file: Any = None
+        self._tmp: Optional[str] = None
         self._queue: "queue.Queue" = queue.Queue(maxsize=max(2, self.part_size // _BLOCK))
         self._pending = bytearray()
         self._thread: Optional[threading.Thread] = None
@@ -367,8 +367,19 @@ class RemoteDestination:
 
     # the file object the archive writer writes to
     def open(self) -> "RemoteDestination":
+        # Buffered files of object stores (S3, GCS, Azure) with autocommit=False:
+        # close() sends the last part and commit() completes the upload, discard()
+        # aborts it.  The memory filesystem shows a file from its open on: there the
+        # archive goes to a temporary name, moved at the end.
+        protocols = self._fs.protocol
+        protocols = (protocols,) if isinstance(protocols, str) else tuple(protocols)
+        target = self._path
+        if "memory" in protocols:
+            self._tmp = f"{self._path}.{os.getpid()}-{id(self):x}.partial"
+            target = self._tmp
         try:
-            self._file = self._fs.open(self._path, "wb", block_size=self.part_size)
+            self._file = self._fs.open(target, "wb", block_size=self.part_size,
+                                       autocommit=False)
         except Exception as exc:
             raise _fail(self.url, "cannot start the upload", exc, self._options) from None
         self._thread = threading.Thread(target=self._upload, name="dumpcodec-upload",
@@ -431,10 +442,17 @@ class RemoteDestination:
         if self._error is not None:
             raise self._error
         try:
-            self._file.close()      # completes the multipart upload (or one PUT)
+            self._file.close()      # the last part
+            if self._tmp is not None:
+                self._fs.mv(self._tmp, self._path)
+                self._tmp = None
+            else:
+                self._file.commit()     # completes the multipart upload
         except Exception as exc:
+            self.discard()
             raise _fail(self.url, "completing the upload failed", exc,
                         self._options) from None
+        self._file = None
         log.info("uploaded %s: %d bytes", self.path, self.count)
         return self.count
 
@@ -455,9 +473,16 @@ class RemoteDestination:
         if self._file is None:
             return
         try:
-            discard = getattr(self._file, "discard", None)
-            if discard is not None:
-                discard()
+            if self._tmp is not None:
+                self._file.close()
+                if self._fs.exists(self._tmp):
+                    self._fs.rm(self._tmp)
+                self._tmp = None
+            else:
+                self._file.discard()
+                # and never close it: closing would send the buffered rest as a part
+                # (fsspec's files close themselves when collected, unless closed)
+                self._file.closed = True
         except Exception as exc:     # the upload stays unfinished: never an object
             log.warning("%s", scrub(f"{self.path}: aborting the upload failed: "
                                     f"{_reason(exc)}", self._options))

@@ -25,7 +25,8 @@ pandas and pyarrow take them; the CLI's ``--storage-option KEY=VALUE``).
 
 Errors: transient ones (timeouts, connection resets, 5xx, throttling) are retried
 with backoff, by botocore and s3fs (S3: botocore's ``standard`` retry mode, 5
-attempts, unless ``config_kwargs`` says otherwise) and here around every ranged read;
+attempts, unless ``config_kwargs``, ``AWS_MAX_ATTEMPTS`` or ``AWS_RETRY_MODE`` say
+otherwise) and here around every ranged read;
 what is left raises :class:`~dumpcodec.errors.StorageError`, one line naming the URL
 and the reason.  No message or log line holds a credential: URLs are shown without
 user info, and the values of secret options and AWS secret variables are masked.
@@ -189,6 +190,9 @@ def _is_transient(exc: BaseException) -> bool:
 def _s3_defaults(opts: Dict[str, Any]) -> None:
     # botocore's standard retry mode retries 5xx, throttling and connection errors
     # with exponential backoff and jitter; 5 attempts instead of its 3
+    # (unless the user chose: AWS_MAX_ATTEMPTS / AWS_RETRY_MODE, or config_kwargs)
+    if os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE"):
+        return
     config = dict(opts.get("config_kwargs") or {})
     config.setdefault("retries", {"max_attempts": 5, "mode": "standard"})
     opts["config_kwargs"] = config
@@ -358,7 +362,9 @@ class RemoteDestination:
             raise StorageError(f"{self.path}: names a bucket or prefix, not an object")
         self._file: Any = None
         self._tmp: Optional[str] = None
-        self._queue: "queue.Queue" = queue.Queue(maxsize=max(2, self.part_size // _BLOCK))
+        # half a part queued ahead of the part being filled and the one going up
+        self._queue: "queue.Queue" = queue.Queue(
+            maxsize=max(2, self.part_size // _BLOCK // 2))
         self._pending = bytearray()
         self._thread: Optional[threading.Thread] = None
         self._error: Optional[BaseException] = None
@@ -393,10 +399,20 @@ class RemoteDestination:
     def write(self, data) -> int:
         view = memoryview(data).cast("B")
         n = len(view)
-        self._pending += view
         self.count += n
-        if len(self._pending) >= _BLOCK:
-            self._hand_over()
+        if len(self._pending) + n < _BLOCK:
+            self._pending += view
+            return n
+        # queued in blocks of _BLOCK bytes: the queue bounds memory by its byte count
+        room = _BLOCK - len(self._pending)
+        self._pending += view[:room]
+        self._hand_over()
+        for start in range(room, n, _BLOCK):
+            piece = view[start:start + _BLOCK]
+            if len(piece) < _BLOCK:
+                self._pending += piece
+            else:
+                self._put(bytes(piece))
         return n
 
     def flush(self) -> None:
@@ -405,6 +421,9 @@ class RemoteDestination:
 
     def _hand_over(self) -> None:
         block, self._pending = bytes(self._pending), bytearray()
+        self._put(block)
+
+    def _put(self, block: bytes) -> None:
         while True:
             self._check()
             try:

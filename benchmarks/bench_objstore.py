@@ -10,11 +10,11 @@ Cases, each round, each in its own child process (wall time and peak RSS from
 
 ``dump local``      ``dumpcodec create -o FILE``
 ``dump s3``         ``dumpcodec create -o s3://bench/KEY`` (multipart upload while dumping)
-``pg_dump -Fc + put````pg_dump -Fc | python -c 'boto3 upload_fileobj(stdin)'`` (boto3's
+``pg_dump -Fc + put`` ``pg_dump -Fc | python -c 'boto3 upload_fileobj(stdin)'`` (boto3's
                     managed streamed multipart upload), the same endpoint
 ``load local``      ``dumpcodec load FILE`` into a fresh database
 ``load s3``         ``dumpcodec load s3://bench/KEY -j 2`` (ranged reads) into a fresh one
-``get + pg_restore````python -c 'boto3 download to stdout' | pg_restore -d DB``
+``get + pg_restore`` ``python -c 'boto3 download to stdout' | pg_restore -d DB``
 
 The S3 endpoint is moto's standalone server (``python -m moto.server``) in its own
 process on 127.0.0.1, so the client's figures include HTTP and the server's Python

@@ -6,7 +6,6 @@ no credentials in any output."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid

@@ -193,3 +193,37 @@ def test_dump_memory_does_not_grow_with_archive_size(s3, db):
     # 8x the data; the peak may differ by noise (a part or two), not by the archive
     assert peaks["big"] - peaks["small"] < 48 << 20, peaks
     assert peaks["big"] < 250 << 20, peaks
+
+
+def test_interrupted_dump_leaves_no_object(s3, db):
+    """SIGTERM while the parts go up: the upload is aborted, no object appears."""
+    import signal
+    import time
+    db.execute("CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 64) AS v "
+               "FROM generate_series(1, 60000) g")
+    key = _key()
+    uploads = {"parts": 0}
+
+    def count(environ):
+        if "partNumber=" in environ.get("QUERY_STRING", ""):
+            uploads["parts"] += 1
+        return None
+    s3.fail = count
+    try:
+        p = subprocess.Popen([*PY, "create", "--dsn", db.dsn, "-o", f"s3://cli/{key}",
+                              "--compress", "none", "-q"], env=clean_env(s3),
+                             stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while uploads["parts"] < 2 and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert p.poll() is None, "the dump ended before it could be interrupted"
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+    finally:
+        s3.fail = None
+    assert p.returncode == 128 + signal.SIGTERM, err
+    assert "terminated" in err and SECRET_KEY not in err
+    client = s3.client()
+    assert client.list_objects_v2(Bucket="cli", Prefix=key).get("KeyCount", 0) == 0
+    ups = client.list_multipart_uploads(Bucket="cli").get("Uploads", [])
+    assert [u for u in ups if u["Key"] == key] == []

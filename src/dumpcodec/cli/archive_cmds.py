@@ -184,7 +184,11 @@ def cmd_verify(args) -> int:
         report = reader.verify(scan=not args.no_scan)
     if args.json:
         from ..report import verify_report
-        json.dump(verify_report(report, scanned=not args.no_scan, archive=args.dump),
+        archive = args.dump
+        if "://" in archive:
+            from ..archive.remote import shown_url
+            archive = shown_url(archive)      # no user info (credentials) in the report
+        json.dump(verify_report(report, scanned=not args.no_scan, archive=archive),
                   sys.stdout, indent=1, ensure_ascii=False)
         sys.stdout.write("\n")
         return EXIT_OK if report.ok else EXIT_USAGE if not report.complete else EXIT_FAILED

@@ -454,8 +454,7 @@ class RemoteDestination:
         """Send what is left and complete the upload; the object's size."""
         if self._pending:
             self._hand_over()
-        self._check()
-        self._queue.put(_STOP)
+        self._put(_STOP)
         assert self._thread is not None
         self._thread.join()
         if self._error is not None:

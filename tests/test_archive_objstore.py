@@ -291,3 +291,35 @@ def test_errors_name_url_in_one_line_without_secret(s3):
                   storage_options={"secret": sec, "key": "AKIAOTHERKEY00000000",
                                    "endpoint_url": s3.endpoint + "/" + sec})
     assert sec not in str(ei.value)
+
+
+def test_upload_thread_failure_reaches_the_writer(monkeypatch):
+    """The upload thread fails while the queue is full (or while the end is being
+    queued): the writer's next write or commit raises it, never waits forever."""
+    import time
+
+    class File:
+        def write(self, b):
+            time.sleep(0.2)
+            raise OSError("injected 503 Slow Down")
+
+        def discard(self):
+            pass
+
+    class FS:
+        protocol = ("s3", "s3a")
+
+        def open(self, *a, **k):
+            return File()
+
+    monkeypatch.setattr(remote, "filesystem", lambda url, opts=None: (FS(), "b/k"))
+    for blocks in (1, 40):
+        d = remote.RemoteDestination("s3://b/k", {"part_size": 5 << 20})
+        d.open()
+        with pytest.raises(StorageError, match=r"^s3://b/k: upload failed: OSError: "
+                                               r"injected 503"):
+            for _ in range(blocks):
+                d.write(b"x" * (1 << 20))
+            d.commit()
+        d.discard()
+        assert not d._thread.is_alive()

@@ -323,3 +323,14 @@ def test_upload_thread_failure_reaches_the_writer(monkeypatch):
             d.commit()
         d.discard()
         assert not d._thread.is_alive()
+
+
+def test_writer_dropped_without_close_leaves_nothing():
+    import gc
+    import fsspec
+    url = f"memory://arch/{uuid.uuid4().hex}.dcz"
+    w = open_dump(url, "w")
+    w.set_info(server_version="16.0", client_encoding="UTF8")
+    del w
+    gc.collect()
+    assert not fsspec.filesystem("memory").exists(url)

@@ -150,6 +150,15 @@ class _UploadFile(io.RawIOBase):
             self._dest.discard()
             super().close()
 
+    def __del__(self) -> None:
+        # io's default closes (here: completes the upload) when collected; a writer
+        # dropped without close() left an unfinished archive: abort instead
+        if not self.closed:
+            try:
+                self.discard()
+            except Exception:
+                pass
+
     def close(self) -> None:
         if not self.closed:
             try:

@@ -85,8 +85,8 @@ def setup_data(dsn: str, size_mb: int, table: str) -> int:
         conn.execute(f"DROP TABLE IF EXISTS {table}")
         conn.execute(f"""CREATE TABLE {table} (id bigint PRIMARY KEY, a int, t text,
                          n numeric(12,2), ts timestamptz)""")
-        conn.execute(f"""INSERT INTO {table} SELECT g, (g * 7919) % 100000,
-                         md5(g::text) || md5((g * 3)::text) || md5((g * 5)::text),
+        conn.execute(f"""INSERT INTO {table} SELECT g, ((g::bigint * 7919) % 100000)::int,
+                         md5(g::text) || md5((g::bigint * 3)::text) || md5((g::bigint * 5)::text),
                          (g % 1000000) / 100.0, '2020-01-01'::timestamptz + g * interval '1 s'
                          FROM generate_series(1, {rows}) g""")
         conn.execute(f"VACUUM ANALYZE {table}")

@@ -19,7 +19,9 @@ Cases, each round, each in its own child process (wall time and peak RSS from
 The S3 endpoint is moto's standalone server (``python -m moto.server``) in its own
 process on 127.0.0.1, so the client's figures include HTTP and the server's Python
 work competes for the same cores: the ratios say what the upload path costs here,
-not what a real S3 would do.  Reported: median seconds with min-max over
+not what a real S3 would do.  moto also answers each ranged GET by copying the
+whole object (``FakeKey.value``), so every range request of ``load s3`` costs the
+server the object's size: the load figures on moto are pessimistic.  Reported: median seconds with min-max over
 ``--rounds`` (at least 5 by default), MB/s of COPY data, peak RSS, and the ratios
 s3/local and dumpcodec/pg_dump.  ``--memory-size`` MB of data are dumped to S3 once
 (``--compress none``: the archive is as large as the data) and its peak RSS is

@@ -7,7 +7,7 @@ and the filesystem.
 
 Reading (:class:`RangedReader`): a seekable, read-only file object that fetches byte
 ranges (``fs.cat_file(path, start, end)``: an HTTP ranged GET on S3) with a read-ahead
-that starts small after each seek and doubles while reading goes on in order, so that
+that starts small after a seek and doubles while reading goes on in order, so that
 ``ls`` (the locator, then the manifest at the end) and one table's members cost a few
 small requests, while a whole pass streams in large ones.  Every reader has its own
 buffer: ``load -j N`` opens one per worker and reads members in parallel.
@@ -292,8 +292,11 @@ class RangedReader(io.RawIOBase):
         end_buf = self._buf_start + len(self._buf)
         if not (self._buf_start <= self._pos < end_buf):
             sequential = self._pos == end_buf and self._buf
+            # after a seek, a quarter of what the last run in order reached: reading
+            # member after member of one table (read_members) starts large again,
+            # while the small reads of ls (head, locator, manifest) stay small
             self._ahead = (min(self._ahead * 2, MAX_READ_AHEAD) if sequential
-                           else MIN_READ_AHEAD)
+                           else max(MIN_READ_AHEAD, self._ahead // 4))
             # not ``want``: a decompressor asks for a megabyte of input where one
             # small member may be all that is needed
             n = min(self._ahead, self.size - self._pos)

@@ -723,6 +723,20 @@ class _Destination:
                 os.unlink(self.tmp)
 
 
+def _destination(dest: Union[str, os.PathLike, IO[bytes]],
+                 storage_options: Optional[Dict[str, Any]]) -> Any:
+    """A URL's upload (dumpcodec.archive.remote: completed on success, aborted on
+    failure), else a local :class:`_Destination`; ``file://`` is a local path."""
+    if isinstance(dest, str) and "://" in dest:
+        from .archive import remote
+        if remote.is_url(dest):
+            path = remote.local_path(dest)
+            if path is None:
+                return remote.RemoteDestination(dest, storage_options)
+            dest = path
+    return _Destination(dest)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -747,8 +761,8 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
                 sequences: Optional[Sequence[str]] = None,
                 progress: Optional[Progress] = None,
                 binary: bool = True,
-                split_larger_than: int = dump_split.DEFAULT_SPLIT_LARGER_THAN
-                ) -> DumpSummary:
+                split_larger_than: int = dump_split.DEFAULT_SPLIT_LARGER_THAN,
+                storage_options: Optional[Dict[str, Any]] = None) -> DumpSummary:
     """Dump the tables ``selectors`` name into an archive at ``dest``.
 
     ``selectors``: None for every user table (as pg_dump without switches: outside
@@ -762,7 +776,10 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
     ``conninfo_or_conn``: a conninfo string (URI or ``key=value``; empty for the libpq
     environment) or an open psycopg connection that is not inside a transaction (it is
     used for the snapshot and left open).  ``dest``: a path (written atomically), a
-    binary file object, or ``'-'`` for stdout.  ``backend`` ``'zstd'`` (default), ``'gzip'``
+    URL (``s3://bucket/key`` or any fsspec URL, with ``storage_options``: uploaded as
+    a multipart upload while the dump runs, the object appearing only when the dump
+    succeeded; see :mod:`dumpcodec.archive.remote`), a binary file object, or ``'-'``
+    for stdout.  ``backend`` ``'zstd'`` (default), ``'gzip'``
     or None/``'tar'`` (uncompressed); ``level`` (the backend's default when None) and
     ``chunk_size`` go to :func:`dumpcodec.archive.open_dump`.  ``jobs``: parallel
     connections (with a connection object, workers connect with its conninfo).
@@ -799,7 +816,7 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
     own_conn = not isinstance(conninfo_or_conn, psycopg.Connection)
     conn = _connect(conninfo_or_conn) if own_conn else conninfo_or_conn
     old_autocommit = None
-    destination = _Destination(dest)
+    destination = _destination(dest, storage_options)
     writer = None
     try:
         if not own_conn:

@@ -47,6 +47,12 @@ class IncompleteArchiveError(ArchiveError):
     """An archive whose writer did not finish (no end marker, truncated)."""
 
 
+class StorageError(ArchiveError):
+    """Object storage (an fsspec URL: ``s3://``, ``gs://``, ...) failed for good, after
+    the retries of transient errors: the message names the URL and the reason in one
+    line, never a credential."""
+
+
 class ChecksumError(ArchiveError):
     """A member's content does not match the checksum in the manifest."""
 

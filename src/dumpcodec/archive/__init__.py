@@ -24,7 +24,8 @@ Modules, each below the ones after it: :mod:`.limits` (sizes and limits),
 :mod:`.streams` (file-object helpers), :mod:`.dachs` (the DaCHS layout),
 :mod:`.walker` (one pass enforcing the layout), :mod:`.verify`, :mod:`.reader`
 (DumpReader), :mod:`.writer` (DumpWriter, TableWriter), :mod:`.registry`
-(register_backend, open_dump) and :mod:`.tarball` (the backends).
+(register_backend, open_dump) and :mod:`.tarball` (the backends); :mod:`.remote`
+(archives at fsspec URLs: ranged reads, multipart uploads; imported only for a URL).
 """
 from __future__ import annotations
 
@@ -43,20 +44,23 @@ from .writer import DumpWriter, TableWriter
 if TYPE_CHECKING:
     # open_dump's result by mode, for type checkers: a reader for "r", a writer for "w"
     import os
-    from typing import Any, BinaryIO, Literal, Optional, Union, overload
+    from typing import Any, BinaryIO, Literal, Mapping, Optional, Union, overload
 
     @overload
     def open_dump(path_or_file: Union[str, "os.PathLike[str]", BinaryIO],
-                  mode: Literal["r", "rb"] = "r", backend: Optional[str] = None,
+                  mode: Literal["r", "rb"] = "r", backend: Optional[str] = None, *,
+                  storage_options: Optional[Mapping[str, Any]] = None,
                   **options: Any) -> DumpReader: ...
 
     @overload
     def open_dump(path_or_file: Union[str, "os.PathLike[str]", BinaryIO],
-                  mode: Literal["w", "wb"], backend: Optional[str] = None,
+                  mode: Literal["w", "wb"], backend: Optional[str] = None, *,
+                  storage_options: Optional[Mapping[str, Any]] = None,
                   **options: Any) -> DumpWriter: ...
 
     def open_dump(path_or_file: Union[str, "os.PathLike[str]", BinaryIO],
-                  mode: str = "r", backend: Optional[str] = None,
+                  mode: str = "r", backend: Optional[str] = None, *,
+                  storage_options: Optional[Mapping[str, Any]] = None,
                   **options: Any) -> Union[DumpReader, DumpWriter]: ...
 else:
     from .registry import open_dump

@@ -9,7 +9,7 @@ backend named, or for reading the one whose magic bytes the input starts with.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple, Type, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Type, Union
 
 from ..errors import ArchiveError
 from .reader import DumpReader
@@ -58,12 +58,18 @@ def _detect(head: bytes) -> Backend:
 
 
 def open_dump(path_or_file: Source, mode: str = "r",
-              backend: Optional[str] = None, **options: Any
+              backend: Optional[str] = None, *,
+              storage_options: Optional[Mapping[str, Any]] = None, **options: Any
               ) -> Union[DumpReader, DumpWriter]:
     """Open an archive for reading (``mode='r'``) or writing (``mode='w'``).
 
-    ``path_or_file``: a path, ``'-'`` for stdin/stdout, or a binary file object
-    (never closed by the reader/writer; a path is).  A path that is not a regular
+    ``path_or_file``: a path, ``'-'`` for stdin/stdout, a URL (``s3://bucket/key``,
+    ``gs://``, ``az://``, ``memory://``, ``file://``: any fsspec URL, configured by
+    ``storage_options`` and the filesystem's own environment; see
+    :mod:`.remote`), or a binary file object
+    (never closed by the reader/writer; a path is).  A URL is read by ranged
+    requests (random access, like a regular file); written, it is uploaded as the
+    writer goes and appears when the writer is closed.  A path that is not a regular
     file (a FIFO, ``/dev/stdin`` on a pipe) is read in one pass, never sought
     (:func:`~.streams.is_random_access`); a directory raises ArchiveError.  Reading
     picks the backend by ``backend`` name or else by the input's magic bytes (zstd,
@@ -77,7 +83,7 @@ def open_dump(path_or_file: Source, mode: str = "r",
     if backend is not None and backend not in backends:
         raise ArchiveError(f"unknown archive backend {backend!r} (known: "
                            f"{', '.join(backends)})")
-    fileobj, closefd = open_source(path_or_file, writing)
+    fileobj, closefd = open_source(path_or_file, writing, storage_options)
     try:
         if writing:
             b = backends[backend or DEFAULT_BACKEND]

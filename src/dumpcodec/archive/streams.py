@@ -12,7 +12,7 @@ import io
 import os
 import stat
 import sys
-from typing import Any, BinaryIO, Tuple, Union
+from typing import Any, BinaryIO, Mapping, Optional, Tuple, Union
 
 from ..errors import ArchiveError
 
@@ -26,6 +26,9 @@ def _is_path(source: Any) -> bool:
 
 def is_random_access(source: Source) -> bool:
     """Whether ``source`` can be read at any offset, as often as wanted.
+
+    A URL (``s3://...``, any fsspec URL: :mod:`.remote`) is: objects are read by
+    ranged requests, and each reader opens its own handle (no request is made here).
 
     ``source`` is what :func:`~.registry.open_dump` takes.  A path: True for a
     regular file (or a block device), which can also be opened again, e.g. once per
@@ -41,6 +44,12 @@ def is_random_access(source: Source) -> bool:
     if _is_path(source):
         if os.fsdecode(source) == "-":
             return False
+        if _is_url(source):
+            from .remote import local_path
+            path = local_path(os.fsdecode(source))
+            if path is None:
+                return True
+            source = path
         mode = _stat(source).st_mode
         return stat.S_ISREG(mode) or stat.S_ISBLK(mode)
     try:
@@ -60,18 +69,39 @@ def _stat(path: Any) -> os.stat_result:
     return st
 
 
-def open_source(source: Source, writing: bool) -> Tuple[BinaryIO, bool]:
+def _is_url(source: Any) -> bool:
+    # a plain path never imports fsspec (nor .remote)
+    return isinstance(source, (str, bytes)) and b"://" in os.fsencode(source)
+
+
+def open_source(source: Source, writing: bool,
+                storage_options: Optional[Mapping[str, Any]] = None
+                ) -> Tuple[BinaryIO, bool]:
     """The binary file object for ``source`` and whether it was opened here (and so
     is to be closed by whoever gets it).
 
     ``'-'`` is stdout when ``writing``, else stdin; another path is opened (a
-    directory raises ArchiveError, other failures OSError as ``open`` does); a file
+    directory raises ArchiveError, other failures OSError as ``open`` does); a URL
+    (``s3://bucket/key``, any fsspec URL, with ``storage_options``) is read by
+    ranged requests (:class:`.remote.RangedReader`) and written as one upload (the
+    object appears when the writer is closed; to have it appear only after a
+    successful dump, :func:`dumpcodec.create_dump` aborts it on failure); a file
     object is returned as it is.
     """
     if not _is_path(source):
         return source, False
     if os.fsdecode(source) == "-":
         return (sys.stdout.buffer if writing else sys.stdin.buffer), False
+    if _is_url(source):
+        from . import remote
+        url = os.fsdecode(source)
+        if remote.is_url(url):
+            path = remote.local_path(url)
+            if path is None:
+                if writing:
+                    return _UploadFile(remote.RemoteDestination(url, storage_options)), True
+                return remote.RangedReader(url, storage_options), True
+            source = path
     try:
         return open(source, "wb" if writing else "rb"), True
     except IsADirectoryError:
@@ -99,6 +129,45 @@ class CountingWriter:
 
     def flush(self) -> None:
         self.raw.flush()
+
+
+class _UploadFile(io.RawIOBase):
+    """A remote destination as a file: closing it completes the upload (the object
+    appears); :meth:`discard` aborts it."""
+
+    def __init__(self, dest: Any):
+        self._dest = dest
+        dest.open()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        return self._dest.write(b)
+
+    def discard(self) -> None:
+        if not self.closed:
+            self._dest.discard()
+            super().close()
+
+    def __del__(self) -> None:
+        # io's default closes (here: completes the upload) when collected; a writer
+        # dropped without close() left an unfinished archive: abort instead
+        if not self.closed:
+            try:
+                self.discard()
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._dest.commit()
+            except BaseException:
+                self._dest.discard()
+                raise
+            finally:
+                super().close()
 
 
 class PrefixReader(io.RawIOBase):

@@ -550,7 +550,7 @@ class DumpWriter:
                     self._out.flush()
             finally:
                 if self._closefd:
-                    self._raw.close()
+                    self._close_raw()
 
     def abort(self) -> None:
         """Give up: no manifest or end marker will be written (the archive stays
@@ -566,9 +566,18 @@ class DumpWriter:
                 pass  # the stream may be what broke
             if self._closefd:
                 try:
-                    self._raw.close()
+                    self._close_raw()
                 except Exception:
                     pass
+
+    def _close_raw(self) -> None:
+        # an upload we opened (open_dump on a URL) is aborted, never completed, when
+        # the archive failed: no object appears under the name (.remote)
+        discard = getattr(self._raw, "discard", None)
+        if self._failed and discard is not None:
+            discard()
+        else:
+            self._raw.close()
 
     # ---- internals
     @staticmethod

@@ -50,6 +50,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+STORAGE_OPTION_HELP = (
+    "for an archive at a URL (s3://bucket/key, gs://, az://, any fsspec URL): an "
+    "option of its filesystem, KEY=VALUE (repeatable; VALUE read as JSON where it is, "
+    "dotted keys nest), e.g. --storage-option endpoint_url=http://127.0.0.1:9000 "
+    "--storage-option client_kwargs.region_name=eu-west-1 (S3 also reads the AWS "
+    "environment and profile: AWS_ENDPOINT_URL, AWS_PROFILE, ...)")
+
+
+def add_storage_option(p: argparse.ArgumentParser) -> None:
+    """``--storage-option KEY=VALUE`` (repeatable) on a command taking an archive."""
+    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
+                   dest="storage_option", help=STORAGE_OPTION_HELP)
+
+
+def storage_options(args: argparse.Namespace) -> Optional[dict]:
+    """The ``--storage-option`` pairs as the library's ``storage_options`` (None
+    without any: a plain path never imports fsspec)."""
+    pairs = getattr(args, "storage_option", None)
+    if not pairs:
+        return None
+    from ..archive.remote import storage_options_from
+    return storage_options_from(pairs)
+
+
 def _one_line(exc: BaseException) -> str:
     # libpq's messages span lines ("... failed: ...\n\tIs the server running ...")
     return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())

@@ -2,8 +2,10 @@
 
 ``ls`` lists the tables (rows, sizes, dump time, definition, format); ``verify``
 reads everything and checks checksums, COPY framing, row counts and completeness;
-``cat`` streams one table's rows as CSV or JSON lines.  An archive may be a path or
-``-`` (stdin); the backend is recognised by its magic bytes.
+``cat`` streams one table's rows as CSV or JSON lines.  An archive may be a path,
+``-`` (stdin) or a URL (``s3://bucket/key``, any fsspec URL, read by ranged
+requests: ``ls`` and ``cat`` fetch the manifest and the members they need, not the
+whole object); the backend is recognised by its magic bytes.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import sys
 from typing import Any, List
 
 from ..progress import human_bytes
-from . import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from . import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_storage_option, storage_options
 
 _LS_EPILOG = """\
 examples:
@@ -24,6 +26,7 @@ examples:
   dumpcodec ls --json backup.dump       the same as JSON (with definitions)
   ssh host cat backup.dump | dumpcodec ls -
   dumpcodec ls old-dachs-dump.tar.gz    DaCHS dumps list too (no definitions)
+  dumpcodec ls s3://backups/shop.dcz    ranged reads: the locator and manifest only
 
 exit status: 0 listed, 2 incomplete archive (writer did not finish) or unreadable
 """
@@ -34,6 +37,7 @@ examples:
   dumpcodec verify --no-scan big.dump   checksums and structure only (faster)
   dumpcodec verify --json backup.dump   the result as a JSON report (docs/JSON.md)
   zstdcat backup.dump | zstd | dumpcodec verify -
+  dumpcodec verify s3://backups/shop.dcz --storage-option profile=backup
 
 exit status: 0 everything holds, 1 some member or table is bad, 2 incomplete or
 unreadable archive.  Each problem is one line on stderr naming member and table.
@@ -44,6 +48,7 @@ examples:
   dumpcodec cat backup.dump public.orders | head
   dumpcodec cat backup.dump public.orders --format jsonl --limit 10
   dumpcodec cat --raw backup.dump public.t   raw field bytes as \\x hex, no type decoding
+  dumpcodec cat s3://backups/shop.dcz public.orders   only that table's members are read
 
 values: NULL is an empty field in CSV and null in JSON; bytea as \\x hex; dates and
 times in ISO 8601; numeric as exact decimal text.  CSV quotes fields holding a comma,
@@ -58,9 +63,10 @@ def register(subparsers) -> None:
         description="List the tables of an archive: rows, raw and compressed sizes, "
                     "dump time (UTC), whether a definition is stored, COPY format.",
         epilog=_LS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dump", help="archive path, or - for stdin")
+    p.add_argument("dump", help="archive path, URL (s3://bucket/key, ...), or - for stdin")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--backend", help="force a backend (zstd, gzip, tar, dachs)")
+    add_storage_option(p)
     p.set_defaults(func=cmd_ls)
 
     p = subparsers.add_parser(
@@ -69,20 +75,21 @@ def register(subparsers) -> None:
                     "framing and row count against the footers and manifest, the "
                     "index and the end marker.  No database needed.",
         epilog=_VERIFY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dump", help="archive path, or - for stdin")
+    p.add_argument("dump", help="archive path, URL (s3://bucket/key, ...), or - for stdin")
     p.add_argument("--no-scan", action="store_true",
                    help="skip the COPY framing scan (checksums and structure only)")
     p.add_argument("--backend", help="force a backend (zstd, gzip, tar, dachs)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON report on stdout (docs/JSON.md), e.g. "
                         "verify x.dcz --json")
+    add_storage_option(p)
     p.set_defaults(func=cmd_verify)
 
     p = subparsers.add_parser(
         "cat", help="print one table's rows as CSV or JSON lines",
         description="Stream the decoded rows of one table.",
         epilog=_CAT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dump", help="archive path, or - for stdin")
+    p.add_argument("dump", help="archive path, URL (s3://bucket/key, ...), or - for stdin")
     p.add_argument("table", help="table id as shown by 'dumpcodec ls'")
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv",
                    help="output format (default csv)")
@@ -93,6 +100,7 @@ def register(subparsers) -> None:
     p.add_argument("--raw", action="store_true",
                    help="do not decode values: each field as \\x hex of its bytes")
     p.add_argument("--backend", help="force a backend (zstd, gzip, tar, dachs)")
+    add_storage_option(p)
     p.set_defaults(func=cmd_cat)
 
 
@@ -100,7 +108,8 @@ def register(subparsers) -> None:
 
 def _open(args):
     from ..archive import open_dump
-    return open_dump(args.dump, "r", backend=args.backend)
+    return open_dump(args.dump, "r", backend=args.backend,
+                     storage_options=storage_options(args))
 
 
 def _size(n) -> str:
@@ -175,7 +184,11 @@ def cmd_verify(args) -> int:
         report = reader.verify(scan=not args.no_scan)
     if args.json:
         from ..report import verify_report
-        json.dump(verify_report(report, scanned=not args.no_scan, archive=args.dump),
+        archive = args.dump
+        if "://" in archive:
+            from ..archive.remote import shown_url
+            archive = shown_url(archive)      # no user info (credentials) in the report
+        json.dump(verify_report(report, scanned=not args.no_scan, archive=archive),
                   sys.stdout, indent=1, ensure_ascii=False)
         sys.stdout.write("\n")
         return EXIT_OK if report.ok else EXIT_USAGE if not report.complete else EXIT_FAILED

@@ -14,7 +14,7 @@ import sys
 import textwrap
 from typing import Dict, List, Optional
 
-from . import EXIT_FAILED, EXIT_OK
+from . import EXIT_FAILED, EXIT_OK, add_storage_option, storage_options
 from ..progress import JsonProgress, TerminalProgress, human_bytes, human_rate
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
@@ -119,7 +119,8 @@ def cmd_create(args) -> int:
                           snapshot=args.snapshot, where=where or None,
                           columns=columns or None, partitions=args.partitions,
                           progress=progress, binary=args.format == "binary",
-                          split_larger_than=args.split_larger_than)
+                          split_larger_than=args.split_larger_than,
+                          storage_options=storage_options(args))
     if args.json:
         _print_json(summary.to_dict())
         return EXIT_OK
@@ -163,7 +164,8 @@ def cmd_load(args) -> int:
                            allow_attach=args.allow_attach,
                            allow_external_fks=args.allow_fk_to_existing,
                            resume=args.resume,
-                           stage_larger_than=args.stage_larger_than)
+                           stage_larger_than=args.stage_larger_than,
+                           storage_options=storage_options(args))
     if args.json:
         _print_json(summary.to_dict())
         return EXIT_FAILED if summary.failed else EXIT_OK
@@ -203,7 +205,8 @@ def _offline(args, selection) -> int:
         write = restore_list if args.list else restore_script
         plan = write(args.dump, out, tables=args.table or None, selection=selection,
                      target_schema=args.target_schema, indexes=not args.no_indexes,
-                     allow_attach=args.allow_attach)
+                     allow_attach=args.allow_attach,
+                     storage_options=storage_options(args))
     finally:
         if close:
             out.close()
@@ -233,6 +236,8 @@ _CREATE_EPILOG = textwrap.dedent("""\
       dumpcodec create -t sales.items --where 'sales.items=created > now() - interval ''1 day''' \\
                        --columns sales.items=id,sku,qty -o recent.dcz
       PGDATABASE=shop dumpcodec create --compress none -o - | ssh backup 'cat > shop.dc'
+      dumpcodec create -j 4 -o s3://backups/shop.dcz             # pip install 'dumpcodec[s3]'
+      AWS_ENDPOINT_URL=http://127.0.0.1:9000 dumpcodec create -o s3://b/x.dcz
 
     Selection, as pg_dump 17: without -t or -n, every table outside the system schemas
     (not of an extension).  -t: schema.table, a bare table or schema name, or a
@@ -267,6 +272,7 @@ _LOAD_EPILOG = textwrap.dedent("""\
       dumpcodec create -o - --dsn dbname=src | dumpcodec load - --dsn dbname=dst
       dumpcodec load dachs.dump --table-map 'myrd#main=myschema.main' --if-exists append
       dumpcodec load stranger.dcz --role restorer --target-schema quarantine
+      dumpcodec load s3://backups/shop.dcz -j 4 --storage-option profile=backup
 
     Each table is restored in its own transaction; a table that fails is reported and
     the others go on.  Exit status: 0 all restored, 1 some tables failed, 2 bad input.
@@ -327,7 +333,9 @@ def register(subparsers) -> None:
                         "default: all tables")
     _add_selection(p, restore=False)
     p.add_argument("-o", "--output", required=True, metavar="FILE",
-                   help="archive to write ('-' for stdout); written atomically")
+                   help="archive to write ('-' for stdout; a URL such as "
+                        "s3://bucket/key uploads it); written atomically: the file or "
+                        "object appears only when the dump succeeded")
     p.add_argument("--dsn", help="connection URI or key=value conninfo "
                                  "(default: the PG* environment)")
     p.add_argument("-j", "--jobs", type=_positive, default=1, metavar="N",
@@ -364,13 +372,15 @@ def register(subparsers) -> None:
                         "JSON object a second on stderr (docs/JSON.md), e.g. "
                         "--progress json 2> progress.jsonl")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    add_storage_option(p)
     p.set_defaults(func=cmd_create)
 
     p = subparsers.add_parser(
         "load", help="restore an archive into a live database",
         description="Restore a dumpcodec (or DaCHS) archive, one transaction per table.",
         epilog=_LOAD_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dump", metavar="DUMP", help="archive to read ('-' for stdin)")
+    p.add_argument("dump", metavar="DUMP",
+                   help="archive to read ('-' for stdin; or a URL: s3://bucket/key, ...)")
     p.add_argument("--dsn", help="connection URI or key=value conninfo "
                                  "(default: the PG* environment)")
     p.add_argument("-t", "--table", action="append", metavar="SEL",
@@ -434,4 +444,5 @@ def register(subparsers) -> None:
                         "JSON object a second on stderr (docs/JSON.md), e.g. "
                         "--progress json 2> progress.jsonl")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    add_storage_option(p)
     p.set_defaults(func=cmd_load)

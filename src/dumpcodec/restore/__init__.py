@@ -95,8 +95,12 @@ def restore_dump(conninfo: str,
                  allow_external_fks: bool = False,
                  selection: Optional[Selection] = None,
                  resume: bool = False,
-                 stage_larger_than: int = DEFAULT_STAGE_LARGER_THAN) -> RestoreSummary:
-    """Restore the archive ``source`` (path, binary file object, or ``'-'`` for stdin).
+                 stage_larger_than: int = DEFAULT_STAGE_LARGER_THAN,
+                 storage_options: Optional[Dict[str, Any]] = None) -> RestoreSummary:
+    """Restore the archive ``source`` (path, binary file object, or ``'-'`` for stdin,
+    or a URL: ``s3://bucket/key`` or any fsspec URL, read by ranged requests, one
+    reader per worker, configured by ``storage_options`` and the filesystem's own
+    environment; see :mod:`dumpcodec.archive.remote`).
 
     ``tables``: table ids or shell patterns (also matched against ``schema.name``) to
     restore, all when None.  ``target_schema``: restore every table into this schema.
@@ -141,5 +145,7 @@ def restore_dump(conninfo: str,
                           role=role,
                           trust_extensions=trust_extensions, allow_attach=allow_attach,
                           allow_external_fks=allow_external_fks, resume=resume,
-                          stage_larger_than=stage_larger_than, selection=selection)
+                          stage_larger_than=stage_larger_than, selection=selection,
+                          storage_options=dict(storage_options) if storage_options
+                          else None)
     return RestoreRun(conninfo, source, opts).run()

@@ -55,6 +55,8 @@ class RestoreOptions:
     stage_larger_than: int = staged.DEFAULT_STAGE_LARGER_THAN
     #: pg_restore's -n/-N/-T/--filter switches (:mod:`.choose`)
     selection: Optional[Selection] = None
+    #: fsspec options of an archive at a URL (dumpcodec.archive.remote)
+    storage_options: Optional[Dict[str, Any]] = None
 
     def check(self) -> None:
         if self.if_exists not in IF_EXISTS:
@@ -218,7 +220,8 @@ class RestoreRun:
 
     def run(self) -> RestoreSummary:
         t_start = time.perf_counter()
-        self.reader = open_dump(self.source, "r")
+        self.reader = open_dump(self.source, "r",
+                                storage_options=self.opts.storage_options)
         self.pool = Pool(self.conninfo, self.opts.jobs,
                          lambda: self.reader.info.get("client_encoding") or None,
                          self.opts.role)
@@ -289,7 +292,7 @@ class RestoreRun:
             r = getattr(local, "reader", None)
             if r is None:
                 src = self.source if not hasattr(self.source, "name") else self.source.name
-                r = open_dump(src, "r")
+                r = open_dump(src, "r", storage_options=opts.storage_options)
                 local.reader = r
                 with self.lock:
                     readers.append(r)

@@ -79,8 +79,10 @@ class RestorePlan:
     info: Dict[str, Any] = field(default_factory=dict)
 
 
-def _items(source: Union[str, os.PathLike, IO[bytes]]) -> Tuple[List[Item], Dict[str, Any]]:
-    with open_dump(source, "r") as reader:
+def _items(source: Union[str, os.PathLike, IO[bytes]],
+           storage_options: Optional[Dict[str, Any]] = None
+           ) -> Tuple[List[Item], Dict[str, Any]]:
+    with open_dump(source, "r", storage_options=storage_options) as reader:
         if isinstance(source, (str, os.PathLike)) and os.fspath(source) != "-":
             items = [select.item_from(t) for t in reader.tables()]
         else:
@@ -102,7 +104,8 @@ def build_plan(source: Union[str, os.PathLike, IO[bytes]], *,
                tables: Optional[Sequence[str]] = None,
                selection: Optional[Selection] = None,
                target_schema: Optional[str] = None, indexes: bool = True,
-               allow_attach: bool = False) -> RestorePlan:
+               allow_attach: bool = False,
+               storage_options: Optional[Dict[str, Any]] = None) -> RestorePlan:
     """The statements a restore of ``source`` would run (options as for
     :func:`~dumpcodec.restore.restore_dump`), table by table, no connection."""
     import sys
@@ -111,7 +114,10 @@ def build_plan(source: Union[str, os.PathLike, IO[bytes]], *,
     else:
         name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else \
             str(getattr(source, "name", "a stream"))
-    items, info = _items(source)
+        if "://" in name:
+            from ..archive.remote import shown_url
+            name = shown_url(name)
+    items, info = _items(source, storage_options)
     plan = RestorePlan(name, info=info)
     items, unmatched = choose.choose(items, tables, selection)
     plan.warnings += [f"no matching tables were found for {u}" for u in unmatched]

@@ -49,6 +49,7 @@ from .copy import HEADER, TRAILER
 from .archive import open_dump
 from .errors import DumpError, SchemaError, SelectorError
 from .progress import Progress
+from .schema.catalog import type_facts
 from .schema.text_columns import EMPTY_SEARCH_PATH, dump_select_list, text_columns
 
 log = logging.getLogger(__name__)
@@ -140,25 +141,19 @@ def _begin_snapshot(conn: psycopg.Connection, snapshot: Optional[str]) -> None:
 
 # -- binary capability ----------------------------------------------------------------
 
-_TYPE_INFO_SQL = """
-SELECT t.typsend <> 0 AND t.typreceive <> 0, t.typtype, t.typbasetype, t.typrelid,
-       CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem ELSE 0 END,
-       COALESCE((SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid), 0),
-       COALESCE((SELECT r.rngtypid FROM pg_catalog.pg_range r
-                 WHERE r.rngmultitypid = t.oid), 0)
-FROM pg_catalog.pg_type t WHERE t.oid = %s
-"""
-
-
 def binary_capable(conn: psycopg.Connection, type_oids: Sequence[int],
-                   cache: Optional[Dict[int, bool]] = None) -> bool:
+                   cache: Optional[Dict[int, bool]] = None,
+                   facts: Optional[Dict[int, Any]] = None) -> bool:
     """Whether every type (and every type inside it) has binary send and receive.
 
     Follows domains to their base type, arrays to their element, composites to their
     attributes and ranges/multiranges to their subtype: binary COPY of a container fails
     when any part has no send/receive function (aclitem, some extension types).
+    ``cache`` (answers) and ``facts`` (:func:`dumpcodec.schema.catalog.type_facts`) may
+    be shared between calls: the types not seen before are read in one query.
     """
     cache = {} if cache is None else cache
+    facts = type_facts(conn, [o for o in type_oids if o not in cache], facts)
 
     def ok(oid: int, depth: int = 0) -> bool:
         if oid in cache:
@@ -166,27 +161,13 @@ def binary_capable(conn: psycopg.Connection, type_oids: Sequence[int],
         if depth > 30:
             return False
         cache[oid] = True    # provisional: breaks cycles through composites
-        row = conn.execute(_TYPE_INFO_SQL, (oid,)).fetchone()
-        if row is None:
-            cache[oid] = False
-            return False
-        has, typtype, base, relid, elem, sub, rng = row
-        good = bool(has)
-        if good and typtype == "d" and base:
-            good = ok(base, depth + 1)
-        if good and elem:
-            good = ok(elem, depth + 1)
-        if good and sub:
-            good = ok(sub, depth + 1)
-        if good and rng:
-            good = ok(rng, depth + 1)
-        if good and typtype == "c" and relid:
-            for (aoid,) in conn.execute(
-                    "SELECT atttypid FROM pg_catalog.pg_attribute WHERE attrelid = %s "
-                    "AND attnum > 0 AND NOT attisdropped", (relid,)).fetchall():
-                if not ok(aoid, depth + 1):
-                    good = False
-                    break
+        f = facts.get(oid)
+        good = f is not None and f.binary
+        if good:
+            parts = [p for p in (f.base, f.elem, f.sub, f.range) if p]
+            if f.typtype == "c" and f.relid:
+                parts += f.attributes
+            good = all(ok(p, depth + 1) for p in parts)
         cache[oid] = good
         return good
 
@@ -234,6 +215,33 @@ def _select(conn: psycopg.Connection, selectors: Selectors,
     return schema.Resolved(refs)
 
 
+_NAMES = ("ROWS FROM (pg_catalog.unnest(%s::pg_catalog.text[]), "
+          "pg_catalog.unnest(%s::pg_catalog.text[])) WITH ORDINALITY AS x(s, n, i) "
+          "JOIN pg_catalog.pg_namespace rn ON rn.nspname = x.s "
+          "JOIN pg_catalog.pg_class r ON r.relnamespace = rn.oid AND r.relname = x.n")
+
+
+def _by_name(refs) -> Tuple[List[str], List[str]]:
+    """The parameters of a query FROM :data:`_NAMES` (one row per ref, ``x.i`` from 1)."""
+    return [r.schema for r in refs], [r.name for r in refs]
+
+
+def _partition_trees(conn: psycopg.Connection, refs) -> List[list]:
+    """``(schema, name, relkind, level)`` of the tables in each ref's partition tree
+    (the ref itself, level 0, for a table that is not partitioned), in one query."""
+    trees: List[list] = [[] for _ in refs]
+    if refs:
+        for i, *row in conn.execute(
+                "SELECT x.i, n.nspname, c.relname, c.relkind, t.level FROM " + _NAMES +
+                " CROSS JOIN LATERAL pg_catalog.pg_partition_tree(r.oid) t "
+                "JOIN pg_catalog.pg_class c ON c.oid = t.relid "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p') "
+                "ORDER BY x.i, t.level, n.nspname, c.relname", _by_name(refs)).fetchall():
+            trees[i - 1].append(row)
+    return trees
+
+
 def _resolve(conn: psycopg.Connection, chosen: "schema.Resolved", partitions: str):
     """``(ref, with_data)`` of every table to dump, partitioned ones expanded."""
     if partitions not in ("leaves", "root"):
@@ -245,15 +253,8 @@ def _resolve(conn: psycopg.Connection, chosen: "schema.Resolved", partitions: st
     # intermediate levels) as definitions without data, parents first, so that a
     # restore can create them before the leaves that attach to them
     out, seen = [], set()
-    for ref in refs:
-        tree = conn.execute(
-            "SELECT n.nspname, c.relname, c.relkind, t.level FROM "
-            "pg_catalog.pg_partition_tree(%s::regclass) t "
-            "JOIN pg_catalog.pg_class c ON c.oid = t.relid "
-            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'p') ORDER BY t.level, n.nspname, c.relname",
-            (sql.Identifier(ref.schema, ref.name).as_string(conn),)).fetchall()
-        if not tree or len(tree) == 1:
+    for ref, tree in zip(refs, _partition_trees(conn, refs)):
+        if len(tree) <= 1:
             subs = [(ref, True)]
         else:
             subs = []
@@ -269,6 +270,17 @@ def _resolve(conn: psycopg.Connection, chosen: "schema.Resolved", partitions: st
     return out
 
 
+def _relation_sizes(conn: psycopg.Connection, refs) -> List[Optional[int]]:
+    """pg_total_relation_size of each ref (None for 0: a partitioned table), in one query."""
+    sizes: List[Optional[int]] = [None] * len(refs)
+    if refs:
+        for i, size in conn.execute(
+                "SELECT x.i, pg_catalog.pg_total_relation_size(r.oid) FROM " + _NAMES,
+                _by_name(refs)).fetchall():
+            sizes[i - 1] = size or None
+    return sizes
+
+
 def _lookup_option(opts: Optional[Dict[str, Any]], ref, table_id: str, used: set):
     if not opts:
         return None
@@ -279,74 +291,73 @@ def _lookup_option(opts: Optional[Dict[str, Any]], ref, table_id: str, used: set
     return None
 
 
-def _plan_tables(conn, refs, where, columns, binary: bool = True) -> List[_TablePlan]:
-    plans: List[_TablePlan] = []
-    used_where: set = set()
-    used_cols: set = set()
-    cache: Dict[int, bool] = {}
-    alias_cache: Dict[int, bool] = {}
-    seen_ids = set()
-    for ref, with_data in refs:
-        table_id = ref.table_id
-        if table_id in seen_ids:
-            raise SelectorError(f"two tables would get the same id {table_id!r}")
-        seen_ids.add(table_id)
-        tdef = schema.capture_table(conn, ref.schema, ref.name)
-        cols = schema.copy_columns(tdef)
-        wanted = _lookup_option(columns, ref, table_id, used_cols)
-        if wanted is not None:
-            if isinstance(wanted, str):
-                wanted = [c.strip() for c in wanted.split(",") if c.strip()]
-            unknown = [c for c in wanted if c not in cols]
-            if unknown:
-                raise SchemaError(
-                    f"{table_id}: no column(s) {', '.join(map(repr, unknown))} to dump "
-                    f"(columns: {', '.join(cols)})")
-            if len(set(wanted)) != len(wanted):
-                raise SchemaError(f"{table_id}: a column is named twice in {wanted}")
-            cols = list(wanted)
-        if not cols:
-            raise SchemaError(f"{table_id}: no columns to dump")
-        cond = _lookup_option(where, ref, table_id, used_where)
-        # OID-alias (reg*) and int2vector/oidvector columns travel as text (by name;
-        # see schema.text_columns)
-        as_text = text_columns(conn, tdef, cols, alias_cache)
-        col_oids = [_TEXT_OID if c in as_text else tdef.column(c).type_oid for c in cols]
-        fmt = "binary" if binary and binary_capable(conn, col_oids, cache) else "text"
-        via_root = tdef.kind == "partitioned" and with_data
-        ident = sql.Identifier(ref.schema, ref.name)
-        collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-        if as_text:
-            collist = dump_select_list(tdef, cols, as_text)
-        opts = sql.SQL(" (FORMAT binary)") if fmt == "binary" else sql.SQL("")
-        if cond is None and not via_root and not as_text:
-            query = sql.SQL("COPY {} ({}) TO STDOUT{}").format(ident, collist, opts)
-        else:
-            # A partitioned table (PostgreSQL < 17) and a filter need a query; ONLY keeps
-            # inheritance children out, as plain COPY of a table does.
-            only = sql.SQL("" if via_root else "ONLY ")
-            select = sql.SQL("SELECT {} FROM {}{}").format(collist, only, ident)
-            if cond is not None:
-                if not str(cond).strip():
-                    raise ValueError(f"{table_id}: empty WHERE condition")
-                # the user's own condition, run with the user's own credentials: text
-                select = sql.SQL("{} WHERE {}").format(select, sql.SQL(str(cond)))
-            query = sql.SQL("COPY ({}) TO STDOUT{}").format(select, opts)
-        est = conn.execute(
-            "SELECT pg_catalog.pg_total_relation_size(%s::regclass)",
-            (ident.as_string(conn),)).fetchone()[0]
-        types = ["text[]" if c in as_text and tdef.column(c).is_array
-                 else "text" if c in as_text else t
-                 for c, t in zip(cols, _type_texts(tdef, cols))]
-        plans.append(_TablePlan(table_id, ref.schema, ref.name, tdef, cols, types, fmt,
-                                query if with_data else None,
-                                None if cond is None else str(cond), est or None, via_root,
-                                as_text))
-    for opts_, used, what in ((where, used_where, "--where"), (columns, used_cols, "--columns")):
-        extra = sorted(set(opts_ or {}) - used)
-        if extra:
-            raise SelectorError(f"{what} names table(s) not in the dump: {', '.join(extra)}")
-    # Check each query now (plan only), so that a bad WHERE fails before any output.
+class _TypeAnswers:
+    """Per dump, what each column type needs (binary COPY? travels as text?), each
+    type looked up once; the types of a table not seen before in one query."""
+
+    def __init__(self, conn: psycopg.Connection, binary: bool):
+        self.conn, self.binary = conn, binary
+        self.facts: Dict[int, Any] = {}
+        self.binary_ok: Dict[int, bool] = {}
+        self.alias: Dict[int, bool] = {}
+
+    def prefetch(self, tdefs) -> None:
+        type_facts(self.conn, {c.type_oid for t in tdefs for c in t.columns}, self.facts)
+
+    def text_columns(self, tdef, cols: List[str]) -> List[str]:
+        return text_columns(self.conn, tdef, cols, self.alias, self.facts)
+
+    def format(self, col_oids: List[int]) -> str:
+        return ("binary" if self.binary and binary_capable(self.conn, col_oids,
+                                                           self.binary_ok, self.facts)
+                else "text")
+
+
+def _columns_to_dump(tdef, ref, table_id: str, columns, used: set) -> List[str]:
+    """The table's COPY columns, or the ones ``columns`` names for it (checked)."""
+    cols = schema.copy_columns(tdef)
+    wanted = _lookup_option(columns, ref, table_id, used)
+    if wanted is not None:
+        if isinstance(wanted, str):
+            wanted = [c.strip() for c in wanted.split(",") if c.strip()]
+        unknown = [c for c in wanted if c not in cols]
+        if unknown:
+            raise SchemaError(
+                f"{table_id}: no column(s) {', '.join(map(repr, unknown))} to dump "
+                f"(columns: {', '.join(cols)})")
+        if len(set(wanted)) != len(wanted):
+            raise SchemaError(f"{table_id}: a column is named twice in {wanted}")
+        cols = list(wanted)
+    if not cols:
+        raise SchemaError(f"{table_id}: no columns to dump")
+    return cols
+
+
+def _copy_query(ref, tdef, cols: List[str], as_text: List[str], fmt: str, cond,
+                via_root: bool, table_id: str) -> sql.Composable:
+    """``COPY table (cols) TO STDOUT``, or ``COPY (SELECT ...)`` when a filter, a
+    partitioned root or columns read as text need one."""
+    ident = sql.Identifier(ref.schema, ref.name)
+    collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+    if as_text:
+        collist = dump_select_list(tdef, cols, as_text)
+    opts = sql.SQL(" (FORMAT binary)") if fmt == "binary" else sql.SQL("")
+    if cond is None and not via_root and not as_text:
+        return sql.SQL("COPY {} ({}) TO STDOUT{}").format(ident, collist, opts)
+    # A partitioned table (PostgreSQL < 17) and a filter need a query; ONLY keeps
+    # inheritance children out, as plain COPY of a table does.
+    only = sql.SQL("" if via_root else "ONLY ")
+    select = sql.SQL("SELECT {} FROM {}{}").format(collist, only, ident)
+    if cond is not None:
+        if not str(cond).strip():
+            raise ValueError(f"{table_id}: empty WHERE condition")
+        # the user's own condition, run with the user's own credentials: text
+        select = sql.SQL("{} WHERE {}").format(select, sql.SQL(str(cond)))
+    return sql.SQL("COPY ({}) TO STDOUT{}").format(select, opts)
+
+
+def _check_where(conn: psycopg.Connection, plans: List[_TablePlan]) -> None:
+    """Plan each filtered query now, so that a bad WHERE fails before any output."""
     for p in plans:
         if p.where is None:
             continue
@@ -360,6 +371,46 @@ def _plan_tables(conn, refs, where, columns, binary: bool = True) -> List[_Table
             conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_check")
             raise DumpError(f"{p.table_id}: bad WHERE condition {p.where!r}: "
                             f"{getattr(exc.diag, 'message_primary', None) or exc}") from None
+
+
+def _plan_tables(conn, refs, where, columns, binary: bool = True) -> List[_TablePlan]:
+    """A plan per ``(ref, with_data)``: definitions, sizes and column types read for all
+    tables at once (a handful of queries, not a few per table)."""
+    seen_ids = set()
+    for ref, _ in refs:
+        if ref.table_id in seen_ids:
+            raise SelectorError(f"two tables would get the same id {ref.table_id!r}")
+        seen_ids.add(ref.table_id)
+    tdefs = schema.capture_tables(conn, [(ref.schema, ref.name) for ref, _ in refs])
+    sizes = _relation_sizes(conn, [ref for ref, _ in refs])
+    answers = _TypeAnswers(conn, binary)
+    answers.prefetch(tdefs)
+    plans: List[_TablePlan] = []
+    used_where: set = set()
+    used_cols: set = set()
+    for (ref, with_data), tdef, est in zip(refs, tdefs, sizes):
+        table_id = ref.table_id
+        cols = _columns_to_dump(tdef, ref, table_id, columns, used_cols)
+        cond = _lookup_option(where, ref, table_id, used_where)
+        # OID-alias (reg*) and int2vector/oidvector columns travel as text (by name;
+        # see schema.text_columns)
+        as_text = answers.text_columns(tdef, cols)
+        fmt = answers.format([_TEXT_OID if c in as_text else tdef.column(c).type_oid
+                              for c in cols])
+        via_root = tdef.kind == "partitioned" and with_data
+        query = _copy_query(ref, tdef, cols, as_text, fmt, cond, via_root, table_id)
+        types = ["text[]" if c in as_text and tdef.column(c).is_array
+                 else "text" if c in as_text else t
+                 for c, t in zip(cols, _type_texts(tdef, cols))]
+        plans.append(_TablePlan(table_id, ref.schema, ref.name, tdef, cols, types, fmt,
+                                query if with_data else None,
+                                None if cond is None else str(cond), est, via_root,
+                                as_text))
+    for opts_, used, what in ((where, used_where, "--where"), (columns, used_cols, "--columns")):
+        extra = sorted(set(opts_ or {}) - used)
+        if extra:
+            raise SelectorError(f"{what} names table(s) not in the dump: {', '.join(extra)}")
+    _check_where(conn, plans)
     return plans
 
 

@@ -7,7 +7,7 @@ under which a restore then reads a live table's definition.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import psycopg
 from psycopg import sql
@@ -152,3 +152,70 @@ def sequence_oids(conn: psycopg.Connection,
         "pg_catalog.unnest(%s::pg_catalog.text[])) AS w(s, t) "
         "ON w.s = n.nspname AND w.t = c.relname WHERE c.relkind = 'S'",
         ([s for s, _ in names], [t for _, t in names])).fetchall()]
+
+
+class TypeFacts(NamedTuple):
+    """What the dump asks about a column type: binary send/receive, and the types
+    inside it (a domain's base, an array's element, a range's subtype, a multirange's
+    range, a composite's attributes)."""
+    binary: bool
+    typtype: str
+    base: int
+    relid: int
+    elem: int
+    sub: int
+    range: int
+    attributes: Tuple[int, ...]
+
+    def parts(self) -> List[int]:
+        return [p for p in (self.base, self.elem, self.sub, self.range) if p] + \
+            list(self.attributes)
+
+
+# Every type reachable from the given ones, in one round trip; UNION (not UNION ALL)
+# keeps each type once, which also ends the walk on a cycle through composites.
+_TYPE_FACTS_SQL = """
+WITH RECURSIVE walk(oid) AS (
+    SELECT w.oid FROM pg_catalog.unnest(%s::pg_catalog.oid[]) AS w(oid)
+  UNION
+    SELECT p.part FROM walk JOIN pg_catalog.pg_type t ON t.oid = walk.oid
+    CROSS JOIN LATERAL (
+        SELECT t.typbasetype WHERE t.typtype = 'd'
+        UNION ALL SELECT t.typelem WHERE t.typelem <> 0 AND t.typlen = -1
+        UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid
+        UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r
+                  WHERE r.rngmultitypid = t.oid
+        UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                  WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0
+                    AND NOT a.attisdropped) AS p(part)
+    WHERE p.part <> 0
+)
+SELECT t.oid, t.typsend <> 0 AND t.typreceive <> 0, t.typtype, t.typbasetype, t.typrelid,
+       CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem ELSE 0 END,
+       COALESCE((SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid), 0),
+       COALESCE((SELECT r.rngtypid FROM pg_catalog.pg_range r
+                 WHERE r.rngmultitypid = t.oid), 0),
+       CASE WHEN t.typtype = 'c' THEN ARRAY(
+           SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid
+             AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) END
+FROM walk JOIN pg_catalog.pg_type t ON t.oid = walk.oid
+"""
+
+
+def type_facts(conn: psycopg.Connection, oids: Iterable[int],
+               known: Optional[Dict[int, Optional[TypeFacts]]] = None,
+               ) -> Dict[int, Optional[TypeFacts]]:
+    """:class:`TypeFacts` of ``oids`` and of every type inside them, by OID (None for
+    an OID that names no type), in one query; ``known`` (filled in and returned) holds
+    what an earlier call found, and only the OIDs missing there are asked for."""
+    known = {} if known is None else known
+    wanted = sorted({int(o) for o in oids} - set(known))
+    if not wanted:
+        return known
+    for (oid, binary, typtype, base, relid, elem, sub, rng,
+         attrs) in conn.execute(_TYPE_FACTS_SQL, (wanted,)).fetchall():
+        known[oid] = TypeFacts(bool(binary), typtype, base if typtype == "d" else 0,
+                               relid, elem, sub, rng, tuple(attrs or ()))
+    for oid in wanted:
+        known.setdefault(oid, None)
+    return known

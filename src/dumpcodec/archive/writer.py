@@ -41,7 +41,8 @@ class TableWriter:
     pieces of any size, split anywhere; ``close()`` flushes the last chunk and writes
     the table's footer (rows, sizes, checksums).  A context manager: leaving the
     ``with`` by an exception aborts the whole archive (it stays incomplete).
-    Attributes after close: ``rows``, ``raw_size``, ``members``.
+    Attributes after close: ``rows``, ``raw_size``, ``members``.  ``info.definition``
+    is not kept (the writer holds it encoded, as written in the header).
     """
 
     def __init__(self, writer: "DumpWriter", info: TableInfo, chunk_size: int):
@@ -55,6 +56,8 @@ class TableWriter:
         self.closed = False
         self._chunk_size = chunk_size
         self._fed = False
+        self._definition: Optional[mf.EncodedJSON] = None
+        self._text_check: Optional[TextCopyCheck] = None
         if info.format == "binary":
             ncols = len(info.columns) if info.columns is not None else None
             self._chunker = Chunker(chunk_size, ncols)
@@ -152,6 +155,7 @@ class TableWriter:
                 self._text = bytearray()
                 self._emit(piece, piece.count(b"\n"))
             self.closed = True
+            self._chunker = self._text_check = None    # thousands of tables: keep no buffers
             self._writer._finish_table(self)
         except CopyFormatError as exc:
             self._writer.abort()
@@ -372,12 +376,14 @@ class DumpWriter:
                          list(types) if types is not None else None,
                          definition, time.time(), dict(extra or {}),
                          chunk_size=self.chunk_size)
-        header = {"archive_format": mf.FORMAT_NAME, "format_version": mf.FORMAT_VERSION,
-                  "kind": "table-header", "table_id": table_id, "index": index,
-                  "format": format, "columns": info.columns, "types": info.types,
-                  "definition": definition, "dump_time": info.dump_time,
-                  "extra": info.extra, "chunk_size": self.chunk_size}
         try:
+            # encoded once for the header and the manifest, and kept as text only
+            encoded = mf.encode_value(definition)
+            header = {"archive_format": mf.FORMAT_NAME, "format_version": mf.FORMAT_VERSION,
+                      "kind": "table-header", "table_id": table_id, "index": index,
+                      "format": format, "columns": info.columns, "types": info.types,
+                      "definition": encoded, "dump_time": info.dump_time,
+                      "extra": info.extra, "chunk_size": self.chunk_size}
             data = mf.dump_json(header)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"table {table_id!r}: definition/extra not JSON-serialisable: "
@@ -391,7 +397,9 @@ class DumpWriter:
             self.abort()
             raise
         info.header.sha256 = hashlib.sha256(data).hexdigest()
+        info.definition = None          # the manifest takes the encoded text
         tw = TableWriter(self, info, self.chunk_size)
+        tw._definition = encoded
         self._ids.add(table_id)
         self._tables.append(tw)
         self._current = tw
@@ -549,7 +557,8 @@ class DumpWriter:
     def _write_trailer(self) -> None:
         self._start()
         doc = self._info_doc("manifest")
-        doc["tables"] = [tw.info.to_json() for tw in self._tables]
+        doc["tables"] = [dict(tw.info.to_json(), definition=tw._definition)
+                         for tw in self._tables]
         manifest = mf.dump_json(doc)
         index = mf.format_index((m.name, tw.table_id)
                                 for tw in self._tables for m in tw.members)

@@ -503,6 +503,9 @@ def _capture_schema(conn: psycopg.Connection, schema: str, names: Sequence[str],
         statistics = extras.statistics(conn, relids)
         acls = extras.table_acls(conn, relids)
         parents = extras.inherits(conn, relids)
+    by_relid: Dict[int, List[_IndexInfo]] = {}
+    for i in infos.values():
+        by_relid.setdefault(i.relid, []).append(i)
     for name in names:
         if name not in rels:
             continue
@@ -513,10 +516,10 @@ def _capture_schema(conn: psycopg.Connection, schema: str, names: Sequence[str],
                                    nulls_not_distinct=bool(i.nulls_not_distinct),
                                    predicate=i.predicate, inherited=i.inherited,
                                    options=i.options, comment=i.comment)
-                          for i in infos.values()
-                          if i.relid == relid and not i.backs_constraint),
+                          for i in by_relid.get(relid, ())
+                          if not i.backs_constraint),
                          key=lambda i: i.name)
-        mine = [i for i in infos.values() if i.relid == relid]
+        mine = by_relid.get(relid, [])
         clustered = next((i.name for i in mine if i.clustered), None)
         replident_index = next((i.name for i in mine if i.replident), None)
         kind = "partition" if ispartition else ("partitioned" if relkind == "p" else "table")

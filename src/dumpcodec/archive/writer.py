@@ -7,7 +7,8 @@ pipe.  A backend subclass (:mod:`.tarball`) only says how a member is compressed
 
 Memory: a writer holds one chunk being cut (the codec's chunker buffer) and the piece
 cut from it, which a helper thread (:class:`_ChunkThread`) checksums, compresses and
-writes while the caller goes on.
+writes while the caller goes on (a chunk under :data:`INLINE_CHUNK` is written in the
+caller's thread: a small table costs no hand-off).
 """
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ from .limits import (DEFAULT_CHUNK_SIZE, DEFAULT_MAX_META_SIZE, MAX_CHUNK_SIZE,
 from .model import MemberInfo, TableInfo
 from .streams import CountingWriter
 from .textcheck import TextCopyCheck
+
+
+#: data members smaller than this are written in the caller's thread
+INLINE_CHUNK = 256 << 10
 
 
 def _utc_iso(ts: float) -> str:
@@ -504,7 +509,13 @@ class DumpWriter:
 
     def _write_chunk(self, member: MemberInfo, piece, mtime: float) -> None:
         """Queue a data member: its checksum, frame and write run in a helper thread
-        while this one goes on receiving the next chunk (all three release the GIL)."""
+        while this one goes on receiving the next chunk (all three release the GIL).
+        A small one (a small table's only chunk) is written here: handing it over
+        would cost more than writing it."""
+        if len(piece) < INLINE_CHUNK:
+            self._wait_chunks()
+            self._put_chunk(member, piece, mtime)
+            return
         if self._chunks is None:
             self._chunks = _ChunkThread(self)
         self._chunks.submit(member, piece, mtime)

@@ -540,18 +540,16 @@ def _capture_schema(conn: psycopg.Connection, schema: str, names: Sequence[str],
 
 def _capture_many(conn: psycopg.Connection,
                   names: Sequence[Tuple[str, str]]) -> List[Optional[TableDef]]:
-    by_schema: Dict[str, List[str]] = {}
+    by_schema: Dict[str, Dict[str, None]] = {}     # names in order, each once
     for schema, name in names:
         if not isinstance(schema, str) or not isinstance(name, str):
             raise SchemaError(f"table names are (schema, name) strings, not "
                               f"{(schema, name)!r}")
-        by_schema.setdefault(schema, [])
-        if name not in by_schema[schema]:
-            by_schema[schema].append(name)
+        by_schema.setdefault(schema, {})[name] = None
     type_cache: dict = {}
     found: Dict[Tuple[str, str], Optional[TableDef]] = {}
     for schema, tnames in by_schema.items():
-        for name, tdef in _capture_schema(conn, schema, tnames, type_cache).items():
+        for name, tdef in _capture_schema(conn, schema, list(tnames), type_cache).items():
             found[(schema, name)] = tdef
     return [found[(s, n)] for s, n in names]
 

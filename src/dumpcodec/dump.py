@@ -28,16 +28,13 @@ definition with ``last_value`` and ``is_called``.
 """
 from __future__ import annotations
 
-import io
 import logging
 import os
 import queue
-import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import psycopg
 import psycopg.conninfo
@@ -48,8 +45,9 @@ from ._version import __version__
 from .copy import HEADER, TRAILER
 from .archive import open_dump
 from .errors import DumpError, SchemaError, SelectorError
+from .destination import Destination as _Destination
 from .progress import Progress
-from .schema.catalog import type_facts
+from .schema.catalog import partition_trees, relation_sizes, type_facts
 from .schema.text_columns import EMPTY_SEARCH_PATH, dump_select_list, text_columns
 
 log = logging.getLogger(__name__)
@@ -215,33 +213,6 @@ def _select(conn: psycopg.Connection, selectors: Selectors,
     return schema.Resolved(refs)
 
 
-_NAMES = ("ROWS FROM (pg_catalog.unnest(%s::pg_catalog.text[]), "
-          "pg_catalog.unnest(%s::pg_catalog.text[])) WITH ORDINALITY AS x(s, n, i) "
-          "JOIN pg_catalog.pg_namespace rn ON rn.nspname = x.s "
-          "JOIN pg_catalog.pg_class r ON r.relnamespace = rn.oid AND r.relname = x.n")
-
-
-def _by_name(refs) -> Tuple[List[str], List[str]]:
-    """The parameters of a query FROM :data:`_NAMES` (one row per ref, ``x.i`` from 1)."""
-    return [r.schema for r in refs], [r.name for r in refs]
-
-
-def _partition_trees(conn: psycopg.Connection, refs) -> List[list]:
-    """``(schema, name, relkind, level)`` of the tables in each ref's partition tree
-    (the ref itself, level 0, for a table that is not partitioned), in one query."""
-    trees: List[list] = [[] for _ in refs]
-    if refs:
-        for i, *row in conn.execute(
-                "SELECT x.i, n.nspname, c.relname, c.relkind, t.level FROM " + _NAMES +
-                " CROSS JOIN LATERAL pg_catalog.pg_partition_tree(r.oid) t "
-                "JOIN pg_catalog.pg_class c ON c.oid = t.relid "
-                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relkind IN ('r', 'p') "
-                "ORDER BY x.i, t.level, n.nspname, c.relname", _by_name(refs)).fetchall():
-            trees[i - 1].append(row)
-    return trees
-
-
 def _resolve(conn: psycopg.Connection, chosen: "schema.Resolved", partitions: str):
     """``(ref, with_data)`` of every table to dump, partitioned ones expanded."""
     if partitions not in ("leaves", "root"):
@@ -253,7 +224,7 @@ def _resolve(conn: psycopg.Connection, chosen: "schema.Resolved", partitions: st
     # intermediate levels) as definitions without data, parents first, so that a
     # restore can create them before the leaves that attach to them
     out, seen = [], set()
-    for ref, tree in zip(refs, _partition_trees(conn, refs)):
+    for ref, tree in zip(refs, partition_trees(conn, [(r.schema, r.name) for r in refs])):
         if len(tree) <= 1:
             subs = [(ref, True)]
         else:
@@ -268,17 +239,6 @@ def _resolve(conn: psycopg.Connection, chosen: "schema.Resolved", partitions: st
                 seen.add((sub.schema, sub.name))
                 out.append((sub, with_data and (sub.schema, sub.name) not in chosen.no_data))
     return out
-
-
-def _relation_sizes(conn: psycopg.Connection, refs) -> List[Optional[int]]:
-    """pg_total_relation_size of each ref (None for 0: a partitioned table), in one query."""
-    sizes: List[Optional[int]] = [None] * len(refs)
-    if refs:
-        for i, size in conn.execute(
-                "SELECT x.i, pg_catalog.pg_total_relation_size(r.oid) FROM " + _NAMES,
-                _by_name(refs)).fetchall():
-            sizes[i - 1] = size or None
-    return sizes
 
 
 def _lookup_option(opts: Optional[Dict[str, Any]], ref, table_id: str, used: set):
@@ -382,7 +342,8 @@ def _plan_tables(conn, refs, where, columns, binary: bool = True) -> List[_Table
             raise SelectorError(f"two tables would get the same id {ref.table_id!r}")
         seen_ids.add(ref.table_id)
     tdefs = schema.capture_tables(conn, [(ref.schema, ref.name) for ref, _ in refs])
-    sizes = _relation_sizes(conn, [ref for ref, _ in refs])
+    sizes = [size or None for size in relation_sizes(
+        conn, [(ref.schema, ref.name) for ref, _ in refs])]
     answers = _TypeAnswers(conn, binary)
     answers.prefetch(tdefs)
     plans: List[_TablePlan] = []
@@ -561,6 +522,14 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
                 pass
 
 
+class _Queues(dict):
+    """A table's queue, made when a worker or the writer first asks for it (not one
+    per table up front: thousands of tables)."""
+
+    def __missing__(self, key: int) -> "queue.Queue":
+        return self.setdefault(key, queue.Queue(maxsize=QUEUE_BLOCKS))   # atomic
+
+
 def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
                    conn: Optional[psycopg.Connection] = None) -> List[TableDumpStats]:
     """Workers read tables into bounded queues; this thread writes them in order.
@@ -569,10 +538,9 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
     the snapshot: reading from the server then overlaps with compression here.
     """
     jobs_q: "queue.Queue" = queue.Queue()
-    outs: Dict[int, queue.Queue] = {}
+    outs: Dict[int, queue.Queue] = _Queues()
     for i, p in enumerate(plans):
         jobs_q.put((i, p))
-        outs[i] = queue.Queue(maxsize=QUEUE_BLOCKS)
     errors: list = []
     stop = threading.Event()
     if conn is not None:
@@ -621,121 +589,6 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
         for t in threads:
             t.join()
     return stats
-
-
-# -- destination ----------------------------------------------------------------------
-
-def _load_sync_file_range() -> Optional[Callable[[int, int, int, int], int]]:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-        f = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    f.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    f.restype = ctypes.c_int
-    return f
-
-
-_sync_file_range = _load_sync_file_range()
-_SYNC_FILE_RANGE_WRITE = 2
-#: bytes written between two requests to start writing them back to disk
-WRITEBACK_STEP = 8 << 20
-
-
-class _Writeback(io.RawIOBase):
-    """The archive file: asks the kernel to start writing back every WRITEBACK_STEP
-    bytes as they are written (Linux ``sync_file_range``, as PostgreSQL does), so
-    that the ``fsync`` at the end waits for the last few megabytes, not the whole
-    archive.  Only a hint: the fsync is what makes the file durable."""
-
-    def __init__(self, fd: int):
-        self._fd = fd
-        self._pos = 0
-        self._synced = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def write(self, b) -> int:
-        n = os.write(self._fd, b)
-        self._pos += n
-        if _sync_file_range is not None and self._pos - self._synced >= WRITEBACK_STEP:
-            _sync_file_range(self._fd, self._synced, self._pos - self._synced,
-                             _SYNC_FILE_RANGE_WRITE)
-            self._synced = self._pos
-        return n
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                os.close(self._fd)
-            finally:
-                super().close()
-
-
-class _Destination:
-    """A file written under a temporary name and renamed on success, or a stream."""
-
-    def __init__(self, dest: Union[str, os.PathLike, IO[bytes]]):
-        self.path: Optional[str] = None
-        self.tmp: Optional[str] = None
-        self.fileobj: Optional[IO[bytes]] = None
-        self._own = False
-        if isinstance(dest, (str, os.PathLike)) and str(dest) == "-":
-            self.fileobj = sys.stdout.buffer
-        elif isinstance(dest, (str, os.PathLike)):
-            self.path = os.path.abspath(os.fspath(dest))
-            if os.path.isdir(self.path):
-                raise IsADirectoryError(f"{self.path} is a directory")
-            d = os.path.dirname(self.path)
-            if not os.path.isdir(d):
-                raise FileNotFoundError(f"no directory {d} for {self.path}")
-        else:
-            self.fileobj = dest
-
-    def open(self) -> IO[bytes]:
-        if self.path is not None:
-            fd, self.tmp = tempfile.mkstemp(
-                prefix=f".{os.path.basename(self.path)}.", suffix=".partial",
-                dir=os.path.dirname(self.path))
-            self.fileobj = io.BufferedWriter(_Writeback(fd), buffer_size=1 << 20)
-            self._own = True
-        return self.fileobj
-
-    def commit(self) -> Optional[int]:
-        if self._own:
-            self.fileobj.flush()
-            os.fsync(self.fileobj.fileno())
-            self.fileobj.close()
-            os.chmod(self.tmp, 0o666 & ~_umask())
-            os.replace(self.tmp, self.path)
-            self.tmp = None
-            return os.path.getsize(self.path)
-        try:
-            self.fileobj.flush()
-        except (AttributeError, OSError):
-            pass
-        return None
-
-    def discard(self) -> None:
-        if self._own:
-            try:
-                self.fileobj.close()
-            except OSError:
-                pass
-            if self.tmp and os.path.exists(self.tmp):
-                os.unlink(self.tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # -- the entry point ------------------------------------------------------------------
@@ -789,66 +642,23 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
 
     Raises SelectorError/SchemaError/DumpError (nothing written) or psycopg errors.
     """
-    if jobs < 1:
-        raise ValueError(f"jobs must be at least 1, not {jobs}")
-    bad = [k for k in id_map or () if "#" not in k]
-    if bad:
-        # an id that reads as a table name must be that table's name (restore
-        # refuses an archive where it is not: docs/FORMAT.md)
-        raise ValueError(f"id_map ids must hold a '#' (like DaCHS's 'rd#table'), "
-                         f"not {', '.join(map(repr, bad))}")
+    _check_arguments(jobs, id_map)
     progress = progress or Progress()
-    warnings: List[str] = []
     t_start = time.perf_counter()
-    own_conn = not isinstance(conninfo_or_conn, psycopg.Connection)
-    conn = _connect(conninfo_or_conn) if own_conn else conninfo_or_conn
-    old_autocommit = None
+    source = _Source(conninfo_or_conn)
     destination = _Destination(dest)
     writer = None
     try:
-        if not own_conn:
-            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                raise DumpError("create_dump needs a connection that is not inside a "
-                                "transaction (it opens its own snapshot)")
-            old_autocommit = conn.autocommit
-            conn.autocommit = True
-        _begin_snapshot(conn, snapshot)
-        exported = snapshot
-        if jobs > 1 and not snapshot:
-            exported = conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()[0]
-        chosen = _select(conn, selectors, id_map)
-        for label in chosen.unmatched:
-            warnings.append(f"no matching tables were found for {label}")
-            log.warning("no matching tables were found for %s", label)
-        if sequences is None and (selectors is None
-                                  or isinstance(selectors, schema.Selection)):
-            sequences = chosen.whole_schemas
+        conn = source.open()
+        exported = _open_snapshot(conn, snapshot, jobs)
+        chosen, warnings = _choose(conn, selectors, id_map)
         plans = _parents_first(_plan_tables(conn, _resolve(conn, chosen, partitions),
                                             where, columns, binary))
-        server_version = conn.execute("SHOW server_version").fetchone()[0]
-        encoding = conn.execute("SHOW client_encoding").fetchone()[0]
-        free = free_sequences(conn, list(sequences)) if sequences else []
-
-        fileobj = destination.open()
-        opts: Dict[str, Any] = {}
-        if backend in (None, "none", "tar"):
-            backend = "tar"       # no compression: a plain tar
-        elif level is not None:
-            opts["level"] = level
-        if chunk_size is not None:
-            opts["chunk_size"] = chunk_size
-        writer = open_dump(fileobj, "w", backend=backend, **opts)
-        info: Dict[str, Any] = {"snapshot": exported, "created_by": f"dumpcodec {__version__}"}
-        if free:
-            info["sequences"] = free
-        writer.set_info(server_version=server_version, client_encoding=encoding, **info)
-        progress.start("dump", len(plans))
-        if jobs > 1 and len(plans) > 1:
-            worker_dsn = conninfo_or_conn if own_conn else _conninfo_of(conn)
-            stats = _dump_parallel(worker_dsn, exported, plans, writer, jobs, progress)
-        else:
-            # one reader thread on our own connection, compression in this one
-            stats = _dump_parallel(None, None, plans, writer, 1, progress, conn=conn)
+        server_version, info = _archive_info(conn, exported,
+                                             _sequence_schemas(sequences, selectors, chosen))
+        writer = _open_writer(destination, backend, level, chunk_size)
+        writer.set_info(**info)
+        stats = _write_tables(source, exported, plans, writer, jobs, progress)
         writer.close()
         writer = None
         conn.execute("COMMIT")
@@ -861,28 +671,148 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
                  len(stats), summary.rows, summary.nbytes, summary.seconds)
         return summary
     except BaseException:
-        progress.finish()
-        if writer is not None:
-            try:
-                writer.abort()
-            except Exception:
-                pass
-        destination.discard()
-        try:
-            if not conn.closed and conn.info.transaction_status != \
-                    psycopg.pq.TransactionStatus.IDLE:
-                conn.execute("ROLLBACK")
-        except psycopg.Error:
-            pass
+        _abandon(progress, writer, destination, source.conn)
         raise
     finally:
-        if own_conn:
-            conn.close()
-        elif old_autocommit is not None and not conn.closed:
+        source.close()
+
+
+# -- the steps of create_dump, in order ------------------------------------------------
+
+def _check_arguments(jobs: int, id_map: Optional[Dict[str, Tuple[str, str]]]) -> None:
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
+    bad = [k for k in id_map or () if "#" not in k]
+    if bad:
+        # an id that reads as a table name must be that table's name (restore
+        # refuses an archive where it is not: docs/FORMAT.md)
+        raise ValueError(f"id_map ids must hold a '#' (like DaCHS's 'rd#table'), "
+                         f"not {', '.join(map(repr, bad))}")
+
+
+class _Source:
+    """The dump's own connection: opened from a conninfo (and closed at the end), or
+    the caller's, switched to autocommit while the dump uses it and then put back."""
+
+    def __init__(self, conninfo_or_conn: Union[str, psycopg.Connection]):
+        self.own = not isinstance(conninfo_or_conn, psycopg.Connection)
+        self.conninfo = conninfo_or_conn if self.own else None
+        self.conn: Optional[psycopg.Connection] = None if self.own else conninfo_or_conn
+        self._old_autocommit: Optional[bool] = None
+
+    def open(self) -> psycopg.Connection:
+        if self.own:
+            self.conn = _connect(self.conninfo)
+            return self.conn
+        conn = self.conn
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raise DumpError("create_dump needs a connection that is not inside a "
+                            "transaction (it opens its own snapshot)")
+        self._old_autocommit = conn.autocommit
+        conn.autocommit = True
+        return conn
+
+    def worker_conninfo(self) -> str:
+        """What the workers of ``jobs > 1`` connect with."""
+        return self.conninfo if self.own else _conninfo_of(self.conn)
+
+    def close(self) -> None:
+        if self.conn is None:
+            return
+        if self.own:
+            self.conn.close()
+        elif self._old_autocommit is not None and not self.conn.closed:
             try:
-                conn.autocommit = old_autocommit
+                self.conn.autocommit = self._old_autocommit
             except psycopg.Error:
                 pass
+
+
+def _open_snapshot(conn: psycopg.Connection, snapshot: Optional[str],
+                   jobs: int) -> Optional[str]:
+    """Start the dump's transaction; the snapshot id the workers join (exported here
+    when ``jobs > 1`` and the caller gave none)."""
+    _begin_snapshot(conn, snapshot)
+    if jobs > 1 and not snapshot:
+        return conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()[0]
+    return snapshot
+
+
+def _choose(conn: psycopg.Connection, selectors: Selectors,
+            id_map: Optional[Dict[str, Tuple[str, str]]]):
+    """The selection, and a warning for each pattern that matched nothing."""
+    chosen = _select(conn, selectors, id_map)
+    warnings = []
+    for label in chosen.unmatched:
+        warnings.append(f"no matching tables were found for {label}")
+        log.warning("no matching tables were found for %s", label)
+    return chosen, warnings
+
+
+def _sequence_schemas(sequences: Optional[Sequence[str]], selectors: Selectors,
+                      chosen) -> List[str]:
+    """Schemas whose free-standing sequences travel too (see create_dump)."""
+    if sequences is None and (selectors is None or isinstance(selectors, schema.Selection)):
+        sequences = chosen.whole_schemas
+    return list(sequences or ())
+
+
+def _archive_info(conn: psycopg.Connection, exported: Optional[str],
+                  sequence_schemas: List[str]) -> Tuple[str, Dict[str, Any]]:
+    """The server version and what ``DumpWriter.set_info`` records."""
+    server_version = conn.execute("SHOW server_version").fetchone()[0]
+    encoding = conn.execute("SHOW client_encoding").fetchone()[0]
+    free = free_sequences(conn, sequence_schemas) if sequence_schemas else []
+    info: Dict[str, Any] = {"server_version": server_version, "client_encoding": encoding,
+                            "snapshot": exported, "created_by": f"dumpcodec {__version__}"}
+    if free:
+        info["sequences"] = free
+    return server_version, info
+
+
+def _open_writer(destination: "_Destination", backend: Optional[str],
+                 level: Optional[int], chunk_size: Optional[int]):
+    """The archive writer on the destination (opened now: nothing is written before
+    every table is planned)."""
+    fileobj = destination.open()
+    opts: Dict[str, Any] = {}
+    if backend in (None, "none", "tar"):
+        backend = "tar"       # no compression: a plain tar
+    elif level is not None:
+        opts["level"] = level
+    if chunk_size is not None:
+        opts["chunk_size"] = chunk_size
+    return open_dump(fileobj, "w", backend=backend, **opts)
+
+
+def _write_tables(source: _Source, exported: Optional[str], plans: List[_TablePlan],
+                  writer, jobs: int, progress: Progress) -> List[TableDumpStats]:
+    """Every table's data into the archive, read by ``jobs`` connections."""
+    progress.start("dump", len(plans))
+    if jobs > 1 and len(plans) > 1:
+        return _dump_parallel(source.worker_conninfo(), exported, plans, writer, jobs,
+                              progress)
+    # one reader thread on our own connection, compression in this one
+    return _dump_parallel(None, None, plans, writer, 1, progress, conn=source.conn)
+
+
+def _abandon(progress: Progress, writer, destination: "_Destination",
+             conn: Optional[psycopg.Connection]) -> None:
+    """After a failure: no archive left under the requested name, the transaction
+    rolled back."""
+    progress.finish()
+    if writer is not None:
+        try:
+            writer.abort()
+        except Exception:
+            pass
+    destination.discard()
+    try:
+        if conn is not None and not conn.closed and conn.info.transaction_status != \
+                psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass
 
 
 def _conninfo_of(conn: psycopg.Connection) -> str:

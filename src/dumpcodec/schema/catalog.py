@@ -3,7 +3,9 @@
 Kept apart from :mod:`.capture` (which reads whole table definitions): these look up
 one fact each -- does a relation exist, which foreign keys point at a table, which
 OIDs a set of types or sequences has -- and :func:`lock_if_exists` takes the lock
-under which a restore then reads a live table's definition.
+under which a restore then reads a live table's definition.  The dump's planning
+asks its questions for all tables (or types) at once: :func:`type_facts`,
+:func:`partition_trees`, :func:`relation_sizes`.
 """
 from __future__ import annotations
 
@@ -219,3 +221,43 @@ def type_facts(conn: psycopg.Connection, oids: Iterable[int],
     for oid in wanted:
         known.setdefault(oid, None)
     return known
+
+
+# one row per name, x.i counting from 1, r the relation
+_NAMES = ("ROWS FROM (pg_catalog.unnest(%s::pg_catalog.text[]), "
+          "pg_catalog.unnest(%s::pg_catalog.text[])) WITH ORDINALITY AS x(s, n, i) "
+          "JOIN pg_catalog.pg_namespace rn ON rn.nspname = x.s "
+          "JOIN pg_catalog.pg_class r ON r.relnamespace = rn.oid AND r.relname = x.n")
+
+
+def partition_trees(conn: psycopg.Connection,
+                    names: Sequence[Tuple[str, str]]) -> List[List[tuple]]:
+    """``(schema, name, relkind, level)`` of the tables (``r`` and ``p``) in the
+    partition tree of each ``(schema, name)``, by level and name (just the table,
+    level 0, for one that is not partitioned; nothing for a name that does not
+    exist), in one query."""
+    trees: List[List[tuple]] = [[] for _ in names]
+    if names:
+        for i, *row in conn.execute(
+                "SELECT x.i, n.nspname, c.relname, c.relkind, t.level FROM " + _NAMES +
+                " CROSS JOIN LATERAL pg_catalog.pg_partition_tree(r.oid) t "
+                "JOIN pg_catalog.pg_class c ON c.oid = t.relid "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p') "
+                "ORDER BY x.i, t.level, n.nspname, c.relname",
+                ([s for s, _ in names], [n for _, n in names])).fetchall():
+            trees[i - 1].append(tuple(row))
+    return trees
+
+
+def relation_sizes(conn: psycopg.Connection,
+                   names: Sequence[Tuple[str, str]]) -> List[Optional[int]]:
+    """``pg_total_relation_size`` of each ``(schema, name)`` (None where no such
+    relation), in one query."""
+    sizes: List[Optional[int]] = [None] * len(names)
+    if names:
+        for i, size in conn.execute(
+                "SELECT x.i, pg_catalog.pg_total_relation_size(r.oid) FROM " + _NAMES,
+                ([s for s, _ in names], [n for _, n in names])).fetchall():
+            sizes[i - 1] = size
+    return sizes

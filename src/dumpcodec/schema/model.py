@@ -396,8 +396,13 @@ class TableDef:
 _FIELDS: Dict[type, Tuple[str, ...]] = {}
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _to_plain(obj: Any) -> Any:
     t = type(obj)
+    if t in _SCALARS:
+        return obj
     names = _FIELDS.get(t)
     if names is None and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         names = _FIELDS[t] = tuple(f.name for f in dataclasses.fields(obj))

@@ -233,9 +233,8 @@ _NAMES = ("ROWS FROM (pg_catalog.unnest(%s::pg_catalog.text[]), "
 def partition_trees(conn: psycopg.Connection,
                     names: Sequence[Tuple[str, str]]) -> List[List[tuple]]:
     """``(schema, name, relkind, level)`` of the tables (``r`` and ``p``) in the
-    partition tree of each ``(schema, name)``, by level and name (just the table,
-    level 0, for one that is not partitioned; nothing for a name that does not
-    exist), in one query."""
+    partition tree of each ``(schema, name)``, by level and name (nothing for a table
+    outside any partition tree, and for a name that does not exist), in one query."""
     trees: List[List[tuple]] = [[] for _ in names]
     if names:
         for i, *row in conn.execute(

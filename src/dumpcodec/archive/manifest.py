@@ -148,6 +148,13 @@ class EncodedJSON:
         self.text = text
 
 
+def dump_nested(value: Any, nl: str) -> bytes:
+    """``value`` as :func:`dump_json` writes it inside a document where ``nl`` (a
+    newline and spaces) starts its level's lines: pieces of a large document (the
+    manifest, a table at a time) without the whole document as Python objects."""
+    return encode_value(value).text.replace("\n", nl).encode("utf-8")
+
+
 def encode_value(value: Any) -> EncodedJSON:
     """``value`` as :func:`dump_json` writes it, for splicing into documents."""
     return EncodedJSON(dump_json({"v": value})[8:-3].decode("utf-8").replace("\n ", "\n"))

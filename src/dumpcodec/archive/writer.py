@@ -565,12 +565,29 @@ class DumpWriter:
         info.complete = True
         self._current = None
 
+    def _manifest(self) -> bytes:
+        """``manifest.json``: the document :func:`.manifest.dump_json` writes, built a
+        table at a time (at 10,000 tables the whole document as Python objects and
+        text pieces would take hundreds of megabytes)."""
+        doc = self._info_doc("manifest")
+        doc["tables"] = []
+        skeleton = mf.dump_json(doc)
+        marker = b'\n "tables": []'          # depth 1: the document's own key
+        head, tail = skeleton.split(marker)
+        if not self._tables:
+            return skeleton
+        pieces = [head, b'\n "tables": [']
+        sep = b"\n  "
+        for tw in self._tables:
+            entry = dict(tw.info.to_json(), definition=tw._definition)
+            pieces += [sep, mf.dump_nested(entry, "\n  ")]
+            sep = b",\n  "
+        pieces += [b"\n ]", tail]
+        return b"".join(pieces)
+
     def _write_trailer(self) -> None:
         self._start()
-        doc = self._info_doc("manifest")
-        doc["tables"] = [dict(tw.info.to_json(), definition=tw._definition)
-                         for tw in self._tables]
-        manifest = mf.dump_json(doc)
+        manifest = self._manifest()
         index = mf.format_index((m.name, tw.table_id)
                                 for tw in self._tables for m in tw.members)
         meta = sum(tw.info.header.size + tw.info.footer.size for tw in self._tables)

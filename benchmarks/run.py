@@ -82,7 +82,7 @@ CODEC_SCHEMA = "bench_part"
 CODEC_GROUPS = ("decode", "decode-streamed", "decode-offline", "decode-gc-off", "encode",
                 "encode-offline", "scan")
 GROUPS = ("server", "decode", "decode-streamed", "decode-offline", "decode-gc-off", "encode",
-          "encode-offline", "scan", "dump", "restore")
+          "encode-offline", "scan", "dump", "restore", "many-tables")
 MB = 1_000_000
 
 
@@ -1494,6 +1494,8 @@ GROUP_TITLES = {
     "scan": "Scanner (framing only, no values) against a memory copy",
     "dump": "Dump: both tables into one archive",
     "restore": "Restore: archive into a fresh database (data and indexes)",
+    "many-tables": "Many tables: 1,000 tables of 100 rows, 10,000 empty tables "
+                   "(benchmarks/bench_many_tables.py)",
 }
 
 
@@ -1849,6 +1851,14 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             _log(f"    {len(recs)} results ({time.perf_counter() - t:.1f} s)")
         for case in [c for c in cases if c.group in ("dump", "restore")]:
             run_one(case)
+        if "many-tables" in groups and bins.get("pg_dump"):
+            from benchmarks import bench_many_tables
+            _log("[suite] bench_many_tables.py ...")
+            data = bench_many_tables.run(admin, rounds=2 if args.quick else max(rounds, 5),
+                                         rounds_empty=2 if args.quick else 3, quick=args.quick,
+                                         bins=bins, timeout=args.timeout * 4)
+            add(bench_many_tables.for_runner(data["results"]), own=True)
+            notes += data["notes"]
     finally:
         try:
             drop_load_tables(ctx)

@@ -6,7 +6,8 @@ One command, from the repository root::
     python -m benchmarks.bench_many_tables --dsn postgresql://postgres@127.0.0.1/postgres
     python -m benchmarks.bench_many_tables --quick         # 50 + 300 tables, 2 rounds (a smoke test)
 
-Also the ``many-tables`` group of ``python -m benchmarks`` (alone: ``--only many-tables``).
+Also the ``many-tables`` group of ``python -m benchmarks``, run only when named:
+``python -m benchmarks --only many-tables`` (it is not in the default run).
 
 Two databases, built once and kept (``dumpcodec_bench_many``, ``dumpcodec_bench_empty``):
 

@@ -82,7 +82,7 @@ CODEC_SCHEMA = "bench_part"
 CODEC_GROUPS = ("decode", "decode-streamed", "decode-offline", "decode-gc-off", "encode",
                 "encode-offline", "scan")
 GROUPS = ("server", "decode", "decode-streamed", "decode-offline", "decode-gc-off", "encode",
-          "encode-offline", "scan", "dump", "restore")
+          "encode-offline", "scan", "dump", "restore", "many-tables")
 MB = 1_000_000
 
 
@@ -1501,6 +1501,8 @@ GROUP_TITLES = {
     "scan": "Scanner (framing only, no values) against a memory copy",
     "dump": "Dump: both tables into one archive",
     "restore": "Restore: archive into a fresh database (data and indexes)",
+    "many-tables": "Many tables: 1,000 tables of 100 rows, 10,000 empty tables "
+                   "(benchmarks/bench_many_tables.py)",
 }
 
 
@@ -1671,7 +1673,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra", action="store_true",
                    help="also run informative extra cases (dumpcodec zstd -1 and gzip -6 "
                         "dumps), which the default run leaves out to stay short")
-    p.add_argument("--only", help=f"comma-separated groups to run ({','.join(GROUPS)})")
+    p.add_argument("--only", help=f"comma-separated groups to run ({','.join(GROUPS)}; "
+                   f"{', '.join(OPTIONAL_GROUPS)} only when named here)")
     p.add_argument("--skip", help="comma-separated groups to leave out")
     p.add_argument("--match", help="only the runner's own cases whose id contains this "
                    "text (no suites)")
@@ -1695,14 +1698,18 @@ def _module_present(name: str) -> bool:
     return (REPO / "benchmarks" / f"{name}.py").exists()
 
 
+#: groups run only when --only names them (many-tables: about 15 minutes of its own)
+OPTIONAL_GROUPS = ("many-tables",)
+
+
 def _select_groups(args: argparse.Namespace) -> List[str]:
-    groups = list(GROUPS)
+    groups = [g for g in GROUPS if g not in OPTIONAL_GROUPS]
     if args.only:
         wanted = [g.strip() for g in args.only.split(",") if g.strip()]
         bad = [g for g in wanted if g not in GROUPS]
         if bad:
             raise SystemExit(f"unknown group(s) {bad}; choose from {','.join(GROUPS)}")
-        groups = [g for g in groups if g in wanted]
+        groups = [g for g in GROUPS if g in wanted]
     if args.skip:
         skip = {g.strip() for g in args.skip.split(",")}
         groups = [g for g in groups if g not in skip]
@@ -1856,6 +1863,14 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             _log(f"    {len(recs)} results ({time.perf_counter() - t:.1f} s)")
         for case in [c for c in cases if c.group in ("dump", "restore")]:
             run_one(case)
+        if "many-tables" in groups and bins.get("pg_dump"):
+            from benchmarks import bench_many_tables
+            _log("[suite] bench_many_tables.py ...")
+            data = bench_many_tables.run(admin, rounds=2 if args.quick else max(rounds, 5),
+                                         rounds_empty=2 if args.quick else 3, quick=args.quick,
+                                         bins=bins, timeout=args.timeout * 4)
+            add(bench_many_tables.for_runner(data["results"]), own=True)
+            notes += data["notes"]
     finally:
         try:
             drop_load_tables(ctx)

@@ -28,12 +28,9 @@ definition with ``last_value`` and ``is_called``.
 """
 from __future__ import annotations
 
-import io
 import logging
 import os
 import queue
-import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,7 +45,9 @@ from ._version import __version__
 from .copy import HEADER, TRAILER
 from .archive import open_dump
 from .errors import DumpError, SchemaError, SelectorError
+from .destination import open_destination
 from .progress import Progress
+from .schema.catalog import partition_trees, relation_sizes, type_facts
 from .schema.text_columns import EMPTY_SEARCH_PATH, dump_select_list, text_columns
 
 log = logging.getLogger(__name__)
@@ -140,25 +139,19 @@ def _begin_snapshot(conn: psycopg.Connection, snapshot: Optional[str]) -> None:
 
 # -- binary capability ----------------------------------------------------------------
 
-_TYPE_INFO_SQL = """
-SELECT t.typsend <> 0 AND t.typreceive <> 0, t.typtype, t.typbasetype, t.typrelid,
-       CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem ELSE 0 END,
-       COALESCE((SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid), 0),
-       COALESCE((SELECT r.rngtypid FROM pg_catalog.pg_range r
-                 WHERE r.rngmultitypid = t.oid), 0)
-FROM pg_catalog.pg_type t WHERE t.oid = %s
-"""
-
-
 def binary_capable(conn: psycopg.Connection, type_oids: Sequence[int],
-                   cache: Optional[Dict[int, bool]] = None) -> bool:
+                   cache: Optional[Dict[int, bool]] = None,
+                   facts: Optional[Dict[int, Any]] = None) -> bool:
     """Whether every type (and every type inside it) has binary send and receive.
 
     Follows domains to their base type, arrays to their element, composites to their
     attributes and ranges/multiranges to their subtype: binary COPY of a container fails
     when any part has no send/receive function (aclitem, some extension types).
+    ``cache`` (answers) and ``facts`` (:func:`dumpcodec.schema.catalog.type_facts`) may
+    be shared between calls: the types not seen before are read in one query.
     """
     cache = {} if cache is None else cache
+    facts = type_facts(conn, [o for o in type_oids if o not in cache], facts)
 
     def ok(oid: int, depth: int = 0) -> bool:
         if oid in cache:
@@ -166,27 +159,13 @@ def binary_capable(conn: psycopg.Connection, type_oids: Sequence[int],
         if depth > 30:
             return False
         cache[oid] = True    # provisional: breaks cycles through composites
-        row = conn.execute(_TYPE_INFO_SQL, (oid,)).fetchone()
-        if row is None:
-            cache[oid] = False
-            return False
-        has, typtype, base, relid, elem, sub, rng = row
-        good = bool(has)
-        if good and typtype == "d" and base:
-            good = ok(base, depth + 1)
-        if good and elem:
-            good = ok(elem, depth + 1)
-        if good and sub:
-            good = ok(sub, depth + 1)
-        if good and rng:
-            good = ok(rng, depth + 1)
-        if good and typtype == "c" and relid:
-            for (aoid,) in conn.execute(
-                    "SELECT atttypid FROM pg_catalog.pg_attribute WHERE attrelid = %s "
-                    "AND attnum > 0 AND NOT attisdropped", (relid,)).fetchall():
-                if not ok(aoid, depth + 1):
-                    good = False
-                    break
+        f = facts.get(oid)
+        good = f is not None and f.binary
+        if good:
+            parts = [p for p in (f.base, f.elem, f.sub, f.range) if p]
+            if f.typtype == "c" and f.relid:
+                parts += f.attributes
+            good = all(ok(p, depth + 1) for p in parts)
         cache[oid] = good
         return good
 
@@ -245,15 +224,8 @@ def _resolve(conn: psycopg.Connection, chosen: "schema.Resolved", partitions: st
     # intermediate levels) as definitions without data, parents first, so that a
     # restore can create them before the leaves that attach to them
     out, seen = [], set()
-    for ref in refs:
-        tree = conn.execute(
-            "SELECT n.nspname, c.relname, c.relkind, t.level FROM "
-            "pg_catalog.pg_partition_tree(%s::regclass) t "
-            "JOIN pg_catalog.pg_class c ON c.oid = t.relid "
-            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'p') ORDER BY t.level, n.nspname, c.relname",
-            (sql.Identifier(ref.schema, ref.name).as_string(conn),)).fetchall()
-        if not tree or len(tree) == 1:
+    for ref, tree in zip(refs, partition_trees(conn, [(r.schema, r.name) for r in refs])):
+        if len(tree) <= 1:
             subs = [(ref, True)]
         else:
             subs = []
@@ -279,74 +251,73 @@ def _lookup_option(opts: Optional[Dict[str, Any]], ref, table_id: str, used: set
     return None
 
 
-def _plan_tables(conn, refs, where, columns, binary: bool = True) -> List[_TablePlan]:
-    plans: List[_TablePlan] = []
-    used_where: set = set()
-    used_cols: set = set()
-    cache: Dict[int, bool] = {}
-    alias_cache: Dict[int, bool] = {}
-    seen_ids = set()
-    for ref, with_data in refs:
-        table_id = ref.table_id
-        if table_id in seen_ids:
-            raise SelectorError(f"two tables would get the same id {table_id!r}")
-        seen_ids.add(table_id)
-        tdef = schema.capture_table(conn, ref.schema, ref.name)
-        cols = schema.copy_columns(tdef)
-        wanted = _lookup_option(columns, ref, table_id, used_cols)
-        if wanted is not None:
-            if isinstance(wanted, str):
-                wanted = [c.strip() for c in wanted.split(",") if c.strip()]
-            unknown = [c for c in wanted if c not in cols]
-            if unknown:
-                raise SchemaError(
-                    f"{table_id}: no column(s) {', '.join(map(repr, unknown))} to dump "
-                    f"(columns: {', '.join(cols)})")
-            if len(set(wanted)) != len(wanted):
-                raise SchemaError(f"{table_id}: a column is named twice in {wanted}")
-            cols = list(wanted)
-        if not cols:
-            raise SchemaError(f"{table_id}: no columns to dump")
-        cond = _lookup_option(where, ref, table_id, used_where)
-        # OID-alias (reg*) and int2vector/oidvector columns travel as text (by name;
-        # see schema.text_columns)
-        as_text = text_columns(conn, tdef, cols, alias_cache)
-        col_oids = [_TEXT_OID if c in as_text else tdef.column(c).type_oid for c in cols]
-        fmt = "binary" if binary and binary_capable(conn, col_oids, cache) else "text"
-        via_root = tdef.kind == "partitioned" and with_data
-        ident = sql.Identifier(ref.schema, ref.name)
-        collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-        if as_text:
-            collist = dump_select_list(tdef, cols, as_text)
-        opts = sql.SQL(" (FORMAT binary)") if fmt == "binary" else sql.SQL("")
-        if cond is None and not via_root and not as_text:
-            query = sql.SQL("COPY {} ({}) TO STDOUT{}").format(ident, collist, opts)
-        else:
-            # A partitioned table (PostgreSQL < 17) and a filter need a query; ONLY keeps
-            # inheritance children out, as plain COPY of a table does.
-            only = sql.SQL("" if via_root else "ONLY ")
-            select = sql.SQL("SELECT {} FROM {}{}").format(collist, only, ident)
-            if cond is not None:
-                if not str(cond).strip():
-                    raise ValueError(f"{table_id}: empty WHERE condition")
-                # the user's own condition, run with the user's own credentials: text
-                select = sql.SQL("{} WHERE {}").format(select, sql.SQL(str(cond)))
-            query = sql.SQL("COPY ({}) TO STDOUT{}").format(select, opts)
-        est = conn.execute(
-            "SELECT pg_catalog.pg_total_relation_size(%s::regclass)",
-            (ident.as_string(conn),)).fetchone()[0]
-        types = ["text[]" if c in as_text and tdef.column(c).is_array
-                 else "text" if c in as_text else t
-                 for c, t in zip(cols, _type_texts(tdef, cols))]
-        plans.append(_TablePlan(table_id, ref.schema, ref.name, tdef, cols, types, fmt,
-                                query if with_data else None,
-                                None if cond is None else str(cond), est or None, via_root,
-                                as_text))
-    for opts_, used, what in ((where, used_where, "--where"), (columns, used_cols, "--columns")):
-        extra = sorted(set(opts_ or {}) - used)
-        if extra:
-            raise SelectorError(f"{what} names table(s) not in the dump: {', '.join(extra)}")
-    # Check each query now (plan only), so that a bad WHERE fails before any output.
+class _TypeAnswers:
+    """Per dump, what each column type needs (binary COPY? travels as text?), each
+    type looked up once; the types of a table not seen before in one query."""
+
+    def __init__(self, conn: psycopg.Connection, binary: bool):
+        self.conn, self.binary = conn, binary
+        self.facts: Dict[int, Any] = {}
+        self.binary_ok: Dict[int, bool] = {}
+        self.alias: Dict[int, bool] = {}
+
+    def prefetch(self, tdefs) -> None:
+        type_facts(self.conn, {c.type_oid for t in tdefs for c in t.columns}, self.facts)
+
+    def text_columns(self, tdef, cols: List[str]) -> List[str]:
+        return text_columns(self.conn, tdef, cols, self.alias, self.facts)
+
+    def format(self, col_oids: List[int]) -> str:
+        return ("binary" if self.binary and binary_capable(self.conn, col_oids,
+                                                           self.binary_ok, self.facts)
+                else "text")
+
+
+def _columns_to_dump(tdef, ref, table_id: str, columns, used: set) -> List[str]:
+    """The table's COPY columns, or the ones ``columns`` names for it (checked)."""
+    cols = schema.copy_columns(tdef)
+    wanted = _lookup_option(columns, ref, table_id, used)
+    if wanted is not None:
+        if isinstance(wanted, str):
+            wanted = [c.strip() for c in wanted.split(",") if c.strip()]
+        unknown = [c for c in wanted if c not in cols]
+        if unknown:
+            raise SchemaError(
+                f"{table_id}: no column(s) {', '.join(map(repr, unknown))} to dump "
+                f"(columns: {', '.join(cols)})")
+        if len(set(wanted)) != len(wanted):
+            raise SchemaError(f"{table_id}: a column is named twice in {wanted}")
+        cols = list(wanted)
+    if not cols:
+        raise SchemaError(f"{table_id}: no columns to dump")
+    return cols
+
+
+def _copy_query(ref, tdef, cols: List[str], as_text: List[str], fmt: str, cond,
+                via_root: bool, table_id: str) -> sql.Composable:
+    """``COPY table (cols) TO STDOUT``, or ``COPY (SELECT ...)`` when a filter, a
+    partitioned root or columns read as text need one."""
+    ident = sql.Identifier(ref.schema, ref.name)
+    collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+    if as_text:
+        collist = dump_select_list(tdef, cols, as_text)
+    opts = sql.SQL(" (FORMAT binary)") if fmt == "binary" else sql.SQL("")
+    if cond is None and not via_root and not as_text:
+        return sql.SQL("COPY {} ({}) TO STDOUT{}").format(ident, collist, opts)
+    # A partitioned table (PostgreSQL < 17) and a filter need a query; ONLY keeps
+    # inheritance children out, as plain COPY of a table does.
+    only = sql.SQL("" if via_root else "ONLY ")
+    select = sql.SQL("SELECT {} FROM {}{}").format(collist, only, ident)
+    if cond is not None:
+        if not str(cond).strip():
+            raise ValueError(f"{table_id}: empty WHERE condition")
+        # the user's own condition, run with the user's own credentials: text
+        select = sql.SQL("{} WHERE {}").format(select, sql.SQL(str(cond)))
+    return sql.SQL("COPY ({}) TO STDOUT{}").format(select, opts)
+
+
+def _check_where(conn: psycopg.Connection, plans: List[_TablePlan]) -> None:
+    """Plan each filtered query now, so that a bad WHERE fails before any output."""
     for p in plans:
         if p.where is None:
             continue
@@ -360,6 +331,47 @@ def _plan_tables(conn, refs, where, columns, binary: bool = True) -> List[_Table
             conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_check")
             raise DumpError(f"{p.table_id}: bad WHERE condition {p.where!r}: "
                             f"{getattr(exc.diag, 'message_primary', None) or exc}") from None
+
+
+def _plan_tables(conn, refs, where, columns, binary: bool = True) -> List[_TablePlan]:
+    """A plan per ``(ref, with_data)``: definitions, sizes and column types read for all
+    tables at once (a handful of queries, not a few per table)."""
+    seen_ids = set()
+    for ref, _ in refs:
+        if ref.table_id in seen_ids:
+            raise SelectorError(f"two tables would get the same id {ref.table_id!r}")
+        seen_ids.add(ref.table_id)
+    tdefs = schema.capture_tables(conn, [(ref.schema, ref.name) for ref, _ in refs])
+    sizes = [size or None for size in relation_sizes(
+        conn, [(ref.schema, ref.name) for ref, _ in refs])]
+    answers = _TypeAnswers(conn, binary)
+    answers.prefetch(tdefs)
+    plans: List[_TablePlan] = []
+    used_where: set = set()
+    used_cols: set = set()
+    for (ref, with_data), tdef, est in zip(refs, tdefs, sizes):
+        table_id = ref.table_id
+        cols = _columns_to_dump(tdef, ref, table_id, columns, used_cols)
+        cond = _lookup_option(where, ref, table_id, used_where)
+        # OID-alias (reg*) and int2vector/oidvector columns travel as text (by name;
+        # see schema.text_columns)
+        as_text = answers.text_columns(tdef, cols)
+        fmt = answers.format([_TEXT_OID if c in as_text else tdef.column(c).type_oid
+                              for c in cols])
+        via_root = tdef.kind == "partitioned" and with_data
+        query = _copy_query(ref, tdef, cols, as_text, fmt, cond, via_root, table_id)
+        types = ["text[]" if c in as_text and tdef.column(c).is_array
+                 else "text" if c in as_text else t
+                 for c, t in zip(cols, _type_texts(tdef, cols))]
+        plans.append(_TablePlan(table_id, ref.schema, ref.name, tdef, cols, types, fmt,
+                                query if with_data else None,
+                                None if cond is None else str(cond), est, via_root,
+                                as_text))
+    for opts_, used, what in ((where, used_where, "--where"), (columns, used_cols, "--columns")):
+        extra = sorted(set(opts_ or {}) - used)
+        if extra:
+            raise SelectorError(f"{what} names table(s) not in the dump: {', '.join(extra)}")
+    _check_where(conn, plans)
     return plans
 
 
@@ -544,6 +556,14 @@ def _write_whole(tw, get: Callable[[], Any], advance: Callable[[int], None]
         return rows, nbytes, dt
 
 
+class _Queues(dict):
+    """A table's queue, made when a worker or the writer first asks for it (not one
+    per table up front: thousands of tables)."""
+
+    def __missing__(self, key: int) -> "queue.Queue":
+        return self.setdefault(key, queue.Queue(maxsize=QUEUE_BLOCKS))   # atomic
+
+
 def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
                    conn: Optional[psycopg.Connection] = None,
                    splits: Optional[Dict[int, dump_split.Split]] = None
@@ -557,13 +577,14 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
     """
     splits = splits or {}
     jobs_q: "queue.Queue" = queue.Queue()
-    outs: Dict[int, queue.Queue] = {}
+    outs: Dict[int, queue.Queue] = _Queues()
     for i, p in enumerate(plans):
         parts = splits[i].parts if i in splits else [None]
         for part in parts:
             jobs_q.put((i, p, part))
-        # QUEUE_BLOCKS per worker that may read this table at once
-        outs[i] = queue.Queue(maxsize=QUEUE_BLOCKS * min(jobs, len(parts)))
+        if len(parts) > 1:
+            # QUEUE_BLOCKS per worker that may read this table at once
+            outs[i] = queue.Queue(maxsize=QUEUE_BLOCKS * min(jobs, len(parts)))
     errors: list = []
     stop = threading.Event()
     if conn is not None:
@@ -612,135 +633,6 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
         for t in threads:
             t.join()
     return stats
-
-
-# -- destination ----------------------------------------------------------------------
-
-def _load_sync_file_range() -> Optional[Callable[[int, int, int, int], int]]:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-        f = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    f.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    f.restype = ctypes.c_int
-    return f
-
-
-_sync_file_range = _load_sync_file_range()
-_SYNC_FILE_RANGE_WRITE = 2
-#: bytes written between two requests to start writing them back to disk
-WRITEBACK_STEP = 8 << 20
-
-
-class _Writeback(io.RawIOBase):
-    """The archive file: asks the kernel to start writing back every WRITEBACK_STEP
-    bytes as they are written (Linux ``sync_file_range``, as PostgreSQL does), so
-    that the ``fsync`` at the end waits for the last few megabytes, not the whole
-    archive.  Only a hint: the fsync is what makes the file durable."""
-
-    def __init__(self, fd: int):
-        self._fd = fd
-        self._pos = 0
-        self._synced = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def write(self, b) -> int:
-        n = os.write(self._fd, b)
-        self._pos += n
-        if _sync_file_range is not None and self._pos - self._synced >= WRITEBACK_STEP:
-            _sync_file_range(self._fd, self._synced, self._pos - self._synced,
-                             _SYNC_FILE_RANGE_WRITE)
-            self._synced = self._pos
-        return n
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                os.close(self._fd)
-            finally:
-                super().close()
-
-
-class _Destination:
-    """A file written under a temporary name and renamed on success, or a stream."""
-
-    def __init__(self, dest: Union[str, os.PathLike, IO[bytes]]):
-        self.path: Optional[str] = None
-        self.tmp: Optional[str] = None
-        self.fileobj: Optional[IO[bytes]] = None
-        self._own = False
-        if isinstance(dest, (str, os.PathLike)) and str(dest) == "-":
-            self.fileobj = sys.stdout.buffer
-        elif isinstance(dest, (str, os.PathLike)):
-            self.path = os.path.abspath(os.fspath(dest))
-            if os.path.isdir(self.path):
-                raise IsADirectoryError(f"{self.path} is a directory")
-            d = os.path.dirname(self.path)
-            if not os.path.isdir(d):
-                raise FileNotFoundError(f"no directory {d} for {self.path}")
-        else:
-            self.fileobj = dest
-
-    def open(self) -> IO[bytes]:
-        if self.path is not None:
-            fd, self.tmp = tempfile.mkstemp(
-                prefix=f".{os.path.basename(self.path)}.", suffix=".partial",
-                dir=os.path.dirname(self.path))
-            self.fileobj = io.BufferedWriter(_Writeback(fd), buffer_size=1 << 20)
-            self._own = True
-        return self.fileobj
-
-    def commit(self) -> Optional[int]:
-        if self._own:
-            self.fileobj.flush()
-            os.fsync(self.fileobj.fileno())
-            self.fileobj.close()
-            os.chmod(self.tmp, 0o666 & ~_umask())
-            os.replace(self.tmp, self.path)
-            self.tmp = None
-            return os.path.getsize(self.path)
-        try:
-            self.fileobj.flush()
-        except (AttributeError, OSError):
-            pass
-        return None
-
-    def discard(self) -> None:
-        if self._own:
-            try:
-                self.fileobj.close()
-            except OSError:
-                pass
-            if self.tmp and os.path.exists(self.tmp):
-                os.unlink(self.tmp)
-
-
-def _destination(dest: Union[str, os.PathLike, IO[bytes]],
-                 storage_options: Optional[Dict[str, Any]]) -> Any:
-    """A URL's upload (dumpcodec.archive.remote: completed on success, aborted on
-    failure), else a local :class:`_Destination`; ``file://`` is a local path."""
-    if isinstance(dest, str) and "://" in dest:
-        from .archive import remote
-        if remote.is_url(dest):
-            path = remote.local_path(dest)
-            if path is None:
-                return remote.RemoteDestination(dest, storage_options)
-            dest = path
-    return _Destination(dest)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # -- the entry point ------------------------------------------------------------------
@@ -802,71 +694,25 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
 
     Raises SelectorError/SchemaError/DumpError (nothing written) or psycopg errors.
     """
-    if jobs < 1:
-        raise ValueError(f"jobs must be at least 1, not {jobs}")
-    bad = [k for k in id_map or () if "#" not in k]
-    if bad:
-        # an id that reads as a table name must be that table's name (restore
-        # refuses an archive where it is not: docs/FORMAT.md)
-        raise ValueError(f"id_map ids must hold a '#' (like DaCHS's 'rd#table'), "
-                         f"not {', '.join(map(repr, bad))}")
+    _check_arguments(jobs, id_map)
     progress = progress or Progress()
-    warnings: List[str] = []
     t_start = time.perf_counter()
-    own_conn = not isinstance(conninfo_or_conn, psycopg.Connection)
-    conn = _connect(conninfo_or_conn) if own_conn else conninfo_or_conn
-    old_autocommit = None
-    destination = _destination(dest, storage_options)
+    source = _Source(conninfo_or_conn)
+    destination = open_destination(dest, storage_options)
     writer = None
     try:
-        if not own_conn:
-            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                raise DumpError("create_dump needs a connection that is not inside a "
-                                "transaction (it opens its own snapshot)")
-            old_autocommit = conn.autocommit
-            conn.autocommit = True
-        _begin_snapshot(conn, snapshot)
-        exported = snapshot
-        if jobs > 1 and not snapshot:
-            exported = conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()[0]
-        chosen = _select(conn, selectors, id_map)
-        for label in chosen.unmatched:
-            warnings.append(f"no matching tables were found for {label}")
-            log.warning("no matching tables were found for %s", label)
-        if sequences is None and (selectors is None
-                                  or isinstance(selectors, schema.Selection)):
-            sequences = chosen.whole_schemas
+        conn = source.open()
+        exported = _open_snapshot(conn, snapshot, jobs)
+        chosen, warnings = _choose(conn, selectors, id_map)
         plans = _parents_first(_plan_tables(conn, _resolve(conn, chosen, partitions),
                                             where, columns, binary))
-        server_version = conn.execute("SHOW server_version").fetchone()[0]
-        encoding = conn.execute("SHOW client_encoding").fetchone()[0]
-        free = free_sequences(conn, list(sequences)) if sequences else []
+        server_version, info = _archive_info(conn, exported,
+                                             _sequence_schemas(sequences, selectors, chosen))
         splits = dump_split.plan_splits(conn, plans, jobs, split_larger_than)
-
-        fileobj = destination.open()
-        opts: Dict[str, Any] = {}
-        if backend in (None, "none", "tar"):
-            backend = "tar"       # no compression: a plain tar
-        elif level is not None:
-            opts["level"] = level
-        if chunk_size is not None:
-            opts["chunk_size"] = chunk_size
-        if jobs > 1:
-            # as many members compressed at once as there are readers feeding them
-            opts["workers"] = jobs
-        writer = open_dump(fileobj, "w", backend=backend, **opts)
-        info: Dict[str, Any] = {"snapshot": exported, "created_by": f"dumpcodec {__version__}"}
-        if free:
-            info["sequences"] = free
-        writer.set_info(server_version=server_version, client_encoding=encoding, **info)
-        progress.start("dump", len(plans))
-        if jobs > 1 and (len(plans) > 1 or splits):
-            worker_dsn = conninfo_or_conn if own_conn else _conninfo_of(conn)
-            stats = _dump_parallel(worker_dsn, exported, plans, writer, jobs, progress,
-                                   splits=splits)
-        else:
-            # one reader thread on our own connection, compression in this one
-            stats = _dump_parallel(None, None, plans, writer, 1, progress, conn=conn)
+        # with jobs > 1, as many members compressed at once as there are readers
+        writer = _open_writer(destination, backend, level, chunk_size, workers=jobs)
+        writer.set_info(**info)
+        stats = _write_tables(source, exported, plans, writer, jobs, progress, splits)
         writer.close()
         writer = None
         conn.execute("COMMIT")
@@ -879,28 +725,152 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
                  len(stats), summary.rows, summary.nbytes, summary.seconds)
         return summary
     except BaseException:
-        progress.finish()
-        if writer is not None:
-            try:
-                writer.abort()
-            except Exception:
-                pass
-        destination.discard()
-        try:
-            if not conn.closed and conn.info.transaction_status != \
-                    psycopg.pq.TransactionStatus.IDLE:
-                conn.execute("ROLLBACK")
-        except psycopg.Error:
-            pass
+        _abandon(progress, writer, destination, source.conn)
         raise
     finally:
-        if own_conn:
-            conn.close()
-        elif old_autocommit is not None and not conn.closed:
+        source.close()
+
+
+# -- the steps of create_dump, in order ------------------------------------------------
+
+def _check_arguments(jobs: int, id_map: Optional[Dict[str, Tuple[str, str]]]) -> None:
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
+    bad = [k for k in id_map or () if "#" not in k]
+    if bad:
+        # an id that reads as a table name must be that table's name (restore
+        # refuses an archive where it is not: docs/FORMAT.md)
+        raise ValueError(f"id_map ids must hold a '#' (like DaCHS's 'rd#table'), "
+                         f"not {', '.join(map(repr, bad))}")
+
+
+class _Source:
+    """The dump's own connection: opened from a conninfo (and closed at the end), or
+    the caller's, switched to autocommit while the dump uses it and then put back."""
+
+    def __init__(self, conninfo_or_conn: Union[str, psycopg.Connection]):
+        self.own = not isinstance(conninfo_or_conn, psycopg.Connection)
+        self.conninfo = conninfo_or_conn if self.own else None
+        self.conn: Optional[psycopg.Connection] = None if self.own else conninfo_or_conn
+        self._old_autocommit: Optional[bool] = None
+
+    def open(self) -> psycopg.Connection:
+        if self.own:
+            self.conn = _connect(self.conninfo)
+            return self.conn
+        conn = self.conn
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raise DumpError("create_dump needs a connection that is not inside a "
+                            "transaction (it opens its own snapshot)")
+        self._old_autocommit = conn.autocommit
+        conn.autocommit = True
+        return conn
+
+    def worker_conninfo(self) -> str:
+        """What the workers of ``jobs > 1`` connect with."""
+        return self.conninfo if self.own else _conninfo_of(self.conn)
+
+    def close(self) -> None:
+        if self.conn is None:
+            return
+        if self.own:
+            self.conn.close()
+        elif self._old_autocommit is not None and not self.conn.closed:
             try:
-                conn.autocommit = old_autocommit
+                self.conn.autocommit = self._old_autocommit
             except psycopg.Error:
                 pass
+
+
+def _open_snapshot(conn: psycopg.Connection, snapshot: Optional[str],
+                   jobs: int) -> Optional[str]:
+    """Start the dump's transaction; the snapshot id the workers join (exported here
+    when ``jobs > 1`` and the caller gave none)."""
+    _begin_snapshot(conn, snapshot)
+    if jobs > 1 and not snapshot:
+        return conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()[0]
+    return snapshot
+
+
+def _choose(conn: psycopg.Connection, selectors: Selectors,
+            id_map: Optional[Dict[str, Tuple[str, str]]]):
+    """The selection, and a warning for each pattern that matched nothing."""
+    chosen = _select(conn, selectors, id_map)
+    warnings = []
+    for label in chosen.unmatched:
+        warnings.append(f"no matching tables were found for {label}")
+        log.warning("no matching tables were found for %s", label)
+    return chosen, warnings
+
+
+def _sequence_schemas(sequences: Optional[Sequence[str]], selectors: Selectors,
+                      chosen) -> List[str]:
+    """Schemas whose free-standing sequences travel too (see create_dump)."""
+    if sequences is None and (selectors is None or isinstance(selectors, schema.Selection)):
+        sequences = chosen.whole_schemas
+    return list(sequences or ())
+
+
+def _archive_info(conn: psycopg.Connection, exported: Optional[str],
+                  sequence_schemas: List[str]) -> Tuple[str, Dict[str, Any]]:
+    """The server version and what ``DumpWriter.set_info`` records."""
+    server_version = conn.execute("SHOW server_version").fetchone()[0]
+    encoding = conn.execute("SHOW client_encoding").fetchone()[0]
+    free = free_sequences(conn, sequence_schemas) if sequence_schemas else []
+    info: Dict[str, Any] = {"server_version": server_version, "client_encoding": encoding,
+                            "snapshot": exported, "created_by": f"dumpcodec {__version__}"}
+    if free:
+        info["sequences"] = free
+    return server_version, info
+
+
+def _open_writer(destination: Any, backend: Optional[str], level: Optional[int],
+                 chunk_size: Optional[int], workers: int = 1):
+    """The archive writer on the destination (opened now: nothing is written before
+    every table is planned)."""
+    fileobj = destination.open()
+    opts: Dict[str, Any] = {}
+    if backend in (None, "none", "tar"):
+        backend = "tar"       # no compression: a plain tar
+    elif level is not None:
+        opts["level"] = level
+    if chunk_size is not None:
+        opts["chunk_size"] = chunk_size
+    if workers > 1:
+        opts["workers"] = workers
+    return open_dump(fileobj, "w", backend=backend, **opts)
+
+
+def _write_tables(source: _Source, exported: Optional[str], plans: List[_TablePlan],
+                  writer, jobs: int, progress: Progress,
+                  splits: Dict[int, Any]) -> List[TableDumpStats]:
+    """Every table's data into the archive, read by ``jobs`` connections (a table of
+    ``splits`` as several ranges at once)."""
+    progress.start("dump", len(plans))
+    if jobs > 1 and (len(plans) > 1 or splits):
+        return _dump_parallel(source.worker_conninfo(), exported, plans, writer, jobs,
+                              progress, splits=splits)
+    # one reader thread on our own connection, compression in this one
+    return _dump_parallel(None, None, plans, writer, 1, progress, conn=source.conn)
+
+
+def _abandon(progress: Progress, writer, destination: Any,
+             conn: Optional[psycopg.Connection]) -> None:
+    """After a failure: no archive left under the requested name, the transaction
+    rolled back."""
+    progress.finish()
+    if writer is not None:
+        try:
+            writer.abort()
+        except Exception:
+            pass
+    destination.discard()
+    try:
+        if conn is not None and not conn.closed and conn.info.transaction_status != \
+                psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass
 
 
 def _conninfo_of(conn: psycopg.Connection) -> str:

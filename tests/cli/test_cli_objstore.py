@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
-pytest.importorskip("s3fs")
-pytest.importorskip("moto")
+import s3fs  # noqa: E402,F401  (the test extra brings it: a missing one fails, never skips)
+import moto  # noqa: E402,F401
 
 from objstore_helpers import SECRET_KEY, S3Server, clean_env, free_port  # noqa: E402
 

@@ -52,7 +52,7 @@ def test_create_dump_basic(db, conn, tmp_path):
 def test_early_writeback_keeps_the_file_whole(narrow, db, tmp_path, monkeypatch):
     # the archive file asks for writeback every WRITEBACK_STEP bytes: with a tiny step
     # (hundreds of requests) the archive must come out whole and verify
-    import dumpcodec.dump as dump_mod
+    import dumpcodec.destination as dump_mod
     import sys
     if sys.platform.startswith("linux"):
         assert dump_mod._sync_file_range is not None

@@ -55,14 +55,35 @@ def pad(size: int) -> int:
     return (-size) % BLOCK
 
 
-def member_header(name: str, size: int, mtime: float) -> bytes:
-    """The ustar header block of a regular file member (mode 0644, no owner)."""
+def _tarfile_header(name: str, size: int, mtime: float) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = size
     info.mtime = int(mtime)
     info.mode = 0o644
     info.type = tarfile.REGTYPE
     return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+
+
+#: the header of an empty member named "x" at time 0, which member_header patches
+_TEMPLATE = _tarfile_header("x", 0, 0)
+_OCTAL_11 = 8 ** 11
+
+
+def member_header(name: str, size: int, mtime: float) -> bytes:
+    """The ustar header block of a regular file member (mode 0644, no owner): the
+    bytes :mod:`tarfile` writes, with name, size, time and checksum put into a
+    template (a tenth of the time: thousands of small tables write three each)."""
+    raw = name.encode("utf-8")
+    mtime = int(mtime)
+    if len(raw) > 100 or not 0 <= size < _OCTAL_11 or not 0 <= mtime < _OCTAL_11:
+        return _tarfile_header(name, size, mtime)     # a prefix field, large numbers
+    buf = bytearray(_TEMPLATE)
+    buf[0:100] = raw.ljust(100, b"\0")
+    buf[124:136] = b"%011o\0" % size
+    buf[136:148] = b"%011o\0" % mtime
+    buf[148:156] = b"        "
+    buf[148:155] = b"%06o\0" % sum(buf)
+    return bytes(buf)
 
 
 END_OF_ARCHIVE = bytes(2 * BLOCK)

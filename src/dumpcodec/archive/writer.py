@@ -7,7 +7,8 @@ pipe.  A backend subclass (:mod:`.tarball`) only says how a member is compressed
 
 Memory: a writer holds one chunk being cut (the codec's chunker buffer) and the piece
 cut from it, which a helper thread (:class:`_ChunkThread`) checksums, compresses and
-writes while the caller goes on.
+writes while the caller goes on (a chunk under :data:`INLINE_CHUNK` is written in the
+caller's thread: a small table costs no hand-off).
 """
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ from .streams import CountingWriter
 from .textcheck import TextCopyCheck
 
 
+#: data members smaller than this are written in the caller's thread
+INLINE_CHUNK = 256 << 10
+
+
 def _utc_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -43,7 +48,8 @@ class TableWriter:
     pieces of any size, split anywhere; ``close()`` flushes the last chunk and writes
     the table's footer (rows, sizes, checksums).  A context manager: leaving the
     ``with`` by an exception aborts the whole archive (it stays incomplete).
-    Attributes after close: ``rows``, ``raw_size``, ``members``.
+    Attributes after close: ``rows``, ``raw_size``, ``members``.  ``info.definition``
+    is not kept (the writer holds it encoded, as written in the header).
     """
 
     def __init__(self, writer: "DumpWriter", info: TableInfo, chunk_size: int):
@@ -60,6 +66,8 @@ class TableWriter:
         #: split tables: one chunker per range stream still open (write_part)
         self._parts: Dict[int, Any] = {}
         self._parts_done: set = set()
+        self._definition: Optional[mf.EncodedJSON] = None
+        self._text_check: Optional[TextCopyCheck] = None
         if info.format == "binary":
             ncols = len(info.columns) if info.columns is not None else None
             self._chunker = Chunker(chunk_size, ncols)
@@ -206,6 +214,7 @@ class TableWriter:
                 self._text = bytearray()
                 self._emit(piece, piece.count(b"\n"))
             self.closed = True
+            self._chunker = self._text_check = None    # thousands of tables: keep no buffers
             self._writer._finish_table(self)
         except CopyFormatError as exc:
             self._writer.abort()
@@ -501,12 +510,14 @@ class DumpWriter:
                          list(types) if types is not None else None,
                          definition, time.time(), dict(extra or {}),
                          chunk_size=self.chunk_size)
-        header = {"archive_format": mf.FORMAT_NAME, "format_version": mf.FORMAT_VERSION,
-                  "kind": "table-header", "table_id": table_id, "index": index,
-                  "format": format, "columns": info.columns, "types": info.types,
-                  "definition": definition, "dump_time": info.dump_time,
-                  "extra": info.extra, "chunk_size": self.chunk_size}
         try:
+            # encoded once for the header and the manifest, and kept as text only
+            encoded = mf.encode_value(definition)
+            header = {"archive_format": mf.FORMAT_NAME, "format_version": mf.FORMAT_VERSION,
+                      "kind": "table-header", "table_id": table_id, "index": index,
+                      "format": format, "columns": info.columns, "types": info.types,
+                      "definition": encoded, "dump_time": info.dump_time,
+                      "extra": info.extra, "chunk_size": self.chunk_size}
             data = mf.dump_json(header)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"table {table_id!r}: definition/extra not JSON-serialisable: "
@@ -520,7 +531,9 @@ class DumpWriter:
             self.abort()
             raise
         info.header.sha256 = hashlib.sha256(data).hexdigest()
+        info.definition = None          # the manifest takes the encoded text
         tw = TableWriter(self, info, self.chunk_size)
+        tw._definition = encoded
         self._ids.add(table_id)
         self._tables.append(tw)
         self._current = tw
@@ -634,7 +647,13 @@ class DumpWriter:
 
     def _write_chunk(self, member: MemberInfo, piece, mtime: float) -> None:
         """Queue a data member: its checksum, frame and write run in a helper thread
-        while this one goes on receiving the next chunk (all three release the GIL)."""
+        while this one goes on receiving the next chunk (all three release the GIL).
+        A small one (a small table's only chunk) is written here: handing it over
+        would cost more than writing it."""
+        if len(piece) < INLINE_CHUNK:
+            self._wait_chunks()
+            self._put_chunk(member, piece, mtime)
+            return
         if self._chunks is None:
             self._chunks = (_ChunkPool(self, self._workers) if self._workers > 1
                             else _ChunkThread(self))
@@ -685,11 +704,29 @@ class DumpWriter:
         info.complete = True
         self._current = None
 
+    def _manifest(self) -> bytes:
+        """``manifest.json``: the document :func:`.manifest.dump_json` writes, built a
+        table at a time (at 10,000 tables the whole document as Python objects and
+        text pieces would take hundreds of megabytes)."""
+        doc = self._info_doc("manifest")
+        doc["tables"] = []
+        skeleton = mf.dump_json(doc)
+        marker = b'\n "tables": []'          # depth 1: the document's own key
+        head, tail = skeleton.split(marker)
+        if not self._tables:
+            return skeleton
+        pieces = [head, b'\n "tables": [']
+        sep = b"\n  "
+        for tw in self._tables:
+            entry = dict(tw.info.to_json(), definition=tw._definition)
+            pieces += [sep, mf.dump_nested(entry, "\n  ")]
+            sep = b",\n  "
+        pieces += [b"\n ]", tail]
+        return b"".join(pieces)
+
     def _write_trailer(self) -> None:
         self._start()
-        doc = self._info_doc("manifest")
-        doc["tables"] = [tw.info.to_json() for tw in self._tables]
-        manifest = mf.dump_json(doc)
+        manifest = self._manifest()
         index = mf.format_index((m.name, tw.table_id)
                                 for tw in self._tables for m in tw.members)
         meta = sum(tw.info.header.size + tw.info.footer.size for tw in self._tables)

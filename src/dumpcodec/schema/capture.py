@@ -503,6 +503,9 @@ def _capture_schema(conn: psycopg.Connection, schema: str, names: Sequence[str],
         statistics = extras.statistics(conn, relids)
         acls = extras.table_acls(conn, relids)
         parents = extras.inherits(conn, relids)
+    by_relid: Dict[int, List[_IndexInfo]] = {}
+    for i in infos.values():
+        by_relid.setdefault(i.relid, []).append(i)
     for name in names:
         if name not in rels:
             continue
@@ -513,10 +516,10 @@ def _capture_schema(conn: psycopg.Connection, schema: str, names: Sequence[str],
                                    nulls_not_distinct=bool(i.nulls_not_distinct),
                                    predicate=i.predicate, inherited=i.inherited,
                                    options=i.options, comment=i.comment)
-                          for i in infos.values()
-                          if i.relid == relid and not i.backs_constraint),
+                          for i in by_relid.get(relid, ())
+                          if not i.backs_constraint),
                          key=lambda i: i.name)
-        mine = [i for i in infos.values() if i.relid == relid]
+        mine = by_relid.get(relid, [])
         clustered = next((i.name for i in mine if i.clustered), None)
         replident_index = next((i.name for i in mine if i.replident), None)
         kind = "partition" if ispartition else ("partitioned" if relkind == "p" else "table")
@@ -537,18 +540,16 @@ def _capture_schema(conn: psycopg.Connection, schema: str, names: Sequence[str],
 
 def _capture_many(conn: psycopg.Connection,
                   names: Sequence[Tuple[str, str]]) -> List[Optional[TableDef]]:
-    by_schema: Dict[str, List[str]] = {}
+    by_schema: Dict[str, Dict[str, None]] = {}     # names in order, each once
     for schema, name in names:
         if not isinstance(schema, str) or not isinstance(name, str):
             raise SchemaError(f"table names are (schema, name) strings, not "
                               f"{(schema, name)!r}")
-        by_schema.setdefault(schema, [])
-        if name not in by_schema[schema]:
-            by_schema[schema].append(name)
+        by_schema.setdefault(schema, {})[name] = None
     type_cache: dict = {}
     found: Dict[Tuple[str, str], Optional[TableDef]] = {}
     for schema, tnames in by_schema.items():
-        for name, tdef in _capture_schema(conn, schema, tnames, type_cache).items():
+        for name, tdef in _capture_schema(conn, schema, list(tnames), type_cache).items():
             found[(schema, name)] = tdef
     return [found[(s, n)] for s, n in names]
 

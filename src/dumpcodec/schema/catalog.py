@@ -3,11 +3,13 @@
 Kept apart from :mod:`.capture` (which reads whole table definitions): these look up
 one fact each -- does a relation exist, which foreign keys point at a table, which
 OIDs a set of types or sequences has -- and :func:`lock_if_exists` takes the lock
-under which a restore then reads a live table's definition.
+under which a restore then reads a live table's definition.  The dump's planning
+asks its questions for all tables (or types) at once: :func:`type_facts`,
+:func:`partition_trees`, :func:`relation_sizes`.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import psycopg
 from psycopg import sql
@@ -152,3 +154,109 @@ def sequence_oids(conn: psycopg.Connection,
         "pg_catalog.unnest(%s::pg_catalog.text[])) AS w(s, t) "
         "ON w.s = n.nspname AND w.t = c.relname WHERE c.relkind = 'S'",
         ([s for s, _ in names], [t for _, t in names])).fetchall()]
+
+
+class TypeFacts(NamedTuple):
+    """What the dump asks about a column type: binary send/receive, and the types
+    inside it (a domain's base, an array's element, a range's subtype, a multirange's
+    range, a composite's attributes)."""
+    binary: bool
+    typtype: str
+    base: int
+    relid: int
+    elem: int
+    sub: int
+    range: int
+    attributes: Tuple[int, ...]
+
+    def parts(self) -> List[int]:
+        return [p for p in (self.base, self.elem, self.sub, self.range) if p] + \
+            list(self.attributes)
+
+
+# Every type reachable from the given ones, in one round trip; UNION (not UNION ALL)
+# keeps each type once, which also ends the walk on a cycle through composites.
+_TYPE_FACTS_SQL = """
+WITH RECURSIVE walk(oid) AS (
+    SELECT w.oid FROM pg_catalog.unnest(%s::pg_catalog.oid[]) AS w(oid)
+  UNION
+    SELECT p.part FROM walk JOIN pg_catalog.pg_type t ON t.oid = walk.oid
+    CROSS JOIN LATERAL (
+        SELECT t.typbasetype WHERE t.typtype = 'd'
+        UNION ALL SELECT t.typelem WHERE t.typelem <> 0 AND t.typlen = -1
+        UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid
+        UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r
+                  WHERE r.rngmultitypid = t.oid
+        UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                  WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0
+                    AND NOT a.attisdropped) AS p(part)
+    WHERE p.part <> 0
+)
+SELECT t.oid, t.typsend <> 0 AND t.typreceive <> 0, t.typtype, t.typbasetype, t.typrelid,
+       CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem ELSE 0 END,
+       COALESCE((SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid), 0),
+       COALESCE((SELECT r.rngtypid FROM pg_catalog.pg_range r
+                 WHERE r.rngmultitypid = t.oid), 0),
+       CASE WHEN t.typtype = 'c' THEN ARRAY(
+           SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid
+             AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) END
+FROM walk JOIN pg_catalog.pg_type t ON t.oid = walk.oid
+"""
+
+
+def type_facts(conn: psycopg.Connection, oids: Iterable[int],
+               known: Optional[Dict[int, Optional[TypeFacts]]] = None,
+               ) -> Dict[int, Optional[TypeFacts]]:
+    """:class:`TypeFacts` of ``oids`` and of every type inside them, by OID (None for
+    an OID that names no type), in one query; ``known`` (filled in and returned) holds
+    what an earlier call found, and only the OIDs missing there are asked for."""
+    known = {} if known is None else known
+    wanted = sorted({int(o) for o in oids} - set(known))
+    if not wanted:
+        return known
+    for (oid, binary, typtype, base, relid, elem, sub, rng,
+         attrs) in conn.execute(_TYPE_FACTS_SQL, (wanted,)).fetchall():
+        known[oid] = TypeFacts(bool(binary), typtype, base if typtype == "d" else 0,
+                               relid, elem, sub, rng, tuple(attrs or ()))
+    for oid in wanted:
+        known.setdefault(oid, None)
+    return known
+
+
+# one row per name, x.i counting from 1, r the relation
+_NAMES = ("ROWS FROM (pg_catalog.unnest(%s::pg_catalog.text[]), "
+          "pg_catalog.unnest(%s::pg_catalog.text[])) WITH ORDINALITY AS x(s, n, i) "
+          "JOIN pg_catalog.pg_namespace rn ON rn.nspname = x.s "
+          "JOIN pg_catalog.pg_class r ON r.relnamespace = rn.oid AND r.relname = x.n")
+
+
+def partition_trees(conn: psycopg.Connection,
+                    names: Sequence[Tuple[str, str]]) -> List[List[tuple]]:
+    """``(schema, name, relkind, level)`` of the tables (``r`` and ``p``) in the
+    partition tree of each ``(schema, name)``, by level and name (nothing for a table
+    outside any partition tree, and for a name that does not exist), in one query."""
+    trees: List[List[tuple]] = [[] for _ in names]
+    if names:
+        for i, *row in conn.execute(
+                "SELECT x.i, n.nspname, c.relname, c.relkind, t.level FROM " + _NAMES +
+                " CROSS JOIN LATERAL pg_catalog.pg_partition_tree(r.oid) t "
+                "JOIN pg_catalog.pg_class c ON c.oid = t.relid "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p') "
+                "ORDER BY x.i, t.level, n.nspname, c.relname",
+                ([s for s, _ in names], [n for _, n in names])).fetchall():
+            trees[i - 1].append(tuple(row))
+    return trees
+
+
+def relation_sizes(conn: psycopg.Connection,
+                   names: Sequence[Tuple[str, str]]) -> List[Optional[int]]:
+    """``pg_total_relation_size`` of each ``(schema, name)`` (None where no such
+    relation), in one query."""
+    sizes: List[Optional[int]] = [None] * len(names)
+    if names:
+        for i, size in conn.execute(
+                "SELECT x.i, pg_catalog.pg_total_relation_size(r.oid) FROM " + _NAMES,
+                ([s for s, _ in names], [n for _, n in names])).fetchall():
+            sizes[i - 1] = size
+    return sizes

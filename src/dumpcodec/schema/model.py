@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import SchemaError
 
@@ -393,10 +393,22 @@ class TableDef:
         return tdef
 
 
+_FIELDS: Dict[type, Tuple[str, ...]] = {}
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _to_plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
+    t = type(obj)
+    if t in _SCALARS:
+        return obj
+    names = _FIELDS.get(t)
+    if names is None and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        names = _FIELDS[t] = tuple(f.name for f in dataclasses.fields(obj))
+    if names is not None:
+        return {n: _to_plain(getattr(obj, n)) for n in names}
+    if t is list or t is tuple or isinstance(obj, (list, tuple)):
         return [_to_plain(x) for x in obj]
     return obj
 

@@ -21,8 +21,8 @@ int2vector data").  Both kinds of column therefore travel as text:
   in the target fails the table with an error naming the columns (never a wrong value).
 
 Tables without such columns keep the plain ``COPY table TO STDOUT`` (raw bytes, no
-query); :func:`text_columns` is the only extra cost (catalog look-ups, cached).  Plain
-``oid`` columns stay numbers, as in pg_dump.
+query); :func:`text_columns` is the only extra cost (one catalog query for the types
+not seen before).  Plain ``oid`` columns stay numbers, as in pg_dump.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import RestoreError
+from .catalog import TypeFacts, type_facts
 from .model import TableDef
 
 #: The OID-alias types (the same OIDs on every server version).
@@ -45,15 +46,7 @@ _VECTOR_TYPES = {22: "int2vector", 30: "oidvector"}
 #: types whose text output is not unique: read through the signature-bearing type
 _VIA = {"regproc": "regprocedure", "regoper": "regoperator"}
 
-_PARTS_SQL = """
-SELECT t.typtype, t.typbasetype, t.typrelid,
-       CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem ELSE 0 END,
-       COALESCE((SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid), 0)
-FROM pg_catalog.pg_type t WHERE t.oid = %s
-"""
-
-
-def _contains_alias(conn: psycopg.Connection, oid: int, cache: Dict[int, bool],
+def _contains_alias(oid: int, facts: Dict[int, Optional[TypeFacts]], cache: Dict[int, bool],
                     depth: int = 0) -> bool:
     if oid in OID_ALIAS_TYPES or oid in _VECTOR_TYPES:
         return True
@@ -62,27 +55,29 @@ def _contains_alias(conn: psycopg.Connection, oid: int, cache: Dict[int, bool],
     if depth > 30:
         return False
     cache[oid] = False     # provisional: breaks cycles through composites
-    row = conn.execute(_PARTS_SQL, (oid,)).fetchone()
+    f = facts.get(oid)
     found = False
-    if row is not None:
-        typtype, base, relid, elem, sub = row
-        parts = [p for p in (base, elem, sub) if p]
-        if typtype == "c" and relid:
-            parts += [a for (a,) in conn.execute(
-                "SELECT atttypid FROM pg_catalog.pg_attribute WHERE attrelid = %s "
-                "AND attnum > 0 AND NOT attisdropped", (relid,)).fetchall()]
-        found = any(_contains_alias(conn, p, cache, depth + 1) for p in parts)
+    if f is not None:
+        parts = [p for p in (f.base, f.elem, f.sub) if p]
+        if f.typtype == "c" and f.relid:
+            parts += list(f.attributes)
+        found = any(_contains_alias(p, facts, cache, depth + 1) for p in parts)
     cache[oid] = found
     return found
 
 
 def text_columns(conn: psycopg.Connection, tdef: TableDef, columns: Sequence[str],
-                      cache: Optional[Dict[int, bool]] = None) -> List[str]:
+                 cache: Optional[Dict[int, bool]] = None,
+                 facts: Optional[Dict[int, Optional[TypeFacts]]] = None) -> List[str]:
     """The columns (of ``columns``) that travel as text: those whose values hold an
-    OID-alias type or an int2vector / oidvector (see the module doc)."""
+    OID-alias type or an int2vector / oidvector (see the module doc).
+
+    ``cache`` and ``facts`` (:func:`.catalog.type_facts`) may be shared between calls:
+    each type is then looked up once, all the types of a call in one query."""
     cache = {} if cache is None else cache
-    return [c for c in columns
-            if _contains_alias(conn, tdef.column(c).type_oid, cache)]
+    oids = [tdef.column(c).type_oid for c in columns]
+    facts = type_facts(conn, [o for o in oids if o not in cache], facts)
+    return [c for c, oid in zip(columns, oids) if _contains_alias(oid, facts, cache)]
 
 
 def _alias_of(tdef: TableDef, column: str) -> Optional[str]:

@@ -1,0 +1,108 @@
+"""The writer's shortcuts for many small tables write the same bytes as the plain
+way: JSON members (manifest._encode against json.dumps), the manifest built a table at
+a time, tar headers from a template."""
+from __future__ import annotations
+
+import io
+import json
+import random
+import tarfile
+
+import pytest
+
+from dumpcodec.archive import manifest as mf
+from dumpcodec.archive import open_dump
+from dumpcodec.archive._tar import _tarfile_header, member_header
+from dumpcodec.copy import HEADER, TRAILER
+
+
+def _reference(doc) -> bytes:
+    return (json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1,
+                       allow_nan=False) + "\n").encode("utf-8")
+
+
+def _value(rnd: random.Random, depth: int = 0):
+    r = rnd.random()
+    if depth > 4 or r < 0.4:
+        return rnd.choice([None, True, False, 0, -7, 2 ** 70, 1.5, -0.0, 1e300, 3.25,
+                           "", "a\"b\\c\n\u00e9\u2028\x00", "[]{},: x"])
+    if r < 0.7:
+        return {rnd.choice(["a", "b", "é", "", "z\n", '"']) + str(rnd.randint(0, 3)):
+                _value(rnd, depth + 1) for _ in range(rnd.randint(0, 4))}
+    seq = [_value(rnd, depth + 1) for _ in range(rnd.randint(0, 4))]
+    return seq if r < 0.85 else tuple(seq)
+
+
+def test_dump_json_is_json_dumps():
+    rnd = random.Random(19)
+    for _ in range(3000):
+        doc = {"x": _value(rnd)}
+        assert mf.dump_json(doc) == _reference(doc)
+        # spliced pieces: at any depth, the same text
+        assert mf.dump_json({"x": [mf.encode_value(doc["x"])]}) == \
+            _reference({"x": [doc["x"]]})
+    # what the fast path leaves to the json module: its text or its error
+    assert mf.dump_json({"b": {1: 2}, "a": mf.encode_value([1])}) == \
+        _reference({"b": {1: 2}, "a": [1]})
+    for bad, err in (({"a": float("nan")}, ValueError), ({"a": object()}, TypeError)):
+        with pytest.raises(err):
+            mf.dump_json(bad)
+    loop: dict = {}
+    loop["x"] = loop
+    with pytest.raises(ValueError):
+        mf.dump_json(loop)
+
+
+def test_member_header_is_tarfiles():
+    rnd = random.Random(5)
+    names = ["table-00000/chunk-000000.bin", "manifest.json", "a" * 100, "a" * 101,
+             "é/ü" * 20, "dir/" + "b" * 150]
+    for _ in range(3000):
+        name = rnd.choice(names)
+        size = rnd.choice([0, 511, 512, 8 ** 11 - 1, 8 ** 11, rnd.randint(0, 2 ** 40)])
+        mtime = rnd.choice([0, 1.5, 1.7e9, 8 ** 11 - 1, 8 ** 11])
+        assert _outcome(member_header, name, size, mtime) == \
+            _outcome(_tarfile_header, name, size, mtime)
+
+
+def _outcome(f, *args):
+    try:
+        return f(*args)
+    except ValueError as exc:       # a size a ustar header cannot hold
+        return type(exc), str(exc)
+
+
+@pytest.mark.parametrize("backend", ["tar", "zstd", "gzip"])
+def test_many_small_tables_read_back(backend):
+    buf = io.BytesIO()
+    with open_dump(buf, "w", backend=backend, created=1.7e9) as w:
+        w.set_info(server_version="15", client_encoding="UTF8", note={"tables": []})
+        for i in range(300):
+            tw = w.add_table(f"public.t{i:03d}", {"k": i, "names": ["a", "é"]}, ["id"],
+                             ["integer"], "binary", {"n": i})
+            if i % 3:
+                tw.write(HEADER + TRAILER)
+            tw.close()
+        expected = w._manifest()
+    buf.seek(0)
+    with open_dump(buf) as r:
+        assert r.verify().ok
+        tables = r.tables()
+        assert [t.table_id for t in tables] == [f"public.t{i:03d}" for i in range(300)]
+        assert tables[7].definition == {"k": 7, "names": ["a", "é"]}
+    # the manifest written a table at a time is the document json.dumps writes
+    doc = json.loads(expected)
+    assert _reference(doc) == expected
+    assert doc["info"]["note"] == {"tables": []}
+    if backend == "tar":
+        with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as t:
+            assert t.extractfile("manifest.json").read() == expected
+
+
+def test_manifest_of_no_tables():
+    buf = io.BytesIO()
+    with open_dump(buf, "w", backend="tar") as w:
+        w.set_info(server_version="15")
+        manifest = w._manifest()
+    assert json.loads(manifest)["tables"] == []
+    assert _reference(json.loads(manifest)) == manifest

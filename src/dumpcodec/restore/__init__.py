@@ -68,8 +68,9 @@ from typing import IO, Any, Dict, Optional, Sequence, Union
 from ..progress import Progress
 from ..schema.selection import Selection
 from .results import RestoreSummary, TableRestoreResult
-from .run import IF_EXISTS, RestoreOptions, RestoreRun
-from .staged import DEFAULT_STAGE_LARGER_THAN
+from .context import IF_EXISTS, RestoreOptions
+from .run import RestoreRun
+from .context import DEFAULT_STAGE_LARGER_THAN
 from .data import READ_AHEAD, _read_ahead  # noqa: F401  (tests use them)
 
 __all__ = ["IF_EXISTS", "RestoreOptions", "RestoreSummary", "TableRestoreResult",

@@ -11,8 +11,8 @@ import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from dataclasses import dataclass
+from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
 
 import psycopg
 from psycopg import sql
@@ -20,50 +20,15 @@ from psycopg import sql
 from .. import schema
 from ..archive import is_random_access, open_dump
 from ..errors import ArchiveError, DumpcodecError, RestoreError
-from ..progress import Progress
 from ..schema import catalog
 from ..schema.safety import Allowed, Guard
-from ..schema.selection import Selection
 from . import choose, select, staged, table
 from .pool import Pool, reason, rollback
 from .results import RestoreSummary, TableRestoreResult
+from .context import RestoreOptions
 from .sequences import restore_free_sequences
 
-IF_EXISTS = ("error", "replace", "append", "truncate", "skip")
-
 log = logging.getLogger("dumpcodec.restore")
-
-
-@dataclass
-class RestoreOptions:
-    """What :func:`restore_dump` was asked to do (see its docstring)."""
-    tables: Optional[Sequence[str]] = None
-    target_schema: Optional[str] = None
-    if_exists: str = "error"
-    jobs: int = 1
-    data: bool = True
-    indexes: bool = True
-    definitions: Dict[str, Any] = field(default_factory=dict)
-    analyze: bool = True
-    progress: Progress = field(default_factory=Progress)
-    privileges: bool = False
-    role: Optional[str] = None
-    trust_extensions: bool = True
-    allow_attach: bool = False
-    allow_external_fks: bool = False
-    resume: bool = False
-    stage_larger_than: int = staged.DEFAULT_STAGE_LARGER_THAN
-    #: pg_restore's -n/-N/-T/--filter switches (:mod:`.choose`)
-    selection: Optional[Selection] = None
-    #: fsspec options of an archive at a URL (dumpcodec.archive.remote)
-    storage_options: Optional[Dict[str, Any]] = None
-
-    def check(self) -> None:
-        if self.if_exists not in IF_EXISTS:
-            raise ValueError(f"if_exists must be one of {', '.join(IF_EXISTS)}, not "
-                             f"{self.if_exists!r}")
-        if self.jobs < 1:
-            raise ValueError(f"jobs must be at least 1, not {self.jobs}")
 
 
 @dataclass

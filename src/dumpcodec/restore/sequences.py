@@ -23,7 +23,7 @@ from . import choose
 from .pool import reason, rollback
 
 if TYPE_CHECKING:   # pragma: no cover
-    from .run import RestoreRun
+    from .context import RunContext
 
 
 def as_sequence_def(f: FreeSequence) -> "schema.SequenceDef":
@@ -53,7 +53,7 @@ def _named(schema_: str, name: str, tables: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(n, p) for p in tables for n in (f"{schema_}.{name}", name))
 
 
-def restore_free_sequences(run: "RestoreRun", conn: psycopg.Connection) -> None:
+def restore_free_sequences(run: "RunContext", conn: psycopg.Connection) -> None:
     opts = run.opts
     try:
         seqs = archive_sequences(run.reader.info, opts.tables, opts.selection)
@@ -68,7 +68,7 @@ def restore_free_sequences(run: "RestoreRun", conn: psycopg.Connection) -> None:
             run.summary.failed.append((f"sequence {seq.schema}.{seq.name}", reason(exc)))
 
 
-def _one(conn: psycopg.Connection, seq: "schema.SequenceDef", run: "RestoreRun") -> None:
+def _one(conn: psycopg.Connection, seq: "schema.SequenceDef", run: "RunContext") -> None:
     opts, summary = run.opts, run.summary
     qual = f"{seq.schema}.{seq.name}"
     target = opts.target_schema or seq.schema

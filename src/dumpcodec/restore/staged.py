@@ -54,15 +54,13 @@ from ..schema.safety import Allowed
 from .pool import rollback
 from .results import TableRestoreResult
 from .select import Item
-from .table import ALREADY_THERE, run_all, run_batch
+from .table import ALREADY_THERE, run_batch
 
 if TYPE_CHECKING:   # pragma: no cover
-    from .run import RestoreRun
+    from .context import RunContext
 
 STATE_TABLE = "dumpcodec_restore_state"
 STAGE_PREFIX = "dumpcodec_stage_"
-#: default of ``stage_larger_than``: four chunks of the default chunk size
-DEFAULT_STAGE_LARGER_THAN = 32 << 20
 _DONE = -1        # the chunk number of the row saying "this table is restored"
 
 
@@ -92,7 +90,7 @@ def stage_name(schema_: str, name: str, key: str) -> str:
         f"{schema_}\0{name}\0{key}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
-def applies(run: "RestoreRun", item: Item, tdef: Any) -> bool:
+def applies(run: "RunContext", item: Item, tdef: Any) -> bool:
     """Whether ``item`` goes through a staging table."""
     opts = run.opts
     members = item.info.members
@@ -188,7 +186,7 @@ def _target_name(schema_: str, name: str) -> str:
     return sql.Identifier(schema_, name).as_string(None)
 
 
-def already_done(run: "RestoreRun", conn: psycopg.Connection, item: Item,
+def already_done(run: "RunContext", conn: psycopg.Connection, item: Item,
                  schema_: str, name: str) -> bool:
     """With ``resume``: was the table restored by the run that stopped?"""
     if not catalog.relation_exists(conn, schema_, STATE_TABLE):
@@ -199,7 +197,7 @@ def already_done(run: "RestoreRun", conn: psycopg.Connection, item: Item,
 
 # -- the three steps ----------------------------------------------------------------------
 
-def restore(run: "RestoreRun", item: Item, reader_for_thread: Any) -> Optional[
+def restore(run: "RunContext", item: Item, reader_for_thread: Any) -> Optional[
         TableRestoreResult]:
     """Restore ``item`` through a staging table (see the module docstring); None when
     skipped (``if_exists='skip'``)."""
@@ -255,7 +253,7 @@ def _stage_def(tdef: Any, stage: str) -> Any:
         replica_identity="d", replica_identity_index=None, clustered_index=None)
 
 
-def _create_stage(run: "RestoreRun", conn: psycopg.Connection, item: Item,
+def _create_stage(run: "RunContext", conn: psycopg.Connection, item: Item,
                   schema_: str, tdef: Any, stage: str, target: str) -> None:
     """Step 1, committed: the staging table, checked like any table."""
     from .table import _create
@@ -269,7 +267,7 @@ def _create_stage(run: "RestoreRun", conn: psycopg.Connection, item: Item,
     conn.execute("COMMIT")
 
 
-def _load_chunks(run: "RestoreRun", item: Item, schema_: str, stage: str, target: str,
+def _load_chunks(run: "RunContext", item: Item, schema_: str, stage: str, target: str,
                  key: str, todo: List[int], reader_for_thread: Any) -> None:
     """Step 2: each chunk in a transaction of its own, recorded with it; up to
     ``jobs`` connections at once (each with its own reader of the archive)."""
@@ -326,7 +324,7 @@ def _load_chunks(run: "RestoreRun", item: Item, schema_: str, stage: str, target
         raise failed[0]
 
 
-def _swap(run: "RestoreRun", item: Item, schema_: str, name: str, tdef: Any,
+def _swap(run: "RunContext", item: Item, schema_: str, name: str, tdef: Any,
           stage: str, target: str, key: str, existed: bool,
           t0: float) -> TableRestoreResult:
     """Step 3: one transaction puts the staging table in the table's place."""

@@ -27,7 +27,7 @@ from .results import TableRestoreResult
 from .select import Item
 
 if TYPE_CHECKING:   # pragma: no cover
-    from .run import RestoreRun
+    from .context import RunContext
 
 # SQLSTATEs of "it is already there": duplicate_object, duplicate_table,
 # duplicate_schema, unique_violation (a concurrent CREATE TYPE of the same name)
@@ -90,7 +90,7 @@ def run_batch(conn: psycopg.Connection, steps: Sequence[Union[Any, Check]]) -> N
         check.judge(cur.fetchall())
 
 
-def load(run: "RestoreRun", conn: psycopg.Connection, item: Item,
+def load(run: "RunContext", conn: psycopg.Connection, item: Item,
          chunks: Callable[[], Iterable[bytes]]) -> Optional[Prepared]:
     """Phases 1-4 in an open transaction on ``conn``; None when skipped."""
     opts = run.opts
@@ -156,7 +156,7 @@ def _qualified(schema_: str, name: str) -> str:
     return sql.Identifier(schema_, name).as_string(None)
 
 
-def _create(run: "RestoreRun", conn: psycopg.Connection, item: Item, schema_: str,
+def _create(run: "RunContext", conn: psycopg.Connection, item: Item, schema_: str,
             tdef: Any):
     """Create the table (types, sequences, table; keys and indexes come after the
     data), checking each step against the allow-list before anything runs."""
@@ -236,7 +236,7 @@ def _needs_trial(tdef: Any) -> bool:
     return any(c.kind == "exclusion" for c in tdef.constraints)
 
 
-def finish(run: "RestoreRun", p: Prepared) -> TableRestoreResult:
+def finish(run: "RunContext", p: Prepared) -> TableRestoreResult:
     """Phase 5 and COMMIT, then ANALYZE."""
     conn = p.conn
     steps: List[Any] = []

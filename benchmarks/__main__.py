@@ -1,11 +1,8 @@
-"""``python -m benchmarks``: the benchmark runner (``benchmarks/run.py``);
-``python -m benchmarks objstore ...``: dump/restore through S3 (``bench_objstore.py``)."""
+"""``python -m benchmarks``: the benchmark runner (``benchmarks/run.py``); groups with
+a runner of their own as ``python -m benchmarks NAME ...`` (``run.OWN_RUNNER_GROUPS``:
+``big-table``, ``objstore``)."""
 import sys
 
-if len(sys.argv) > 1 and sys.argv[1] == "objstore":
-    from benchmarks.bench_objstore import main as objstore_main
-    sys.exit(objstore_main(sys.argv[2:]))
-
-from benchmarks.run import main  # noqa: E402
+from benchmarks.run import main
 
 sys.exit(main())

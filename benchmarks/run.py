@@ -1922,7 +1922,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 #: groups with a runner of their own: ``python -m benchmarks NAME [options]``
-OWN_RUNNER_GROUPS = {"big-table": "benchmarks.bench_big_table"}
+OWN_RUNNER_GROUPS = {"big-table": "benchmarks.bench_big_table",
+                     "objstore": "benchmarks.bench_objstore"}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

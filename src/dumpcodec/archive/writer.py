@@ -12,13 +12,14 @@ caller's thread: a small table costs no hand-off).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Any, BinaryIO, Dict, List, Optional
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional
 
 from .._version import __version__
 from ..copy import Chunker
@@ -97,19 +98,13 @@ class TableWriter:
     def write(self, data) -> None:
         """Add the next piece of the table's COPY stream (bytes-like, any size)."""
         self._check_open()
-        try:
+        with self._aborting():
             if self._chunker is not None:
                 self._fed = self._fed or len(data) > 0
                 for piece, rows in self._chunker.feed(data):
                     self._emit(piece, rows)
             else:
                 self._write_text(data)
-        except CopyFormatError as exc:
-            self._writer.abort()
-            raise self._named(exc) from exc
-        except BaseException:
-            self._writer.abort()
-            raise
 
     def write_part(self, part: int, data) -> None:
         """Add the next piece of the COPY stream of range ``part`` of a split table.
@@ -127,19 +122,13 @@ class TableWriter:
         if not isinstance(part, int) or part < 0 or part in self._parts_done:
             raise ArchiveError(f"table {self.table_id!r}: range {part!r} is closed or "
                                "not a range number")
-        try:
+        with self._aborting():
             chunker = self._parts.get(part)
             if chunker is None:
                 ncols = len(self.info.columns) if self.info.columns is not None else None
                 chunker = self._parts[part] = Chunker(self._chunk_size, ncols)
             for piece, rows in chunker.feed(data):
                 self._emit(piece, rows, part)
-        except CopyFormatError as exc:
-            self._writer.abort()
-            raise self._named(exc) from exc
-        except BaseException:
-            self._writer.abort()
-            raise
 
     def close_part(self, part: int) -> None:
         """End range ``part``'s stream (flushes its last chunk)."""
@@ -148,18 +137,30 @@ class TableWriter:
         self._parts_done.add(part)
         if chunker is None:
             return
-        try:
+        with self._aborting():
             for piece, rows in chunker.close():
                 self._emit(piece, rows, part)
+
+    @contextlib.contextmanager
+    def _aborting(self) -> Iterator[None]:
+        """Any failure inside aborts the archive; a COPY format error names the table."""
+        try:
+            yield
         except CopyFormatError as exc:
             self._writer.abort()
-            raise self._named(exc) from exc
+            named = self._named(exc)
+            if named is exc:
+                raise
+            raise named from exc
         except BaseException:
             self._writer.abort()
             raise
 
     def _named(self, exc: CopyFormatError) -> CopyFormatError:
-        # the codec's message names offset/row/column; say which table as well
+        # the codec's message names offset/row/column; say which table as well (once:
+        # close() runs close_part())
+        if str(exc).startswith(f"table {self.table_id!r}: "):
+            return exc
         return CopyFormatError(f"table {self.table_id!r}: {exc}", exc.offset, exc.row,
                                exc.column)
 
@@ -198,7 +199,7 @@ class TableWriter:
         if self.closed:
             return
         self._check_open()
-        try:
+        with self._aborting():
             for part in sorted(self._parts):
                 self.close_part(part)
             if self._chunker is not None:
@@ -216,12 +217,6 @@ class TableWriter:
             self.closed = True
             self._chunker = self._text_check = None    # thousands of tables: keep no buffers
             self._writer._finish_table(self)
-        except CopyFormatError as exc:
-            self._writer.abort()
-            raise self._named(exc) from exc
-        except BaseException:
-            self._writer.abort()
-            raise
 
 
 class _ChunkThread:

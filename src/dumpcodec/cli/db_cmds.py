@@ -433,7 +433,8 @@ def register(subparsers) -> None:
                         "(e.g. load x.dcz -j 4 --resume)")
     p.add_argument("--stage-larger-than", type=_size_or_zero, metavar="SIZE",
                    default=32 << 20,
-                   help="a table with this much data or more loads through a staging "
+                   help="with -j 2 or more (or --resume), a table with this much data "
+                        "or more loads through a staging "
                         "table, its chunks over the -j connections, and takes its place "
                         "in one final transaction (default 32M; 0: never)")
     p.add_argument("--json", action="store_true",

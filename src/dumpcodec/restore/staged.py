@@ -94,7 +94,10 @@ def applies(run: "RunContext", item: Item, tdef: Any) -> bool:
     """Whether ``item`` goes through a staging table."""
     opts = run.opts
     members = item.info.members
+    # at -j1 a staging table only costs (a commit per chunk, a second table): a
+    # table is staged when several connections can load it, or to resume
     return (run.seekable and opts.data and opts.stage_larger_than > 0
+            and (opts.jobs > 1 or opts.resume)
             and tdef is not None and tdef.kind == "table" and not tdef.inherits
             and item.info.layout != "dachs" and item.info.has_data
             and not item.info.as_text and opts.if_exists in ("error", "replace", "skip")

@@ -46,6 +46,9 @@ class Pool:
         if conn is None:
             try:
                 conn = psycopg.connect(self.conninfo, autocommit=True)
+                # psycopg's own prepared statements off: after DDL it deallocates
+                # all of them, the allow-list's (prepared once, Check.statement) too
+                conn.prepare_threshold = None
             except BaseException:
                 with self._cond:
                     self._all.remove(None)

@@ -79,13 +79,20 @@ def run_batch(conn: psycopg.Connection, steps: Sequence[Union[Any, Check]]) -> N
     if len(steps) == 1 and not isinstance(steps[0], Check):
         conn.execute(steps[0])
         return
+    # the checks' statements first: the first one on a connection prepares its query
+    queued = []
+    for step in steps:
+        if isinstance(step, Check):
+            queued += [(step if result else None, query, params)
+                       for query, params, result in step.statements(conn)]
+        else:
+            queued.append((None, step, None))
     cursors = []
     with conn.pipeline():
-        for step in steps:
-            if isinstance(step, Check):
-                cursors.append((step, conn.execute(step.query, step.params)))
-            else:
-                conn.execute(step)
+        for check, query, params in queued:
+            cur = conn.execute(query, params)
+            if check is not None:
+                cursors.append((check, cur))
     for check, cur in cursors:
         check.judge(cur.fetchall())
 

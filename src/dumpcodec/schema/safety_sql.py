@@ -44,9 +44,9 @@ own(oid) AS (
     JOIN pg_catalog.pg_class s ON s.oid = d.objid
     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
       AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-      AND d.refobjid IN (SELECT pg_catalog.to_regclass(n)
-                         FROM pg_catalog.unnest(%(rels)s::pg_catalog.text[]
-                                                || %(table)s::pg_catalog.text) n)
+      AND d.refobjid = ANY (ARRAY(SELECT pg_catalog.to_regclass(n)::pg_catalog.oid
+                                  FROM pg_catalog.unnest(%(rels)s::pg_catalog.text[]
+                                                         || %(table)s::pg_catalog.text) n))
       AND d.deptype IN ('a', 'i') AND s.relkind = 'S'),
 typ0(oid) AS (
     SELECT pg_catalog.to_regtype(n)::pg_catalog.oid
@@ -167,7 +167,7 @@ SELECT d.kind, d.label, d.refclassid::pg_catalog.regclass::pg_catalog.text, d.re
        END = 'pg_catalog'::pg_catalog.regnamespace,
        EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
                WHERE e.classid = d.refclassid AND e.objid = d.refobjid
-                 AND e.deptype = 'e'),
+                 AND e.deptype = 'e' OFFSET 0),
        CASE d.refclassid
          WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN
            (SELECT oprcode::pg_catalog.oid FROM pg_catalog.pg_operator
@@ -180,7 +180,8 @@ SELECT d.kind, d.label, d.refclassid::pg_catalog.regclass::pg_catalog.text, d.re
             FROM pg_catalog.pg_proc WHERE oid = d.refobjid) END,
        d.refobjid IN (SELECT oid FROM rel) OR EXISTS (
            SELECT 1 FROM pg_catalog.pg_index i
-           WHERE i.indexrelid = d.refobjid AND i.indrelid IN (SELECT oid FROM rel)),
+           WHERE i.indexrelid = d.refobjid AND i.indrelid IN (SELECT oid FROM rel)
+           OFFSET 0),
        d.refobjid IN (SELECT oid FROM own),
        d.refobjid IN (SELECT oid FROM typ),
        d.refobjid IN (SELECT oid FROM pg_catalog.pg_namespace
@@ -279,7 +280,7 @@ SELECT pg_catalog.format_type(opc.opcintype, NULL), am.amname,
        pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(opc.opcname),
        EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
                WHERE e.classid = 'pg_catalog.pg_opclass'::pg_catalog.regclass
-                 AND e.objid = opc.oid AND e.deptype = 'e')
+                 AND e.objid = opc.oid AND e.deptype = 'e' OFFSET 0)
 FROM pg_catalog.pg_opclass opc
 JOIN pg_catalog.pg_am am ON am.oid = opc.opcmethod
 JOIN pg_catalog.pg_namespace n ON n.oid = opc.opcnamespace
@@ -297,7 +298,7 @@ SELECT pg_catalog.format_type(a.atttypid, NULL), am.amname,
        pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(opc.opcname),
        EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
                WHERE e.classid = 'pg_catalog.pg_opclass'::pg_catalog.regclass
-                 AND e.objid = opc.oid AND e.deptype = 'e')
+                 AND e.objid = opc.oid AND e.deptype = 'e' OFFSET 0)
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 JOIN pg_catalog.pg_opclass opc ON opc.opcdefault

@@ -61,8 +61,12 @@ class Pool:
     def _reset(self, conn: psycopg.Connection) -> psycopg.Connection:
         # jit off: the restore's catalog queries (the allow-list's above all) are
         # small, but their row estimates make the server JIT-compile them, which took
-        # seconds per query
+        # seconds per query.  Generic plans: the allow-list's prepared queries are
+        # planned once per connection, not at each EXECUTE (safety.Check.statements);
+        # nothing else of a restore's runs a prepared plan but foreign keys' checks,
+        # which are generic after five rows anyway
         parts = [sql.SQL("RESET ALL"), sql.SQL("SET jit = off"),
+                 sql.SQL("SET plan_cache_mode = force_generic_plan"),
                  sql.SQL("SET ROLE {}").format(sql.Identifier(self.role)) if self.role
                  else sql.SQL("RESET ROLE")]
         encoding = self.encoding()

@@ -20,7 +20,7 @@ from psycopg import sql
 from .. import schema
 from ..errors import RestoreError, UnsafeExpressionError
 from ..schema import catalog
-from ..schema.safety import Allowed, Check, run_probe
+from ..schema.safety import Allowed, Check, probe_needed, run_probe
 from .data import copy_in
 from .pool import reason
 from .results import TableRestoreResult
@@ -107,9 +107,9 @@ def load(run: "RunContext", conn: psycopg.Connection, item: Item,
     if tdef is not None:
         run.ensure_schema(conn, schema_)
     run.state.ensure(conn, schema_)
-    conn.execute("BEGIN")
     relid = catalog.lock_if_exists(conn, schema_, name,
-                                   _LOCK_MODE.get(opts.if_exists, "ROW EXCLUSIVE"))
+                                   _LOCK_MODE.get(opts.if_exists, "ROW EXCLUSIVE"),
+                                   begin=True)
     live = schema.capture_live_if_exists(conn, schema_, name) if relid else None
     p = Prepared(item, conn, schema_, name, tdef, None, "created", t0)
     if live is not None:
@@ -191,23 +191,30 @@ def _create(run: "RunContext", conn: psycopg.Connection, item: Item, schema_: st
                        for s in tdef.sequences if not s.identity],
         types=[_qualified(s, ty.name) for s, ty in mapped],
         schemas=plan.schemas)
-    run_batch(conn, plan.setup)
+    # setup (search_path) goes first, in the next batch that runs (one round trip less)
+    steps: List[Any] = list(plan.setup)
     if plan.types:
+        run_batch(conn, steps)
+        steps = []
         run_all(conn, plan.types, ALREADY_THERE)
     if mapped:
-        run_batch(conn, guard.types_check(
+        run_batch(conn, steps + guard.types_check(
             [_qualified(s, ty.name) for s, ty in mapped
              if ty.kind not in ("base", "extension")], allowed, where))
-    # every expression resolved before the table exists (some DDL evaluates them)
-    before, check, after = guard.probe(schema_, plan.probes, allowed, where)
-    try:
-        run_batch(conn, list(plan.serials) + before + ([check] if check else []) + after)
-    except UnsafeExpressionError:
-        # the pipeline rolled the views back; again, one view per expression, to
-        # name exactly the ones refused
-        run_probe(conn, guard, schema_, plan.probes, allowed, where)
-        raise
-    steps: List[Any] = list(plan.table)
+        steps = []
+    steps += plan.serials
+    if probe_needed(plan.probes):
+        # every expression resolved before the table exists (some DDL evaluates them)
+        before, check, after = guard.probe(schema_, plan.probes, allowed, where)
+        try:
+            run_batch(conn, steps + before + ([check] if check else []) + after)
+        except UnsafeExpressionError:
+            # the pipeline rolled the views back; again, one view per expression, to
+            # name exactly the ones refused
+            run_probe(conn, guard, schema_, plan.probes, allowed, where)
+            raise
+        steps = []
+    steps += plan.table
     if run.opts.indexes and _needs_trial(tdef):
         # keys and indexes once on the empty table, to see what they resolve to
         # (operator classes, collations, operators) before the data makes building
@@ -264,20 +271,22 @@ def finish(run: "RunContext", p: Prepared) -> TableRestoreResult:
         for fk in p.readd_fks]
     # recorded as done in its own transaction, for a resumed restore
     steps += run.state.done(p.schema, p.name, p.item)
-    if p.plan is None:
-        run_batch(conn, steps + [sql.SQL("COMMIT")])
-    else:
-        run_batch(conn, steps)
-        # in this transaction: a table with RLS never commits without it (a policy
-        # that fails raises); triggers after the data; privileges only on request
+    # in this transaction: a table with RLS never commits without it (a policy that
+    # fails raises); triggers after the data; privileges only on request
+    later = [] if p.plan is None else [
+        phase for phase in ("comments", "policies", "triggers") + (
+            ("privileges",) if run.opts.privileges else ()) if getattr(p.plan, phase)]
+    # the COMMIT in the same round trip when nothing comes between
+    run_batch(conn, steps + ([] if later else [sql.SQL("COMMIT")]))
+    if p.plan is not None:
         where = f"{p.schema}.{p.name}"
         notes += p.plan.notes
-        for phase in ("comments", "policies", "triggers") + (
-                ("privileges",) if run.opts.privileges else ()):
+        for phase in later:
             notes += schema.run_steps(conn, getattr(p.plan, phase), where)
         if not run.opts.privileges and schema.privileges_note(p.plan):
             notes.append(schema.privileges_note(p.plan))
-        conn.execute("COMMIT")
+        if later:
+            conn.execute("COMMIT")
     result = TableRestoreResult(p.item.table_id, f"{p.schema}.{p.name}", p.action, p.rows,
                                 p.nbytes, time.perf_counter() - p.t0, p.reencoded,
                                 notes=notes)

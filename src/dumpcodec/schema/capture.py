@@ -301,14 +301,28 @@ def _capture_sequences(conn, relids: List[int]) -> Dict[int, List[SequenceDef]]:
         out[relid].append(s)
         seqs.append(s)
     if seqs:
-        # The state (last_value, is_called) is only in the sequences themselves.
+        _sequence_states(conn, seqs)
+    return out
+
+
+def _sequence_states(conn, seqs: List[SequenceDef]) -> None:
+    """Each sequence's state (last_value, is_called), which only the sequence itself
+    holds: ``SELECT ... FROM seq`` (an ACCESS SHARE lock, as pg_dump takes;
+    ``pg_sequence_last_value`` would take ROW EXCLUSIVE), a UNION of up to
+    :data:`_SEQ_BATCH` sequences per query.  One UNION of all of them took 0.3 s at
+    1,000 sequences (its planning grows faster than its branches), batches of 100
+    0.07 s."""
+    for lo in range(0, len(seqs), _SEQ_BATCH):
+        batch = seqs[lo:lo + _SEQ_BATCH]
         query = sql.SQL(" UNION ALL ").join(
             sql.SQL("SELECT {}::int, last_value, is_called FROM {}").format(
                 sql.Literal(k), sql.Identifier(s.schema, s.name))
-            for k, s in enumerate(seqs))
+            for k, s in enumerate(batch))
         for k, last, called in conn.execute(query).fetchall():
-            seqs[k].last_value, seqs[k].is_called = last, called
-    return out
+            batch[k].last_value, batch[k].is_called = last, called
+
+
+_SEQ_BATCH = 100
 
 
 # -- user-defined types ---------------------------------------------------------------

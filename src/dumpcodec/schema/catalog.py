@@ -25,11 +25,13 @@ def relation_exists(conn: psycopg.Connection, schema: str, name: str) -> bool:
     return relation_oid(conn, schema, name) is not None
 
 
+_RELATION_OID_SQL = (
+    "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+    "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s")
+
+
 def relation_oid(conn: psycopg.Connection, schema: str, name: str) -> Optional[int]:
-    row = conn.execute(
-        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-        "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-        (schema, name)).fetchone()
+    row = conn.execute(_RELATION_OID_SQL, (schema, name)).fetchone()
     return None if row is None else row[0]
 
 
@@ -54,9 +56,10 @@ def namespace_oids(conn: psycopg.Connection, names: Iterable[str]) -> List[int]:
 
 
 def lock_if_exists(conn: psycopg.Connection, schema: str, name: str,
-                   mode: str) -> Optional[int]:
-    """Lock ``schema.name`` in ``mode`` (inside the caller's transaction) and return
-    its OID, or None when there is no such relation.
+                   mode: str, *, begin: bool = False) -> Optional[int]:
+    """Lock ``schema.name`` in ``mode`` (inside the caller's transaction; ``begin``:
+    open it first, in the same round trip) and return its OID, or None when there is
+    no such relation.
 
     Taken before the definition is read, so that a concurrent DROP (two restores
     replacing one table at once) waits instead of pulling the catalog rows away from
@@ -65,7 +68,13 @@ def lock_if_exists(conn: psycopg.Connection, schema: str, name: str,
     """
     if mode not in ("ACCESS EXCLUSIVE", "ROW EXCLUSIVE", "ACCESS SHARE"):
         raise ValueError(f"lock mode {mode!r}")
-    if relation_oid(conn, schema, name) is None:
+    if begin:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            cur = conn.execute(_RELATION_OID_SQL, (schema, name))
+        if cur.fetchone() is None:
+            return None
+    elif relation_oid(conn, schema, name) is None:
         return None
     conn.execute("SAVEPOINT dumpcodec_lock")
     try:

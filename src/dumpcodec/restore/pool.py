@@ -47,7 +47,7 @@ class Pool:
             try:
                 conn = psycopg.connect(self.conninfo, autocommit=True)
                 # psycopg's own prepared statements off: after DDL it deallocates
-                # all of them, the allow-list's (prepared once, Check.statement) too
+                # all of them, the allow-list's (prepared once, Check.statements) too
                 conn.prepare_threshold = None
             except BaseException:
                 with self._cond:

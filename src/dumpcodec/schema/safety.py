@@ -338,7 +338,7 @@ class Allowed:
 @dataclass
 class Check:
     """A query and what to make of its rows: :meth:`run` it, or queue the
-    :meth:`statement` in a pipeline and hand the rows to ``judge`` (it raises
+    :meth:`statements` in a pipeline and hand the rows to ``judge`` (it raises
     :class:`UnsafeExpressionError` listing every problem)."""
     query: str
     params: Dict[str, Any]

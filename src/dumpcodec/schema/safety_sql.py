@@ -32,6 +32,10 @@ WHERE p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
 # queued in a pipeline with the DDL before it.  One row per dependency: what depends
 # (kind, label), on what (catalog, oid, description), where that lives, and what the
 # rules need to know about it.
+#
+# ``OFFSET 0`` in an EXISTS keeps it a probe of an index per row: without it the
+# planner may turn it into a hash of all of pg_depend or pg_index, built at every run,
+# whose cost grows with the target's catalogs (2.4 ms a query at 1,000 tables).
 
 DEPS_SQL = r"""
 WITH o(classid, objid, kind, label, self) AS ({objects}),

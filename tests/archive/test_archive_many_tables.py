@@ -12,6 +12,7 @@ import pytest
 
 from dumpcodec.archive import manifest as mf
 from dumpcodec.archive import open_dump
+from dumpcodec.errors import ArchiveError
 from dumpcodec.archive._tar import _tarfile_header, member_header
 from dumpcodec.copy import HEADER, TRAILER
 
@@ -106,3 +107,43 @@ def test_manifest_of_no_tables():
         manifest = w._manifest()
     assert json.loads(manifest)["tables"] == []
     assert _reference(json.loads(manifest)) == manifest
+
+
+@pytest.mark.parametrize("backend", ["tar", "zstd"])
+def test_parallel_readers_share_one_index(backend, tmp_path):
+    """A second reader of the same file takes the first one's table index (a parallel
+    restore opens one reader per worker) and reads the same data through it; a
+    reader of a pipe cannot."""
+    path = tmp_path / "many.dc"
+    with open_dump(str(path), "w", backend=backend) as w:
+        for i in range(50):
+            tw = w.add_table(f"public.t{i:02d}", {"k": i}, ["id"], ["integer"], "binary")
+            tw.write(HEADER + b"\x00\x01" + (4).to_bytes(4, "big") + i.to_bytes(4, "big")
+                     + TRAILER)
+            tw.close()
+    with open_dump(str(path)) as first, open_dump(str(path)) as second:
+        second.share_index(first)
+        assert second.tables() == first.tables()
+        assert second._tables is first._tables and second.info == first.info
+        for t in ("public.t00", "public.t31", "public.t49"):
+            assert b"".join(second.read_raw(t)) == b"".join(first.read_raw(t))
+        with pytest.raises(ArchiveError, match="no table 'public.nope'"):
+            second.table("public.nope")
+    with open(path, "rb") as f, open_dump(str(path)) as first:
+        piped = open_dump(io.BufferedReader(_Pipe(f)))
+        with pytest.raises(ArchiveError, match="random access"):
+            piped.share_index(first)
+
+
+class _Pipe(io.RawIOBase):
+    """A file that cannot seek, as a pipe."""
+    def __init__(self, f):
+        self.f = f
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        data = self.f.read(len(b))
+        b[:len(data)] = data
+        return len(data)

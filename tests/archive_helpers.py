@@ -1,5 +1,20 @@
-"""Crafting archives in tests: every table as an editable list, and back."""
+"""Crafting archives in tests: every table as an editable list, and back; a file
+that reads like a pipe."""
+import io
+
 from dumpcodec.archive import open_dump
+
+
+class NonSeekable(io.RawIOBase):
+    """A file that cannot seek, as a pipe (wrap it in io.BufferedReader)."""
+    def __init__(self, f):
+        self._f = f
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        return self._f.readinto(b)
 
 
 def read_tables(path):

@@ -14,6 +14,7 @@ import threading
 
 import pytest
 
+from archive_helpers import NonSeekable as _NonSeekable
 from codec_helpers import encoded_stream
 from dumpcodec.archive import (DEFAULT_CHUNK_SIZE, DumpReader, TableInfo, backends,
                                format_index_line, iter_table_infos, open_dump,
@@ -283,17 +284,6 @@ def test_iter_tables_skip_and_partial_consumption(tmp_path):
         assert r.complete
     assert scan(out["public.big"][0])[0] == 1
     assert len(expected) == 4
-
-
-class _NonSeekable(io.RawIOBase):
-    def __init__(self, f):
-        self._f = f
-
-    def readable(self):
-        return True
-
-    def readinto(self, b):
-        return self._f.readinto(b)
 
 
 def test_writer_exception_leaves_incomplete_archive(tmp_path):

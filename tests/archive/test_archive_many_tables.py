@@ -10,11 +10,12 @@ import tarfile
 
 import pytest
 
+from archive_helpers import NonSeekable
 from dumpcodec.archive import manifest as mf
 from dumpcodec.archive import open_dump
-from dumpcodec.errors import ArchiveError
 from dumpcodec.archive._tar import _tarfile_header, member_header
 from dumpcodec.copy import HEADER, TRAILER
+from dumpcodec.errors import ArchiveError
 
 
 def _reference(doc) -> bytes:
@@ -130,20 +131,6 @@ def test_parallel_readers_share_one_index(backend, tmp_path):
         with pytest.raises(ArchiveError, match="no table 'public.nope'"):
             second.table("public.nope")
     with open(path, "rb") as f, open_dump(str(path)) as first:
-        piped = open_dump(io.BufferedReader(_Pipe(f)))
+        piped = open_dump(io.BufferedReader(NonSeekable(f)))
         with pytest.raises(ArchiveError, match="random access"):
             piped.share_index(first)
-
-
-class _Pipe(io.RawIOBase):
-    """A file that cannot seek, as a pipe."""
-    def __init__(self, f):
-        self.f = f
-
-    def readable(self):
-        return True
-
-    def readinto(self, b):
-        data = self.f.read(len(b))
-        b[:len(data)] = data
-        return len(data)

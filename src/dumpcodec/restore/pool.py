@@ -62,9 +62,11 @@ class Pool:
         # jit off: the restore's catalog queries (the allow-list's above all) are
         # small, but their row estimates make the server JIT-compile them, which took
         # seconds per query.  Generic plans: the allow-list's prepared queries are
-        # planned once per connection, not at each EXECUTE (safety.Check.statements);
-        # nothing else of a restore's runs a prepared plan but foreign keys' checks,
-        # which are generic after five rows anyway
+        # planned once per connection, not at each EXECUTE (safety.Check.statements).
+        # The setting holds for the whole session: foreign keys' checks get generic
+        # plans from their first row (PostgreSQL would choose them after five), and
+        # so would the queries of a target's own triggers that fire when rows are
+        # appended to an existing table (--if-exists append)
         parts = [sql.SQL("RESET ALL"), sql.SQL("SET jit = off"),
                  sql.SQL("SET plan_cache_mode = force_generic_plan"),
                  sql.SQL("SET ROLE {}").format(sql.Identifier(self.role)) if self.role

@@ -232,12 +232,7 @@ class RestoreRun:
 
     def _restore_seekable(self) -> None:
         opts = self.opts
-        every = []
-        for info in self.reader.tables():
-            every.append(select.item_from(info))
-            # the item holds the definition as a TableDef: the manifest's JSON of it
-            # goes (about 5 KB a table), as this run reads only data from here
-            info.definition = None
+        every = [select.item_from(t) for t in self.reader.tables()]
         # the archive's own rules hold for all of it, whatever is selected
         select.check_archive(every, opts.target_schema, opts.definitions)
         items, unmatched = choose.choose(every, opts.tables, opts.selection)

@@ -25,7 +25,7 @@ built-ins.  Three checks, each on its own enough to stop the attacks we know of:
    savepoint is rolled back.  Not needed (:func:`probe_needed`) when the expressions
    are only defaults and CHECKs of the CREATE TABLE: it only stores them, and check 3
    reads what they resolved to before anything runs them.
-3. **What the server recorded, before any row** (:meth:`Guard.check_objects`).  After
+3. **What the server recorded, before any row** (:meth:`Guard.table_check`).  After
    the DDL, and with keys and indexes built on the still-empty table inside a savepoint,
    every ``pg_depend`` record of everything the archive created (table, defaults,
    constraints, indexes, types, domain constraints, sequences, policies, triggers,

@@ -475,3 +475,33 @@ def test_read_ahead_order_errors_and_early_close():
     assert not [t for t in threading.enumerate() if t.name == "dumpcodec-read-ahead"]
     rest = list(src)
     assert rest and rest == list(range(100 - len(rest), 100))
+
+
+def test_read_ahead_thread_only_for_tables_of_several_chunks(db, make_db, tmp_path,
+                                                             monkeypatch):
+    """A table of one chunk has nothing to read ahead: no helper thread (its start and
+    hand-offs cost more than the table at thousands of tables); several chunks: one."""
+    from dumpcodec import pump
+    from dumpcodec.restore import _read_ahead
+    src = iter(range(10))
+    same = _read_ahead(src, 0)
+    assert next(same) == 0
+    same.close()                       # like the threaded one: the source goes on
+    assert list(src) == list(range(1, 10))
+
+    db.execute("CREATE TABLE one (id int PRIMARY KEY); INSERT INTO one VALUES (1); "
+               "CREATE TABLE many (id int, t text); "
+               "INSERT INTO many SELECT g, repeat('x', 50) FROM generate_series(1, 2000) g")
+    path = tmp_path / "d.dcz"
+    create_dump(db.dsn, ["public"], path, chunk_size=16 << 10)
+    threads = []
+    real = pump.run_ahead
+    monkeypatch.setattr(pump, "run_ahead",
+                        lambda produce, depth, name="": threads.append(name) or
+                        real(produce, depth, name))
+    target = make_db()
+    summary = restore_dump(target.dsn, path)
+    assert sorted((r.table_id, r.rows) for r in summary.ok) == [("public.many", 2000),
+                                                               ("public.one", 1)]
+    assert threads == ["dumpcodec-read-ahead"]          # "many" only
+    assert target.execute("SELECT count(*), count(DISTINCT t) FROM many")[0] == (2000, 1)

@@ -29,7 +29,9 @@ def _read_ahead(source: Iterable[Any], depth: int = READ_AHEAD) -> Iterator[Any]
     next chunk is read (decompression, checksum; both release the GIL) while the
     previous one is sent, at most ``depth`` chunks at a time.  Closed early, the
     thread is gone before this returns, so ``source`` may be resumed (a one-pass
-    reader skipping the rest)."""
+    reader skipping the rest).  ``depth`` 0: no thread, ``source`` read in turn."""
+    if depth <= 0:
+        return (item for item in source)   # closing it leaves ``source`` open, as below
     def produce(put) -> None:
         for item in source:
             put(item)
@@ -51,8 +53,13 @@ def _decode_test(chunk, live, columns, table_id) -> None:
 def copy_in(conn, table_id: str, fmt: str, columns: Optional[List[str]],
             chunks: Callable[[], Iterable[bytes]], schema_: str, name: str, tdef: Any,
             live: Any, expected_rows: Optional[int], progress: Progress,
-            as_text: Optional[Sequence[str]] = None) -> Tuple[int, int, bool]:
+            as_text: Optional[Sequence[str]] = None,
+            read_ahead: int = READ_AHEAD) -> Tuple[int, int, bool]:
     """Load the table's data; returns (rows, bytes, re-encoded).
+
+    ``read_ahead``: chunks read ahead by a helper thread; 0 (a table of one chunk,
+    which has nothing to overlap) reads them in this thread, without a thread's
+    start and hand-offs.
 
     ``as_text``: columns that travel as text (OID-alias types by name, vectors): the
     rows go into a staging table and then into the table through casts
@@ -100,7 +107,7 @@ def copy_in(conn, table_id: str, fmt: str, columns: Optional[List[str]],
                                        progress)
     else:
         rows, nbytes = _copy_joined(conn, query, chunks, fmt, table_id, progress,
-                                    decode_test=(live, columns) if live is not None
+                                    read_ahead, decode_test=(live, columns) if live is not None
                                     and tdef is None and fmt == "binary" else None)
     if stage is not None:
         rows = stage.move(conn, table_id)
@@ -133,10 +140,11 @@ def _copy_reencoded(conn, query, chunks, reencode, columns, table_id,
 
 
 def _copy_joined(conn, query, chunks, fmt: str, table_id: str, progress: Progress,
+                 read_ahead: int,
                  decode_test: Optional[Tuple[Any, Sequence[str]]]) -> Tuple[int, int]:
     joiner = ChunkJoiner(binary=fmt == "binary")
     nbytes = 0
-    ahead = _read_ahead(chunks())
+    ahead = _read_ahead(chunks(), read_ahead)
     try:
         with pump.CopyIn(conn, query) as cp:
             for k, chunk in enumerate(ahead):

@@ -21,7 +21,7 @@ from .. import schema
 from ..errors import RestoreError, UnsafeExpressionError
 from ..schema import catalog
 from ..schema.safety import Allowed, Check, probe_needed, run_probe
-from .data import copy_in
+from .data import READ_AHEAD, copy_in
 from .pool import reason
 from .results import TableRestoreResult
 from .select import Item
@@ -155,7 +155,8 @@ def load(run: "RunContext", conn: psycopg.Connection, item: Item,
     if opts.data and item.info.has_data:
         p.rows, p.nbytes, p.reencoded = copy_in(
             conn, item.table_id, item.format, item.columns, chunks, schema_, name, tdef,
-            live, item.info.rows, opts.progress, item.info.as_text)
+            live, item.info.rows, opts.progress, item.info.as_text,
+            read_ahead=0 if len(item.info.members) == 1 else READ_AHEAD)
     return p
 
 

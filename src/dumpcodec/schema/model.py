@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import SchemaError
 
@@ -413,59 +413,87 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
-_HINTS: Dict[type, Dict[str, Any]] = {}
-
-
-def _hints(cls: type) -> Dict[str, Any]:
-    if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
-    return _HINTS[cls]
+#: type -> its converter (value, path) -> value, built once per type: the checks
+#: below without resolving type hints and fields at every value (thousands of tables)
+_CONVERTERS: Dict[Any, Callable[[Any, str], Any]] = {}
 
 
 def _from_plain(tp: Any, value: Any, path: str) -> Any:
+    return _converter(tp)(value, path)
+
+
+def _converter(tp: Any) -> Callable[[Any, str], Any]:
+    conv = _CONVERTERS.get(tp)
+    if conv is None:
+        conv = _CONVERTERS[tp] = _make_converter(tp)
+    return conv
+
+
+def _make_converter(tp: Any) -> Callable[[Any, str], Any]:
     origin = typing.get_origin(tp)
     if origin is typing.Union:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _from_plain(args[0], value, path)
+        inner = args[0]
+
+        def optional(value: Any, path: str) -> Any:
+            return None if value is None else _converter(inner)(value, path)
+        return optional
     if origin in (list, List):
-        if not isinstance(value, list):
-            raise SchemaError(f"{path}: expected a list, got {type(value).__name__}")
         (item,) = typing.get_args(tp)
-        return [_from_plain(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+
+        def list_of(value: Any, path: str) -> Any:
+            if not isinstance(value, list):
+                raise SchemaError(f"{path}: expected a list, got {type(value).__name__}")
+            conv = _converter(item)
+            return [conv(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return list_of
     if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise SchemaError(f"{path}: expected an object, got {type(value).__name__}")
-        hints = _hints(tp)
-        names = {f.name for f in dataclasses.fields(tp)}
-        unknown = sorted(set(value) - names)
-        if unknown:
-            raise SchemaError(f"{path}: unknown field(s) {', '.join(unknown)}")
-        kwargs = {}
-        for f in dataclasses.fields(tp):
-            if f.name not in value:
-                if (f.default is dataclasses.MISSING
-                        and f.default_factory is dataclasses.MISSING):
-                    raise SchemaError(f"{path}: missing field {f.name!r}")
-                continue
-            kwargs[f.name] = _from_plain(hints[f.name], value[f.name], f"{path}.{f.name}")
-        return tp(**kwargs)
+        hints = typing.get_type_hints(tp)
+        fields = [(f.name, hints[f.name],
+                   f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING)
+                  for f in dataclasses.fields(tp)]
+        names = frozenset(name for name, _, _ in fields)
+
+        def record(value: Any, path: str) -> Any:
+            if not isinstance(value, dict):
+                raise SchemaError(f"{path}: expected an object, got {type(value).__name__}")
+            if not names.issuperset(value):
+                unknown = sorted(set(value) - names)
+                raise SchemaError(f"{path}: unknown field(s) {', '.join(unknown)}")
+            kwargs = {}
+            for name, hint, required in fields:
+                if name not in value:
+                    if required:
+                        raise SchemaError(f"{path}: missing field {name!r}")
+                    continue
+                kwargs[name] = _converter(hint)(value[name], f"{path}.{name}")
+            return tp(**kwargs)
+        return record
     if tp is bool:
-        if not isinstance(value, bool):
-            raise SchemaError(f"{path}: expected true/false, got {value!r}")
-        return value
+        def boolean(value: Any, path: str) -> Any:
+            if not isinstance(value, bool):
+                raise SchemaError(f"{path}: expected true/false, got {value!r}")
+            return value
+        return boolean
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SchemaError(f"{path}: expected an integer, got {value!r}")
-        return value
+        def integer(value: Any, path: str) -> Any:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SchemaError(f"{path}: expected an integer, got {value!r}")
+            return value
+        return integer
     if tp is str:
-        if not isinstance(value, str):
-            raise SchemaError(f"{path}: expected a string, got {value!r}")
-        if "\x00" in value:
-            raise SchemaError(f"{path}: NUL character in {value!r}")
-        return value
-    raise SchemaError(f"{path}: unsupported field type {tp!r}")  # pragma: no cover
+        def string(value: Any, path: str) -> Any:
+            if not isinstance(value, str):
+                raise SchemaError(f"{path}: expected a string, got {value!r}")
+            if "\x00" in value:
+                raise SchemaError(f"{path}: NUL character in {value!r}")
+            return value
+        return string
+
+    def unsupported(value: Any, path: str) -> Any:   # pragma: no cover
+        raise SchemaError(f"{path}: unsupported field type {tp!r}")
+    return unsupported
 
 
 def _check_semantics(t: TableDef) -> None:

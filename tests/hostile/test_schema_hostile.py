@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import psycopg
 import pytest
@@ -248,6 +249,45 @@ def test_sequence_advance_only_in_defaults():
     with pytest.raises(UnsafeExpressionError, match="query_to_xml"):
         checked_expression("query_to_xml('SELECT 1', true, true, '')", "a default",
                            per_row=False)
+
+
+SERIAL_LIKE = [
+    "nextval('t_a_seq'::regclass)", "nextval('\"My \"\"seq\"\"\"'::regclass)",
+    "nextval('s.''x''--y'::regclass)", "nextval('a\nb'::regclass)",
+    "nextval('a'''::regclass)",
+    # not the serial form: the full parse decides
+    "nextval('a\\'::regclass)", "nextval('a'::regclass) + 1", "nextval('a')",
+    "nextval('a'::regclass); SELECT 1", "nextval('a'::regclass) --",
+    "nextval('a'::regclass)::int", " nextval('a'::regclass)", "nextval(''::regclass)",
+    "nextval('a'::regclass, 'b')", "pg_catalog.nextval('a'::regclass)",
+    "nextval('a'::regclass) FROM t",
+    "nextval('a'::regclass)'::regclass)", "nextval('a''::regclass)"]
+
+
+@pytest.mark.parametrize("expr", SERIAL_LIKE)
+def test_serial_default_shortcut_agrees_with_the_parse(expr, monkeypatch):
+    """A serial column's default skips the parse (ddl_build._SERIAL_DEFAULT): the
+    verdicts and the text are those of the full check, in a default and in a CHECK."""
+    from dumpcodec.schema import ddl_build
+
+    def verdicts():
+        ddl_build._checked_text.cache_clear()
+        out = []
+        for per_row in (False, True):
+            try:
+                out.append(checked_expression(expr, "here", per_row=per_row)
+                           .as_string(None).replace("\n)", ")"))
+            except UnsafeExpressionError:
+                out.append(None)
+        return out
+    assert (ddl_build._SERIAL_DEFAULT.fullmatch(expr) is not None) == \
+        (expr in SERIAL_LIKE[:5])
+    shortcut = verdicts()
+    monkeypatch.setattr(ddl_build, "_SERIAL_DEFAULT", re.compile(r"(?!)"))  # never
+    parsed = verdicts()
+    ddl_build._checked_text.cache_clear()
+    assert shortcut == parsed
+    assert parsed[1] is None                     # never in a CHECK
 
 
 def test_bad_structure_is_a_schema_error(good):

@@ -88,11 +88,13 @@ def run_batch(conn: psycopg.Connection, steps: Sequence[Union[Any, Check]]) -> N
         else:
             queued.append((None, step, None))
     cursors = []
+    plain = conn.cursor()       # one for the statements whose rows nobody reads
     with conn.pipeline():
         for check, query, params in queued:
-            cur = conn.execute(query, params)
-            if check is not None:
-                cursors.append((check, cur))
+            if check is None:
+                plain.execute(query, params)
+            else:
+                cursors.append((check, conn.execute(query, params)))
     for check, cur in cursors:
         check.judge(cur.fetchall())
 

@@ -52,6 +52,7 @@ import psycopg  # noqa: E402
 import psycopg.conninfo  # noqa: E402
 
 from benchmarks import datasets  # noqa: E402
+from benchmarks.run import ensure_bytecode  # noqa: E402
 
 PY = shlex.quote(sys.executable)
 
@@ -154,19 +155,6 @@ def check_restored(src_dsn: str, dst_dsn: str, tables: List[str]) -> None:
                           "tablename = %s", (datasets.SCHEMA, t)).fetchone()[0]
             if n < 1:
                 raise RuntimeError(f"restored {t} has no index")
-
-
-def ensure_bytecode() -> None:
-    """Compile dumpcodec's modules to bytecode (``__pycache__``), as ``pip install`` does.
-
-    Run from a source checkout with ``PYTHONDONTWRITEBYTECODE`` set (as on this
-    project's machines), every ``dumpcodec`` command would compile its modules again,
-    about 0.13 s a command that an installed dumpcodec does not spend.  Existing
-    bytecode is still read with that variable set, so compiling once is enough."""
-    import compileall
-
-    import dumpcodec
-    compileall.compile_dir(os.path.dirname(dumpcodec.__file__), quiet=1)
 
 
 # -- the run --------------------------------------------------------------------------

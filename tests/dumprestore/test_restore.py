@@ -505,3 +505,52 @@ def test_read_ahead_thread_only_for_tables_of_several_chunks(db, make_db, tmp_pa
                                                                ("public.one", 1)]
     assert threads == ["dumpcodec-read-ahead"]          # "many" only
     assert target.execute("SELECT count(*), count(DISTINCT t) FROM many")[0] == (2000, 1)
+
+
+def test_tables_without_rows_send_no_copy(db, make_db, tmp_path, monkeypatch):
+    """An empty table's data member (a header and a trailer) is checked on the client
+    and no COPY goes to the server; a table with rows, also after empty chunks of
+    its own, is copied whole."""
+    from dumpcodec import pump
+    db.execute("CREATE TABLE empty (id int PRIMARY KEY, t text); "
+               "CREATE TABLE full_ (id int PRIMARY KEY, t text); "
+               "INSERT INTO full_ SELECT g, 'r' || g FROM generate_series(1, 300) g")
+    path = tmp_path / "d.dcz"
+    create_dump(db.dsn, ["public"], path, chunk_size=1024)
+    copies = []
+    real = pump.CopyIn.__enter__
+    monkeypatch.setattr(pump.CopyIn, "__enter__",
+                        lambda self: copies.append(self.query) or real(self))
+    target = make_db()
+    summary = restore_dump(target.dsn, path)
+    assert sorted((r.table_id, r.rows) for r in summary.ok) == [("public.empty", 0),
+                                                               ("public.full_", 300)]
+    assert len(copies) == 1 and b"full_" in copies[0]
+    assert target.execute("SELECT count(*), sum(id) FROM full_")[0] == (300, 45150)
+    assert target.execute("SELECT count(*) FROM empty")[0][0] == 0
+    # the empty table is there with its key
+    assert target.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'empty'"
+                          )[0][0] == 1
+
+
+def test_an_empty_stream_the_server_would_refuse_still_goes_to_it(db):
+    """Only the plain header followed by the trailer is taken as "no rows" without a
+    COPY; a header with flags set goes to the server, which judges it as before."""
+    import psycopg
+
+    from dumpcodec.copy.pure import SIGNATURE, TRAILER
+    from dumpcodec.progress import Progress
+    from dumpcodec.restore.data import _copy_joined
+    db.execute("CREATE TABLE e (id int)")
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        q = "COPY e FROM STDIN (FORMAT binary)"
+        plain = SIGNATURE + bytes(8) + TRAILER
+        assert _copy_joined(conn, q, lambda: [plain, plain], "binary", "e", Progress(),
+                            0, None) == (0, 2 * len(plain))
+        oids = SIGNATURE + (1 << 16).to_bytes(4, "big") + bytes(4) + TRAILER
+        with pytest.raises(psycopg.Error, match="(?i)oid"):
+            _copy_joined(conn, q, lambda: [oids], "binary", "e", Progress(), 0, None)
+        # a header extension (which the server skips) is the server's to judge too
+        ext = SIGNATURE + bytes(4) + (3).to_bytes(4, "big") + b"abc" + TRAILER
+        assert _copy_joined(conn, q, lambda: [ext], "binary", "e", Progress(), 0,
+                            None) == (0, len(ext))

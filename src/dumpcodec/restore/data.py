@@ -8,6 +8,7 @@ a decode test of its first chunk with the live column types.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from psycopg import sql
@@ -15,6 +16,7 @@ from psycopg import sql
 from .. import copy as codec
 from .. import pump, schema
 from ..copy.joiner import ChunkJoiner
+from ..copy.pure import SIGNATURE
 from ..errors import CopyFormatError, RestoreError
 from ..progress import Progress
 
@@ -139,23 +141,51 @@ def _copy_reencoded(conn, query, chunks, reencode, columns, table_id,
     return cp.rows, nbytes
 
 
+#: the header dumpcodec writes (no flags, no extension): with the trailer alone after
+#: it, a stream of no rows that the server would take
+_PLAIN_HEADER = SIGNATURE + bytes(8)
+
+
 def _copy_joined(conn, query, chunks, fmt: str, table_id: str, progress: Progress,
                  read_ahead: int,
                  decode_test: Optional[Tuple[Any, Sequence[str]]]) -> Tuple[int, int]:
+    """The chunks as one COPY.  A table without rows sends none (a COPY is two round
+    trips, most of an empty table's restore): what comes before the first row's bytes
+    (the header) is held back until they come, and a stream that ends without any is
+    checked here as the server would (the plain header, the trailer)."""
     joiner = ChunkJoiner(binary=fmt == "binary")
     nbytes = 0
+    held: List[Any] = []
+    cp = None
     ahead = _read_ahead(chunks(), read_ahead)
     try:
-        with pump.CopyIn(conn, query) as cp:
+        with contextlib.ExitStack() as stack:
+            def start() -> pump.CopyIn:
+                c = stack.enter_context(pump.CopyIn(conn, query))
+                for b in held:
+                    c.write(b)
+                held.clear()
+                return c
             for k, chunk in enumerate(ahead):
                 if decode_test is not None:
                     _decode_test(chunk, decode_test[0], decode_test[1], table_id)
                     decode_test = None
                 for buf in joiner.feed(chunk, k):
-                    cp.write(buf)
+                    if cp is not None:
+                        cp.write(buf)
+                        continue
+                    held.append(buf)
+                    if len(buf) and (not joiner.binary or len(held) > 1):
+                        cp = start()         # a row's bytes (after the header)
                 nbytes += len(chunk)
                 progress.advance(table_id, len(chunk))
-            cp.write(joiner.close())
+            last = joiner.close()
+            if cp is None:
+                if not joiner.binary or (held and bytes(held[0]) == _PLAIN_HEADER
+                                         and not any(len(b) for b in held[1:])):
+                    return 0, nbytes
+                cp = start()
+            cp.write(last)
     finally:
         # before anything else reads the archive (a one-pass reader skips on)
         ahead.close()

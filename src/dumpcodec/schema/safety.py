@@ -74,6 +74,7 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Seq
 
 import psycopg
 from psycopg import sql
+from psycopg.adapt import Transformer
 
 from ..errors import UnsafeExpressionError
 from . import safety_sql as sq
@@ -377,10 +378,11 @@ class Check:
             return [(self.query, self.params, True)]
         name, text, names = _prepared_form(self.query)
         done = _PREPARED.setdefault(conn, set())
-        values = [sql.Literal([str(v) for v in self.params[n]] if n == "g_oid"
-                              else self.params[n]) for n in names]
-        execute = (sql.SQL("EXECUTE {}({})").format(sql.Identifier(name),
-                                                     sql.SQL(", ").join(values)), None, True)
+        # the values as literals by one adapter (sql.Literal makes one per value)
+        tx = Transformer(conn)
+        execute = (b"EXECUTE " + name.encode() + b"(" + b", ".join(
+            tx.as_literal([str(v) for v in self.params[n]] if n == "g_oid"
+                          else self.params[n]) for n in names) + b")", None, True)
         if name in done:
             return [execute]
         conn.execute(text)

@@ -1,46 +1,61 @@
 """Big tables: several connections load one table, and an interrupted restore resumes.
 
-A table with several chunks (at least ``stage_larger_than`` bytes of data) from a
-seekable archive is restored in three steps:
+A table with several chunks (at least ``stage_larger_than`` bytes of data) is restored
+in three steps:
 
 1. a *staging table* is created and committed in the target schema, under a name the
    archive cannot choose (``dumpcodec_stage_`` and a hash of the target and of the
-   data's checksums): the table's columns, generated columns and CHECKs, without
+   table's data key): the table's columns, generated columns and CHECKs, without
    defaults, keys or indexes (so that nothing of it can bind to the table it may
    replace), after the same checks as any table (:mod:`dumpcodec.schema.safety`);
-2. its chunks are copied in by up to ``jobs`` connections, each chunk in a transaction
-   of its own that also records the chunk, with its SHA-256 and row count, in the
-   schema's ``dumpcodec_restore_state`` table;
+2. its chunks are copied in by up to ``jobs`` connections (:class:`ChunkLoader`),
+   each chunk in a transaction of its own that also records the chunk, with its
+   SHA-256 and row count, in the schema's ``dumpcodec_restore_state`` table;
 3. one final transaction puts it in the table's place: the old table is dropped
    (``replace``), the staging table renamed, the owned sequences, defaults and
    identities added, then keys and indexes built (with ``max_parallel_maintenance_
    workers`` set to ``jobs``), sequences set, comments, policies, triggers and grants
    added, other tables' foreign keys put back, and the table recorded as done.
 
+From a seekable archive (:func:`restore`) each connection reads the chunks it loads
+with its own reader.  From a pipe (:func:`from_stream`, the stream's one pass) the
+size of a table shows only as its data goes by: its chunks are held until it has two
+and ``min(stage_larger_than, STREAM_DECIDE_MAX)`` bytes (a table that ends before goes
+the one-transaction way with them), then the reading thread hands each chunk, as it
+arrives, to the same loader through a queue of ``jobs`` places, so that a few chunks
+are in memory whatever the table's size; the reader checks every chunk's SHA-256
+against the table's footer, which comes after the last chunk, and the swap happens only
+after that (a chunk that fails it drops the staging table: what it holds came from the
+bad chunk).  A failed chunk fails its table alone; a stream goes on with the next.
+
 Nothing half-done is visible under the table's name: until step 3 commits, the old
 table (or none) is there.  A restore that stops anywhere (killed, server restarted,
 connection lost) leaves the staging table and the state behind; ``resume=True``
 (``load --resume``) then loads only the chunks not recorded (a chunk is recorded in
-the transaction that loaded it, so it is there exactly when its rows are), skips
-tables recorded as done, and gives the same result as a restore that never stopped.
-Without ``resume`` a leftover staging table is dropped and the table loaded afresh.
-Tables restored in one transaction are recorded as done too (in that transaction), so
-``--resume`` after a crash skips them.  A restore that ends (with or without failed
-tables) drops its state tables, except in a schema where a staging table is left (a
-big table whose load failed part way): that one is kept for ``--resume``.
+the transaction that loaded it, so it is there exactly when its rows are) -- from a
+pipe, the recorded ones are read past --, skips tables recorded as done, and gives the
+same result as a restore that never stopped.  The state is keyed by the table's
+header (:func:`data_key`: the same from a file and from a pipe) and each recorded
+chunk's SHA-256 is compared with the chunk it stands for: other data is refused, never
+loaded on top.  Without ``resume`` a leftover staging table is dropped and the table
+loaded afresh.  Tables restored in one transaction are recorded as done too (in that
+transaction), so ``--resume`` after a crash skips them.  A restore that ends (with or
+without failed tables) drops its state tables, except in a schema where a staging
+table is left (a big table whose load failed part way): that one is kept for
+``--resume``.
 
 Not staged (restored in one transaction as before): partitions and inheritance
 children (a staging table attached to the parent would show its rows), tables loaded
 into an existing table (``append``, ``truncate``), tables whose columns travel as
-text, DaCHS tables, and any table read from a pipe.
+text, and DaCHS tables.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import queue
 import threading
 import time
-import logging
 from dataclasses import dataclass, replace
 from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
                     Set, Tuple, Union)

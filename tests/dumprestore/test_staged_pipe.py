@@ -24,7 +24,7 @@ from dumpcodec import create_dump, open_dump, restore_dump
 from test_staged import (CHUNK, CHUNK_RE, ROWS, STAGE, _committed, _content, _fill,
                          _kill, _leftovers, _wait_backends_gone)
 
-BACKEND_RE = re.compile(r"public\.big: chunk (\d+) committed by backend (\d+)")
+BACKEND_RE = re.compile(r"public\.big: backend (?P<pid>\d+) committed chunk (?P<k>\d+)")
 PEAK_RE = re.compile(r"public\.big: staged from the stream by up to (\d+) connections, "
                      r"at most (\d+) chunks in flight")
 
@@ -87,7 +87,7 @@ def test_pipe_staged_by_two_connections_equals_the_source(archive, make_db, capl
         "public.big": ("created", ROWS), "public.small": ("created", 50)}
     assert _content(dst) == want
     assert _leftovers(dst) in (None, [])
-    committed = [(int(k), int(pid)) for k, pid in BACKEND_RE.findall(caplog.text)]
+    committed = [(int(k), int(pid)) for pid, k in BACKEND_RE.findall(caplog.text)]
     # every chunk once, by two server backends
     assert sorted(k for k, _ in committed) == list(range(total))
     assert len({pid for _, pid in committed}) == 2
@@ -108,6 +108,24 @@ def test_pipe_small_tables_and_j1_take_the_one_transaction_path(archive, make_db
         assert s.success, s.failed
         assert _content(dst) == want
         assert BACKEND_RE.findall(caplog.text) == []      # not staged
+
+
+def test_pipe_resume_at_j1_stages_on_one_connection(archive, make_db, caplog):
+    """``--resume`` stages from a pipe at -j1 too (so that a later resume can go on):
+    one connection, the reading thread one chunk ahead."""
+    path, want, total = archive
+    dst = make_db()
+    with caplog.at_level(logging.DEBUG, logger="dumpcodec.restore"):
+        with _pipe(path) as src:
+            s = restore_dump(dst.dsn, src, jobs=1, stage_larger_than=int(STAGE),
+                             resume=True)
+    assert s.success, s.failed
+    assert _content(dst) == want
+    committed = BACKEND_RE.findall(caplog.text)
+    assert sorted(int(k) for _, k in committed) == list(range(total))
+    assert len({pid for pid, _ in committed}) == 1
+    (workers, peak), = [tuple(map(int, m)) for m in PEAK_RE.findall(caplog.text)]
+    assert workers == 1 and peak <= 3
 
 
 def test_pipe_killed_then_resumed_keeps_the_old_table(archive, make_db):
@@ -155,7 +173,10 @@ def test_pipe_terminated_connections_reported_then_resumed(archive, make_db):
     rest = proc.stderr.read()
     proc.wait(120)
     assert proc.returncode == 1, rest[-2000:]
-    assert "connection" in rest and "public.big" in rest, rest[-2000:]
+    # one clear line: which table, which chunk, what to do
+    assert re.search(r"public\.big: chunk \d+: the connection to the server was lost "
+                     r"\(.*\); the chunks committed before it are kept in the staging "
+                     r"table: load --resume goes on from them", rest), rest[-2000:]
     assert dst.execute("SELECT to_regclass('public.big')") == [(None,)]
     _wait_backends_gone(dst)
     committed = _committed(dst)
@@ -213,6 +234,6 @@ def test_cli_create_pipe_load_stages_the_big_table(make_db, pg_server):
     proc = subprocess.run(shell, shell=True, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     committed = BACKEND_RE.findall(proc.stderr)
-    assert len(committed) >= 8 and len({pid for _, pid in committed}) == 2
+    assert len(committed) >= 8 and len({pid for pid, _ in committed}) == 2
     assert PEAK_RE.search(proc.stderr)
     assert _content(dst) == _content(src)

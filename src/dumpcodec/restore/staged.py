@@ -389,7 +389,7 @@ def from_stream(run: "RunContext", item: Item, tdef: Any, data: Iterable[Any]) -
         if len(held) >= 2 and size >= limit:
             break
     else:
-        return Unstaged(iter(held))    # the whole table is held: it ended before
+        return Unstaged(_chain(held, iter(())))    # all of it is held: it ended before
     del chunk
     try:
         st, result = _prepare(run, item, tdef)
@@ -565,12 +565,13 @@ class ChunkLoader:
                                    f"but the archive says {expect}")
             conn.execute(run.state.record(st.schema, st.target, st.key, k, sha, rows))
             conn.execute("COMMIT")
-            log.debug("%s: chunk %d committed by backend %d", item.table_id, k,
-                      conn.info.backend_pid)
+            log.debug("%s: backend %d committed chunk %d", item.table_id,
+                      conn.info.backend_pid, k)
         except psycopg.OperationalError as exc:
-            if conn.closed or conn.broken:
+            if conn.closed or conn.broken or isinstance(exc,
+                                                        psycopg.errors.AdminShutdown):
                 raise RestoreError(
-                    f"{item.table_id}: chunk {k}: the connection to the server was lost "
+                    f"chunk {k}: the connection to the server was lost "
                     f"({reason(exc)}); the chunks committed before it are kept in the "
                     f"staging table: load --resume goes on from them") from exc
             raise

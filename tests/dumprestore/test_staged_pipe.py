@@ -157,6 +157,31 @@ def test_pipe_killed_then_resumed_keeps_the_old_table(archive, make_db):
     assert _leftovers(dst) in (None, [])
 
 
+def test_pipe_killed_then_resumed_from_the_file(archive, make_db):
+    """The state is keyed by the table's header: a restore from a pipe that stopped
+    goes on from the same archive as a file, without loading a chunk twice."""
+    path, want, total = archive
+    dst = make_db()
+    proc = _load_pipe(path, dst.dsn)
+    seen = 0
+    for line in proc.stderr:
+        if CHUNK_RE.search(line):
+            seen += 1
+            if seen == 4:
+                _kill(proc)
+                break
+    _wait_backends_gone(dst)
+    committed = _committed(dst)
+    assert 4 <= committed < total
+    proc = subprocess.run([sys.executable, "-m", "dumpcodec", "--debug", "load", str(path),
+                           "--dsn", dst.dsn, "-j", "2", "--stage-larger-than", STAGE, "-q",
+                           "--resume"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = [int(k) for k in CHUNK_RE.findall(proc.stderr)]
+    assert len(loaded) == len(set(loaded)) == total - committed, (committed, loaded)
+    assert _content(dst) == want
+
+
 def test_pipe_terminated_connections_reported_then_resumed(archive, make_db):
     path, want, total = archive
     dst = make_db()

@@ -436,7 +436,8 @@ def register(subparsers) -> None:
                    help="with -j 2 or more (or --resume), a table with this much data "
                         "or more loads through a staging "
                         "table, its chunks over the -j connections, and takes its place "
-                        "in one final transaction (default 32M; 0: never)")
+                        "in one final transaction, also from a pipe (default 32M; 0: "
+                        "never; from a pipe at most 64M counts)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON report on stdout (docs/JSON.md), e.g. "
                         "load x.dcz --json > report.json")

@@ -56,8 +56,9 @@ each with its own connection and its own reader of the archive (a partition wait
 its parent table).  From a pipe (one pass through the archive), the data of one table
 after the other is read by the calling thread, and each table's post-data phase
 (indexes, constraints, sequences, commit) is handed to one of ``jobs - 1`` background
-threads while the next table's data loads, so index builds overlap; at most ``jobs``
-connections are open in either case.
+threads while the next table's data loads, so index builds overlap; a big table's
+chunks go, as they are read, to up to ``jobs`` connections that load them into a
+staging table (:mod:`.staged`); at most ``jobs`` connections are open in either case.
 """
 
 from __future__ import annotations
@@ -134,9 +135,10 @@ def restore_dump(conninfo: str,
     raised.  Errors that stop everything (an unreadable archive, a refused archive, no
     connection, a bad option) raise.
         ``stage_larger_than``: a table with this many bytes of data or more (and at least
-    two chunks) from a seekable archive loads through a staging table, its chunks by
-    up to ``jobs`` connections, and takes the table's place in one final transaction
-    (:mod:`.staged`; 0: never).  ``resume``: continue a restore that stopped: tables it
+    two chunks) loads through a staging table, its chunks by up to ``jobs``
+    connections, and takes the table's place in one final transaction (:mod:`.staged`;
+    0: never; from a pipe, where a table's size shows only as its data is read, a
+    value above 64 MiB counts as 64 MiB).  ``resume``: continue a restore that stopped: tables it
     finished are skipped, a staged table's committed chunks are not loaded again.
     """
     opts = RestoreOptions(tables=tables, target_schema=target_schema, if_exists=if_exists,

@@ -405,6 +405,28 @@ class RestoreRun:
                     _drain(data)
                     self.record(done, item, target)
                     continue
+                if staged.applies(self, item, target[2]):
+                    # a big table: its chunks over the -j connections as they arrive
+                    self.pool.put(conn)
+                    try:
+                        staging = staged.from_stream(self, item, target[2], data)
+                    except Exception as exc:
+                        _drain(data)
+                        self.record(exc, item)
+                        continue
+                    if not isinstance(staging, staged.Unstaged):
+                        def swap(staging=staging, item=item, target=target):
+                            try:
+                                self.record(staging(), item, target)
+                            except Exception as exc:
+                                self.record(exc, item)
+                        if ex is None:
+                            swap()
+                        else:
+                            finishing.append(ex.submit(swap))
+                        continue
+                    data = staging.chunks
+                    conn = self.pool.get()
                 try:
                     prepared = table.load(self, conn, item, lambda: data)
                 except Exception as exc:

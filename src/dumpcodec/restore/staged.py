@@ -1,57 +1,73 @@
 """Big tables: several connections load one table, and an interrupted restore resumes.
 
-A table with several chunks (at least ``stage_larger_than`` bytes of data) from a
-seekable archive is restored in three steps:
+A table with several chunks (at least ``stage_larger_than`` bytes of data) is restored
+in three steps:
 
 1. a *staging table* is created and committed in the target schema, under a name the
    archive cannot choose (``dumpcodec_stage_`` and a hash of the target and of the
-   data's checksums): the table's columns, generated columns and CHECKs, without
+   table's data key): the table's columns, generated columns and CHECKs, without
    defaults, keys or indexes (so that nothing of it can bind to the table it may
    replace), after the same checks as any table (:mod:`dumpcodec.schema.safety`);
-2. its chunks are copied in by up to ``jobs`` connections, each chunk in a transaction
-   of its own that also records the chunk, with its SHA-256 and row count, in the
-   schema's ``dumpcodec_restore_state`` table;
+2. its chunks are copied in by up to ``jobs`` connections (:class:`ChunkLoader`),
+   each chunk in a transaction of its own that also records the chunk, with its
+   SHA-256 and row count, in the schema's ``dumpcodec_restore_state`` table;
 3. one final transaction puts it in the table's place: the old table is dropped
    (``replace``), the staging table renamed, the owned sequences, defaults and
    identities added, then keys and indexes built (with ``max_parallel_maintenance_
    workers`` set to ``jobs``), sequences set, comments, policies, triggers and grants
    added, other tables' foreign keys put back, and the table recorded as done.
 
+From a seekable archive (:func:`restore`) each connection reads the chunks it loads
+with its own reader.  From a pipe (:func:`from_stream`, the stream's one pass) the
+size of a table shows only as its data goes by: its chunks are held until it has two
+and ``min(stage_larger_than, STREAM_DECIDE_MAX)`` bytes (a table that ends before goes
+the one-transaction way with them), then the reading thread hands each chunk, as it
+arrives, to the same loader through a queue of ``jobs`` places, so that a few chunks
+are in memory whatever the table's size; the reader checks every chunk's SHA-256
+against the table's footer, which comes after the last chunk, and the swap happens only
+after that (a chunk that fails it drops the staging table: what it holds came from the
+bad chunk).  A failed chunk fails its table alone; a stream goes on with the next.
+
 Nothing half-done is visible under the table's name: until step 3 commits, the old
 table (or none) is there.  A restore that stops anywhere (killed, server restarted,
 connection lost) leaves the staging table and the state behind; ``resume=True``
 (``load --resume``) then loads only the chunks not recorded (a chunk is recorded in
-the transaction that loaded it, so it is there exactly when its rows are), skips
-tables recorded as done, and gives the same result as a restore that never stopped.
-Without ``resume`` a leftover staging table is dropped and the table loaded afresh.
-Tables restored in one transaction are recorded as done too (in that transaction), so
-``--resume`` after a crash skips them.  A restore that ends (with or without failed
-tables) drops its state tables, except in a schema where a staging table is left (a
-big table whose load failed part way): that one is kept for ``--resume``.
+the transaction that loaded it, so it is there exactly when its rows are) -- from a
+pipe, the recorded ones are read past --, skips tables recorded as done, and gives the
+same result as a restore that never stopped.  The state is keyed by the table's
+header (:func:`data_key`: the same from a file and from a pipe) and each recorded
+chunk's SHA-256 is compared with the chunk it stands for: other data is refused, never
+loaded on top.  Without ``resume`` a leftover staging table is dropped and the table
+loaded afresh.  Tables restored in one transaction are recorded as done too (in that
+transaction), so ``--resume`` after a crash skips them.  A restore that ends (with or
+without failed tables) drops its state tables, except in a schema where a staging
+table is left (a big table whose load failed part way): that one is kept for
+``--resume``.
 
 Not staged (restored in one transaction as before): partitions and inheritance
 children (a staging table attached to the parent would show its rows), tables loaded
 into an existing table (``append``, ``truncate``), tables whose columns travel as
-text, DaCHS tables, and any table read from a pipe.
+text, and DaCHS tables.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+from dataclasses import dataclass, replace
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
+                    Set, Tuple, Union)
 
 import psycopg
 from psycopg import sql
 
 from .. import pump, schema
-from ..errors import RestoreError
+from ..errors import ChecksumError, RestoreError
 from ..schema import catalog
 from ..schema.safety import Allowed
-from .pool import rollback
+from .pool import reason, rollback
 from .results import TableRestoreResult
 from .select import Item
 from .table import ALREADY_THERE, run_batch
@@ -62,6 +78,11 @@ if TYPE_CHECKING:   # pragma: no cover
 STATE_TABLE = "dumpcodec_restore_state"
 STAGE_PREFIX = "dumpcodec_stage_"
 _DONE = -1        # the chunk number of the row saying "this table is restored"
+#: from a pipe, the chunks read before a table is known to be big enough to stage are
+#: held in memory: a ``stage_larger_than`` above this counts as this
+STREAM_DECIDE_MAX = 64 << 20
+
+log = logging.getLogger("dumpcodec.restore")
 
 
 class NotStaged(Exception):
@@ -74,14 +95,21 @@ def reserved_name(name: str) -> bool:
 
 
 def data_key(item: Item) -> str:
-    """What identifies one table's data in an archive: its id, columns and chunks'
-    checksums (an archive with other data for the table gets another key)."""
+    """What identifies one table's data in an archive: its id, columns and the SHA-256
+    of its header member (which holds the dump's time), known before any of its data
+    on a pipe too, and the same whether the archive is read from a file or a pipe;
+    without a header (DaCHS) the chunks' checksums.  A recorded chunk is also checked
+    against the chunk it stands for before it is skipped."""
     h = hashlib.sha256()
     h.update(item.table_id.encode("utf-8", "surrogatepass"))
     for c in item.columns or ():
         h.update(b"\0c" + c.encode("utf-8", "surrogatepass"))
-    for m in item.info.members:
-        h.update(b"\0m" + (m.sha256 or m.name).encode())
+    header = item.info.header
+    if header is not None and header.sha256:
+        h.update(b"\0h" + header.sha256.encode())
+    else:
+        for m in item.info.members:
+            h.update(b"\0m" + (m.sha256 or m.name).encode())
     return h.hexdigest()[:32]
 
 
@@ -91,18 +119,21 @@ def stage_name(schema_: str, name: str, key: str) -> str:
 
 
 def applies(run: "RunContext", item: Item, tdef: Any) -> bool:
-    """Whether ``item`` goes through a staging table."""
+    """Whether ``item`` goes through a staging table.  From a pipe, whether it may:
+    its size is known only as its data goes by (:func:`from_stream` decides)."""
     opts = run.opts
     members = item.info.members
     # at -j1 a staging table only costs (a commit per chunk, a second table): a
     # table is staged when several connections can load it, or to resume
-    return (run.seekable and opts.data and opts.stage_larger_than > 0
+    if not (opts.data and opts.stage_larger_than > 0
             and (opts.jobs > 1 or opts.resume)
             and tdef is not None and tdef.kind == "table" and not tdef.inherits
             and item.info.layout != "dachs" and item.info.has_data
-            and not item.info.as_text and opts.if_exists in ("error", "replace", "skip")
-            and len(members) >= 2
-            and sum(m.size for m in members) >= opts.stage_larger_than)
+            and not item.info.as_text and opts.if_exists in ("error", "replace", "skip")):
+        return False
+    if not run.seekable:
+        return True
+    return len(members) >= 2 and sum(m.size for m in members) >= opts.stage_larger_than
 
 
 # -- the state table ----------------------------------------------------------------------
@@ -200,13 +231,28 @@ def already_done(run: "RunContext", conn: psycopg.Connection, item: Item,
 
 # -- the three steps ----------------------------------------------------------------------
 
-def restore(run: "RunContext", item: Item, reader_for_thread: Any) -> Optional[
-        TableRestoreResult]:
-    """Restore ``item`` through a staging table (see the module docstring); None when
-    skipped (``if_exists='skip'``)."""
+@dataclass
+class _Stage:
+    """One staged table: where it goes and what is recorded of it."""
+    schema: str
+    name: str
+    tdef: Any
+    target: str           # the table's quoted name, as the state table records it
+    key: str
+    stage: str            # the staging table's name (in ``schema``)
+    recorded: Dict[int, Tuple[Optional[str], int]]
+    existed: bool
+    t0: float
+
+
+def _prepare(run: "RunContext", item: Item, tdef: Any) -> Tuple[
+        Optional[_Stage], Optional[TableRestoreResult]]:
+    """Step 1 and the checks before it: ``(stage, None)`` to load, or ``(None, result)``
+    when there is nothing to load (resumed, or None: skipped).  NotStaged when no
+    state table can be made."""
     opts = run.opts
     t0 = time.perf_counter()
-    schema_, name, tdef = run.target(item)
+    schema_, name, _ = run.target(item)
     run.check(item, schema_, name, tdef)
     target = _target_name(schema_, name)
     key = data_key(item)
@@ -220,14 +266,15 @@ def restore(run: "RunContext", item: Item, reader_for_thread: Any) -> Optional[
         recorded = run.state.chunks(conn, schema_, target, key)
         if opts.resume and _DONE in recorded and catalog.relation_exists(conn, schema_,
                                                                         name):
-            return TableRestoreResult(item.table_id, f"{schema_}.{name}", "resumed",
-                                      notes=["restored by the restore that was resumed"])
+            return None, TableRestoreResult(
+                item.table_id, f"{schema_}.{name}", "resumed",
+                notes=["restored by the restore that was resumed"])
         exists = catalog.relation_exists(conn, schema_, name)
         if exists and opts.if_exists == "error":
             raise RestoreError(f"table {schema_}.{name} already exists "
                                f"(--if-exists replace|append|truncate|skip)")
         if exists and opts.if_exists == "skip":
-            return None
+            return None, None
         if not (opts.resume and catalog.relation_exists(conn, schema_, stage)):
             recorded = {}
             _create_stage(run, conn, item, schema_, tdef, stage, target)
@@ -236,10 +283,40 @@ def restore(run: "RunContext", item: Item, reader_for_thread: Any) -> Optional[
         raise
     finally:
         run.pool.put(conn)
-    todo = [k for k, m in enumerate(item.info.members)
-            if recorded.get(k, (None,))[0] != m.sha256 or m.sha256 is None]
-    _load_chunks(run, item, schema_, stage, target, key, todo, reader_for_thread)
-    return _swap(run, item, schema_, name, tdef, stage, target, key, exists, t0)
+    recorded.pop(_DONE, None)
+    return _Stage(schema_, name, tdef, target, key, stage, recorded, exists, t0), None
+
+
+def restore(run: "RunContext", item: Item, reader_for_thread: Any) -> Optional[
+        TableRestoreResult]:
+    """Restore ``item`` from a seekable archive through a staging table (see the
+    module docstring); None when skipped (``if_exists='skip'``)."""
+    st, result = _prepare(run, item, run.target(item)[2])
+    if st is None:
+        return result
+    members = item.info.members
+    for k, (sha, _) in st.recorded.items():
+        # the key names the table's header, not every chunk: a recorded chunk must
+        # be this archive's (loaded again, its rows would be there twice)
+        if not 0 <= k < len(members) or sha is None or sha != members[k].sha256:
+            raise _other_data(item, k)
+    todo = [k for k in range(len(members)) if k not in st.recorded]
+    if todo:
+        loader = ChunkLoader(run, item, st, min(run.opts.jobs, len(todo)),
+                             reader_for_thread=reader_for_thread)
+        try:
+            for k in todo:
+                loader.put(k, None, members[k].sha256, members[k].rows)
+        finally:
+            loader.close()
+    return _swap(run, item, st.schema, st.name, st.tdef, st.stage, st.target, st.key,
+                 st.existed, st.t0)
+
+
+def _other_data(item: Item, k: int) -> RestoreError:
+    return RestoreError(
+        f"{item.table_id}: chunk {k} recorded in {STATE_TABLE} is not this archive's "
+        f"chunk {k}: the staging table holds other data; load without --resume")
 
 
 def _stage_def(tdef: Any, stage: str) -> Any:
@@ -270,61 +347,236 @@ def _create_stage(run: "RunContext", conn: psycopg.Connection, item: Item,
     conn.execute("COMMIT")
 
 
-def _load_chunks(run: "RunContext", item: Item, schema_: str, stage: str, target: str,
-                 key: str, todo: List[int], reader_for_thread: Any) -> None:
-    """Step 2: each chunk in a transaction of its own, recorded with it; up to
-    ``jobs`` connections at once (each with its own reader of the archive)."""
-    if not todo:
-        return
+class Unstaged:
+    """:func:`from_stream`'s answer for a table that takes the one-transaction path:
+    its chunks (those read while deciding, then the rest of the stream's)."""
+
+    def __init__(self, chunks: Iterator[Any]):
+        self.chunks = chunks
+
+
+def _chain(held: List[Any], rest: Iterator[Any]) -> Iterator[Any]:
+    # hands the held chunks out and forgets them (memory), then the stream's
+    while held:
+        yield held.pop(0)
+    yield from rest
+
+
+def from_stream(run: "RunContext", item: Item, tdef: Any, data: Iterable[Any]) -> Union[
+        Unstaged, Callable[[], Optional[TableRestoreResult]]]:
+    """A table read from a pipe (:func:`applies` said it may be staged), in the
+    stream's one pass.
+
+    Its size shows only as its data goes by: the chunks are held until the table has
+    two of them and ``min(stage_larger_than, STREAM_DECIDE_MAX)`` bytes; a table that
+    ends before is :class:`Unstaged` (its chunks go to the one-transaction path).  A
+    bigger one is staged: step 1, then each chunk, as it arrives, goes through a queue
+    of ``jobs`` places to up to ``jobs`` connections (:class:`ChunkLoader`), a
+    recorded chunk (``resume``) is read past; once the table's footer has been read
+    and checked (when ``data`` ends), the chunks recorded are checked against it.
+    Returns the final step (:func:`_swap`) to call, or a callable giving the result
+    of a table with nothing to load.  Raises when the table fails; what is left of
+    ``data`` is then the caller's to skip.
+    """
     opts = run.opts
-    columns = item.columns or schema.copy_columns(item.definition)
-    fmt = sql.SQL(" (FORMAT binary)") if item.format == "binary" else sql.SQL("")
-    query = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
-        sql.Identifier(schema_, stage), sql.SQL(", ").join(map(sql.Identifier, columns)),
-        fmt)
-    members = item.info.members
-    work: "queue.Queue[int]" = queue.Queue()
-    for k in todo:
-        work.put(k)
-    failed: List[BaseException] = []
-
-    def worker() -> None:
-        conn = run.pool.get()
-        try:
-            reader = reader_for_thread()
-            while not failed:
-                try:
-                    k = work.get_nowait()
-                except queue.Empty:
-                    return
-                for _, data in reader.read_members(item.table_id, [k]):
-                    conn.execute("BEGIN")
-                    with pump.CopyIn(conn, query) as cp:
-                        cp.write(data)
-                    rows = cp.rows
-                    if members[k].rows is not None and rows != members[k].rows:
-                        raise RestoreError(f"{item.table_id}: chunk {k} loaded {rows} rows "
-                                           f"but the archive says {members[k].rows}")
-                    conn.execute(run.state.record(schema_, target, key, k,
-                                                  members[k].sha256, rows))
-                    conn.execute("COMMIT")
-                    opts.progress.advance(item.table_id, len(data), rows)
-                    run.log_chunk(item.table_id, k)
-        except BaseException as exc:
-            failed.append(exc)
-            rollback(conn)
-        finally:
-            run.pool.put(conn)
-
-    n = min(opts.jobs, len(todo))
-    if n == 1:
-        worker()
+    it = iter(data)
+    held: List[Any] = []
+    size = 0
+    limit = min(opts.stage_larger_than, STREAM_DECIDE_MAX)
+    for chunk in it:
+        held.append(chunk)
+        size += len(chunk)
+        if len(held) >= 2 and size >= limit:
+            break
     else:
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="dumpcodec-chunk") as ex:
-            for f in [ex.submit(worker) for _ in range(n)]:
-                f.result()
-    if failed:
-        raise failed[0]
+        return Unstaged(_chain(held, iter(())))    # all of it is held: it ended before
+    del chunk
+    try:
+        st, result = _prepare(run, item, tdef)
+    except NotStaged:
+        return Unstaged(_chain(held, it))
+    if st is None:
+        held.clear()
+        return lambda: result
+    chunks = _chain(held, it)
+    n = 0
+    loader = ChunkLoader(run, item, st, opts.jobs, in_flight=opts.jobs)
+    try:
+        try:
+            for k, chunk in enumerate(chunks):
+                n += 1
+                got = st.recorded.get(k)
+                if got is None:
+                    # its SHA-256 is taken by the connection's thread (off the thread
+                    # that reads the stream: about 20 % of its time)
+                    loader.put(k, chunk, None, None)
+                elif got[0] != hashlib.sha256(chunk).hexdigest():
+                    raise _other_data(item, k)
+                del chunk
+        finally:
+            loader.close()
+    except ChecksumError:
+        # the footer says a chunk is not the one dumped: what the staging table
+        # holds came (in part) from it, so nothing in it can be resumed from
+        _drop_stage(run, st)
+        raise
+    # here the reader has read the footer and checked every chunk's SHA-256 against
+    # it: the rows each connection counted must be the footer's too
+    members = item.info.members
+    conn = run.pool.get()
+    try:
+        recorded = run.state.chunks(conn, st.schema, st.target, st.key)
+    finally:
+        run.pool.put(conn)
+    recorded.pop(_DONE, None)
+    if len(members) != n:
+        raise RestoreError(f"{item.table_id}: {n} chunks read but the footer "
+                           f"lists {len(members)}")
+    missing = sorted(set(range(n)) - set(recorded))
+    if missing:
+        raise RestoreError(f"{item.table_id}: chunk {missing[0]} is not recorded as loaded")
+    for k, (sha, rows) in sorted(recorded.items()):
+        if not 0 <= k < len(members) or sha != members[k].sha256:
+            raise _other_data(item, k)
+        if members[k].rows is not None and rows != members[k].rows:
+            raise RestoreError(f"{item.table_id}: chunk {k} loaded {rows} rows but the "
+                               f"archive says {members[k].rows}")
+    log.debug("%s: staged from the stream by up to %d connections, at most %d chunks "
+              "in flight", item.table_id, loader.workers, loader.peak)
+    return lambda: _swap(run, item, st.schema, st.name, st.tdef, st.stage, st.target,
+                         st.key, st.existed, st.t0)
+
+
+def _drop_stage(run: "RunContext", st: _Stage) -> None:
+    conn = run.pool.get()
+    try:
+        conn.execute("BEGIN")
+        run_batch(conn, [sql.SQL("DROP TABLE IF EXISTS {}").format(
+            sql.Identifier(st.schema, st.stage)), run.state.forget(st.schema, st.target),
+            sql.SQL("COMMIT")])
+    except psycopg.Error:
+        rollback(conn)
+    finally:
+        run.pool.put(conn)
+
+
+class ChunkLoader:
+    """Step 2, for both paths: chunks handed to :meth:`put` are copied by up to
+    ``workers`` connections of the pool, each chunk in a transaction of its own
+    that records it (SHA-256 and rows) in the state table.
+
+    The queue holds at most ``in_flight`` chunks, so that at most ``in_flight +
+    workers + 1`` chunks handed in are held at once (those queued, those being copied,
+    the one :meth:`put` waits with; ``peak`` says how many were) however big the
+    table; :meth:`put` waits for a place.  A chunk handed in as None is read
+    by the worker from its own reader of the archive (``reader_for_thread``: random
+    access); a chunk handed in without its SHA-256 gets it here.  The first failure stops the loading (the chunks queued after it are
+    dropped), and :meth:`put` and :meth:`close` raise it; what was committed before
+    stays, recorded, for ``resume``.
+    """
+
+    def __init__(self, run: "RunContext", item: Item, st: _Stage, workers: int, *,
+                 in_flight: Optional[int] = None, reader_for_thread: Any = None):
+        self.run, self.item, self.st = run, item, st
+        self.workers = max(1, workers)
+        self.reader_for_thread = reader_for_thread
+        columns = item.columns or schema.copy_columns(item.definition)
+        fmt = sql.SQL(" (FORMAT binary)") if item.format == "binary" else sql.SQL("")
+        self.query = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
+            sql.Identifier(st.schema, st.stage),
+            sql.SQL(", ").join(map(sql.Identifier, columns)), fmt)
+        self.queue: "queue.Queue[Any]" = queue.Queue(maxsize=in_flight or 0)
+        self.failed: List[BaseException] = []
+        self.lock = threading.Lock()
+        self.held = 0          # chunks handed in and not yet committed (or dropped)
+        self.peak = 0
+        self.threads = [threading.Thread(target=self._work, daemon=True,
+                                         name=f"dumpcodec-chunk-{i}")
+                        for i in range(self.workers)]
+        for t in self.threads:
+            t.start()
+
+    def put(self, k: int, data: Any, sha: Optional[str], rows: Optional[int]) -> None:
+        with self.lock:
+            self.held += 1
+            self.peak = max(self.peak, self.held)
+        job = (k, data, sha, rows)
+        while True:
+            if self.failed:
+                raise self.failed[0]
+            try:
+                self.queue.put(job, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Wait for the chunks handed in; raise the first failure."""
+        for _ in self.threads:
+            self.queue.put(None)     # the workers drain the queue, also after a failure
+        for t in self.threads:
+            t.join()
+        if self.failed:
+            raise self.failed[0]
+
+    def _work(self) -> None:
+        conn = None
+        reader = None
+        try:
+            conn = self.run.pool.get()
+        except BaseException as exc:
+            self.failed.append(exc)
+        while True:
+            job = self.queue.get()
+            if job is None:
+                break
+            k, data, sha, rows = job
+            job = None
+            try:
+                if not self.failed:
+                    if data is None:
+                        if reader is None:
+                            reader = self.reader_for_thread()
+                        for _, data in reader.read_members(self.item.table_id, [k]):
+                            pass
+                    elif sha is None:
+                        sha = hashlib.sha256(data).hexdigest()
+                    self._copy(conn, k, data, sha, rows)
+            except BaseException as exc:
+                self.failed.append(exc)
+                rollback(conn)
+            finally:
+                data = None
+                with self.lock:
+                    self.held -= 1
+        if conn is not None:
+            self.run.pool.put(conn)
+
+    def _copy(self, conn: psycopg.Connection, k: int, data: Any, sha: Optional[str],
+              expect: Optional[int]) -> None:
+        run, item, st = self.run, self.item, self.st
+        try:
+            conn.execute("BEGIN")
+            with pump.CopyIn(conn, self.query) as cp:
+                cp.write(data)
+            rows = cp.rows
+            if expect is not None and rows != expect:
+                raise RestoreError(f"{item.table_id}: chunk {k} loaded {rows} rows "
+                                   f"but the archive says {expect}")
+            conn.execute(run.state.record(st.schema, st.target, st.key, k, sha, rows))
+            conn.execute("COMMIT")
+            log.debug("%s: backend %d committed chunk %d", item.table_id,
+                      conn.info.backend_pid, k)
+        except psycopg.OperationalError as exc:
+            if conn.closed or conn.broken or isinstance(exc,
+                                                        psycopg.errors.AdminShutdown):
+                raise RestoreError(
+                    f"chunk {k}: the connection to the server was lost "
+                    f"({reason(exc)}); the chunks committed before it are kept in the "
+                    f"staging table: load --resume goes on from them") from exc
+            raise
+        run.opts.progress.advance(item.table_id, len(data), rows)
+        run.log_chunk(item.table_id, k)
 
 
 def _swap(run: "RunContext", item: Item, schema_: str, name: str, tdef: Any,

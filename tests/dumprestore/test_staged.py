@@ -265,3 +265,25 @@ def test_progress_json_lines(archive, make_db):
     assert last["current"] == [] and last["eta_seconds"] == 0.0
     assert [l["elapsed"] for l in lines] == sorted(l["elapsed"] for l in lines)
     assert _content(dst) == want
+
+
+def test_finished_record_replaces_the_tables_other_rows_in_one_statement(db):
+    """A table's done row replaces its chunk rows and an older data's rows, in one
+    statement (it goes with the table's COMMIT), and leaves other tables' rows."""
+    import psycopg
+    from psycopg import sql
+
+    from dumpcodec.restore.staged import State
+    st = State()
+    st.table = lambda schema_: sql.Identifier("pg_temp", "st")
+    with psycopg.connect(db.dsn, autocommit=True) as c:
+        c.execute("CREATE TEMP TABLE st (target text NOT NULL, key text NOT NULL, "
+                  "chunk integer NOT NULL, sha256 text, rows bigint, "
+                  "PRIMARY KEY (target, key, chunk))")
+        c.execute("INSERT INTO st VALUES ('t', 'k', 0, 'a', 5), ('t', 'k', 1, 'b', 5), "
+                  "('t', 'old', -1, NULL, 3), ('t', 'k', -1, NULL, 1), "
+                  "('u', 'k', 0, 'x', 1)")
+        c.execute(st.finished("s", "t", "k", 10))
+        c.execute(st.finished("s", "v", "k", 0))
+        assert c.execute("SELECT * FROM st ORDER BY 1, 2, 3").fetchall() == [
+            ("t", "k", -1, None, 10), ("u", "k", 0, "x", 1), ("v", "k", -1, None, 0)]

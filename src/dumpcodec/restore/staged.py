@@ -175,9 +175,16 @@ class State:
         """The statements recording a table restored in one transaction as done."""
         if schema_ not in self.schemas:
             return []
-        target = _target_name(schema_, name)
-        return [self.forget(schema_, target),
-                self.record(schema_, target, data_key(item), _DONE, None, 0)]
+        return [self.finished(schema_, _target_name(schema_, name), data_key(item), 0)]
+
+    def finished(self, schema_: str, target: str, key: str, rows: int) -> sql.Composed:
+        """One statement: ``target`` restored from the data ``key`` (its done row), and
+        nothing else of it kept (its chunks, an older data's rows).  The DELETE leaves
+        the done row alone, so that no row is changed twice in the statement."""
+        return sql.SQL("WITH gone AS (DELETE FROM {} WHERE target = {} AND "
+                       "(key, chunk) <> ({}, {})) ").format(
+            self.table(schema_), sql.Literal(target), sql.Literal(key),
+            sql.Literal(_DONE)) + self.record(schema_, target, key, _DONE, None, rows)
 
     def chunks(self, conn: psycopg.Connection, schema_: str, target: str,
                key: str) -> Dict[int, Tuple[Optional[str], int]]:
@@ -646,9 +653,7 @@ def _swap(run: "RunContext", item: Item, schema_: str, name: str, tdef: Any,
         run_batch(conn, [sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
             sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2]), sql.SQL(fk[3]))
             for fk in readd] + [
-            run.state.forget(schema_, target),
-            run.state.record(schema_, target, key, _DONE, None, rows),
-            sql.SQL("COMMIT")])
+            run.state.finished(schema_, target, key, rows), sql.SQL("COMMIT")])
         nbytes = sum(m.size for m in item.info.members)
         result = TableRestoreResult(item.table_id, f"{schema_}.{name}", action, rows,
                                     nbytes, time.perf_counter() - t0, notes=notes)

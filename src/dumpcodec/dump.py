@@ -44,6 +44,7 @@ from . import dump_split, pump, schema
 from ._version import __version__
 from .copy import HEADER, TRAILER
 from .archive import open_dump
+from .archive.manifest import EncodedJSON
 from .errors import DumpError, SchemaError, SelectorError
 from .destination import open_destination
 from .progress import Progress
@@ -455,8 +456,9 @@ def _add_table(writer, p: _TablePlan, split: Optional[dump_split.Split] = None):
     extra = _extra(p)
     if split is not None:
         extra["split"] = split.extra()
-    return writer.add_table(p.table_id, p.definition.to_json(), p.columns, p.types,
-                            p.format, extra)
+    # encoded straight from the dataclasses (thousands of tables: no dicts first)
+    return writer.add_table(p.table_id, EncodedJSON(p.definition.to_json_text()),
+                            p.columns, p.types, p.format, extra)
 
 
 def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Queue",

@@ -4,6 +4,8 @@ capture_table gives table by table, on two schemas with every captured feature
 grants, sequences, comments); and the dump's one-query catalog look-ups."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dumpcodec.dump import binary_capable
@@ -97,6 +99,10 @@ def test_capture_tables_equals_capture_table(rich):
         twice = capture_tables(c, names + names[:3])
     assert many == one
     assert [t.to_json() for t in many] == [t.to_json() for t in one]
+    # the text the dump writes, straight from the dataclasses, is to_json()'s
+    assert [t.to_json_text() for t in many] == [
+        json.dumps(t.to_json(), separators=(",", ":"), sort_keys=True, ensure_ascii=False,
+                   allow_nan=False) for t in many]
     assert backwards[::-1] == one
     assert twice[:len(names)] == one and twice[len(names):] == one[:3]
     # the rich parts are really there (a comparison of empty lists proves nothing)

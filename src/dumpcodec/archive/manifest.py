@@ -74,10 +74,15 @@ def parse_member_name(name: str) -> Optional[Tuple[int, str, Optional[int]]]:
 
 # ---------------------------------------------------------------- index.txt
 
+_PLAIN_RE = re.compile(r"[\x21-\x24\x26-\x7E]*")
+
+
 def _escape(text: str) -> str:
     # Percent-encode every byte that is not printable ASCII, plus '%' itself, so that a
     # line is always exactly "member SP table-id LF" whatever the names contain
     # (spaces, newlines, non-UTF-8 bytes carried as surrogate escapes).
+    if _PLAIN_RE.fullmatch(text):
+        return text          # the common case, thousands of lines: nothing to encode
     out = []
     for byte in text.encode("utf-8", "surrogateescape"):
         if 0x21 <= byte <= 0x7E and byte != 0x25:
@@ -180,12 +185,15 @@ _encode_str = json.encoder.encode_basestring      # the C one where built (no AS
 
 def _encode(obj: Any, out: List[str]) -> None:
     """Append ``obj``'s compact JSON text to ``out``, :class:`EncodedJSON` spliced in."""
-    try:
-        out.append(_ENCODER.encode(obj))
-        return
-    except _Splice:
-        pass
     t = type(obj)
+    # one C call for the whole value, unless it visibly holds a spliced one (a table
+    # header, a manifest entry: straight to the walk)
+    if t is not dict or not any(type(v) is EncodedJSON for v in obj.values()):
+        try:
+            out.append(_ENCODER.encode(obj))
+            return
+        except _Splice:
+            pass
     if t is EncodedJSON:
         out.append(obj.text)
     elif t is dict and all(type(k) is str for k in obj):

@@ -48,7 +48,7 @@ from .archive.manifest import EncodedJSON
 from .errors import DumpError, SchemaError, SelectorError
 from .destination import open_destination
 from .progress import Progress
-from .schema.catalog import partition_trees, relation_sizes, type_facts
+from .schema.catalog import partition_trees, size_estimates, type_facts
 from .schema.text_columns import EMPTY_SEARCH_PATH, dump_select_list, text_columns
 
 log = logging.getLogger(__name__)
@@ -343,7 +343,8 @@ def _plan_tables(conn, refs, where, columns, binary: bool = True) -> List[_Table
             raise SelectorError(f"two tables would get the same id {ref.table_id!r}")
         seen_ids.add(ref.table_id)
     tdefs = schema.capture_tables(conn, [(ref.schema, ref.name) for ref, _ in refs])
-    sizes = [size or None for size in relation_sizes(
+    # from the statistics where there are some (dump_split measures the big ones)
+    sizes = [size or None for size in size_estimates(
         conn, [(ref.schema, ref.name) for ref, _ in refs])]
     answers = _TypeAnswers(conn, binary)
     answers.prefetch(tdefs)

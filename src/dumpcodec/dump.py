@@ -294,17 +294,27 @@ def _columns_to_dump(tdef, ref, table_id: str, columns, used: set) -> List[str]:
     return cols
 
 
+def _quote_ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier (what ``sql.Identifier`` renders)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _copy_query(ref, tdef, cols: List[str], as_text: List[str], fmt: str, cond,
                 via_root: bool, table_id: str) -> sql.Composable:
     """``COPY table (cols) TO STDOUT``, or ``COPY (SELECT ...)`` when a filter, a
     partitioned root or columns read as text need one."""
+    if cond is None and not via_root and not as_text:
+        # the common case as one text (thousands of tables: composing and rendering
+        # psycopg's objects cost more than the rest of a small table's plan)
+        return sql.SQL("COPY %s.%s (%s) TO STDOUT%s" % (
+            _quote_ident(ref.schema), _quote_ident(ref.name),
+            ", ".join(map(_quote_ident, cols)),
+            " (FORMAT binary)" if fmt == "binary" else ""))
     ident = sql.Identifier(ref.schema, ref.name)
     collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
     if as_text:
         collist = dump_select_list(tdef, cols, as_text)
     opts = sql.SQL(" (FORMAT binary)") if fmt == "binary" else sql.SQL("")
-    if cond is None and not via_root and not as_text:
-        return sql.SQL("COPY {} ({}) TO STDOUT{}").format(ident, collist, opts)
     # A partitioned table (PostgreSQL < 17) and a filter need a query; ONLY keeps
     # inheritance children out, as plain COPY of a table does.
     only = sql.SQL("" if via_root else "ONLY ")

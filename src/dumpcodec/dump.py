@@ -615,6 +615,9 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
     try:
         for i, p in enumerate(plans):
             tw = _add_table(writer, p, splits.get(i))
+            # the archive holds it now, encoded: at 10,000 tables the definitions are
+            # a good part of the dump's memory (the worker needs only the query)
+            p.definition = None
             progress.table_start(p.table_id, p.estimated_bytes)
             out = outs[i]
 

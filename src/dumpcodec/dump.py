@@ -44,10 +44,11 @@ from . import dump_split, pump, schema
 from ._version import __version__
 from .copy import HEADER, TRAILER
 from .archive import open_dump
+from .archive.manifest import EncodedJSON
 from .errors import DumpError, SchemaError, SelectorError
 from .destination import open_destination
 from .progress import Progress
-from .schema.catalog import partition_trees, relation_sizes, type_facts
+from .schema.catalog import partition_trees, size_estimates, type_facts
 from .schema.text_columns import EMPTY_SEARCH_PATH, dump_select_list, text_columns
 
 log = logging.getLogger(__name__)
@@ -293,17 +294,27 @@ def _columns_to_dump(tdef, ref, table_id: str, columns, used: set) -> List[str]:
     return cols
 
 
+def _quote_ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier (what ``sql.Identifier`` renders)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _copy_query(ref, tdef, cols: List[str], as_text: List[str], fmt: str, cond,
                 via_root: bool, table_id: str) -> sql.Composable:
     """``COPY table (cols) TO STDOUT``, or ``COPY (SELECT ...)`` when a filter, a
     partitioned root or columns read as text need one."""
+    if cond is None and not via_root and not as_text:
+        # the common case as one text (thousands of tables: composing and rendering
+        # psycopg's objects cost more than the rest of a small table's plan)
+        return sql.SQL("COPY %s.%s (%s) TO STDOUT%s" % (
+            _quote_ident(ref.schema), _quote_ident(ref.name),
+            ", ".join(map(_quote_ident, cols)),
+            " (FORMAT binary)" if fmt == "binary" else ""))
     ident = sql.Identifier(ref.schema, ref.name)
     collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
     if as_text:
         collist = dump_select_list(tdef, cols, as_text)
     opts = sql.SQL(" (FORMAT binary)") if fmt == "binary" else sql.SQL("")
-    if cond is None and not via_root and not as_text:
-        return sql.SQL("COPY {} ({}) TO STDOUT{}").format(ident, collist, opts)
     # A partitioned table (PostgreSQL < 17) and a filter need a query; ONLY keeps
     # inheritance children out, as plain COPY of a table does.
     only = sql.SQL("" if via_root else "ONLY ")
@@ -342,7 +353,8 @@ def _plan_tables(conn, refs, where, columns, binary: bool = True) -> List[_Table
             raise SelectorError(f"two tables would get the same id {ref.table_id!r}")
         seen_ids.add(ref.table_id)
     tdefs = schema.capture_tables(conn, [(ref.schema, ref.name) for ref, _ in refs])
-    sizes = [size or None for size in relation_sizes(
+    # from the statistics where there are some (dump_split measures the big ones)
+    sizes = [size or None for size in size_estimates(
         conn, [(ref.schema, ref.name) for ref, _ in refs])]
     answers = _TypeAnswers(conn, binary)
     answers.prefetch(tdefs)
@@ -455,8 +467,9 @@ def _add_table(writer, p: _TablePlan, split: Optional[dump_split.Split] = None):
     extra = _extra(p)
     if split is not None:
         extra["split"] = split.extra()
-    return writer.add_table(p.table_id, p.definition.to_json(), p.columns, p.types,
-                            p.format, extra)
+    # encoded straight from the dataclasses (thousands of tables: no dicts first)
+    return writer.add_table(p.table_id, EncodedJSON(p.definition.to_json_text()),
+                            p.columns, p.types, p.format, extra)
 
 
 def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Queue",
@@ -602,6 +615,9 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
     try:
         for i, p in enumerate(plans):
             tw = _add_table(writer, p, splits.get(i))
+            # the archive holds it now, encoded: at 10,000 tables the definitions are
+            # a good part of the dump's memory (the worker needs only the query)
+            p.definition = None
             progress.table_start(p.table_id, p.estimated_bytes)
             out = outs[i]
 

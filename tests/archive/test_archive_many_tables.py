@@ -1,5 +1,5 @@
 """The writer's shortcuts for many small tables write the same bytes as the plain
-way: JSON members (manifest._encode against json.dumps), the manifest built a table at
+way: JSON members (spliced pieces against json.dumps), the manifest built a table at
 a time, tar headers from a template."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from dumpcodec.errors import ArchiveError
 
 
 def _reference(doc) -> bytes:
-    return (json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1,
+    return (json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
                        allow_nan=False) + "\n").encode("utf-8")
 
 
@@ -43,6 +43,9 @@ def test_dump_json_is_json_dumps():
         # spliced pieces: at any depth, the same text
         assert mf.dump_json({"x": [mf.encode_value(doc["x"])]}) == \
             _reference({"x": [doc["x"]]})
+        assert mf.dump_json({"x": {"a": 1, "s": mf.encode_value(doc["x"]), "z": [2]},
+                             "y": (mf.encode_value(doc["x"]),)}) == \
+            _reference({"x": {"a": 1, "s": doc["x"], "z": [2]}, "y": [doc["x"]]})
     # what the fast path leaves to the json module: its text or its error
     assert mf.dump_json({"b": {1: 2}, "a": mf.encode_value([1])}) == \
         _reference({"b": {1: 2}, "a": [1]})
@@ -92,13 +95,34 @@ def test_many_small_tables_read_back(backend):
         tables = r.tables()
         assert [t.table_id for t in tables] == [f"public.t{i:03d}" for i in range(300)]
         assert tables[7].definition == {"k": 7, "names": ["a", "é"]}
-    # the manifest written a table at a time is the document json.dumps writes
+    # the manifest written a table at a time is the document json.dumps writes, with
+    # each table's entry on a line of its own (JSON text holds no other newline)
     doc = json.loads(expected)
-    assert _reference(doc) == expected
+    assert _reference(doc) == expected.replace(b"\n", b"") + b"\n"
+    lines = expected.splitlines()
+    assert len(lines) == 2 + 300
+    assert [json.loads(line.rstrip(b","))["table_id"] for line in lines[1:-1]] == \
+        [f"public.t{i:03d}" for i in range(300)]
     assert doc["info"]["note"] == {"tables": []}
     if backend == "tar":
         with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as t:
             assert t.extractfile("manifest.json").read() == expected
+
+
+def test_an_encoded_definition_is_spliced_in():
+    buf = io.BytesIO()
+    definition = {"k": [1, "é"], "z": None}
+    with open_dump(buf, "w", backend="zstd") as w:
+        for i, given in enumerate([definition, mf.encode_value(definition)]):
+            with w.add_table(f"public.t{i}", given, ["id"], ["integer"]) as tw:
+                tw.write(HEADER + TRAILER)
+        for bad in (mf.EncodedJSON("[1]"), mf.EncodedJSON(""), "{}"):
+            with pytest.raises(ValueError, match="definition"):
+                w.add_table("public.bad", bad, ["id"], ["integer"])
+    buf.seek(0)
+    with open_dump(buf) as r:
+        assert r.verify().ok
+        assert [t.definition for t in r.tables()] == [definition, definition]
 
 
 def test_manifest_of_no_tables():

@@ -49,6 +49,23 @@ def test_create_dump_basic(db, conn, tmp_path):
     assert os.listdir(tmp_path) == ["d.dcz"]
 
 
+def test_names_that_need_quoting(db, conn, tmp_path):
+    # the COPY of a plain table is written as text with the names quoted by hand
+    conn.execute("""
+        CREATE SCHEMA "Sch ""e"" ma";
+        CREATE TABLE "Sch ""e"" ma"."T.a ""b"" é" ("i""d" int, "Two Words" text, plain int);
+        INSERT INTO "Sch ""e"" ma"."T.a ""b"" é" VALUES (1, 'x', 2), (3, NULL, 4);
+    """)
+    path = tmp_path / "q.dcz"
+    summary = create_dump(db.dsn, ['"Sch ""e"" ma"."T.a ""b"" é"'], str(path))
+    assert [t.rows for t in summary.tables] == [2]
+    with open_dump(str(path)) as r:
+        (table,) = r.tables()
+        assert (table.table_id, table.columns) == \
+            ('Sch "e" ma.T.a "b" é', ['i"d', "Two Words", "plain"])
+        assert sorted(r.read_rows(table.table_id)) == [(1, "x", 2), (3, None, 4)]
+
+
 def test_early_writeback_keeps_the_file_whole(narrow, db, tmp_path, monkeypatch):
     # the archive file asks for writeback every WRITEBACK_STEP bytes: with a tiny step
     # (hundreds of requests) the archive must come out whole and verify

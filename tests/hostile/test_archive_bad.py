@@ -110,7 +110,9 @@ class _Pipe(io.RawIOBase):
 
 def test_truncated_archive_says_so_and_where():
     data = good_archive("tar")
-    with reader(data[:len(data) // 2 + 3]) as r:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        inside = tf.getmember("table_001.00000.dump").offset_data + 3
+    with reader(data[:inside]) as r:
         with pytest.raises(IncompleteArchiveError, match=r"archive ends in member 'table_\d+"):
             r.tables()
 

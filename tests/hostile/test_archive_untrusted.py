@@ -236,8 +236,8 @@ def test_the_manifest_verdict_after_the_last_table():
     # a manifest that disagrees (its rows for t2) and so fails the end marker's hash:
     # every table is read, then the outer iterator raises
     def more_rows(body):
-        at = body.rindex(b'"rows": 40,', 0, body.index(b'"table_id": "public.t2"'))
-        return body[:at] + b'"rows": 41,' + body[at + 11:]
+        at = body.rindex(b'"rows":40,', 0, body.index(b'"table_id":"public.t2"'))
+        return body[:at] + b'"rows":41,' + body[at + 10:]
     data = replaced(three_tables(), "manifest.json", more_rows)
     seen, end_error, r = read_pass(data)
     assert [n for _, n in seen] == [40, 40, 40]

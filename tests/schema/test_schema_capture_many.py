@@ -4,11 +4,14 @@ capture_table gives table by table, on two schemas with every captured feature
 grants, sequences, comments); and the dump's one-query catalog look-ups."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dumpcodec.dump import binary_capable
 from dumpcodec.schema import capture_table, capture_tables, text_columns
-from dumpcodec.schema.catalog import partition_trees, relation_sizes, type_facts
+from dumpcodec.schema.catalog import (partition_trees, relation_sizes, size_estimates,
+                                      type_facts)
 
 # every kind of thing capture reads, over two schemas
 _SCHEMA = """
@@ -97,6 +100,10 @@ def test_capture_tables_equals_capture_table(rich):
         twice = capture_tables(c, names + names[:3])
     assert many == one
     assert [t.to_json() for t in many] == [t.to_json() for t in one]
+    # the text the dump writes, straight from the dataclasses, is to_json()'s
+    assert [t.to_json_text() for t in many] == [
+        json.dumps(t.to_json(), separators=(",", ":"), sort_keys=True, ensure_ascii=False,
+                   allow_nan=False) for t in many]
     assert backwards[::-1] == one
     assert twice[:len(names)] == one and twice[len(names):] == one[:3]
     # the rich parts are really there (a comparison of empty lists proves nothing)
@@ -125,6 +132,17 @@ def test_catalog_questions_for_many_tables(rich):
     with db.connect() as c:
         trees = partition_trees(c, [("app2", "events"), ("app", "owner"), ("app", "nope")])
         sizes = relation_sizes(c, [("app", "things"), ("app", "nope"), ("app2", "events")])
+        # never analyzed: measured, as relation_sizes; analyzed: from the page counts
+        # recorded (the table's, its TOAST table's and its indexes')
+        estimates = size_estimates(c, [("app", "things"), ("app", "nope"), ("app2", "events")])
+        c.execute("INSERT INTO app.owner SELECT g, 'n' || g FROM generate_series(1, 500) g")
+        c.execute("ANALYZE app.owner")
+        owner = size_estimates(c, [("app", "owner")])[0]
+        pages = c.execute(
+            "SELECT sum(relpages) * current_setting('block_size')::int8 FROM pg_class "
+            "WHERE oid IN ('app.owner'::regclass, 'app.owner_pkey'::regclass, "
+            "'app.owner_name_key'::regclass, (SELECT reltoastrelid FROM pg_class "
+            "WHERE oid = 'app.owner'::regclass))").fetchone()[0]
         things = capture_table(c, "app", "things")
         cols = [col.name for col in things.columns]
         assert text_columns(c, things, cols) == ["kind", "keys"]
@@ -142,4 +160,6 @@ def test_catalog_questions_for_many_tables(rich):
     assert ("app2", "events_2024", "r", 1) in trees[0]
     assert ("app2", "events_other", "r", 1) in trees[0]
     assert trees[1] == [] and trees[2] == []       # not partitioned; no such table
+    assert estimates == sizes and sizes[0] > 0 and sizes[1] is None
+    assert owner == pages > 0
     assert sizes[0] > 0 and sizes[1] is None and sizes[2] == 0

@@ -74,10 +74,15 @@ def parse_member_name(name: str) -> Optional[Tuple[int, str, Optional[int]]]:
 
 # ---------------------------------------------------------------- index.txt
 
+_PLAIN_RE = re.compile(r"[\x21-\x24\x26-\x7E]*")
+
+
 def _escape(text: str) -> str:
     # Percent-encode every byte that is not printable ASCII, plus '%' itself, so that a
     # line is always exactly "member SP table-id LF" whatever the names contain
     # (spaces, newlines, non-UTF-8 bytes carried as surrogate escapes).
+    if _PLAIN_RE.fullmatch(text):
+        return text          # the common case, thousands of lines: nothing to encode
     out = []
     for byte in text.encode("utf-8", "surrogateescape"):
         if 0x21 <= byte <= 0x7E and byte != 0x25:
@@ -139,111 +144,123 @@ def parse_index_file(src: Union[BinaryIO, bytes], *, max_size: int = 64 << 20
 # ---------------------------------------------------------------- JSON members
 
 class EncodedJSON:
-    """A value already encoded by :func:`encode_value` (as at the top level), which
-    :func:`dump_json` splices in at any depth: a table's definition is encoded once
-    for its header and the manifest, and kept as text (far smaller than the dicts)."""
+    """A value already encoded by :func:`encode_value`, which :func:`dump_json` splices
+    in at any depth: a table's definition is encoded once for its header and the
+    manifest, and kept as text (far smaller than the dicts)."""
     __slots__ = ("text",)
 
     def __init__(self, text: str):
         self.text = text
 
 
-def dump_nested(value: Any, nl: str) -> bytes:
-    """``value`` as :func:`dump_json` writes it inside a document where ``nl`` (a
-    newline and spaces) starts its level's lines: pieces of a large document (the
-    manifest, a table at a time) without the whole document as Python objects."""
-    return encode_value(value).text.replace("\n", nl).encode("utf-8")
+class _Splice(Exception):
+    """Raised by the C encoder's ``default`` hook at an :class:`EncodedJSON`: the
+    document is then walked in Python down to the values that hold one."""
+
+
+def _refuse(obj: Any) -> Any:
+    if type(obj) is EncodedJSON:
+        raise _Splice
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _decoded(obj: Any) -> Any:
+    if isinstance(obj, EncodedJSON):
+        return json.loads(obj.text)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+# Compact JSON (no whitespace), sorted keys, UTF-8 as is: the json module's C encoder
+# (it is used only without ``indent``), tens of times faster than its pure-Python
+# indenting path, which cost tens of milliseconds per table definition at thousands of
+# tables.  Readers do not depend on whitespace or key order (docs/FORMAT.md 5).
+_OPTIONS = dict(separators=(",", ":"), sort_keys=True, ensure_ascii=False,
+                allow_nan=False)
+_ENCODER = json.JSONEncoder(default=_refuse, **_OPTIONS)
+# what the walk leaves to the json module (keys that are not strings): spliced
+# values parsed back, the same text
+_FALLBACK = json.JSONEncoder(default=_decoded, **_OPTIONS)
+_encode_str = json.encoder.encode_basestring      # the C one where built (no ASCII escaping)
+
+
+def _encode(obj: Any, out: List[str]) -> None:
+    """Append ``obj``'s compact JSON text to ``out``, :class:`EncodedJSON` spliced in."""
+    t = type(obj)
+    # one C call for the whole value, unless it visibly holds a spliced one (a table
+    # header, a manifest entry: straight to the walk)
+    if t is not dict or not any(type(v) is EncodedJSON for v in obj.values()):
+        try:
+            out.append(_ENCODER.encode(obj))
+            return
+        except _Splice:
+            pass
+    if t is EncodedJSON:
+        out.append(obj.text)
+    elif t is dict and all(type(k) is str for k in obj):
+        # the members between spliced ones in one C call each (a manifest entry: the
+        # fields before its definition, the definition, the fields after it)
+        items: List[str] = []
+        run: Dict[str, Any] = {}
+        for key in sorted(obj):
+            value = obj[key]
+            if type(value) is EncodedJSON:
+                _members(run, items)
+                run = {}
+                items.append(_encode_str(key) + ":" + value.text)
+            else:
+                run[key] = value
+        _members(run, items)
+        out.append("{" + ",".join(items) + "}")
+    elif t is list or t is tuple:
+        sep = "["
+        for item in obj:
+            out.append(sep)
+            _encode(item, out)
+            sep = ","
+        out.append("]" if obj else "[]")
+    else:
+        out.append(_FALLBACK.encode(obj))
+
+
+def _members(run: Dict[str, Any], items: List[str]) -> None:
+    """The members of the (sorted) object ``run`` as ``key:value`` texts."""
+    if not run:
+        return
+    try:
+        items.append(_ENCODER.encode(run)[1:-1])
+        return
+    except _Splice:
+        pass
+    for key, value in run.items():
+        parts = [_encode_str(key), ":"]
+        _encode(value, parts)
+        items.append("".join(parts))
 
 
 def encode_value(value: Any) -> EncodedJSON:
-    """``value`` as :func:`dump_json` writes it, for splicing into documents."""
-    return EncodedJSON(dump_json({"v": value})[8:-3].decode("utf-8").replace("\n ", "\n"))
+    """``value`` as :func:`dump_json` writes it, for splicing into documents.  What
+    JSON cannot hold raises TypeError or ValueError."""
+    return EncodedJSON(_text(value))
 
 
-class _Unusual(Exception):
-    """A value :func:`_encode` leaves to the json module."""
-
-
-_encode_str = json.encoder.encode_basestring      # the C one where built (no ASCII escaping)
-_INF = float("inf")
-
-
-def _encode(obj: Any, out: List[str], nl: str) -> None:
-    """Append to ``out`` the text ``json.dumps(obj, ensure_ascii=False,
-    sort_keys=True, indent=1, allow_nan=False)`` gives, byte for byte (``nl``: a
-    newline and the indentation of ``obj``'s level), several times faster: the json
-    module's pure-Python path (the only one with ``indent``) costs tens of
-    milliseconds per table definition, which adds up at thousands of tables."""
-    t = type(obj)
-    if t is str:
-        out.append(_encode_str(obj))
-    elif t is EncodedJSON:
-        out.append(obj.text.replace("\n", nl))   # JSON text holds no raw newline
-    elif t is dict:
-        if not obj:
-            out.append("{}")
-            return
-        inner = nl + " "
-        sep = "{" + inner
-        for key in sorted(obj):
-            if type(key) is not str:
-                raise _Unusual
-            out.append(sep)
-            out.append(_encode_str(key))
-            out.append(": ")
-            _encode(obj[key], out, inner)
-            sep = "," + inner
-        out.append(nl + "}")
-    elif t is list or t is tuple:
-        if not obj:
-            out.append("[]")
-            return
-        inner = nl + " "
-        sep = "[" + inner
-        for item in obj:
-            out.append(sep)
-            _encode(item, out, inner)
-            sep = "," + inner
-        out.append(nl + "]")
-    elif obj is None:
-        out.append("null")
-    elif obj is True:
-        out.append("true")
-    elif obj is False:
-        out.append("false")
-    elif t is int:
-        out.append(int.__repr__(obj))
-    elif t is float and obj == obj and -_INF < obj < _INF:
-        out.append(float.__repr__(obj))
-    else:
-        raise _Unusual
-
-
-def _decoded(value: Any) -> Any:
-    if isinstance(value, EncodedJSON):
-        return json.loads(value.text)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+def _text(value: Any) -> str:
+    try:
+        parts: List[str] = []
+        _encode(value, parts)
+        return "".join(parts)
+    except RecursionError:
+        raise ValueError("nested too deeply for JSON") from None
 
 
 def dump_json(doc: Dict[str, Any], max_depth: Optional[int] = None) -> bytes:
-    """Serialise a metadata document: UTF-8 JSON, sorted keys, one trailing newline.
+    """Serialise a metadata document: compact UTF-8 JSON (no whitespace), sorted keys,
+    one trailing newline.
 
     ``max_depth``: raise ValueError if arrays and objects nest deeper (readers refuse
     more than :data:`~.limits.MAX_JSON_DEPTH`).  What JSON cannot hold raises
     TypeError or ValueError.
     """
-    try:
-        parts: List[str] = []
-        _encode(doc, parts, "\n")
-        data = ("".join(parts) + "\n").encode("utf-8")
-    except (_Unusual, RecursionError):
-        # what _encode does not handle (subclasses, keys that are not strings,
-        # cycles): the json module's own text or error
-        try:
-            data = (json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1,
-                               allow_nan=False, default=_decoded) + "\n").encode("utf-8")
-        except RecursionError:
-            raise ValueError("nested too deeply for JSON") from None
+    data = (_text(doc) + "\n").encode("utf-8")
     if max_depth is not None and json_depth(data, max_depth) > max_depth:
         raise ValueError(f"JSON nested more than {max_depth} levels deep (an archive "
                          "may hold no more there)")

@@ -28,6 +28,8 @@ from .writer import DumpWriter
 
 #: zstd frames may not ask for a larger window than this (bounds reader memory)
 ZSTD_MAX_WINDOW = 1 << 27
+#: members up to this size are joined and compressed in one call
+SMALL_FRAME = 64 << 10
 
 
 class TarReader(DumpReader):
@@ -215,8 +217,15 @@ class ZstdWriter(DumpWriter):
         # window and matches across that window's wrap, which costs ~10% more CPU (and
         # the frame comes out a little larger).  A larger member (one huge tuple, a
         # large manifest) streams in pieces, so memory stays bounded.
+        size = 0
+        for p in parts:
+            size += memoryview(p).nbytes
+        if size <= SMALL_FRAME:
+            # a small member (a header, a footer, a small table's only chunk): one
+            # join and one call; the buffer below costs more than the copy
+            self._out.write(self._cctx.compress(b"".join(parts)))
+            return
         views = [memoryview(p).cast("B") for p in parts]
-        size = sum(v.nbytes for v in views)
         limit = self.chunk_size + PIECE
         if size > limit:
             _compress_to(self._out, self._cctx.compressobj(), parts)

@@ -68,6 +68,8 @@ class TableWriter:
         self._parts: Dict[int, Any] = {}
         self._parts_done: set = set()
         self._definition: Optional[mf.EncodedJSON] = None
+        #: the table's manifest entry, encoded when the table is finished
+        self._entry = b""
         self._text_check: Optional[TextCopyCheck] = None
         if info.format == "binary":
             ncols = len(info.columns) if info.columns is not None else None
@@ -466,7 +468,9 @@ class DumpWriter:
         """Start the next table; returns its :class:`TableWriter`.
 
         ``definition`` is the schema layer's ``TableDef.to_json()`` dict (stored as
-        is) or None; ``columns`` the explicit column list of the COPY, ``types`` one
+        is), the same already encoded (an :class:`~.manifest.EncodedJSON` of
+        ``TableDef.to_json_text()``: the text of one JSON object as the json module
+        writes it, spliced in unparsed), or None; ``columns`` the explicit column list of the COPY, ``types`` one
         type text per column (e.g. ``"numeric(12,2)"``); ``format`` ``'binary'`` or
         ``'text'`` (the COPY format of the data); ``extra`` any JSON object stored with
         the table.  Only one table is open at a time: close the previous one first.
@@ -480,8 +484,14 @@ class DumpWriter:
             raise ValueError(f"table_id must be a non-empty string, not {table_id!r}")
         if table_id in self._ids:
             raise ArchiveError(f"table {table_id!r} is already in the archive")
-        if definition is not None and not isinstance(definition, dict):
-            raise ValueError(f"table {table_id!r}: definition must be a dict or None")
+        if isinstance(definition, mf.EncodedJSON):
+            if not (isinstance(definition.text, str) and definition.text.startswith("{")
+                    and definition.text.endswith("}")):
+                raise ValueError(f"table {table_id!r}: an encoded definition must be "
+                                 "the text of a JSON object")
+        elif definition is not None and not isinstance(definition, dict):
+            raise ValueError(f"table {table_id!r}: definition must be a dict, an "
+                             "EncodedJSON or None")
         for what, value in (("columns", columns), ("types", types)):
             if value is not None and (not isinstance(value, (list, tuple))
                                       or not all(isinstance(v, str) for v in value)):
@@ -503,11 +513,12 @@ class DumpWriter:
         info = TableInfo(table_id, index, format,
                          list(columns) if columns is not None else None,
                          list(types) if types is not None else None,
-                         definition, time.time(), dict(extra or {}),
+                         None, time.time(), dict(extra or {}),
                          chunk_size=self.chunk_size)
         try:
             # encoded once for the header and the manifest, and kept as text only
-            encoded = mf.encode_value(definition)
+            encoded = (definition if isinstance(definition, mf.EncodedJSON)
+                       else mf.encode_value(definition))
             header = {"archive_format": mf.FORMAT_NAME, "format_version": mf.FORMAT_VERSION,
                       "kind": "table-header", "table_id": table_id, "index": index,
                       "format": format, "columns": info.columns, "types": info.types,
@@ -526,7 +537,6 @@ class DumpWriter:
             self.abort()
             raise
         info.header.sha256 = hashlib.sha256(data).hexdigest()
-        info.definition = None          # the manifest takes the encoded text
         tw = TableWriter(self, info, self.chunk_size)
         tw._definition = encoded
         self._ids.add(table_id)
@@ -603,12 +613,12 @@ class DumpWriter:
             raise ValueError(f"{what}: {len(data)} bytes of JSON, more than the {limit} "
                              "bytes readers accept (definition or extra too large?)")
 
-    def _check_within(self, name: str, data: bytes, limit: int) -> None:
+    def _check_within(self, name: str, size: int, limit: int) -> None:
         # cannot happen with the limits of .limits (they are sized for what this
         # writer writes); checked so that it never writes what its reader refuses
-        if len(data) > limit:
+        if size > limit:
             self.abort()
-            raise ArchiveError(f"{name} would be {len(data)} bytes, more than the "
+            raise ArchiveError(f"{name} would be {size} bytes, more than the "
                                f"{limit} bytes readers accept")
 
     def _check_usable(self) -> None:
@@ -673,9 +683,12 @@ class DumpWriter:
 
     def _put_member(self, name: str, data, mtime: float,
                     tail: bytes = b"") -> MemberInfo:
-        size = len(data)
+        """``data``: bytes-like, or a list of them (a manifest, never joined)."""
+        parts = data if isinstance(data, list) else [data]
+        size = sum(len(p) for p in parts)
         offset = self._out.count
-        self._write_frame([member_header(name, size, mtime), data, bytes(pad(size)) + tail])
+        self._write_frame([member_header(name, size, mtime), *parts,
+                           bytes(pad(size)) + tail])
         return MemberInfo(name, size, offset=offset,
                           compressed_size=self._out.count - offset)
 
@@ -690,53 +703,64 @@ class DumpWriter:
                   "rows": tw.rows, "raw_size": tw.raw_size,
                   "members": [m.to_json() for m in tw.members]}
         data = mf.dump_json(footer)
-        self._check_within(mf.footer_member(info.index), data,
+        self._check_within(mf.footer_member(info.index), len(data),
                            footer_limit(len(tw.members)))
         info.footer = self._write_member(mf.footer_member(info.index), data, time.time())
         info.footer.sha256 = hashlib.sha256(data).hexdigest()
         info.compressed_size = (info.header.compressed_size + info.footer.compressed_size
                                 + sum(m.compressed_size or 0 for m in info.members))
         info.complete = True
+        # the manifest entry, final now: encoded once and kept as bytes, which the
+        # manifest is written from without copying (thousands of tables)
+        tw._entry = mf.dump_json(dict(info.to_json(), definition=tw._definition))[:-1]
+        tw._definition = None
         self._current = None
 
-    def _manifest(self) -> bytes:
-        """``manifest.json``: the document :func:`.manifest.dump_json` writes, built a
-        table at a time (at 10,000 tables the whole document as Python objects and
-        text pieces would take hundreds of megabytes)."""
+    def _manifest_parts(self) -> List[bytes]:
+        """``manifest.json`` in pieces: the archive fields before ``tables``, each
+        table's entry (encoded when the table was finished) on a line of its own, the
+        fields after it.  Never joined: at 10,000 tables the document is tens of
+        megabytes, and the entries are already held."""
         doc = self._info_doc("manifest")
-        doc["tables"] = []
-        skeleton = mf.dump_json(doc)
-        marker = b'\n "tables": []'          # depth 1: the document's own key
-        head, tail = skeleton.split(marker)
+        head = mf.dump_json({k: v for k, v in doc.items() if k < "tables"})[:-2]  # "}\n"
+        after = {k: v for k, v in doc.items() if k > "tables"}
+        tail = b"," + mf.dump_json(after)[1:] if after else b"}\n"
         if not self._tables:
-            return skeleton
-        pieces = [head, b'\n "tables": [']
-        sep = b"\n  "
+            return [head, b',"tables":[]', tail]
+        parts = [head, b',"tables":[\n']
         for tw in self._tables:
-            entry = dict(tw.info.to_json(), definition=tw._definition)
-            pieces += [sep, mf.dump_nested(entry, "\n  ")]
-            sep = b",\n  "
-        pieces += [b"\n ]", tail]
-        return b"".join(pieces)
+            parts += [tw._entry, b",\n"]
+        parts[-1] = b"\n]"
+        parts.append(tail)
+        return parts
+
+    def _manifest(self) -> bytes:
+        """``manifest.json`` as one document (what :meth:`_manifest_parts` writes)."""
+        return b"".join(self._manifest_parts())
 
     def _write_trailer(self) -> None:
         self._start()
-        manifest = self._manifest()
+        manifest = self._manifest_parts()
+        manifest_size = sum(len(p) for p in manifest)
+        manifest_sha = hashlib.sha256()
+        for part in manifest:
+            manifest_sha.update(part)
         index = mf.format_index((m.name, tw.table_id)
                                 for tw in self._tables for m in tw.members)
         meta = sum(tw.info.header.size + tw.info.footer.size for tw in self._tables)
-        self._check_within(mf.MANIFEST_MEMBER, manifest,
+        self._check_within(mf.MANIFEST_MEMBER, manifest_size,
                            manifest_limit(DEFAULT_MAX_META_SIZE, len(self._tables), meta))
-        self._check_within(mf.INDEX_MEMBER, index, index_limit(
+        self._check_within(mf.INDEX_MEMBER, len(index), index_limit(
             DEFAULT_MAX_META_SIZE, sum(index_entry_bytes(m.name, tw.table_id)
                                        for tw in self._tables for m in tw.members)))
         now = time.time()
         manifest_member = self._write_member(mf.MANIFEST_MEMBER, manifest, now)
+        del manifest
         self._write_member(mf.INDEX_MEMBER, index, now)
         end = {"archive_format": mf.FORMAT_NAME, "format_version": mf.FORMAT_VERSION,
                "kind": "end", "tables": len(self._tables),
                "members": 3 + sum(2 + len(tw.members) for tw in self._tables),
-               "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
+               "manifest_sha256": manifest_sha.hexdigest(),
                "index_sha256": hashlib.sha256(index).hexdigest(),
                "manifest_offset": manifest_member.offset}
         self._write_member(mf.END_MEMBER, mf.dump_json(end), now, tail=END_OF_ARCHIVE)

@@ -26,6 +26,7 @@ than naming the new fields as unknown.
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -376,6 +377,18 @@ class TableDef:
         out.update(_to_plain(self))
         return out
 
+    def to_json_text(self) -> str:
+        """:meth:`to_json` as compact JSON text with sorted keys: what
+        ``json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True,
+        ensure_ascii=False, allow_nan=False)`` gives, without building the dicts
+        first (the json module's C encoder walks the dataclasses; at thousands of
+        tables building the dicts cost more than encoding them).  What JSON cannot
+        hold raises TypeError or ValueError."""
+        fields = _FIELDS.get(type(self)) or _field_names(self)
+        doc = {n: getattr(self, n) for n in fields}
+        doc["format"] = FORMAT_VERSION
+        return _TEXT_ENCODER.encode(doc)
+
     @classmethod
     def from_json(cls, data: Any) -> "TableDef":
         """Rebuild from :meth:`to_json` output; :class:`SchemaError` on bad input."""
@@ -397,6 +410,27 @@ _FIELDS: Dict[type, Tuple[str, ...]] = {}
 
 
 _SCALARS = (str, int, float, bool, type(None))
+
+
+def _field_names(obj: Any) -> Tuple[str, ...]:
+    names = _FIELDS[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
+    return names
+
+
+def _plain_fields(obj: Any) -> Any:
+    """The C encoder's ``default``: a dataclass as the dict of its fields (what
+    :func:`_to_plain` makes of it, one level at a time)."""
+    t = type(obj)
+    names = _FIELDS.get(t)
+    if names is None:
+        if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+            raise TypeError(f"Object of type {t.__name__} is not JSON serializable")
+        names = _field_names(obj)
+    return {n: getattr(obj, n) for n in names}
+
+
+_TEXT_ENCODER = json.JSONEncoder(default=_plain_fields, separators=(",", ":"),
+                                 sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
 def _to_plain(obj: Any) -> Any:

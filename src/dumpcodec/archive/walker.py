@@ -187,8 +187,7 @@ class ArchiveWalker:
         # manifest
         self.manifest_bytes = self.meta(entry, manifest_limit(
             self.reader.max_meta_size, len(self.tables), self.table_meta_bytes))
-        self.manifest = mf.check_manifest(entry.name, mf.load_json(
-            entry.name, self.manifest_bytes))
+        self.manifest = mf.load_manifest(entry.name, self.manifest_bytes)
         self._check_manifest()
         yield ("manifest", self.manifest)
         entry = self._expect(mf.INDEX_MEMBER)
@@ -219,8 +218,7 @@ class ArchiveWalker:
             raise ArchiveError("the locator does not point to the manifest")
         self.note_name(entry)
         self.manifest_bytes = self.meta(entry, manifest_size_limit)
-        self.manifest = mf.check_manifest(entry.name, mf.load_json(
-            entry.name, self.manifest_bytes))
+        self.manifest = mf.load_manifest(entry.name, self.manifest_bytes)
         self.tables = [table_from_manifest(doc) for doc in self.manifest["tables"]]
         for t in self.tables:
             if t.table_id in self.ids:
@@ -268,7 +266,8 @@ class ArchiveWalker:
     def _table(self, entry: TarEntry, index: int) -> Iterator[tuple]:
         tar = self.tar
         raw_header = self.meta(entry, MAX_SMALL_META_SIZE)
-        doc = mf.check_header(entry.name, mf.load_json(entry.name, raw_header))
+        doc = mf.definition_as_text(mf.check_header(entry.name, mf.load_json(
+            entry.name, raw_header)))
         if doc["index"] != index:
             raise ArchiveError(f"{entry.name}: index {doc['index']} in member of table "
                                f"{index}")
@@ -401,7 +400,11 @@ class ArchiveWalker:
                                           f"{doc['table_id']!r}"))
                 continue
             for key in ("format", "columns", "types", "definition"):
-                if doc.get(key) != getattr(info, key):
+                if key == "definition":
+                    differs = not mf.same_json(doc.get(key), info.stored_definition)
+                else:
+                    differs = doc.get(key) != getattr(info, key)
+                if differs:
                     self.problem(ArchiveError(f"{where}: {key} differs from "
                                               f"{info.header.name if info.header else ''}"))
             members = [MemberInfo.from_json(m) for m in doc["members"]]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from ..errors import ArchiveError
 from .limits import MAX_JSON_DEPTH
@@ -387,26 +387,29 @@ class _NotPlain(Exception):
     """A manifest the incremental parse leaves to ``json.loads`` (and its errors)."""
 
 
-def _parse_manifest_text(text: str) -> Dict[str, Any]:
+class _Tables(list):
+    """The ``tables`` array as :func:`_parse_plain` builds it: each entry as the
+    ``entry`` function made it, and the first entry that failed its checks (raised
+    only after the archive-level fields are checked, as :func:`check_manifest`
+    orders them)."""
+    error: Optional[ArchiveError] = None
+
+
+def _parse_manifest_text(text: str, entry: Callable[[int, Any], Any]) -> Dict[str, Any]:
     """``json.loads(text)``, except that each entry of the top-level ``tables`` array
-    is parsed alone and its definition kept as :class:`JSONText` at once: the
-    definitions of all tables are never Python objects at the same time (at 10,000
-    tables they took about 70 MB).  Anything this does not expect (a syntax error,
-    another shape) is parsed by ``json.loads`` instead, which then gives its own
-    result or error."""
+    is parsed alone and handed to ``entry(i, value)`` at once, whose result is kept
+    instead (a :class:`_Tables`): the entries of all tables are never Python objects
+    at the same time (at 10,000 tables they took about 120 MB).  Anything this does
+    not expect (a syntax error, another shape) is parsed by ``json.loads`` instead,
+    which then gives its own result or error (the entries stay as parsed)."""
     try:
-        return _parse_plain(text)
+        return _parse_plain(text, entry)
     except (_NotPlain, ValueError, IndexError):
         pass
-    doc = json.loads(text)
-    if isinstance(doc, dict) and isinstance(doc.get("tables"), list):
-        for t in doc["tables"]:
-            if isinstance(t, dict):
-                definition_as_text(t)
-    return doc
+    return json.loads(text)
 
 
-def _parse_plain(text: str) -> Dict[str, Any]:
+def _parse_plain(text: str, entry: Callable[[int, Any], Any]) -> Dict[str, Any]:
     decode = json.JSONDecoder().raw_decode      # the configuration json.loads uses
     ws = _WS_RE.match
     doc: Dict[str, Any] = {}
@@ -426,16 +429,20 @@ def _parse_plain(text: str) -> Dict[str, Any]:
                 raise _NotPlain
             i = ws(text, i + 1).end()
             if key == "tables" and text[i] == "[":
-                tables: List[Any] = []
+                tables = _Tables()
                 i = ws(text, i + 1).end()
                 if text[i] == "]":
                     i += 1
                 else:
                     while True:
-                        entry, i = decode(text, i)
-                        if isinstance(entry, dict):
-                            definition_as_text(entry)
-                        tables.append(entry)
+                        value, i = decode(text, i)
+                        if tables.error is None:
+                            try:
+                                value = entry(len(tables), value)
+                            except ArchiveError as exc:
+                                tables.error = exc
+                        tables.append(value)
+                        del value
                         i = ws(text, i).end()
                         if text[i] == ",":
                             i = ws(text, i + 1).end()
@@ -460,22 +467,55 @@ def _parse_plain(text: str) -> Dict[str, Any]:
     return doc
 
 
-def load_manifest(member: str, data: bytes) -> Dict[str, Any]:
-    """:func:`load_json` and :func:`check_manifest` of ``manifest.json``, with the same
-    checks and errors, holding less: each table's ``definition`` comes back as
-    :class:`JSONText` (see :func:`_parse_manifest_text`)."""
+def decode_manifest(member: str, data: bytes) -> str:
+    """The text of ``manifest.json`` for :func:`load_manifest`, its depth checked first
+    (as :func:`load_json`): a caller may then let go of the bytes before parsing."""
     if json_depth(data) > MAX_JSON_DEPTH:
         raise ArchiveError(f"{member}: JSON nested more than {MAX_JSON_DEPTH} levels "
                            "deep (the limit)")
     try:
-        doc = _parse_manifest_text(bytes(data).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        return bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArchiveError(f"{member}: not valid JSON ({exc})") from None
+
+
+def load_manifest(member: str, data: Union[bytes, str],
+                  build: Optional[Callable[[Dict[str, Any]], Any]] = None
+                  ) -> Dict[str, Any]:
+    """:func:`load_json` and :func:`check_manifest` of ``manifest.json`` (its bytes, or
+    its text from :func:`decode_manifest`), with the same checks and errors, holding
+    less: each table's ``definition`` comes back as :class:`JSONText`, and with
+    ``build`` each entry of ``tables`` as ``build(entry)`` made it from the checked
+    entry (the reader's ``TableInfo``), one entry at a time (see
+    :func:`_parse_manifest_text`)."""
+    def entry(i: int, value: Any) -> Any:
+        if isinstance(value, dict):
+            definition_as_text(value)
+        check_manifest_entry(member, value, i)
+        return build(value) if build is not None else value
+
+    text = data if isinstance(data, str) else decode_manifest(member, data)
+    try:
+        doc = _parse_manifest_text(text, entry)
+    except ValueError as exc:
         raise ArchiveError(f"{member}: not valid JSON ({exc})") from None
     except RecursionError:    # not reached after the depth check; never let it out
         raise ArchiveError(f"{member}: JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise ArchiveError(f"{member}: expected a JSON object, got {type(doc).__name__}")
-    return check_manifest(member, doc)
+    tables = doc.get("tables")
+    if not isinstance(tables, _Tables):
+        # parsed by json.loads: the entries as parsed, checked here as always
+        check_manifest(member, doc)
+        doc["tables"] = [entry(i, t) for i, t in enumerate(doc["tables"])]
+        return doc
+    # the order of check_manifest: the archive's fields, "tables", then its entries
+    check_info(member, doc, "manifest")
+    _Check(member, doc).get("tables", list)
+    if tables.error is not None:
+        raise tables.error
+    doc["tables"] = list(tables)
+    return doc
 
 
 class _Check:
@@ -616,22 +656,28 @@ def check_manifest(member: str, doc: Dict[str, Any]) -> Dict[str, Any]:
     c = _Check(member, doc)
     tables = c.get("tables", list)
     for i, t in enumerate(tables):
-        if not isinstance(t, dict):
-            raise c.fail("tables", f"entry {i} is not an object")
-        where = f"tables[{i}] "
-        check_table_fields(member, t, where)
-        tc = _Check(member, t, where)
-        tc.count("rows")
-        tc.count("raw_size")
-        tc.count("compressed_size", optional=True)
-        for key in ("header", "footer"):
-            check_member_entry(member, tc.get(key, dict), f"{where}{key} ")
-        members = tc.get("members", list)
-        for j, m in enumerate(members):
-            if not isinstance(m, dict):
-                raise tc.fail("members", f"entry {j} is not an object")
-            check_member_entry(member, m, f"{where}members[{j}] ")
+        check_manifest_entry(member, t, i)
     return doc
+
+
+def check_manifest_entry(member: str, t: Any, i: int) -> Dict[str, Any]:
+    """Validate entry ``i`` of the manifest's ``tables``."""
+    if not isinstance(t, dict):
+        raise _Check(member, {}).fail("tables", f"entry {i} is not an object")
+    where = f"tables[{i}] "
+    check_table_fields(member, t, where)
+    tc = _Check(member, t, where)
+    tc.count("rows")
+    tc.count("raw_size")
+    tc.count("compressed_size", optional=True)
+    for key in ("header", "footer"):
+        check_member_entry(member, tc.get(key, dict), f"{where}{key} ")
+    members = tc.get("members", list)
+    for j, m in enumerate(members):
+        if not isinstance(m, dict):
+            raise tc.fail("members", f"entry {j} is not an object")
+        check_member_entry(member, m, f"{where}members[{j}] ")
+    return t
 
 
 def check_end(member: str, doc: Dict[str, Any]) -> Dict[str, Any]:

@@ -79,7 +79,7 @@ class ArchiveWalker:
         self.dachs_members: List[TarEntry] = []
         self.state: Optional[TableState] = None
         self.states: List[TableState] = []
-        self.manifest_bytes = b""
+        self.manifest_sha256: Optional[str] = None
         self.index_bytes = b""
         self.last_digest: Optional[str] = None
         # what the manifest and index may hold, grown by every table seen (.limits)
@@ -185,9 +185,8 @@ class ArchiveWalker:
                                f"{tar.last_name!r}: expected {mf.header_member(index)!r} "
                                f"or {mf.MANIFEST_MEMBER!r}")
         # manifest
-        self.manifest_bytes = self.meta(entry, manifest_limit(
+        self.manifest = self._manifest(entry, manifest_limit(
             self.reader.max_meta_size, len(self.tables), self.table_meta_bytes))
-        self.manifest = mf.load_manifest(entry.name, self.manifest_bytes)
         self._check_manifest()
         yield ("manifest", self.manifest)
         entry = self._expect(mf.INDEX_MEMBER)
@@ -208,6 +207,15 @@ class ArchiveWalker:
         drain_end(tar)
         self._check_stream_end()
 
+    def _manifest(self, entry: TarEntry, limit: int, build=None) -> Dict[str, Any]:
+        # its digest kept, its bytes let go before the text is parsed (at 10,000
+        # tables the manifest is 28 MB)
+        data = self.meta(entry, limit)
+        self.manifest_sha256 = hashlib.sha256(data).hexdigest()
+        text = mf.decode_manifest(entry.name, data)
+        del data
+        return mf.load_manifest(entry.name, text, build)
+
     def tail_only(self, manifest_size_limit: int) -> None:
         """Read manifest, index and end marker from a stream that starts at the
         manifest member, which may hold ``manifest_size_limit`` bytes; build the
@@ -217,9 +225,8 @@ class ArchiveWalker:
         if entry is None or entry.name != mf.MANIFEST_MEMBER:
             raise ArchiveError("the locator does not point to the manifest")
         self.note_name(entry)
-        self.manifest_bytes = self.meta(entry, manifest_size_limit)
-        self.manifest = mf.load_manifest(entry.name, self.manifest_bytes)
-        self.tables = [table_from_manifest(doc) for doc in self.manifest["tables"]]
+        self.manifest = self._manifest(entry, manifest_size_limit, table_from_manifest)
+        self.tables = self.manifest["tables"]
         for t in self.tables:
             if t.table_id in self.ids:
                 raise ArchiveError(f"{mf.MANIFEST_MEMBER}: table id {t.table_id!r} appears "
@@ -235,7 +242,7 @@ class ArchiveWalker:
         self.end = mf.check_end(entry.name, mf.load_json(
             entry.name, self.meta(entry, MAX_SMALL_META_SIZE)))
         if (len(self.tables) != self.end["tables"]
-                or hashlib.sha256(self.manifest_bytes).hexdigest() != self.end["manifest_sha256"]
+                or self.manifest_sha256 != self.end["manifest_sha256"]
                 or hashlib.sha256(self.index_bytes).hexdigest() != self.end["index_sha256"]):
             raise ArchiveError("end marker does not match manifest/index")
         if tar.next() is not None:
@@ -452,7 +459,7 @@ class ArchiveWalker:
         if end["members"] != members - 1:
             self.problem(ArchiveError(f"{mf.END_MEMBER}: says {end['members']} members "
                                       f"precede it, the archive holds {members - 1}"))
-        if hashlib.sha256(self.manifest_bytes).hexdigest() != end["manifest_sha256"]:
+        if self.manifest_sha256 != end["manifest_sha256"]:
             self.problem(ChecksumError(f"{mf.MANIFEST_MEMBER}: SHA-256 does not match "
                                        f"{mf.END_MEMBER}"))
         if hashlib.sha256(self.index_bytes).hexdigest() != end["index_sha256"]:

@@ -254,7 +254,7 @@ def dump_json(doc: Dict[str, Any], max_depth: Optional[int] = None) -> bytes:
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _SQUARE = bytes.maketrans(b"{}", b"[]")
 #: bytes of JSON text :func:`json_depth` looks at a time
-_DEPTH_SLICE = 1 << 20
+_DEPTH_SLICE = 1 << 18
 _BACKSLASHES = re.compile(rb"\\*")
 
 

@@ -185,8 +185,10 @@ class ArchiveWalker:
                                f"{tar.last_name!r}: expected {mf.header_member(index)!r} "
                                f"or {mf.MANIFEST_MEMBER!r}")
         # manifest
+        # its entries as TableInfos (one at a time: no parsed copy of all of them)
         self.manifest = self._manifest(entry, manifest_limit(
-            self.reader.max_meta_size, len(self.tables), self.table_meta_bytes))
+            self.reader.max_meta_size, len(self.tables), self.table_meta_bytes),
+            table_from_manifest)
         self._check_manifest()
         yield ("manifest", self.manifest)
         entry = self._expect(mf.INDEX_MEMBER)
@@ -399,44 +401,46 @@ class ArchiveWalker:
             self.problem(ArchiveError(f"{mf.MANIFEST_MEMBER}: lists {len(entries)} tables, "
                                       f"the archive holds {len(self.tables)}"))
         for doc, info in zip(entries, self.tables):
+            # doc: the manifest's entry, as a TableInfo (table_from_manifest)
             if info.error is not None:
                 continue        # reported with the table (isolate_tables)
             where = f"{mf.MANIFEST_MEMBER}: table {info.table_id!r}"
-            if doc["table_id"] != info.table_id or doc["index"] != info.index:
-                self.problem(ArchiveError(f"{where}: manifest entry {doc['index']} names "
-                                          f"{doc['table_id']!r}"))
+            if doc.table_id != info.table_id or doc.index != info.index:
+                self.problem(ArchiveError(f"{where}: manifest entry {doc.index} names "
+                                          f"{doc.table_id!r}"))
                 continue
             for key in ("format", "columns", "types", "definition"):
                 if key == "definition":
-                    differs = not mf.same_json(doc.get(key), info.stored_definition)
+                    differs = not mf.same_json(doc.stored_definition,
+                                               info.stored_definition)
                 else:
-                    differs = doc.get(key) != getattr(info, key)
+                    differs = getattr(doc, key) != getattr(info, key)
                 if differs:
                     self.problem(ArchiveError(f"{where}: {key} differs from "
                                               f"{info.header.name if info.header else ''}"))
-            members = [MemberInfo.from_json(m) for m in doc["members"]]
+            members = doc.members
             mine = [(m.name, m.size, m.sha256, m.rows) for m in members]
             theirs = [(m.name, m.size, m.sha256, m.rows) for m in info.members]
             if mine != theirs:
                 self.problem(ArchiveError(f"{where}: members differ from "
                                           f"{info.footer.name if info.footer else 'footer'}"))
-            if doc["rows"] != info.rows or doc["raw_size"] != info.raw_size:
-                self.problem(ArchiveError(f"{where}: rows/raw_size {doc['rows']}/"
-                                          f"{doc['raw_size']} differ from the footer's "
+            if doc.rows != info.rows or doc.raw_size != info.raw_size:
+                self.problem(ArchiveError(f"{where}: rows/raw_size {doc.rows}/"
+                                          f"{doc.raw_size} differ from the footer's "
                                           f"{info.rows}/{info.raw_size}"))
             for key in ("header", "footer"):
-                seen, listed = getattr(info, key), doc[key]
+                seen, listed = getattr(info, key), getattr(doc, key)
                 if seen is not None and (seen.name, seen.size, seen.sha256) != \
-                        (listed["name"], listed["size"], listed["sha256"]):
+                        (listed.name, listed.size, listed.sha256):
                     self.problem(ChecksumError(
                         f"{where}: {key} member {seen.name!r} does not match its entry "
                         "(name, size or SHA-256)"))
             # where the manifest agrees, take what only it knows: the archive offsets
             if mine == theirs:
                 info.members = members
-            info.header = MemberInfo.from_json(doc["header"])
-            info.footer = MemberInfo.from_json(doc["footer"])
-            info.compressed_size = doc.get("compressed_size")
+            info.header = doc.header
+            info.footer = doc.footer
+            info.compressed_size = doc.compressed_size
 
     def _check_index(self) -> None:
         expected = [(m.name, t.table_id) for t in self.tables for m in t.members]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from ..errors import ArchiveError
 from .limits import MAX_JSON_DEPTH
@@ -270,6 +270,9 @@ def dump_json(doc: Dict[str, Any], max_depth: Optional[int] = None) -> bytes:
 # brackets only, both kinds as "[" and "]"
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _SQUARE = bytes.maketrans(b"{}", b"[]")
+#: bytes of JSON text :func:`json_depth` looks at a time
+_DEPTH_SLICE = 1 << 18
+_BACKSLASHES = re.compile(rb"\\*")
 
 
 def json_depth(data: bytes, limit: int = MAX_JSON_DEPTH) -> int:
@@ -281,12 +284,42 @@ def json_depth(data: bytes, limit: int = MAX_JSON_DEPTH) -> int:
     dropped, the strings cut out, everything but brackets deleted; then each round
     removes every innermost pair, so the rounds count the depth.  Text that is not
     JSON gives some number, in linear time; the parser then refuses it.
+
+    The text is taken a slice at a time (a run of backslashes is never cut), so that
+    what this holds besides ``data`` is a slice's pieces and the brackets: cutting a
+    28 MB manifest into its strings at once took about 300 MB.
     """
-    text = bytes(data)
-    if b"\\" in text:
-        # pairs first (left to right, as a parser reads them), then escaped quotes
-        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
-    skeleton = b"".join(text.split(b'"')[0::2]).translate(_SQUARE, _NOT_BRACKETS)
+    view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    size = len(view)
+    parts: List[bytes] = []
+    inside = False           # in a string at the start of the slice
+    start = 0
+    while start < size:
+        end = min(start + _DEPTH_SLICE, size)
+        text = bytes(view[start:end])
+        if end < size:
+            # a run of backslashes (an escape) goes whole into the next slice
+            stripped = len(text.rstrip(b"\\"))
+            if stripped:
+                end = start + stripped
+                text = text[:stripped]
+            else:
+                # the slice is one run of backslashes: take the run whole and the
+                # byte after it, which it may escape
+                end = min(_BACKSLASHES.match(view, start).end() + 1, size)
+                text = bytes(view[start:end])
+        if b"\\" in text:
+            # pairs first (left to right, as a parser reads them), then escaped quotes
+            text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+        pieces = text.split(b'"')
+        del text
+        parts.append(b"".join(pieces[1 if inside else 0::2]).translate(
+            _SQUARE, _NOT_BRACKETS))
+        inside ^= (len(pieces) - 1) % 2 == 1
+        del pieces
+        start = end
+    skeleton = b"".join(parts)
+    del parts
     depth = 0
     while skeleton and depth <= limit:
         shorter = skeleton.replace(b"[]", b"")
@@ -311,6 +344,194 @@ def load_json(member: str, data: bytes) -> Dict[str, Any]:
         raise ArchiveError(f"{member}: JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise ArchiveError(f"{member}: expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+class JSONText:
+    """A JSON value a reader keeps as its compact text and parses when asked for
+    (:meth:`parse`, a fresh object each time): a table definition read from an archive.
+
+    A definition parsed into dicts takes about 10 KB of Python objects, its compact
+    text about 1 KB; a reader of 10,000 tables holds all of them, a restore parses
+    one table's at a time.  Built only from a value already parsed and checked
+    (depth, type), so parsing it again gives an equal value and cannot fail."""
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    @classmethod
+    def of(cls, value: Any) -> "JSONText":
+        # key order kept (no sort_keys): the value comes back as it was read
+        return cls(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+    def parse(self) -> Any:
+        return json.loads(self.text)
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, JSONText):
+            return self.text == other.text or self.parse() == other.parse()
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"JSONText({self.text[:60]!r}{'...' if len(self.text) > 60 else ''})"
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two values, each a parsed value or a :class:`JSONText`, are equal."""
+    if isinstance(a, JSONText) and isinstance(b, JSONText):
+        return a == b
+    return (a.parse() if isinstance(a, JSONText) else a) == \
+        (b.parse() if isinstance(b, JSONText) else b)
+
+
+def definition_as_text(doc: Dict[str, Any]) -> Dict[str, Any]:
+    """``doc`` (a table header or manifest entry, parsed) with its ``definition``, when
+    it is an object, kept as :class:`JSONText`; anything else stays for the checks to
+    refuse."""
+    value = doc.get("definition")
+    if type(value) is dict:
+        doc["definition"] = JSONText.of(value)
+    return doc
+
+
+_WS_RE = re.compile(r"[ \t\n\r]*")
+
+
+class _NotPlain(Exception):
+    """A manifest the incremental parse leaves to ``json.loads`` (and its errors)."""
+
+
+class _Tables(list):
+    """The ``tables`` array as :func:`_parse_plain` builds it: each entry as the
+    ``entry`` function made it, and the first entry that failed its checks (raised
+    only after the archive-level fields are checked, as :func:`check_manifest`
+    orders them)."""
+    error: Optional[ArchiveError] = None
+
+
+def _parse_manifest_text(text: str, entry: Callable[[int, Any], Any]) -> Dict[str, Any]:
+    """``json.loads(text)``, except that each entry of the top-level ``tables`` array
+    is parsed alone and handed to ``entry(i, value)`` at once, whose result is kept
+    instead (a :class:`_Tables`): the entries of all tables are never Python objects
+    at the same time (at 10,000 tables they took about 120 MB).  Anything this does
+    not expect (a syntax error, another shape) is parsed by ``json.loads`` instead,
+    which then gives its own result or error (the entries stay as parsed)."""
+    try:
+        return _parse_plain(text, entry)
+    except (_NotPlain, ValueError, IndexError):
+        pass
+    return json.loads(text)
+
+
+def _parse_plain(text: str, entry: Callable[[int, Any], Any]) -> Dict[str, Any]:
+    decode = json.JSONDecoder().raw_decode      # the configuration json.loads uses
+    ws = _WS_RE.match
+    doc: Dict[str, Any] = {}
+    i = ws(text, 0).end()
+    if text[i] != "{":
+        raise _NotPlain
+    i = ws(text, i + 1).end()
+    if text[i] == "}":
+        i += 1
+    else:
+        while True:
+            if text[i] != '"':
+                raise _NotPlain
+            key, i = decode(text, i)
+            i = ws(text, i).end()
+            if text[i] != ":":
+                raise _NotPlain
+            i = ws(text, i + 1).end()
+            if key == "tables" and text[i] == "[":
+                tables = _Tables()
+                i = ws(text, i + 1).end()
+                if text[i] == "]":
+                    i += 1
+                else:
+                    while True:
+                        value, i = decode(text, i)
+                        if tables.error is None:
+                            try:
+                                value = entry(len(tables), value)
+                            except ArchiveError as exc:
+                                tables.error = exc
+                        tables.append(value)
+                        del value
+                        i = ws(text, i).end()
+                        if text[i] == ",":
+                            i = ws(text, i + 1).end()
+                        elif text[i] == "]":
+                            i += 1
+                            break
+                        else:
+                            raise _NotPlain
+                doc[key] = tables
+            else:
+                doc[key], i = decode(text, i)
+            i = ws(text, i).end()
+            if text[i] == ",":
+                i = ws(text, i + 1).end()
+            elif text[i] == "}":
+                i += 1
+                break
+            else:
+                raise _NotPlain
+    if ws(text, i).end() != len(text):
+        raise _NotPlain
+    return doc
+
+
+def decode_manifest(member: str, data: bytes) -> str:
+    """The text of ``manifest.json`` for :func:`load_manifest`, its depth checked first
+    (as :func:`load_json`): a caller may then let go of the bytes before parsing."""
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise ArchiveError(f"{member}: JSON nested more than {MAX_JSON_DEPTH} levels "
+                           "deep (the limit)")
+    try:
+        return bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArchiveError(f"{member}: not valid JSON ({exc})") from None
+
+
+def load_manifest(member: str, data: Union[bytes, str],
+                  build: Optional[Callable[[Dict[str, Any]], Any]] = None
+                  ) -> Dict[str, Any]:
+    """:func:`load_json` and :func:`check_manifest` of ``manifest.json`` (its bytes, or
+    its text from :func:`decode_manifest`), with the same checks and errors, holding
+    less: each table's ``definition`` comes back as :class:`JSONText`, and with
+    ``build`` each entry of ``tables`` as ``build(entry)`` made it from the checked
+    entry (the reader's ``TableInfo``), one entry at a time (see
+    :func:`_parse_manifest_text`)."""
+    def entry(i: int, value: Any) -> Any:
+        if isinstance(value, dict):
+            definition_as_text(value)
+        check_manifest_entry(member, value, i)
+        return build(value) if build is not None else value
+
+    text = data if isinstance(data, str) else decode_manifest(member, data)
+    try:
+        doc = _parse_manifest_text(text, entry)
+    except ValueError as exc:
+        raise ArchiveError(f"{member}: not valid JSON ({exc})") from None
+    except RecursionError:    # not reached after the depth check; never let it out
+        raise ArchiveError(f"{member}: JSON nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise ArchiveError(f"{member}: expected a JSON object, got {type(doc).__name__}")
+    tables = doc.get("tables")
+    if not isinstance(tables, _Tables):
+        # parsed by json.loads: the entries as parsed, checked here as always
+        check_manifest(member, doc)
+        doc["tables"] = [entry(i, t) for i, t in enumerate(doc["tables"])]
+        return doc
+    # the order of check_manifest: the archive's fields, "tables", then its entries
+    check_info(member, doc, "manifest")
+    _Check(member, doc).get("tables", list)
+    if tables.error is not None:
+        raise tables.error
+    doc["tables"] = list(tables)
     return doc
 
 
@@ -402,7 +623,8 @@ def check_table_fields(member: str, doc: Dict[str, Any], where: str = "") -> Non
     types = c.str_list("types")
     if cols is not None and types is not None and len(cols) != len(types):
         raise c.fail("types", f"has {len(types)} entries for {len(cols)} columns")
-    c.get("definition", dict, optional=True)
+    if not isinstance(doc.get("definition"), JSONText):    # read as text: an object
+        c.get("definition", dict, optional=True)
     c.get("dump_time", float)
     extra = c.get("extra", dict, optional=True)
     c.count("chunk_size", optional=True)
@@ -451,22 +673,28 @@ def check_manifest(member: str, doc: Dict[str, Any]) -> Dict[str, Any]:
     c = _Check(member, doc)
     tables = c.get("tables", list)
     for i, t in enumerate(tables):
-        if not isinstance(t, dict):
-            raise c.fail("tables", f"entry {i} is not an object")
-        where = f"tables[{i}] "
-        check_table_fields(member, t, where)
-        tc = _Check(member, t, where)
-        tc.count("rows")
-        tc.count("raw_size")
-        tc.count("compressed_size", optional=True)
-        for key in ("header", "footer"):
-            check_member_entry(member, tc.get(key, dict), f"{where}{key} ")
-        members = tc.get("members", list)
-        for j, m in enumerate(members):
-            if not isinstance(m, dict):
-                raise tc.fail("members", f"entry {j} is not an object")
-            check_member_entry(member, m, f"{where}members[{j}] ")
+        check_manifest_entry(member, t, i)
     return doc
+
+
+def check_manifest_entry(member: str, t: Any, i: int) -> Dict[str, Any]:
+    """Validate entry ``i`` of the manifest's ``tables``."""
+    if not isinstance(t, dict):
+        raise _Check(member, {}).fail("tables", f"entry {i} is not an object")
+    where = f"tables[{i}] "
+    check_table_fields(member, t, where)
+    tc = _Check(member, t, where)
+    tc.count("rows")
+    tc.count("raw_size")
+    tc.count("compressed_size", optional=True)
+    for key in ("header", "footer"):
+        check_member_entry(member, tc.get(key, dict), f"{where}{key} ")
+    members = tc.get("members", list)
+    for j, m in enumerate(members):
+        if not isinstance(m, dict):
+            raise tc.fail("members", f"entry {j} is not an object")
+        check_member_entry(member, m, f"{where}members[{j}] ")
+    return t
 
 
 def check_end(member: str, doc: Dict[str, Any]) -> Dict[str, Any]:

@@ -44,6 +44,8 @@ class MemberInfo:
 class TableInfo:
     """One table of an archive.
 
+    ``definition`` is read from the archive on each access (a reader keeps it as
+    text); ``has_definition`` says whether there is one without parsing it.
     ``members`` are the data (chunk) members in order; each is one complete COPY
     stream in ``format``.  ``rows``, ``raw_size`` (COPY bytes) and ``compressed_size``
     (bytes in the archive file, None where unknown) come from the footer/manifest;
@@ -77,7 +79,13 @@ class TableInfo:
 
     @property
     def has_definition(self) -> bool:
-        return self.definition is not None
+        return self.__dict__.get("_definition") is not None
+
+    @property
+    def stored_definition(self) -> Any:
+        """The definition as held: a dict, a :class:`.manifest.JSONText` (a reader
+        keeps definitions as text, parsed on each access of ``definition``), or None."""
+        return self.__dict__.get("_definition")
 
     @property
     def member_names(self) -> List[str]:
@@ -125,6 +133,24 @@ class TableInfo:
         if self.chunk_size is not None:
             doc["chunk_size"] = self.chunk_size
         return doc
+
+
+def _get_definition(self: TableInfo) -> Optional[Dict[str, Any]]:
+    value = self.__dict__.get("_definition")
+    return value.parse() if isinstance(value, mf.JSONText) else value
+
+
+def _set_definition(self: TableInfo, value: Any) -> None:
+    self.__dict__["_definition"] = value
+
+
+# ``definition`` stays a dataclass field (constructor, repr, comparison, to_json) whose
+# value a reader may hold as JSON text (memory: a 10,000-table archive's definitions
+# as dicts took about 100 MB): the attribute parses it on access
+TableInfo.definition = property(  # type: ignore[assignment]
+    _get_definition, _set_definition,
+    doc="The table definition as parsed JSON (a fresh dict on each access when the "
+        "reader holds it as text), or None (DaCHS).")
 
 
 #: what :func:`iter_table_infos` yields, after DaCHS's ``iterTableInfos``

@@ -210,9 +210,9 @@ class DumpReader:
     def share_index(self, other: "DumpReader") -> None:
         """Use the table index ``other``, a reader of the same archive, has loaded,
         instead of reading the manifest again: the readers a parallel restore opens on
-        one file then hold one copy of it (each copy held about 120 MB at 10,000
-        tables).  Only for random access (a file, object storage), where reading leaves
-        the index as it is."""
+        one file then hold one copy of it (at 10,000 tables a copy holds about 45 MB
+        of Python objects, definitions as text).  Only for random access (a file,
+        object storage), where reading leaves the index as it is."""
         if not (self.seekable and other.seekable):
             raise ArchiveError("sharing a table index needs random access (a file)")
         other._load_tables()

@@ -79,7 +79,7 @@ class ArchiveWalker:
         self.dachs_members: List[TarEntry] = []
         self.state: Optional[TableState] = None
         self.states: List[TableState] = []
-        self.manifest_bytes = b""
+        self.manifest_sha256: Optional[str] = None
         self.index_bytes = b""
         self.last_digest: Optional[str] = None
         # what the manifest and index may hold, grown by every table seen (.limits)
@@ -185,10 +185,10 @@ class ArchiveWalker:
                                f"{tar.last_name!r}: expected {mf.header_member(index)!r} "
                                f"or {mf.MANIFEST_MEMBER!r}")
         # manifest
-        self.manifest_bytes = self.meta(entry, manifest_limit(
-            self.reader.max_meta_size, len(self.tables), self.table_meta_bytes))
-        self.manifest = mf.check_manifest(entry.name, mf.load_json(
-            entry.name, self.manifest_bytes))
+        # its entries as TableInfos (one at a time: no parsed copy of all of them)
+        self.manifest = self._manifest(entry, manifest_limit(
+            self.reader.max_meta_size, len(self.tables), self.table_meta_bytes),
+            table_from_manifest)
         self._check_manifest()
         yield ("manifest", self.manifest)
         entry = self._expect(mf.INDEX_MEMBER)
@@ -209,6 +209,15 @@ class ArchiveWalker:
         drain_end(tar)
         self._check_stream_end()
 
+    def _manifest(self, entry: TarEntry, limit: int, build=None) -> Dict[str, Any]:
+        # its digest kept, its bytes let go before the text is parsed (at 10,000
+        # tables the manifest is 28 MB)
+        data = self.meta(entry, limit)
+        self.manifest_sha256 = hashlib.sha256(data).hexdigest()
+        text = mf.decode_manifest(entry.name, data)
+        del data
+        return mf.load_manifest(entry.name, text, build)
+
     def tail_only(self, manifest_size_limit: int) -> None:
         """Read manifest, index and end marker from a stream that starts at the
         manifest member, which may hold ``manifest_size_limit`` bytes; build the
@@ -218,10 +227,8 @@ class ArchiveWalker:
         if entry is None or entry.name != mf.MANIFEST_MEMBER:
             raise ArchiveError("the locator does not point to the manifest")
         self.note_name(entry)
-        self.manifest_bytes = self.meta(entry, manifest_size_limit)
-        self.manifest = mf.check_manifest(entry.name, mf.load_json(
-            entry.name, self.manifest_bytes))
-        self.tables = [table_from_manifest(doc) for doc in self.manifest["tables"]]
+        self.manifest = self._manifest(entry, manifest_size_limit, table_from_manifest)
+        self.tables = self.manifest["tables"]
         for t in self.tables:
             if t.table_id in self.ids:
                 raise ArchiveError(f"{mf.MANIFEST_MEMBER}: table id {t.table_id!r} appears "
@@ -237,7 +244,7 @@ class ArchiveWalker:
         self.end = mf.check_end(entry.name, mf.load_json(
             entry.name, self.meta(entry, MAX_SMALL_META_SIZE)))
         if (len(self.tables) != self.end["tables"]
-                or hashlib.sha256(self.manifest_bytes).hexdigest() != self.end["manifest_sha256"]
+                or self.manifest_sha256 != self.end["manifest_sha256"]
                 or hashlib.sha256(self.index_bytes).hexdigest() != self.end["index_sha256"]):
             raise ArchiveError("end marker does not match manifest/index")
         if tar.next() is not None:
@@ -268,7 +275,8 @@ class ArchiveWalker:
     def _table(self, entry: TarEntry, index: int) -> Iterator[tuple]:
         tar = self.tar
         raw_header = self.meta(entry, MAX_SMALL_META_SIZE)
-        doc = mf.check_header(entry.name, mf.load_json(entry.name, raw_header))
+        doc = mf.definition_as_text(mf.check_header(entry.name, mf.load_json(
+            entry.name, raw_header)))
         if doc["index"] != index:
             raise ArchiveError(f"{entry.name}: index {doc['index']} in member of table "
                                f"{index}")
@@ -393,40 +401,46 @@ class ArchiveWalker:
             self.problem(ArchiveError(f"{mf.MANIFEST_MEMBER}: lists {len(entries)} tables, "
                                       f"the archive holds {len(self.tables)}"))
         for doc, info in zip(entries, self.tables):
+            # doc: the manifest's entry, as a TableInfo (table_from_manifest)
             if info.error is not None:
                 continue        # reported with the table (isolate_tables)
             where = f"{mf.MANIFEST_MEMBER}: table {info.table_id!r}"
-            if doc["table_id"] != info.table_id or doc["index"] != info.index:
-                self.problem(ArchiveError(f"{where}: manifest entry {doc['index']} names "
-                                          f"{doc['table_id']!r}"))
+            if doc.table_id != info.table_id or doc.index != info.index:
+                self.problem(ArchiveError(f"{where}: manifest entry {doc.index} names "
+                                          f"{doc.table_id!r}"))
                 continue
             for key in ("format", "columns", "types", "definition"):
-                if doc.get(key) != getattr(info, key):
+                if key == "definition":
+                    differs = not mf.same_json(doc.stored_definition,
+                                               info.stored_definition)
+                else:
+                    differs = getattr(doc, key) != getattr(info, key)
+                if differs:
                     self.problem(ArchiveError(f"{where}: {key} differs from "
                                               f"{info.header.name if info.header else ''}"))
-            members = [MemberInfo.from_json(m) for m in doc["members"]]
+            members = doc.members
             mine = [(m.name, m.size, m.sha256, m.rows) for m in members]
             theirs = [(m.name, m.size, m.sha256, m.rows) for m in info.members]
             if mine != theirs:
                 self.problem(ArchiveError(f"{where}: members differ from "
                                           f"{info.footer.name if info.footer else 'footer'}"))
-            if doc["rows"] != info.rows or doc["raw_size"] != info.raw_size:
-                self.problem(ArchiveError(f"{where}: rows/raw_size {doc['rows']}/"
-                                          f"{doc['raw_size']} differ from the footer's "
+            if doc.rows != info.rows or doc.raw_size != info.raw_size:
+                self.problem(ArchiveError(f"{where}: rows/raw_size {doc.rows}/"
+                                          f"{doc.raw_size} differ from the footer's "
                                           f"{info.rows}/{info.raw_size}"))
             for key in ("header", "footer"):
-                seen, listed = getattr(info, key), doc[key]
+                seen, listed = getattr(info, key), getattr(doc, key)
                 if seen is not None and (seen.name, seen.size, seen.sha256) != \
-                        (listed["name"], listed["size"], listed["sha256"]):
+                        (listed.name, listed.size, listed.sha256):
                     self.problem(ChecksumError(
                         f"{where}: {key} member {seen.name!r} does not match its entry "
                         "(name, size or SHA-256)"))
             # where the manifest agrees, take what only it knows: the archive offsets
             if mine == theirs:
                 info.members = members
-            info.header = MemberInfo.from_json(doc["header"])
-            info.footer = MemberInfo.from_json(doc["footer"])
-            info.compressed_size = doc.get("compressed_size")
+            info.header = doc.header
+            info.footer = doc.footer
+            info.compressed_size = doc.compressed_size
 
     def _check_index(self) -> None:
         expected = [(m.name, t.table_id) for t in self.tables for m in t.members]
@@ -449,7 +463,7 @@ class ArchiveWalker:
         if end["members"] != members - 1:
             self.problem(ArchiveError(f"{mf.END_MEMBER}: says {end['members']} members "
                                       f"precede it, the archive holds {members - 1}"))
-        if hashlib.sha256(self.manifest_bytes).hexdigest() != end["manifest_sha256"]:
+        if self.manifest_sha256 != end["manifest_sha256"]:
             self.problem(ChecksumError(f"{mf.MANIFEST_MEMBER}: SHA-256 does not match "
                                        f"{mf.END_MEMBER}"))
         if hashlib.sha256(self.index_bytes).hexdigest() != end["index_sha256"]:

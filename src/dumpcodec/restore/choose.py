@@ -39,7 +39,7 @@ def _folded(pattern: str, max_parts: int) -> List[List["re.Pattern[str]"]]:
 
 
 def _schema_of(item: Item) -> Optional[str]:
-    return item.definition.schema if item.definition is not None else None
+    return item.source[0] if item.source is not None else None
 
 
 def in_schema(item: Item, pattern: str) -> bool:
@@ -48,12 +48,12 @@ def in_schema(item: Item, pattern: str) -> bool:
 
 
 def names_table(item: Item, pattern: str) -> bool:
-    d = item.definition
+    d = item.source         # (schema, name) of its definition
     for rx in _folded(pattern, 2):
         if len(rx) == 2:
-            if d is not None and rx[0].match(d.schema) and rx[1].match(d.name):
+            if d is not None and rx[0].match(d[0]) and rx[1].match(d[1]):
                 return True
-        elif (d is not None and rx[0].match(d.name)) or rx[0].match(item.table_id):
+        elif (d is not None and rx[0].match(d[1])) or rx[0].match(item.table_id):
             return True
     return False
 

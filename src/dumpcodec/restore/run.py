@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
 
 import psycopg
@@ -31,13 +30,18 @@ from .sequences import restore_free_sequences
 log = logging.getLogger("dumpcodec.restore")
 
 
-@dataclass
 class Restored:
-    """A table restored by this run: where it went."""
-    item: select.Item
-    schema: str
-    name: str
-    tdef: Any
+    """A table restored by this run: where it went, ``source`` (schema, name) as the
+    archive names it (None without definition), and ``tdef`` only when the table has
+    foreign keys (added after all tables; else None: a restore of 10,000 tables held
+    every definition to its end)."""
+    __slots__ = ("item", "schema", "name", "source", "tdef")
+
+    def __init__(self, item: select.Item, schema_: str, name: str, tdef: Any):
+        self.item, self.schema, self.name = item, schema_, name
+        self.source = (tdef.schema, tdef.name) if tdef is not None else None
+        self.tdef = tdef if tdef is not None and any(
+            c.kind == "foreign_key" for c in tdef.constraints) else None
 
 
 class RestoreRun:
@@ -242,10 +246,8 @@ class RestoreRun:
         expect = getattr(opts.progress, "expect", None)
         if expect is not None:
             expect(sum(m.size for it in items for m in it.info.members))
-        self.restoring = {(it.definition.schema, it.definition.name) for it in items
-                          if it.definition is not None}
-        by_name = {(it.definition.schema, it.definition.name): it.table_id
-                   for it in items if it.definition is not None}
+        self.restoring = {it.source for it in items if it.source is not None}
+        by_name = {it.source: it.table_id for it in items if it.source is not None}
         opts.progress.start("restore", len(items))
         events = {it.table_id: threading.Event() for it in items}
         local = threading.local()
@@ -327,7 +329,8 @@ class RestoreRun:
         targets = []
         for it in items:
             try:
-                targets.append(self.target(it)[:2])
+                targets.append(select.target_name(it, self.opts.target_schema,
+                                                  self.opts.definitions))
             except RestoreError:
                 return
         conn = self.pool.get()
@@ -496,7 +499,7 @@ class RestoreRun:
         """Each foreign key in its own transaction: added NOT VALID, its dependency
         records checked, then validated.  Only onto tables this restore restored,
         unless ``allow_external_fks``."""
-        restored = {(d.tdef.schema, d.tdef.name) for d in self.done if d.tdef is not None}
+        restored = {d.source for d in self.done if d.source is not None}
         guard = None
         for d in self.done:
             tdef = d.tdef

@@ -122,8 +122,7 @@ def build_plan(source: Union[str, os.PathLike, IO[bytes]], *,
     items, unmatched = choose.choose(items, tables, selection)
     plan.warnings += [f"no matching tables were found for {u}" for u in unmatched]
     select.check_archive(items, target_schema, {})
-    restoring = {(it.definition.schema, it.definition.name) for it in items
-                 if it.definition is not None}
+    restoring = {it.source for it in items if it.source is not None}
     created_types: Dict[Tuple[str, str], Any] = {}
     for item in items:
         try:

@@ -19,8 +19,8 @@ DaCHS archives carry no definitions: only the ids the caller maps (``definitions
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+import weakref
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .. import schema
 from ..archive import TableInfo
@@ -28,40 +28,74 @@ from ..errors import RestoreError, SelectorError
 from ..schema.catalog import reserved_schema
 
 
-@dataclass
 class Item:
-    """One table of the archive, as restore needs it."""
-    table_id: str
-    format: str
-    columns: Optional[List[str]]
-    definition: Any               # schema.TableDef or None (DaCHS)
-    extra: Dict[str, Any]
-    info: TableInfo
+    """One table of the archive, as restore needs it.
+
+    ``definition`` is the table's ``schema.TableDef`` (None for DaCHS).  One built from
+    the archive is kept only while something else holds it (the table being
+    restored) and rebuilt from the archive's text when asked for again: a restore of
+    10,000 tables held all of them (about 8 KB each) from start to end.  ``source``,
+    ``qualified`` and ``parents`` (what selection and ordering ask of every table) are
+    kept."""
+
+    def __init__(self, table_id: str, format: str, columns: Optional[List[str]],
+                 definition: Any, extra: Dict[str, Any], info: TableInfo):
+        self.table_id = table_id
+        self.format = format
+        self.columns = columns
+        self.extra = extra
+        self.info = info
+        self._rebuild = False
+        self._ref: Optional[Callable[[], Any]] = None
+        self.definition = definition
+
+    @property
+    def definition(self) -> Any:
+        """schema.TableDef or None (DaCHS)."""
+        tdef = self._ref() if self._ref is not None else None
+        if tdef is None and self._rebuild:
+            tdef = schema.TableDef.from_json(self.info.definition)
+            self._ref = weakref.ref(tdef)
+        return tdef
+
+    @definition.setter
+    def definition(self, tdef: Any) -> None:
+        self._rebuild = False
+        self._ref = (lambda: tdef) if tdef is not None else None
+        self._note(tdef)
+
+    def _from_archive(self, tdef: Any) -> None:
+        # ``tdef`` was built from ``info.definition`` (and so passed its checks):
+        # held weakly from now on, rebuilt from the archive's text when needed again
+        self._ref = weakref.ref(tdef)
+        self._rebuild = True
+        self._note(tdef)
+
+    def _note(self, d: Any) -> None:
+        self.source: Optional[Tuple[str, str]] = (d.schema, d.name) if d is not None \
+            else None
+        #: (schema, name) of the tables it attaches to: its partitioned parent, or the
+        #: parents it INHERITS from (the dump writes them before it)
+        self.parents: List[Tuple[str, str]] = [] if d is None else (
+            [(d.parent_schema, d.parent_name)] if d.parent_name and d.parent_schema
+            else []) + [(p.schema, p.name) for p in d.inherits]
 
     @property
     def qualified(self) -> str:
-        d = self.definition
-        return f"{d.schema}.{d.name}" if d is not None else self.table_id
+        return "{}.{}".format(*self.source) if self.source is not None else self.table_id
 
-    @property
-    def parents(self) -> List[Tuple[str, str]]:
-        """(schema, name) of the tables it attaches to: its partitioned parent, or the
-        parents it INHERITS from (the dump writes them before it)."""
-        d = self.definition
-        if d is None:
-            return []
-        out = [(d.parent_schema, d.parent_name)] if d.parent_name and d.parent_schema \
-            else []
-        return out + [(p.schema, p.name) for p in d.inherits]
+    def __repr__(self) -> str:
+        return f"Item({self.table_id!r}, {self.format!r}, {self.columns!r})"
 
 
 def item_from(info: TableInfo) -> Item:
-    definition = info.definition
-    if definition is not None:
-        definition = schema.TableDef.from_json(definition)
-    return Item(table_id=info.table_id, format=info.format,
+    item = Item(table_id=info.table_id, format=info.format,
                 columns=list(info.columns) if info.columns else None,
-                definition=definition, extra=info.extra, info=info)
+                definition=None, extra=info.extra, info=info)
+    if info.has_definition:
+        # built (and checked) now, so that a bad definition fails here as before
+        item._from_archive(schema.TableDef.from_json(info.definition))
+    return item
 
 
 # -- selection --------------------------------------------------------------------------
@@ -72,9 +106,9 @@ def names(it: Item) -> Set[str]:
     DaCHS table, which goes only where the user maps it).  An opaque id of a table
     with a definition is not matched: it would let an archive call the user's table
     by a harmless name."""
-    if it.definition is None:
+    if it.source is None:
         return {it.table_id}
-    return {f"{it.definition.schema}.{it.definition.name}", it.definition.name}
+    return {"{}.{}".format(*it.source), it.source[1]}
 
 
 def matching(it: Item, tables: Sequence[str]) -> List[str]:
@@ -97,7 +131,7 @@ def select(items: List[Item], tables: Optional[Sequence[str]]) -> List[Item]:
     if unknown:
         hints = [f"{p} is the id of table {it.qualified}, which is selected by its name"
                  for p in unknown for it in items
-                 if it.definition is not None and fnmatch.fnmatchcase(it.table_id, p)]
+                 if it.source is not None and fnmatch.fnmatchcase(it.table_id, p)]
         raise SelectorError(f"no table in the archive matches {', '.join(unknown)}"
                             + (f" ({'; '.join(hints)})" if hints else ""))
     return out
@@ -110,6 +144,26 @@ def wanted(item: Item, tables: Optional[Sequence[str]]) -> bool:
 
 # -- targets ------------------------------------------------------------------------------
 
+def target_name(item: Item, target_schema: Optional[str],
+                definitions: Dict[str, Any]) -> Tuple[str, str]:
+    """(schema, name) the table goes to, as :func:`target_of` says, without building
+    its definition."""
+    described = definitions.get(item.table_id)
+    if described is not None:
+        if isinstance(described, str):
+            schema_, _, name = described.rpartition(".")
+            if not schema_:
+                schema_ = "public"
+            return target_schema or schema_, name
+        return target_schema or described.schema, described.name
+    if item.source is not None:
+        return target_schema or item.source[0], item.source[1]
+    raise Unmapped(
+        f"{item.table_id}: not restored: the archive has no definition for this table "
+        f"(a DaCHS dump); map it to an existing table with --table-map "
+        f"'{item.table_id}=schema.table' (definitions={{id: 'schema.table'}})")
+
+
 def target_of(item: Item, target_schema: Optional[str],
               definitions: Dict[str, Any]) -> Tuple[str, str, Any]:
     """(schema, name, definition or None) the table goes to.
@@ -117,21 +171,11 @@ def target_of(item: Item, target_schema: Optional[str],
     A table without a definition (DaCHS) goes only where ``definitions`` maps it;
     otherwise :class:`Unmapped` is raised (the caller skips it).
     """
+    schema_, name = target_name(item, target_schema, definitions)
     described = definitions.get(item.table_id)
-    tdef = item.definition
-    if described is not None:
-        if isinstance(described, str):
-            schema_, _, name = described.rpartition(".")
-            if not schema_:
-                schema_ = "public"
-            return target_schema or schema_, name, tdef
-        tdef = described
-    if tdef is not None:
-        return target_schema or tdef.schema, tdef.name, tdef
-    raise Unmapped(
-        f"{item.table_id}: not restored: the archive has no definition for this table "
-        f"(a DaCHS dump); map it to an existing table with --table-map "
-        f"'{item.table_id}=schema.table' (definitions={{id: 'schema.table'}})")
+    if described is not None and not isinstance(described, str):
+        return schema_, name, described
+    return schema_, name, item.definition
 
 
 class Unmapped(RestoreError):
@@ -155,14 +199,13 @@ def check_archive(items: Iterable[Item], target_schema: Optional[str],
             raise RestoreError(f"the archive lists table id {it.table_id!r} twice; "
                                f"refusing it (one table's rows could go into another)")
         seen[it.table_id] = it
-        d = it.definition
-        if d is not None and it.table_id != f"{d.schema}.{d.name}" \
+        if it.source is not None and it.table_id != it.qualified \
                 and not opaque_id(it.table_id):
             raise RestoreError(
                 f"table id {it.table_id!r} does not match its definition, which is "
-                f"table {d.schema}.{d.name}; refusing the archive")
+                f"table {it.qualified}; refusing the archive")
         try:
-            target = target_of(it, target_schema, definitions)[:2]
+            target = target_name(it, target_schema, definitions)
         except Unmapped:
             continue
         if target in targets:

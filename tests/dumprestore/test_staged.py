@@ -9,7 +9,6 @@ commits.
 """
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -87,6 +86,23 @@ def _kill(proc) -> None:
     proc.wait(30)
 
 
+def _after_chunks(proc, n: int) -> int:
+    """Read the load's log until ``n`` chunks were committed; how many were seen."""
+    seen = 0
+    for line in proc.stderr:
+        if CHUNK_RE.search(line):
+            seen += 1
+            if seen == n:
+                break
+    return seen
+
+
+def _terminate_clients(dst) -> None:
+    dst.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                "datname = current_database() AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend'")
+
+
 def _committed(db) -> int:
     return db.execute(f"SELECT count(*) FROM {STATE_TABLE} WHERE chunk >= 0 "
                       f"AND target = '\"public\".\"big\"'")[0][0]
@@ -131,14 +147,8 @@ def test_killed_while_chunks_load_resumes(archive, make_db):
     path, want, total = archive
     dst = make_db()
     proc = _load(path, dst.dsn)
-    seen = 0
-    for line in proc.stderr:
-        if CHUNK_RE.search(line):
-            seen += 1
-            if seen == 3:       # with -j 2, another chunk is mid-COPY now
-                _kill(proc)
-                break
-    assert seen == 3
+    assert _after_chunks(proc, 3) == 3  # with -j 2, another chunk is mid-COPY now
+    _kill(proc)
     _wait_backends_gone(dst)
     committed = _committed(dst)
     assert 3 <= committed < total
@@ -208,15 +218,8 @@ def test_terminated_connections_then_resume(archive, make_db):
     path, want, total = archive
     dst = make_db()
     proc = _load(path, dst.dsn)
-    seen = 0
-    for line in proc.stderr:
-        if CHUNK_RE.search(line):
-            seen += 1
-            if seen == 2:
-                dst.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                            "datname = current_database() AND pid <> pg_backend_pid() "
-                            "AND backend_type = 'client backend'")
-                break
+    _after_chunks(proc, 2)
+    _terminate_clients(dst)
     rest = proc.stderr.read()
     proc.wait(120)
     assert proc.returncode == 1, rest[-2000:]     # reported as failed, not hidden
@@ -270,7 +273,6 @@ def test_progress_json_lines(archive, make_db):
 def test_finished_record_replaces_the_tables_other_rows_in_one_statement(db):
     """A table's done row replaces its chunk rows and an older data's rows, in one
     statement (it goes with the table's COMMIT), and leaves other tables' rows."""
-    import psycopg
     from psycopg import sql
 
     from dumpcodec.restore.staged import State

@@ -9,7 +9,6 @@ whose checksum fails fails its table alone; the stream goes on with the next.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import re
@@ -21,8 +20,9 @@ import pytest
 
 from archive_helpers import NonSeekable
 from dumpcodec import create_dump, open_dump, restore_dump
-from test_staged import (CHUNK, CHUNK_RE, ROWS, STAGE, _committed, _content, _fill,
-                         _kill, _leftovers, _wait_backends_gone)
+from test_staged import (CHUNK, CHUNK_RE, ROWS, STAGE, _after_chunks, _committed, _content,
+                         _fill, _kill, _leftovers, _terminate_clients,
+                         _wait_backends_gone)
 
 BACKEND_RE = re.compile(r"public\.big: backend (?P<pid>\d+) committed chunk (?P<k>\d+)")
 PEAK_RE = re.compile(r"public\.big: staged from the stream by up to (\d+) connections, "
@@ -136,14 +136,8 @@ def test_pipe_killed_then_resumed_keeps_the_old_table(archive, make_db):
     dst.execute("CREATE TABLE big (id int PRIMARY KEY, v int, name text, "
                 "created timestamptz); INSERT INTO big VALUES (1, -1, 'old', now())")
     proc = _load_pipe(path, dst.dsn, "--if-exists", "replace")
-    seen = 0
-    for line in proc.stderr:
-        if CHUNK_RE.search(line):
-            seen += 1
-            if seen == 3:        # with -j 2, another chunk is mid-COPY now
-                _kill(proc)
-                break
-    assert seen == 3
+    assert _after_chunks(proc, 3) == 3  # with -j 2, another chunk is mid-COPY now
+    _kill(proc)
     _wait_backends_gone(dst)
     committed = _committed(dst)
     assert 3 <= committed < total
@@ -163,13 +157,8 @@ def test_pipe_killed_then_resumed_from_the_file(archive, make_db):
     path, want, total = archive
     dst = make_db()
     proc = _load_pipe(path, dst.dsn)
-    seen = 0
-    for line in proc.stderr:
-        if CHUNK_RE.search(line):
-            seen += 1
-            if seen == 4:
-                _kill(proc)
-                break
+    _after_chunks(proc, 4)
+    _kill(proc)
     _wait_backends_gone(dst)
     committed = _committed(dst)
     assert 4 <= committed < total
@@ -186,15 +175,8 @@ def test_pipe_terminated_connections_reported_then_resumed(archive, make_db):
     path, want, total = archive
     dst = make_db()
     proc = _load_pipe(path, dst.dsn)
-    seen = 0
-    for line in proc.stderr:
-        if CHUNK_RE.search(line):
-            seen += 1
-            if seen == 2:
-                dst.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                            "datname = current_database() AND pid <> pg_backend_pid() "
-                            "AND backend_type = 'client backend'")
-                break
+    _after_chunks(proc, 2)
+    _terminate_clients(dst)
     rest = proc.stderr.read()
     proc.wait(120)
     assert proc.returncode == 1, rest[-2000:]

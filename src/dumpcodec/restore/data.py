@@ -2,7 +2,8 @@
 
 The chunk members of a table are joined into one COPY stream (headers and trailers
 between chunks dropped) and fed to :mod:`dumpcodec.pump` in large writes, read one
-chunk ahead by a helper thread.  Schema drift (a live table with widened types) loads
+chunk ahead by a helper thread when there are several; a table without rows sends no
+COPY at all (:func:`_copy_joined`).  Schema drift (a live table with widened types) loads
 by decoding the dump's rows and encoding them with the live types; a DaCHS table gets
 a decode test of its first chunk with the live column types.
 """

@@ -78,6 +78,10 @@ class DumpReader:
         #: the problems the last one-pass read (:meth:`iter_tables`) found
         self.problems: List[ArchiveError] = []
         self._owner: Optional[object] = None
+        #: the manifest's offsets did not hold once (a recompressed archive): walk
+        self._offsets_moved = False
+        #: (owner token, stream) where the last table read with _read_raw_seek ended
+        self._after: Optional[Tuple[object, TarStreamReader]] = None
         self.closed = False
 
     @property
@@ -493,9 +497,9 @@ class DumpReader:
             return
         first = info.members[0]
         tar = entry = None
-        if first.offset is not None:
+        if first.offset is not None and not self._offsets_moved:
             # the manifest's offsets hold for the file as written; an archive that was
-            # recompressed since (zstd -d | gzip) has others: then walk from the start
+            # recompressed since (zstd -d | gzip) has others: then walk to the member
             try:
                 tar = self._open(first.offset)
                 entry = tar.next()
@@ -503,15 +507,9 @@ class DumpReader:
                     tar = None
             except (ArchiveError, OSError, EOFError):
                 tar = None
+            self._offsets_moved = tar is None
         if tar is None:
-            tar = self._open(0)
-            while True:
-                entry = tar.next()
-                if entry is None:
-                    raise ArchiveError(f"table {info.table_id!r}: member {first.name!r} "
-                                       "not found")
-                if entry.name == first.name:
-                    break
+            tar, entry = self._walk_to(info, first.name)
         token = self._owner = object()
         walker = ArchiveWalker(self, tar)
         walker.layout = "dumpcodec"
@@ -541,6 +539,30 @@ class DumpReader:
                 check.chunk(data)
             yield data
             del data    # hold no chunk while reading the next one
+        if self._offsets_moved and self._owner is token:
+            # where the next table's walk may go on from (see _walk_to)
+            self._after = (token, tar)
+
+    def _walk_to(self, info: TableInfo, name: str) -> Tuple[TarStreamReader, TarEntry]:
+        """A stream positioned at member ``name`` (of ``info``), found by walking:
+        from where the last table's read stopped when nothing used the file since
+        (tables are read in archive order mostly, so a restore of an archive whose
+        offsets no longer hold stays one pass), else from the start."""
+        after, self._after = self._after, None
+        if after is not None and after[0] is self._owner:
+            tar = after[1]
+            entry = tar.next()
+            while entry is not None:
+                if entry.name == name:
+                    return tar, entry
+                entry = tar.next()
+        tar = self._open(0)
+        while True:
+            entry = tar.next()
+            if entry is None:
+                raise ArchiveError(f"table {info.table_id!r}: member {name!r} not found")
+            if entry.name == name:
+                return tar, entry
 
     def _resume(self, info: TableInfo, i: int) -> TarStreamReader:
         """A stream positioned before member ``i`` of ``info``."""

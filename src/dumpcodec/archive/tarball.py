@@ -144,7 +144,9 @@ def _check_locator(tail, prefix: bytes, suffix: bytes, manifest_offset: Optional
     if found is None:
         raise IncompleteArchiveError(
             f"the {stream} does not end with the dumpcodec {what}: the file is "
-            "truncated or its writer did not finish")
+            "truncated or its writer did not finish (or it was recompressed as one "
+            "stream, which cannot tell a cut file from a whole one: decompress it and "
+            "read the plain tar)")
     if manifest_offset is not None and found != manifest_offset:
         raise ArchiveError(f"the {stream}'s {what} names offset {found} for the "
                            f"manifest, the end marker says {manifest_offset}")

@@ -11,10 +11,12 @@ from __future__ import annotations
 import io
 import sys
 import tarfile
+import time
 
 import pytest
+from psycopg import sql
 
-from dumpcodec import create_dump, open_dump, restore_dump
+from dumpcodec import create_dump, open_dump, restore_dump, schema
 from dumpcodec.progress import Progress
 from dumpcodec.restore import ahead, select
 
@@ -114,19 +116,29 @@ def test_what_is_prepared(crafted):
             return own
 
         prep = ahead.Ahead(items, target, own_reader, data=True, depth=2)
+        got = {}
         try:
-            got = {it.table_id: prep.take(it) for it in items}
+            for it in items:
+                # each taken once the helper has had its turn at it
+                deadline = time.monotonic() + 30
+                while it.table_id not in prep._ready and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                got[it.table_id] = prep.take(it)
         finally:
             prep.close()
-    # taken in order, each after the helper began it or before: every one is either
-    # prepared whole or not at all (the restore then does it)
-    prepared = {t: r for t, r in got.items() if r is not None}
-    assert prepared, "the helper prepared nothing"
-    for table_id, ready in prepared.items():
+    assert all(r is not None for r in got.values())
+    for table_id, ready in got.items():
         schema_, name, tdef = ready.target
         assert (schema_, name) == tuple(table_id.split("."))
-        assert ready.plan is not None and ready.plan_for(tdef, schema_) is ready.plan
-        assert ready.plan_for(tdef, "elsewhere") is None
+        if table_id == REFUSED:
+            # planning refuses its CHECK: not prepared (the restore plans it again and
+            # fails it with that reason, test_a_failing_table_fails_alone)
+            assert ready.plan is None
+        else:
+            assert ready.plan is not None and ready.plan_for(tdef, schema_) is ready.plan
+            assert ready.plan_for(tdef, "elsewhere") is None
+            assert all(isinstance(s, bytes) for phase in ahead.PRERENDERED
+                       for s in getattr(ready.plan, phase))
         if table_id == CORRUPT:
             assert ready.data is None        # the checksum failed: not prepared
         else:
@@ -151,3 +163,54 @@ def test_a_table_taken_is_not_prepared_again(crafted):
     finally:
         prep.close()
     assert len(calls) == len(set(calls))
+
+
+def test_prerendered_statements_are_what_the_connection_renders(make_db, tmp_path):
+    """Names and literals with quotes, backslashes and non-ASCII letters: what is
+    rendered ahead is byte for byte what the connection renders; what could differ
+    (non-ASCII, backslashes) is left to the connection."""
+    src = make_db()
+    with src.connect() as c:
+        c.execute('CREATE SCHEMA "s ""q"""; CREATE SCHEMA "ü"')
+        c.execute('CREATE TABLE "s ""q"""."t\'x" (id serial PRIMARY KEY, '
+                  '"a""b" text DEFAULT \'it\'\'s\' CHECK ("a""b" <> \'\\x\'), '
+                  "c int UNIQUE, d bigserial)")
+        c.execute('CREATE INDEX "i ""1""" ON "s ""q"""."t\'x" (c, "a""b")')
+        c.execute('CREATE TABLE "ü"."tä" (id serial PRIMARY KEY, "wört" text)')
+        c.execute("CREATE TABLE public.plain (id int PRIMARY KEY, v text DEFAULT 'a\\b')")
+        c.execute('CREATE TABLE public."q""t\'" (id int PRIMARY KEY, "x\'y" text '
+                  "DEFAULT 'it''s' CHECK (\"x'y\" <> ''))")
+        c.execute('INSERT INTO "s ""q"""."t\'x" (c) VALUES (1)')
+    path = tmp_path / "names.dcz"
+    create_dump(src.dsn, None, str(path))
+    with open_dump(str(path)) as r:
+        items = [select.item_from(t) for t in r.tables()]
+    assert len(items) == 4
+    rendered = kept = 0
+    with src.connect() as conn:
+        for it in items:
+            schema_, _, tdef = select.target_of(it, None, {})
+            plain = schema.ddl_plan(tdef, schema_)
+            ahead_plan = ahead.prerender(schema.ddl_plan(tdef, schema_))
+            for phase in ahead.PRERENDERED:
+                mine, theirs = getattr(ahead_plan, phase), getattr(plain, phase)
+                assert len(mine) == len(theirs)
+                for a, b in zip(mine, theirs):
+                    expected = b.as_bytes(conn) if isinstance(b, sql.Composable) else b
+                    if isinstance(a, bytes):
+                        assert a == expected
+                        rendered += 1
+                    else:
+                        assert a.as_bytes(conn) == expected
+                        kept += 1
+            # with quotes, rendered; with a backslash or non-ASCII letters, kept
+            assert any(ahead_plan.create_table is s for s in ahead_plan.table)
+            assert isinstance(ahead_plan.create_table, bytes) == (tdef.name == 'q"t\'')
+    assert rendered >= 10 and kept >= 3
+    # and the tables restore from the prepared plans
+    dst = make_db()
+    summary = restore_dump(dst.dsn, str(path))
+    assert not summary.failed and len(summary.ok) == 4
+    with dst.connect() as c:
+        assert c.execute('SELECT "a""b", c FROM "s ""q"""."t\'x"').fetchone() == \
+            ("it's", 1)

@@ -32,6 +32,8 @@ import sys
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from psycopg import sql
+
 from .. import schema
 from .select import Item
 
@@ -139,7 +141,7 @@ class Ahead:
             # as table._create makes it (a partitioned table dumped through its root
             # becomes a plain one there: planned there)
             try:
-                ready.plan = schema.ddl_plan(tdef, schema_)
+                ready.plan = prerender(schema.ddl_plan(tdef, schema_))
             except Exception:
                 ready.plan = None
         members = item.info.members
@@ -152,6 +154,33 @@ class Ahead:
             except Exception:
                 ready.data = None
         return ready
+
+
+#: the plan's phases that table.load and table.finish run as they are
+PRERENDERED = ("setup", "serials", "table", "post_data", "sequences")
+
+
+def prerender(plan: Any) -> Any:
+    """``plan`` with the statements of its :data:`PRERENDERED` phases rendered to
+    bytes here, not on the connection while the server waits.
+
+    Rendered without a connection (``as_bytes(None)``: identifiers quoted and their
+    quotes doubled, literals quoted and theirs doubled), which gives the bytes the
+    connection would give when they are ASCII, hold no backslash (a connection with
+    ``standard_conforming_strings`` off escapes them otherwise) and no NUL; any other
+    statement stays as it was, rendered on the connection.  A test holds the two
+    renderings equal (tests/dumprestore/test_restore_ahead.py)."""
+    for phase in PRERENDERED:
+        stmts = getattr(plan, phase)
+        for i, stmt in enumerate(stmts):
+            if not isinstance(stmt, sql.Composable):
+                continue
+            text = stmt.as_bytes(None)
+            if text.isascii() and b"\\" not in text and b"\0" not in text:
+                if stmt is getattr(plan, "create_table", None):
+                    plan.create_table = text
+                stmts[i] = text
+    return plan
 
 
 @contextlib.contextmanager

@@ -278,10 +278,12 @@ class RestoreRun:
 
         def task(item: select.Item) -> None:
             try:
+                # taken first, so that a table that fails before its restore holds
+                # nothing prepared until the end
+                ready = prep.take(item) if prep is not None else None
                 for parent in filter(None, map(by_name.get, item.parents)):
                     events[parent].wait()
                     self.check_parent(item, parent)
-                ready = prep.take(item) if prep is not None else None
                 target = ready.target if ready is not None else self.target(item)
                 opts.progress.table_start(item.table_id,
                                           sum(m.size for m in item.info.members))

@@ -39,6 +39,14 @@ Client memory is about ``jobs * (READ_AHEAD + 1)`` chunks of the archive's chunk
 (8 MiB by default) at most: 81 MB peak RSS with ``-j 1``, 115 MB with ``-j 2`` on the
 benchmark tables.
 
+From a seekable file, another helper thread prepares the next ``jobs + 1`` tables while
+the connections wait on the server (:mod:`.ahead`): their definitions parsed, their DDL
+planned and, for a table of one member up to 4 MiB, its data read and checksummed, so
+that little client work is left between a table's round trips.  Every check still runs
+in the table's own restore; a step that fails there is redone by the table's restore
+and fails it as before.  While it runs, the interpreter's switch interval is 0.2 ms
+(a reply is not kept waiting 5 ms for the GIL) and put back after.
+
 Schema drift: when the target table exists (``append``/``truncate``), its live
 definition is compared with the dump's (:func:`dumpcodec.schema.compare`).  Column order
 and extra live columns that can take their default need nothing (COPY names its

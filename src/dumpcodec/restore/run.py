@@ -5,6 +5,7 @@ work is in :mod:`.table`, the archive-wide and per-table rules in :mod:`.select`
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -21,7 +22,7 @@ from ..archive import is_random_access, open_dump
 from ..errors import ArchiveError, DumpcodecError, RestoreError
 from ..schema import catalog
 from ..schema.safety import Allowed, Guard
-from . import choose, select, staged, table
+from . import ahead, choose, select, staged, table
 from .pool import Pool, reason, rollback
 from .results import RestoreSummary, TableRestoreResult
 from .context import RestoreOptions
@@ -226,8 +227,9 @@ class RestoreRun:
         return self.summary
 
     def _restore_one(self, conn, item: select.Item,
-                     chunks: Callable[[], Iterable[bytes]]) -> Any:
-        prepared = table.load(self, conn, item, chunks)
+                     chunks: Callable[[], Iterable[bytes]],
+                     ready: Optional[ahead.Ready] = None) -> Any:
+        prepared = table.load(self, conn, item, chunks, ready)
         if prepared is None:
             return None
         return table.finish(self, prepared)
@@ -253,25 +255,36 @@ class RestoreRun:
         local = threading.local()
         readers: List[Any] = []
 
+        def open_own_reader():
+            src = self.source if not hasattr(self.source, "name") else self.source.name
+            r = open_dump(src, "r", storage_options=opts.storage_options)
+            r.share_index(self.reader)
+            return r
+
         def my_reader():
             if opts.jobs == 1:
                 return self.reader
             r = getattr(local, "reader", None)
             if r is None:
-                src = self.source if not hasattr(self.source, "name") else self.source.name
-                r = open_dump(src, "r", storage_options=opts.storage_options)
-                r.share_index(self.reader)
-                local.reader = r
+                r = local.reader = open_own_reader()
                 with self.lock:
                     readers.append(r)
             return r
 
+        # the next tables' definitions, DDL and data prepared while the server works
+        # (a reader of its own: the restore's are read by the tables meanwhile)
+        prep = ahead.Ahead(items, self.target, open_own_reader, opts.data,
+                           depth=opts.jobs + 1) if len(items) > 1 else None
+
         def task(item: select.Item) -> None:
             try:
+                # taken first, so that a table that fails before its restore holds
+                # nothing prepared until the end
+                ready = prep.take(item) if prep is not None else None
                 for parent in filter(None, map(by_name.get, item.parents)):
                     events[parent].wait()
                     self.check_parent(item, parent)
-                target = self.target(item)
+                target = ready.target if ready is not None else self.target(item)
                 opts.progress.table_start(item.table_id,
                                           sum(m.size for m in item.info.members))
                 if staged.applies(self, item, target[2]):
@@ -284,7 +297,8 @@ class RestoreRun:
                     conn = self.pool.get()
                     try:
                         result = self.resumed(conn, item) or self._restore_one(
-                            conn, item, lambda: my_reader().read_raw(item.table_id))
+                            conn, item, lambda: my_reader().read_raw(item.table_id),
+                            ready)
                         break
                     except psycopg.errors.DeadlockDetected:
                         # parallel replaces of tables linked by foreign keys can
@@ -304,14 +318,18 @@ class RestoreRun:
                 events[item.table_id].set()
 
         try:
-            if opts.jobs == 1:
-                for it in items:
-                    task(it)
-            else:
-                with ThreadPoolExecutor(max_workers=opts.jobs,
-                                        thread_name_prefix="dumpcodec-restore") as ex:
-                    list(ex.map(task, items))
+            with ahead.short_switch_interval() if prep is not None \
+                    else contextlib.nullcontext():
+                if opts.jobs == 1:
+                    for it in items:
+                        task(it)
+                else:
+                    with ThreadPoolExecutor(max_workers=opts.jobs,
+                                            thread_name_prefix="dumpcodec-restore") as ex:
+                        list(ex.map(task, items))
         finally:
+            if prep is not None:
+                prep.close()
             for r in readers:
                 try:
                     r.close()

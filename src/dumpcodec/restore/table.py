@@ -27,6 +27,7 @@ from .results import TableRestoreResult
 from .select import Item
 
 if TYPE_CHECKING:   # pragma: no cover
+    from .ahead import Ready
     from .context import RunContext
 
 # SQLSTATEs of "it is already there": duplicate_object, duplicate_table,
@@ -100,11 +101,18 @@ def run_batch(conn: psycopg.Connection, steps: Sequence[Union[Any, Check]]) -> N
 
 
 def load(run: "RunContext", conn: psycopg.Connection, item: Item,
-         chunks: Callable[[], Iterable[bytes]]) -> Optional[Prepared]:
-    """Phases 1-4 in an open transaction on ``conn``; None when skipped."""
+         chunks: Callable[[], Iterable[bytes]],
+         ready: Optional["Ready"] = None) -> Optional[Prepared]:
+    """Phases 1-4 in an open transaction on ``conn``; None when skipped.
+
+    ``ready``: what :mod:`.ahead` prepared for the table (its target, DDL plan, data),
+    used instead of making them here; checked here all the same."""
     opts = run.opts
     t0 = time.perf_counter()
-    schema_, name, tdef = run.target(item)
+    schema_, name, tdef = ready.target if ready is not None else run.target(item)
+    if ready is not None and ready.data is not None:
+        data = ready.data
+        chunks = lambda: iter(data)   # noqa: E731  (read and checked ahead)
     run.check(item, schema_, name, tdef)
     if tdef is not None:
         run.ensure_schema(conn, schema_)
@@ -149,7 +157,8 @@ def load(run: "RunContext", conn: psycopg.Connection, item: Item,
             raise RestoreError(f"{item.table_id}: table {schema_}.{name} does not exist "
                                f"and the archive has no definition for it (a DaCHS dump "
                                f"loads into an existing table)")
-        p.plan = _create(run, conn, item, schema_, tdef)
+        p.plan = _create(run, conn, item, schema_, tdef,
+                         ready.plan_for(tdef, schema_) if ready is not None else None)
     elif opts.if_exists == "truncate":
         # ONLY: inheritance children of the live table are not the archive's
         conn.execute(sql.SQL("TRUNCATE ONLY {}").format(sql.Identifier(schema_, name)))
@@ -167,13 +176,15 @@ def _qualified(schema_: str, name: str) -> str:
 
 
 def _create(run: "RunContext", conn: psycopg.Connection, item: Item, schema_: str,
-            tdef: Any):
+            tdef: Any, plan: Any = None):
     """Create the table (types, sequences, table; keys and indexes come after the
-    data), checking each step against the allow-list before anything runs."""
+    data), checking each step against the allow-list before anything runs.  ``plan``:
+    ``tdef``'s DDL plan in ``schema_`` made ahead (only without types)."""
     where = f"{item.table_id}"
     guard = run.guard(conn)
-    # existing_types: types already in the target (and equal) are not created again
-    plan = schema.ddl_plan(tdef, schema_, existing_types=conn if tdef.types else None)
+    if plan is None or tdef.types:
+        # existing_types: types already in the target (and equal) are not created again
+        plan = schema.ddl_plan(tdef, schema_, existing_types=conn if tdef.types else None)
     mapped = [(schema_ if ty.schema == tdef.schema else ty.schema, ty) for ty in tdef.types]
     for ty_schema, ty in mapped:
         key = f"{ty_schema}.{ty.name}"

@@ -56,6 +56,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass, replace
 from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
                     Set, Tuple, Union)
@@ -138,6 +139,16 @@ def applies(run: "RunContext", item: Item, tdef: Any) -> bool:
 
 # -- the state table ----------------------------------------------------------------------
 
+def _value(v: Any) -> sql.Composable:
+    """A text as a literal; SQL (a prepared statement's parameter) as it is."""
+    return v if isinstance(v, sql.Composable) else sql.Literal(v)
+
+
+#: the schemas whose done record (:meth:`State.done`) is prepared, per connection
+_DONE_PREPARED: "weakref.WeakKeyDictionary[psycopg.Connection, Set[str]]" = \
+    weakref.WeakKeyDictionary()
+
+
 class State:
     """The restore's record in the target database, one table per target schema."""
 
@@ -171,19 +182,36 @@ class State:
         with self.lock:
             self.schemas.add(schema_)
 
-    def done(self, schema_: str, name: str, item: Item) -> List[sql.Composed]:
-        """The statements recording a table restored in one transaction as done."""
+    def done(self, conn: psycopg.Connection, schema_: str, name: str,
+             item: Item) -> List[Any]:
+        """The statements recording a table restored in one transaction as done (to
+        queue in the table's transaction on ``conn``).  Once a table: :meth:`finished`
+        prepared once per connection and schema, then only EXECUTEd (parsing and
+        planning it took most of its 0.3 ms on the server)."""
         if schema_ not in self.schemas:
             return []
-        return [self.finished(schema_, _target_name(schema_, name), data_key(item), 0)]
+        target, key = _target_name(schema_, name), data_key(item)
+        if conn.prepare_threshold is not None:      # psycopg's own preparing is on
+            return [self.finished(schema_, target, key, 0)]
+        stmt = "dumpcodec_done_" + hashlib.sha1(schema_.encode()).hexdigest()[:16]
+        prepared = _DONE_PREPARED.setdefault(conn, set())
+        if schema_ not in prepared:
+            conn.execute(sql.SQL("PREPARE {}(pg_catalog.text, pg_catalog.text) AS ")
+                         .format(sql.Identifier(stmt))
+                         + self.finished(schema_, sql.SQL("$1"), sql.SQL("$2"), 0))
+            prepared.add(schema_)
+        return [sql.SQL("EXECUTE {}({}, {})").format(
+            sql.Identifier(stmt), sql.Literal(target), sql.Literal(key))]
 
-    def finished(self, schema_: str, target: str, key: str, rows: int) -> sql.Composed:
+    def finished(self, schema_: str, target: Any, key: Any, rows: int) -> sql.Composed:
         """One statement: ``target`` restored from the data ``key`` (its done row), and
         nothing else of it kept (its chunks, an older data's rows).  The DELETE leaves
-        the done row alone, so that no row is changed twice in the statement."""
+        the done row alone, so that no row is changed twice in the statement.
+        ``target`` and ``key``: texts, or SQL (parameters of a prepared form)."""
+        target, key = _value(target), _value(key)
         return sql.SQL("WITH gone AS (DELETE FROM {} WHERE target = {} AND "
                        "(key, chunk) <> ({}, {})) ").format(
-            self.table(schema_), sql.Literal(target), sql.Literal(key),
+            self.table(schema_), target, key,
             sql.Literal(_DONE)) + self.record(schema_, target, key, _DONE, None, rows)
 
     def chunks(self, conn: psycopg.Connection, schema_: str, target: str,
@@ -193,12 +221,12 @@ class State:
             sql.SQL("SELECT chunk, sha256, rows FROM {} WHERE target = %s AND key = %s")
             .format(self.table(schema_)), (target, key)).fetchall()}
 
-    def record(self, schema_: str, target: str, key: str, chunk: int,
+    def record(self, schema_: str, target: Any, key: Any, chunk: int,
                sha: Optional[str], rows: int) -> sql.Composed:
         return sql.SQL("INSERT INTO {} VALUES ({}, {}, {}, {}, {}) ON CONFLICT "
                        "(target, key, chunk) DO UPDATE SET sha256 = EXCLUDED.sha256, "
                        "rows = EXCLUDED.rows").format(
-            self.table(schema_), sql.Literal(target), sql.Literal(key), sql.Literal(chunk),
+            self.table(schema_), _value(target), _value(key), sql.Literal(chunk),
             sql.Literal(sha), sql.Literal(rows))
 
     def forget(self, schema_: str, target: str) -> sql.Composed:

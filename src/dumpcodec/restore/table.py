@@ -284,7 +284,7 @@ def finish(run: "RunContext", p: Prepared) -> TableRestoreResult:
         sql.Identifier(fk[0], fk[1]), sql.Identifier(fk[2]), sql.SQL(fk[3]))
         for fk in p.readd_fks]
     # recorded as done in its own transaction, for a resumed restore
-    steps += run.state.done(p.schema, p.name, p.item)
+    steps += run.state.done(conn, p.schema, p.name, p.item)
     # in this transaction: a table with RLS never commits without it (a policy that
     # fails raises); triggers after the data; privileges only on request
     later = [] if p.plan is None else [

@@ -277,6 +277,22 @@ def test_a_key_that_fails_fails_the_table_only(archive, make_db, case):
         | ({"big_v"} if case == "name" else set()))
 
 
+def test_an_index_may_not_take_a_staging_name(archive, make_db):
+    from dataclasses import replace
+
+    def edit(tdef):
+        tdef.indexes[0] = replace(tdef.indexes[0], name="dumpcodec_stage_x_0")
+        return tdef
+    path, want, total = archive
+    dst = make_db()
+    s = restore_dump(dst.dsn, str(path), jobs=2, stage_larger_than=int(STAGE),
+                     definitions=_edited_definitions(path, edit))
+    failed = dict(s.failed)
+    assert list(failed) == ["public.big"], s.failed
+    assert "dumpcodec_stage_x_0" in failed["public.big"] and "refused" in failed["public.big"]
+    assert dst.execute("SELECT to_regclass('public.big')") == [(None,)]
+
+
 def test_killed_while_the_swap_waits_keeps_the_old_table(archive, make_db):
     path, want, total = archive
     dst = make_db()

@@ -1,7 +1,7 @@
 """Big tables: several connections load one table, and an interrupted restore resumes.
 
 A table with several chunks (at least ``stage_larger_than`` bytes of data) is restored
-in three steps:
+in four steps:
 
 1. a *staging table* is created and committed in the target schema, under a name the
    archive cannot choose (``dumpcodec_stage_`` and a hash of the target and of the
@@ -11,11 +11,23 @@ in three steps:
 2. its chunks are copied in by up to ``jobs`` connections (:class:`ChunkLoader`),
    each chunk in a transaction of its own that also records the chunk, with its
    SHA-256 and row count, in the schema's ``dumpcodec_restore_state`` table;
-3. one final transaction puts it in the table's place: the old table is dropped
-   (``replace``), the staging table renamed, the owned sequences, defaults and
-   identities added, then keys and indexes built (with ``max_parallel_maintenance_
-   workers`` set to ``jobs``), sequences set, comments, policies, triggers and grants
-   added, other tables' foreign keys put back, and the table recorded as done.
+3. the table's keys, exclusion constraints and indexes are built on the staging
+   table (:func:`build_indexes`), each in a transaction of its own on a connection of
+   its own, up to ``jobs`` at once (each with ``max_parallel_maintenance_workers`` set
+   to ``jobs - 1``), under names of the restore's (``<staging table>_<n>``), after
+   they were judged as any table's are, with no row involved: their expressions
+   resolved, and, when they name anything not known safe, built on the staging table
+   emptied by a TRUNCATE in a transaction that is rolled back, then the dependencies
+   checked.  A key the data breaks fails the table here; the old table is untouched;
+4. one final transaction puts it in the table's place: the old table is dropped
+   (``replace``), the staging table renamed and its keys and indexes given the
+   archive's names (``RENAME CONSTRAINT``, ``ALTER INDEX ... RENAME``: a name another
+   relation holds fails the table), the owned sequences, defaults and identities
+   added, the table's dependencies checked again (its keys and indexes too), the rest
+   of the post-data phase run (CHECKs added NOT VALID, index parameters, statistics,
+   replica identity, comments), sequences set, policies, triggers and grants added,
+   other tables' foreign keys put back, and the table recorded as done.  No index is
+   built in it, so the old table is locked only for this short transaction.
 
 From a seekable archive (:func:`restore`) each connection reads the chunks it loads
 with its own reader.  From a pipe (:func:`from_stream`, the stream's one pass) the
@@ -28,13 +40,14 @@ against the table's footer, which comes after the last chunk, and the swap happe
 after that (a chunk that fails it drops the staging table: what it holds came from the
 bad chunk).  A failed chunk fails its table alone; a stream goes on with the next.
 
-Nothing half-done is visible under the table's name: until step 3 commits, the old
+Nothing half-done is visible under the table's name: until step 4 commits, the old
 table (or none) is there.  A restore that stops anywhere (killed, server restarted,
 connection lost) leaves the staging table and the state behind; ``resume=True``
 (``load --resume``) then loads only the chunks not recorded (a chunk is recorded in
 the transaction that loaded it, so it is there exactly when its rows are) -- from a
-pipe, the recorded ones are read past --, skips tables recorded as done, and gives the
-same result as a restore that never stopped.  The state is keyed by the table's
+pipe, the recorded ones are read past --, keeps the keys and indexes built on the
+staging table (a build commits whole or not at all) and builds the others, skips
+tables recorded as done, and gives the same result as a restore that never stopped.  The state is keyed by the table's
 header (:func:`data_key`: the same from a file and from a pipe) and each recorded
 chunk's SHA-256 is compared with the chunk it stands for: other data is refused, never
 loaded on top.  Without ``resume`` a leftover staging table is dropped and the table

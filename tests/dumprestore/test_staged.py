@@ -402,3 +402,43 @@ def test_finished_record_replaces_the_tables_other_rows_in_one_statement(db):
         c.execute(st.finished("s", "v", "k", 0))
         assert c.execute("SELECT * FROM st ORDER BY 1, 2, 3").fetchall() == [
             ("t", "k", -1, None, 10), ("u", "k", 0, "x", 1), ("v", "k", -1, None, 0)]
+
+
+def test_staged_keys_and_indexes_equal_the_one_transaction_ones(make_db, tmp_path):
+    """Keys, a UNIQUE and an exclusion constraint (deferrable), expression, partial
+    and INCLUDE indexes, index storage parameters and comments, replica identity and
+    CLUSTER ON by index: built on the staging table and renamed in the swap, the
+    table's definition equals the one a one-transaction restore gives, and the
+    server's index definitions too."""
+    from dumpcodec.schema.capture import capture_live_if_exists
+    src = make_db()
+    src.execute(
+        "CREATE EXTENSION IF NOT EXISTS btree_gist;"
+        "CREATE TABLE t (id bigint PRIMARY KEY, code text NOT NULL, "
+        "r int4range, n int, CONSTRAINT t_code_u UNIQUE (code), "
+        "CONSTRAINT t_r_x EXCLUDE USING gist (r WITH &&) DEFERRABLE);"
+        "CREATE INDEX t_lower ON t (lower(code)) INCLUDE (n) WITH (fillfactor = 70);"
+        "CREATE UNIQUE INDEX t_n_part ON t (n) WHERE n > 100;"
+        "COMMENT ON INDEX t_lower IS 'lower';"
+        "COMMENT ON CONSTRAINT t_code_u ON t IS 'codes';"
+        "ALTER TABLE t REPLICA IDENTITY USING INDEX t_code_u;"
+        "ALTER TABLE t CLUSTER ON t_lower;"
+        "INSERT INTO t SELECT g, md5(g::text), int4range(g * 10, g * 10 + 5), g "
+        "FROM generate_series(1, 60000) g")
+    path = tmp_path / "t.dcz"
+    create_dump(src.dsn, ["public"], str(path), chunk_size=CHUNK)
+    with open_dump(str(path)) as r:
+        assert len(r.table("public.t").members) >= 4
+    plain, staged = make_db(), make_db()
+    for d in (plain, staged):
+        d.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+    assert restore_dump(plain.dsn, str(path), stage_larger_than=0).success
+    s = restore_dump(staged.dsn, str(path), jobs=2, stage_larger_than=int(STAGE))
+    assert s.success, s.failed
+    defs = []
+    for d in (plain, staged):
+        with d.connect() as c:
+            defs.append((capture_live_if_exists(c, "public", "t"), sorted(c.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 't'"))))
+    assert defs[0] == defs[1]
+    assert len(defs[1][1]) == 5 and _leftovers(staged) in (None, [])

@@ -339,7 +339,8 @@ def _finish(run: "RunContext", item: Item, st: _Stage) -> TableRestoreResult:
     t2 = time.perf_counter()
     result = _swap(run, item, st.schema, st.name, st.tdef, st.stage, st.target, st.key,
                    st.existed, st.t0, built)
-    log.debug("%s: chunks %.2f s, %d keys and indexes built in %.2f s, swap %.2f s",
+    log.debug("%s: staged: chunks in %.2f s, %d keys and indexes built in %.2f s, "
+              "swap %.2f s",
               item.table_id, t1 - st.t0, len(built), t2 - t1, time.perf_counter() - t2)
     return result
 

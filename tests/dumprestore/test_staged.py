@@ -165,8 +165,8 @@ def test_killed_while_indexes_build_resumes(archive, make_db):
     while proc.poll() is None and time.time() - t0 < 120:
         if dst.execute("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
                        "AND pid <> pg_backend_pid() "
-                       "AND state = 'active' AND (query ILIKE 'CREATE INDEX%big%' OR "
-                       "query ILIKE '%ADD CONSTRAINT \"big_pkey\"%')"):
+                       "AND state = 'active' AND query ILIKE '%dumpcodec_stage_%' AND "
+                       "(query ILIKE 'CREATE INDEX%' OR query ILIKE '%ADD CONSTRAINT%')"):
             _kill(proc)
             caught = True
             break
@@ -178,6 +178,119 @@ def test_killed_while_indexes_build_resumes(archive, make_db):
     assert _committed(dst) == total               # every chunk was in
     assert dst.execute("SELECT to_regclass('public.big')") == [(None,)]   # no swap
     _resume_and_check(path, dst, want, total, total)
+
+
+BUILT_RE = re.compile(r"public\.big: (constraint|index) (\w+) built on backend")
+
+
+def _stage_indexes(db):
+    return db.execute("SELECT count(*) FROM pg_index x JOIN pg_class t ON t.oid = "
+                      "x.indrelid WHERE t.relname LIKE 'dumpcodec\\_stage\\_%'")[0][0]
+
+
+def test_killed_after_an_index_was_built_resumes_with_it(archive, make_db):
+    """One connection (``-j 1 --resume`` stages too): the keys and indexes build one
+    after the other, each committed on the staging table; a kill after the first
+    leaves it there, and the resumed run builds only the others."""
+    path, want, total = archive
+    dst = make_db()
+    proc = subprocess.Popen([sys.executable, "-m", "dumpcodec", "--debug", "load", str(path),
+                             "--dsn", dst.dsn, "-j", "1", "--resume", "--stage-larger-than",
+                             STAGE, "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    t0 = time.time()
+    while proc.poll() is None and time.time() - t0 < 120:
+        # one built (committed) and the next one building: its backend ends (the
+        # client's death alone would not stop it: its COMMIT is queued already)
+        if dst.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                       "datname = current_database() "
+                       "AND pid <> pg_backend_pid() AND state = 'active' AND query ILIKE "
+                       "'CREATE INDEX%dumpcodec_stage_%' AND EXISTS (SELECT 1 FROM pg_index "
+                       "x JOIN pg_class t ON t.oid = x.indrelid WHERE t.relname LIKE "
+                       "'dumpcodec\\_stage\\_%')"):
+            _kill(proc)
+            break
+        time.sleep(0.002)
+    else:
+        proc.wait()
+        pytest.fail("the second build was never seen running; make the table bigger")
+    built = [m.group(2) for m in BUILT_RE.finditer(proc.stderr.read())]
+    _wait_backends_gone(dst)
+    assert dst.execute("SELECT to_regclass('public.big')") == [(None,)]   # no swap
+    assert _stage_indexes(dst) == 1         # the one committed, on the staging table
+    proc = _load(path, dst.dsn, "--resume")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert CHUNK_RE.findall(err) == []
+    again = [m.group(2) for m in BUILT_RE.finditer(err)]
+    assert len(again) == 1 and again != built     # big_pkey and big_v: the other one
+    assert _content(dst) == want
+    assert _leftovers(dst) in (None, [])
+
+
+def _edited_definitions(path, edit):
+    from dumpcodec import schema
+    with open_dump(str(path)) as r:
+        return {"public.big": edit(schema.TableDef.from_json(r.table("public.big").definition))}
+
+
+def _name_unique(tdef):
+    """``big`` with a UNIQUE index on ``created``, which repeats (one now() a row)."""
+    from dataclasses import replace
+    ix = tdef.indexes[0]
+    tdef.indexes.append(replace(ix, name="big_created_u", unique=True, elements=[
+        replace(ix.elements[0], column="created")]))
+    return tdef
+
+
+@pytest.mark.parametrize("case", ["unique", "name"])
+def test_a_key_that_fails_fails_the_table_only(archive, make_db, case):
+    """A key the data breaks (here: a UNIQUE index on a column whose values repeat,
+    made by editing the archive's definition) or an index name another table holds
+    fails that table alone, in the build or in the swap: the old table is intact, the
+    other tables restored, and no staging index is left under a name of the archive's."""
+    from dumpcodec.restore.staged import STAGE_PREFIX
+    path, want, total = archive
+    dst = make_db()
+    dst.execute("CREATE TABLE big (id int PRIMARY KEY, v int, name text, "
+                "created timestamptz); INSERT INTO big VALUES (1, -1, 'old', now())")
+    if case == "name":
+        # big_v is the archive's index name: another table holds it
+        dst.execute("CREATE TABLE other (v int); CREATE INDEX big_v ON other (v)")
+        defs = None
+    else:
+        defs = _edited_definitions(path, lambda t: _name_unique(t))
+    kwargs = {"definitions": defs} if defs else {}
+    s = restore_dump(dst.dsn, str(path), jobs=2, stage_larger_than=int(STAGE),
+                     if_exists="replace", **kwargs)
+    failed = dict(s.failed)
+    assert list(failed) == ["public.big"], s.failed
+    assert ("big_v" if case == "name" else "big_created_u") in failed["public.big"]
+    assert {r.table_id for r in s.ok} == {"public.small"}
+    assert dst.execute("SELECT id, v, name FROM big") == [(1, -1, "old")]   # intact
+    names = [r[0] for r in dst.execute("SELECT relname FROM pg_class WHERE relkind = 'i' "
+                                       "AND relname NOT LIKE 'pg\\_%'")]
+    # the old table's key, small's, other's index, the state table's; staging ones only
+    # under staging names (kept with the staging table for --resume)
+    assert {n for n in names if not n.startswith(STAGE_PREFIX)} == (
+        {"big_pkey", "small_pkey", STATE_TABLE + "_pkey"}
+        | ({"big_v"} if case == "name" else set()))
+
+
+def test_an_index_may_not_take_a_staging_name(archive, make_db):
+    from dataclasses import replace
+
+    def edit(tdef):
+        tdef.indexes[0] = replace(tdef.indexes[0], name="dumpcodec_stage_x_0")
+        return tdef
+    path, want, total = archive
+    dst = make_db()
+    s = restore_dump(dst.dsn, str(path), jobs=2, stage_larger_than=int(STAGE),
+                     definitions=_edited_definitions(path, edit))
+    failed = dict(s.failed)
+    assert list(failed) == ["public.big"], s.failed
+    assert "dumpcodec_stage_x_0" in failed["public.big"] and "refused" in failed["public.big"]
+    assert dst.execute("SELECT to_regclass('public.big')") == [(None,)]
 
 
 def test_killed_while_the_swap_waits_keeps_the_old_table(archive, make_db):
@@ -289,3 +402,43 @@ def test_finished_record_replaces_the_tables_other_rows_in_one_statement(db):
         c.execute(st.finished("s", "v", "k", 0))
         assert c.execute("SELECT * FROM st ORDER BY 1, 2, 3").fetchall() == [
             ("t", "k", -1, None, 10), ("u", "k", 0, "x", 1), ("v", "k", -1, None, 0)]
+
+
+def test_staged_keys_and_indexes_equal_the_one_transaction_ones(make_db, tmp_path):
+    """Keys, a UNIQUE and an exclusion constraint (deferrable), expression, partial
+    and INCLUDE indexes, index storage parameters and comments, replica identity and
+    CLUSTER ON by index: built on the staging table and renamed in the swap, the
+    table's definition equals the one a one-transaction restore gives, and the
+    server's index definitions too."""
+    from dumpcodec.schema.capture import capture_live_if_exists
+    src = make_db()
+    src.execute(
+        "CREATE EXTENSION IF NOT EXISTS btree_gist;"
+        "CREATE TABLE t (id bigint PRIMARY KEY, code text NOT NULL, "
+        "r int4range, n int, CONSTRAINT t_code_u UNIQUE (code), "
+        "CONSTRAINT t_r_x EXCLUDE USING gist (r WITH &&) DEFERRABLE);"
+        "CREATE INDEX t_lower ON t (lower(code)) INCLUDE (n) WITH (fillfactor = 70);"
+        "CREATE UNIQUE INDEX t_n_part ON t (n) WHERE n > 100;"
+        "COMMENT ON INDEX t_lower IS 'lower';"
+        "COMMENT ON CONSTRAINT t_code_u ON t IS 'codes';"
+        "ALTER TABLE t REPLICA IDENTITY USING INDEX t_code_u;"
+        "ALTER TABLE t CLUSTER ON t_lower;"
+        "INSERT INTO t SELECT g, md5(g::text), int4range(g * 10, g * 10 + 5), g "
+        "FROM generate_series(1, 60000) g")
+    path = tmp_path / "t.dcz"
+    create_dump(src.dsn, ["public"], str(path), chunk_size=CHUNK)
+    with open_dump(str(path)) as r:
+        assert len(r.table("public.t").members) >= 4
+    plain, staged = make_db(), make_db()
+    for d in (plain, staged):
+        d.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+    assert restore_dump(plain.dsn, str(path), stage_larger_than=0).success
+    s = restore_dump(staged.dsn, str(path), jobs=2, stage_larger_than=int(STAGE))
+    assert s.success, s.failed
+    defs = []
+    for d in (plain, staged):
+        with d.connect() as c:
+            defs.append((capture_live_if_exists(c, "public", "t"), sorted(c.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 't'"))))
+    assert defs[0] == defs[1]
+    assert len(defs[1][1]) == 5 and _leftovers(staged) in (None, [])

@@ -28,8 +28,9 @@ Each table is restored in its own transaction on a connection from a bounded poo
 6. after the commit, ANALYZE (unless ``analyze=False``; pg_restore runs none).
 
 A table that fails is rolled back and reported with its reason; the others go on.
-After all tables: foreign keys whose referenced table exists (each in its own
-transaction, failures reported).  A target schema that does not exist is created
+After all tables: foreign keys whose referenced table exists (each added ``NOT
+VALID`` and checked in its own transaction, then validated on up to ``jobs``
+connections at once; one whose validation fails is dropped again and reported).  A target schema that does not exist is created
 (committed) before the table's transaction, so that parallel tables do not wait on
 each other's uncommitted ``CREATE SCHEMA``; one that ends up empty is dropped again.
 

@@ -514,11 +514,16 @@ class RestoreRun:
     # -- after all tables ------------------------------------------------------------------
 
     def _foreign_keys(self, conn: psycopg.Connection) -> None:
-        """Each foreign key in its own transaction: added NOT VALID, its dependency
-        records checked, then validated.  Only onto tables this restore restored,
-        unless ``allow_external_fks``."""
+        """Each foreign key in its own transaction: added NOT VALID and its dependency
+        records checked; then the validations (each a scan of both tables, which the
+        ADD's locks would make one at a time) on up to ``jobs`` connections at once,
+        a key whose validation fails dropped again.  Only onto tables this restore
+        restored, unless ``allow_external_fks``.  With ``resume``, a key of the
+        archive found NOT VALID (the restore stopped before its validation) is
+        validated."""
         restored = {d.source for d in self.done if d.source is not None}
         guard = None
+        validate: List[Tuple[str, str, str, str, Any, bool]] = []
         for d in self.done:
             tdef = d.tdef
             if tdef is None:
@@ -550,9 +555,17 @@ class RestoreRun:
                         f"{d.item.table_id}: foreign key {con.name} not created: "
                         f"referenced table {ref} does not exist")
                     continue
-                if catalog.constraint_exists(conn, d.schema, d.name, con.name):
-                    continue
                 steps = plan.foreign_key_steps[con.name]
+                valid = conn.execute(
+                    "SELECT c.convalidated FROM pg_catalog.pg_constraint c WHERE "
+                    "c.conrelid = %s::pg_catalog.regclass AND c.conname = %s",
+                    (sql.Identifier(d.schema, d.name).as_string(None), con.name)
+                ).fetchone() if catalog.relation_exists(conn, d.schema, d.name) else None
+                if valid is not None:
+                    if not valid[0] and steps.validate is not None and self.opts.resume:
+                        validate.append((d.item.table_id, d.schema, d.name, con.name,
+                                         steps.validate, False))
+                    continue
                 try:
                     conn.execute("BEGIN")
                     conn.execute(steps.add)
@@ -567,8 +580,6 @@ class RestoreRun:
                                 relations=[sql.Identifier(ref_schema, con.ref_table)
                                            .as_string(None)]),
                         d.item.table_id).run(conn)
-                    if steps.validate is not None:
-                        conn.execute(steps.validate)
                     if steps.comment is not None:
                         conn.execute(steps.comment)
                     conn.execute("COMMIT")
@@ -576,6 +587,63 @@ class RestoreRun:
                     rollback(conn)
                     self.summary.failed.append((d.item.table_id,
                                                 f"foreign key {con.name}: {reason(exc)}"))
+                    continue
+                if steps.validate is not None:
+                    validate.append((d.item.table_id, d.schema, d.name, con.name,
+                                     steps.validate, True))
+        self._validate_fks(conn, validate)
+
+    def _validate_fks(self, conn: psycopg.Connection,
+                      todo: List[Tuple[str, str, str, str, Any, bool]]) -> None:
+        """VALIDATE CONSTRAINT of each (table id, schema, table, key, statement, added
+        by this run), on ``conn`` and up to ``jobs - 1`` more connections of the pool;
+        a key that fails is dropped when this run added it, and the table reported."""
+        pending = list(todo)
+        lock = threading.Lock()
+
+        def work(c: Optional[psycopg.Connection]) -> None:
+            mine = c is None
+            try:
+                if mine:
+                    c = self.pool.get()
+            except Exception:
+                return          # the other connections do the rest
+            try:
+                while True:
+                    with lock:
+                        if not pending:
+                            return
+                        table_id, schema_, name, key, stmt, added = pending.pop(0)
+                    try:
+                        c.execute(stmt)
+                    except psycopg.Error as exc:
+                        rollback(c)
+                        why = reason(exc)
+                        if added:
+                            try:
+                                c.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}")
+                                          .format(sql.Identifier(schema_, name),
+                                                  sql.Identifier(key)))
+                            except psycopg.Error as exc2:
+                                rollback(c)
+                                why += f" (and it could not be dropped: {reason(exc2)})"
+                        else:
+                            why += " (left NOT VALID)"
+                        with lock:
+                            self.summary.failed.append((table_id, f"foreign key {key}: "
+                                                        f"{why}"))
+            finally:
+                if mine:
+                    self.pool.put(c)
+
+        threads = [threading.Thread(target=work, args=(None,), daemon=True,
+                                    name=f"dumpcodec-fk-{i}")
+                   for i in range(1, min(self.opts.jobs, len(pending)))]
+        for t in threads:
+            t.start()
+        work(conn)
+        for t in threads:
+            t.join()
 
 
 def _drain(data: Iterable[Any]) -> None:

@@ -233,6 +233,11 @@ def check_item(item: Item, schema_: str, name: str, tdef: Any, *,
                            f"own state and staging tables")
     if tdef is None:
         return
+    for x in list(tdef.indexes) + list(tdef.constraints):
+        if x.name.startswith("dumpcodec_stage_"):
+            # a staged table's keys and indexes are built under such names
+            raise RestoreError(f"{tid}: refused: the name {x.name} (an index or "
+                               f"constraint) is kept for the restore's staging tables")
     for ty in tdef.types:
         if reserved_schema(ty.schema) and ty.kind not in ("base", "extension"):
             raise RestoreError(f"{tid}: refused: type {ty.schema}.{ty.name} would be "

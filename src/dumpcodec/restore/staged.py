@@ -1,7 +1,7 @@
 """Big tables: several connections load one table, and an interrupted restore resumes.
 
 A table with several chunks (at least ``stage_larger_than`` bytes of data) is restored
-in three steps:
+in four steps:
 
 1. a *staging table* is created and committed in the target schema, under a name the
    archive cannot choose (``dumpcodec_stage_`` and a hash of the target and of the
@@ -11,11 +11,23 @@ in three steps:
 2. its chunks are copied in by up to ``jobs`` connections (:class:`ChunkLoader`),
    each chunk in a transaction of its own that also records the chunk, with its
    SHA-256 and row count, in the schema's ``dumpcodec_restore_state`` table;
-3. one final transaction puts it in the table's place: the old table is dropped
-   (``replace``), the staging table renamed, the owned sequences, defaults and
-   identities added, then keys and indexes built (with ``max_parallel_maintenance_
-   workers`` set to ``jobs``), sequences set, comments, policies, triggers and grants
-   added, other tables' foreign keys put back, and the table recorded as done.
+3. the table's keys, exclusion constraints and indexes are built on the staging
+   table (:func:`build_indexes`), each in a transaction of its own on a connection of
+   its own, up to ``jobs`` at once (each with ``max_parallel_maintenance_workers`` set
+   to ``jobs - 1``), under names of the restore's (``<staging table>_<n>``), after
+   they were judged as any table's are, with no row involved: their expressions
+   resolved, and, when they name anything not known safe, built on the staging table
+   emptied by a TRUNCATE in a transaction that is rolled back, then the dependencies
+   checked.  A key the data breaks fails the table here; the old table is untouched;
+4. one final transaction puts it in the table's place: the old table is dropped
+   (``replace``), the staging table renamed and its keys and indexes given the
+   archive's names (``RENAME CONSTRAINT``, ``ALTER INDEX ... RENAME``: a name another
+   relation holds fails the table), the owned sequences, defaults and identities
+   added, the table's dependencies checked again (its keys and indexes too), the rest
+   of the post-data phase run (CHECKs added NOT VALID, index parameters, statistics,
+   replica identity, comments), sequences set, policies, triggers and grants added,
+   other tables' foreign keys put back, and the table recorded as done.  No index is
+   built in it, so the old table is locked only for this short transaction.
 
 From a seekable archive (:func:`restore`) each connection reads the chunks it loads
 with its own reader.  From a pipe (:func:`from_stream`, the stream's one pass) the
@@ -28,13 +40,14 @@ against the table's footer, which comes after the last chunk, and the swap happe
 after that (a chunk that fails it drops the staging table: what it holds came from the
 bad chunk).  A failed chunk fails its table alone; a stream goes on with the next.
 
-Nothing half-done is visible under the table's name: until step 3 commits, the old
+Nothing half-done is visible under the table's name: until step 4 commits, the old
 table (or none) is there.  A restore that stops anywhere (killed, server restarted,
 connection lost) leaves the staging table and the state behind; ``resume=True``
 (``load --resume``) then loads only the chunks not recorded (a chunk is recorded in
 the transaction that loaded it, so it is there exactly when its rows are) -- from a
-pipe, the recorded ones are read past --, skips tables recorded as done, and gives the
-same result as a restore that never stopped.  The state is keyed by the table's
+pipe, the recorded ones are read past --, keeps the keys and indexes built on the
+staging table (a build commits whole or not at all) and builds the others, skips
+tables recorded as done, and gives the same result as a restore that never stopped.  The state is keyed by the table's
 header (:func:`data_key`: the same from a file and from a pipe) and each recorded
 chunk's SHA-256 is compared with the chunk it stands for: other data is refused, never
 loaded on top.  Without ``resume`` a leftover staging table is dropped and the table
@@ -344,8 +357,20 @@ def restore(run: "RunContext", item: Item, reader_for_thread: Any) -> Optional[
                 loader.put(k, None, members[k].sha256, members[k].rows)
         finally:
             loader.close()
-    return _swap(run, item, st.schema, st.name, st.tdef, st.stage, st.target, st.key,
-                 st.existed, st.t0)
+    return _finish(run, item, st)
+
+
+def _finish(run: "RunContext", item: Item, st: _Stage) -> TableRestoreResult:
+    """Steps 3 and 4: the keys and indexes built on the staging table, then the swap."""
+    t1 = time.perf_counter()
+    built = build_indexes(run, item, st)
+    t2 = time.perf_counter()
+    result = _swap(run, item, st.schema, st.name, st.tdef, st.stage, st.target, st.key,
+                   st.existed, st.t0, built)
+    log.debug("%s: staged: chunks in %.2f s, %d keys and indexes built in %.2f s, "
+              "swap %.2f s",
+              item.table_id, t1 - st.t0, len(built), t2 - t1, time.perf_counter() - t2)
+    return result
 
 
 def _other_data(item: Item, k: int) -> RestoreError:
@@ -478,8 +503,7 @@ def from_stream(run: "RunContext", item: Item, tdef: Any, data: Iterable[Any]) -
                                f"archive says {members[k].rows}")
     log.debug("%s: staged from the stream by up to %d connections, at most %d chunks "
               "in flight", item.table_id, loader.workers, loader.peak)
-    return lambda: _swap(run, item, st.schema, st.name, st.tdef, st.stage, st.target,
-                         st.key, st.existed, st.t0)
+    return lambda: _finish(run, item, st)
 
 
 def _drop_stage(run: "RunContext", st: _Stage) -> None:
@@ -614,10 +638,153 @@ class ChunkLoader:
         run.log_chunk(item.table_id, k)
 
 
+_KEY_KINDS = ("primary_key", "unique", "exclusion")
+
+
+def _build_def(tdef: Any, stage: str) -> Tuple[Any, Dict[str, Tuple[str, str]]]:
+    """The staging table with the table's keys, exclusion constraints and indexes,
+    each under a name of the restore's (``<staging table>_<n>``, never the archive's),
+    without their storage parameters and comments (set in the final transaction, as
+    for any table); and staging name -> (kind, the archive's name)."""
+    names: Dict[str, Tuple[str, str]] = {}
+
+    def rename(kind: str, real: str) -> str:
+        s = f"{stage}_{len(names)}"
+        names[s] = (kind, real)
+        return s
+    base = _stage_def(tdef, stage)
+    keys = [replace(c, name=rename("constraint", c.name), comment=None, index_options=[])
+            for c in tdef.constraints if c.kind in _KEY_KINDS]
+    indexes = [replace(ix, name=rename("index", ix.name), comment=None, options=[])
+               for ix in tdef.indexes]
+    return replace(base, constraints=list(base.constraints) + keys, indexes=indexes), names
+
+
+def build_indexes(run: "RunContext", item: Item, st: _Stage) -> Dict[str, Tuple[str, str]]:
+    """Step 3: the table's keys, exclusion constraints and indexes built on the
+    staging table, committed, each on a connection of its own (up to ``jobs`` at
+    once, each with ``max_parallel_maintenance_workers`` set to ``jobs - 1``) under a
+    name of the restore's; :func:`_swap` renames them.
+
+    They are judged first, as any table's are, while no row is involved: their
+    expressions resolved (:meth:`~dumpcodec.schema.safety.Guard.probe`), and when
+    they may resolve to anything not known safe (:func:`.table._needs_trial`) built
+    on the staging table emptied by a TRUNCATE in a transaction that is rolled back,
+    then the table's dependencies checked.  Those already built on the staging
+    table (by a restore that stopped, ``resume``) are kept (a build commits
+    whole or not at all).  Returns what is built (staging name -> (kind, the
+    archive's name)); raises when one fails (the old table is untouched)."""
+    from .table import _needs_trial
+    opts = run.opts
+    if not opts.indexes:
+        return {}
+    bdef, names = _build_def(st.tdef, st.stage)
+    if not names:
+        return {}
+    plan = schema.ddl_plan(bdef, st.schema, existing_types=None)
+    tdef, schema_, where = st.tdef, st.schema, item.table_id
+    conn = run.pool.get()
+    try:
+        guard = run.guard(conn)
+        allowed = Allowed(
+            table=_target_name(schema_, st.stage), schemas=plan.schemas,
+            types=[sql.Identifier(schema_ if ty.schema == tdef.schema else ty.schema,
+                                  ty.name).as_string(None) for ty in tdef.types])
+        conn.execute("BEGIN")
+        there = {r[0] for r in conn.execute(
+            "SELECT i.relname FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i "
+            "ON i.oid = x.indexrelid WHERE x.indrelid = %s::pg_catalog.regclass",
+            (_target_name(schema_, st.stage),)).fetchall()}
+        todo = [b for b in plan.builds if b[1] not in there]
+        before, check, after = guard.probe(schema_, plan.probes, allowed, where)
+        steps: List[Any] = [*plan.setup, *before, *([check] if check else []), *after]
+        if todo and _needs_trial(tdef):
+            steps += [sql.SQL("SAVEPOINT dumpcodec_trial"),
+                      sql.SQL("TRUNCATE ONLY {}").format(sql.Identifier(schema_, st.stage)),
+                      *[b[2] for b in todo], guard.table_check(allowed, where),
+                      sql.SQL("ROLLBACK TO SAVEPOINT dumpcodec_trial")]
+        else:
+            steps.append(guard.table_check(allowed, where))
+        steps.append(guard.column_opclass_check(allowed, where))
+        run_batch(conn, steps)
+        conn.execute("ROLLBACK")
+    except BaseException:
+        rollback(conn)
+        raise
+    finally:
+        run.pool.put(conn)
+    if todo:
+        _run_builds(run, item, st, plan.setup, todo, names)
+    return names
+
+
+def _run_builds(run: "RunContext", item: Item, st: _Stage, setup: List[Any],
+                todo: List[Tuple[str, str, Any]], names: Dict[str, Tuple[str, str]]) -> None:
+    """Each build in a transaction of its own, on up to ``jobs`` connections."""
+    jobs = run.opts.jobs
+    pending = list(todo)
+    failed: List[BaseException] = []
+    lock = threading.Lock()
+    maint = sql.SQL("SET LOCAL max_parallel_maintenance_workers = {}").format(
+        sql.Literal(max(0, jobs - 1)))
+
+    def work() -> None:
+        try:
+            conn = run.pool.get()
+        except BaseException as exc:
+            failed.append(exc)
+            return
+        try:
+            while True:
+                with lock:
+                    if failed or not pending:
+                        return
+                _, sname, stmt = pending.pop(0)
+                kind, real = names[sname]
+                t = time.perf_counter()
+                try:
+                    conn.execute("BEGIN")
+                    run_batch(conn, [*setup, maint, stmt, sql.SQL("COMMIT")])
+                except BaseException as exc:
+                    rollback(conn)
+                    failed.append(_build_error(item, st, kind, real, exc))
+                    return
+                log.debug("%s: %s %s built on backend %d in %.2f s", item.table_id, kind,
+                          real, conn.info.backend_pid, time.perf_counter() - t)
+        finally:
+            run.pool.put(conn)
+
+    threads = [threading.Thread(target=work, daemon=True, name=f"dumpcodec-index-{i}")
+               for i in range(1, min(jobs, len(pending)))]
+    for t in threads:
+        t.start()
+    work()
+    for t in threads:
+        t.join()
+    if failed:
+        raise failed[0]
+
+
+def _build_error(item: Item, st: _Stage, kind: str, real: str,
+                 exc: BaseException) -> BaseException:
+    if not isinstance(exc, psycopg.Error):
+        return exc
+    what = f"{item.table_id}: {'key' if kind == 'constraint' else 'index'} {real}"
+    if isinstance(exc, psycopg.OperationalError) and (
+            exc.sqlstate is None or isinstance(exc, psycopg.errors.AdminShutdown)):
+        return RestoreError(
+            f"{what}: the connection to the server was lost ({reason(exc)}) while it "
+            f"was built on the staging table; load --resume goes on from there")
+    return RestoreError(f"{what} could not be built ({reason(exc)}); "
+                        f"{st.schema}.{st.name} is unchanged")
+
+
 def _swap(run: "RunContext", item: Item, schema_: str, name: str, tdef: Any,
           stage: str, target: str, key: str, existed: bool,
-          t0: float) -> TableRestoreResult:
-    """Step 3: one transaction puts the staging table in the table's place."""
+          t0: float, built: Dict[str, Tuple[str, str]]) -> TableRestoreResult:
+    """Step 4: one transaction puts the staging table in the table's place; ``built``
+    (staging name -> (kind, the archive's name)) are the keys and indexes built on it
+    (:func:`build_indexes`), renamed here."""
     from .table import _needs_trial
     opts = run.opts
     conn = run.pool.get()
@@ -648,21 +815,31 @@ def _swap(run: "RunContext", item: Item, schema_: str, name: str, tdef: Any,
             own_sequences=[sql.Identifier(schema_ if s.schema == tdef.schema
                                           else s.schema, s.name).as_string(None)
                            for s in tdef.sequences if not s.identity])
+        # the keys and indexes take the archive's names (a name taken by another
+        # relation fails the table here: nothing is changed)
+        renames = [sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
+            sql.Identifier(schema_, name), sql.Identifier(s), sql.Identifier(real))
+            if kind == "constraint" else sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                sql.Identifier(schema_, s), sql.Identifier(real))
+            for s, (kind, real) in sorted(built.items())]
         run_batch(conn, [
             sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(schema_, stage),
                                                           sql.Identifier(name)),
-            *plan.setup, *plan.serials])
+            *renames, *plan.setup, *plan.serials])
         # the table's expressions, resolved before anything evaluates them (index
         # expressions are folded when an index is built)
         before, check, after = guard.probe(schema_, plan.probes, allowed, item.table_id)
         run_batch(conn, before + ([check] if check else []) + after)
         steps: List[Any] = [
             *schema.column_defaults(tdef, schema_),
-            *[s for s in plan.table if s is not plan.create_table],
-            sql.SQL("SET LOCAL max_parallel_maintenance_workers = {}").format(
-                sql.Literal(max(0, opts.jobs - 1)))]
-        if opts.indexes and _needs_trial(tdef):
-            steps += [sql.SQL("SAVEPOINT dumpcodec_trial"), *plan.post_data,
+            *[s for s in plan.table if s is not plan.create_table]]
+        # what post_data holds besides the keys and indexes already built (CHECKs
+        # added NOT VALID, index parameters, statistics, replica identity, CLUSTER
+        # ON, comments); the table check judges the keys and indexes built too
+        builds = {id(b[2]) for b in plan.builds}
+        rest = [s for s in plan.post_data if id(s) not in builds] if opts.indexes else []
+        if rest and _needs_trial(tdef):
+            steps += [sql.SQL("SAVEPOINT dumpcodec_trial"), *rest,
                       guard.table_check(allowed, item.table_id),
                       sql.SQL("ROLLBACK TO SAVEPOINT dumpcodec_trial"),
                       sql.SQL("RELEASE SAVEPOINT dumpcodec_trial")]
@@ -670,8 +847,7 @@ def _swap(run: "RunContext", item: Item, schema_: str, name: str, tdef: Any,
             steps.append(guard.table_check(allowed, item.table_id))
         steps.append(guard.column_opclass_check(allowed, item.table_id))
         run_batch(conn, steps)
-        run_batch(conn, (list(plan.post_data) if opts.indexes else []) + list(
-            plan.sequences))
+        run_batch(conn, rest + list(plan.sequences))
         notes = list(plan.notes)
         for phase in ("comments", "policies", "triggers") + (
                 ("privileges",) if opts.privileges else ()):

@@ -471,8 +471,11 @@ def _plan_keys_and_indexes(b: _Builder, plan: DDLPlan) -> None:
                 b.expr(c.expression, what), sql.SQL(" NO INHERIT" if c.no_inherit else ""))
         else:
             continue
-        plan.post_data.append((_built if c.kind in ("primary_key", "unique") else _final)(
-            sql.Composed([head, body]), "ALTER TABLE", where))
+        stmt = (_built if c.kind in ("primary_key", "unique") else _final)(
+            sql.Composed([head, body]), "ALTER TABLE", where)
+        plan.post_data.append(stmt)
+        if c.kind != "check":
+            plan.builds.append(("constraint", c.name, stmt))
     for ix in _own(b, t.indexes):
         what = f"index {ix.name!r}"
         if not ix.elements:
@@ -487,7 +490,9 @@ def _plan_keys_and_indexes(b: _Builder, plan: DDLPlan) -> None:
             sql.SQL(" WHERE {}").format(b.expr(ix.predicate, f"{what} predicate", "index"))
             if ix.predicate else sql.SQL(""))
         text = ix.predicate or any(e.expression for e in ix.elements)
-        plan.post_data.append((_final if text else _built)(stmt, "CREATE INDEX", where))
+        stmt = (_final if text else _built)(stmt, "CREATE INDEX", where)
+        plan.post_data.append(stmt)
+        plan.builds.append(("index", ix.name, stmt))
 
 
 def _plan_foreign_keys(b: _Builder, plan: DDLPlan) -> None:

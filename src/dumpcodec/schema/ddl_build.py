@@ -291,6 +291,10 @@ class DDLPlan:
     create_table: Optional[sql.Composed] = None
     #: each foreign key by name, in two steps (see :class:`ForeignKeySteps`)
     foreign_key_steps: Dict[str, "ForeignKeySteps"] = field(default_factory=dict)
+    #: the statements of ``post_data`` that build an index (keys, exclusion
+    #: constraints, indexes) as ``(kind, name, statement)``, kind ``"constraint"``
+    #: or ``"index"`` (a staged restore builds them before its final transaction)
+    builds: List[Tuple[str, str, sql.Composed]] = field(default_factory=list)
     #: every expression of the plan, for :meth:`.safety.Guard.probe` (run it after
     #: ``types`` and ``serials`` and before ``table``)
     probes: ProbeSet = field(default_factory=lambda: ProbeSet(table=""))

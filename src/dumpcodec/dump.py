@@ -670,6 +670,7 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
                 progress: Optional[Progress] = None,
                 binary: bool = True,
                 split_larger_than: int = dump_split.DEFAULT_SPLIT_LARGER_THAN,
+                split_method: str = "auto",
                 storage_options: Optional[Dict[str, Any]] = None) -> DumpSummary:
     """Dump the tables ``selectors`` name into an archive at ``dest``.
 
@@ -705,12 +706,15 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
     :class:`dumpcodec.progress.Progress`, called as tables start, move and finish.
     Per-table events and warnings are logged to the ``dumpcodec.dump`` logger.
     ``split_larger_than``: with ``jobs > 1``, a table of more bytes than this (heap and
-    TOAST) is read as several ranges of its heap at once, in the same snapshot, each
-    range its own chunk members (:mod:`dumpcodec.dump_split`; 0: never split).
+    TOAST) is read as several ranges at once, in the same snapshot, each range its own
+    chunk members (:mod:`dumpcodec.dump_split`; 0: never split).  ``split_method``:
+    ``'ctid'`` cuts the heap's pages (TID range scans: PostgreSQL 14+), ``'key'`` the
+    values of a single-column integer primary key (tables without one are read whole),
+    ``'auto'`` (default) ``ctid`` from PostgreSQL 14 and ``key`` before.
 
     Raises SelectorError/SchemaError/DumpError (nothing written) or psycopg errors.
     """
-    _check_arguments(jobs, id_map)
+    _check_arguments(jobs, id_map, split_method)
     progress = progress or Progress()
     t_start = time.perf_counter()
     source = _Source(conninfo_or_conn)
@@ -724,7 +728,7 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
                                             where, columns, binary))
         server_version, info = _archive_info(conn, exported,
                                              _sequence_schemas(sequences, selectors, chosen))
-        splits = dump_split.plan_splits(conn, plans, jobs, split_larger_than)
+        splits = dump_split.plan_splits(conn, plans, jobs, split_larger_than, split_method)
         # with jobs > 1, as many members compressed at once as there are readers
         writer = _open_writer(destination, backend, level, chunk_size, workers=jobs)
         writer.set_info(**info)
@@ -749,9 +753,13 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
 
 # -- the steps of create_dump, in order ------------------------------------------------
 
-def _check_arguments(jobs: int, id_map: Optional[Dict[str, Tuple[str, str]]]) -> None:
+def _check_arguments(jobs: int, id_map: Optional[Dict[str, Tuple[str, str]]],
+                     split_method: str = "auto") -> None:
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, not {jobs}")
+    if split_method not in dump_split.SPLIT_METHODS:
+        raise ValueError(f"split_method must be one of "
+                         f"{', '.join(dump_split.SPLIT_METHODS)}, not {split_method!r}")
     bad = [k for k in id_map or () if "#" not in k]
     if bad:
         # an id that reads as a table name must be that table's name (restore

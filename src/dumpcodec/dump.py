@@ -706,15 +706,13 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
     :class:`dumpcodec.progress.Progress`, called as tables start, move and finish.
     Per-table events and warnings are logged to the ``dumpcodec.dump`` logger.
     ``split_larger_than``: with ``jobs > 1``, a table of more bytes than this (heap and
-    TOAST) is read as several ranges at once, in the same snapshot, each range its own
-    chunk members (:mod:`dumpcodec.dump_split`; 0: never split).  ``split_method``:
-    ``'ctid'`` cuts the heap's pages (TID range scans: PostgreSQL 14+), ``'key'`` the
-    values of a single-column integer primary key (tables without one are read whole),
-    ``'auto'`` (default) ``ctid`` from PostgreSQL 14 and ``key`` before.
+    TOAST) is read as ranges at once in one snapshot (0: never): heap pages or key values
+    as ``split_method`` (``'auto'``, ``'ctid'``, ``'key'``) says, :mod:`dumpcodec.dump_split`.
 
     Raises SelectorError/SchemaError/DumpError (nothing written) or psycopg errors.
     """
-    _check_arguments(jobs, id_map, split_method)
+    _check_arguments(jobs, id_map)
+    dump_split.check_method(split_method)
     progress = progress or Progress()
     t_start = time.perf_counter()
     source = _Source(conninfo_or_conn)
@@ -753,13 +751,9 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
 
 # -- the steps of create_dump, in order ------------------------------------------------
 
-def _check_arguments(jobs: int, id_map: Optional[Dict[str, Tuple[str, str]]],
-                     split_method: str = "auto") -> None:
+def _check_arguments(jobs: int, id_map: Optional[Dict[str, Tuple[str, str]]]) -> None:
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, not {jobs}")
-    if split_method not in dump_split.SPLIT_METHODS:
-        raise ValueError(f"split_method must be one of "
-                         f"{', '.join(dump_split.SPLIT_METHODS)}, not {split_method!r}")
     bad = [k for k in id_map or () if "#" not in k]
     if bad:
         # an id that reads as a table name must be that table's name (restore

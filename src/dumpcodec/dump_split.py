@@ -76,10 +76,6 @@ class Split:
     pages: Optional[int] = None
     column: Optional[str] = None
 
-    @property
-    def method(self) -> str:
-        return "ctid" if self.column is None else "key"
-
     def extra(self) -> Dict[str, Any]:
         """``extra.split`` of the table's header (docs/FORMAT.md 5.2)."""
         ranges = [[p.first, p.end] for p in self.parts]
@@ -179,6 +175,13 @@ def _eligible(plan: Any) -> bool:
             and not plan.as_text)
 
 
+def check_method(method: str) -> None:
+    """ValueError unless ``method`` is one of :data:`SPLIT_METHODS`."""
+    if method not in SPLIT_METHODS:
+        raise ValueError(f"split_method must be one of {', '.join(SPLIT_METHODS)}, "
+                         f"not {method!r}")
+
+
 def choose_method(method: str, server_version: int) -> str:
     """``method`` itself, or for ``'auto'``: ``'ctid'`` on a server with TID range scans
     (PostgreSQL 14+), ``'key'`` before."""
@@ -196,9 +199,7 @@ def plan_splits(conn: psycopg.Connection, plans: Sequence[Any], jobs: int,
     Asks the server only about tables whose total size (``estimated_bytes``, indexes
     included) is above the threshold, so small tables cost no round trip.
     """
-    if method not in SPLIT_METHODS:
-        raise ValueError(f"split_method must be one of {', '.join(SPLIT_METHODS)}, "
-                         f"not {method!r}")
+    check_method(method)
     if jobs < 2 or larger_than <= 0:
         return {}
     big = [i for i, p in enumerate(plans)
@@ -298,4 +299,5 @@ def write_split(tw: Any, split: Split, get: Callable[[], Any], advance: Callable
 
 
 __all__ = ["DEFAULT_SPLIT_LARGER_THAN", "SPLIT_METHODS", "Part", "Split", "plan_splits",
-           "page_bounds", "key_bounds", "split_key", "choose_method", "range_query", "write_split"]
+           "page_bounds", "key_bounds", "split_key", "check_method", "choose_method",
+           "range_query", "write_split"]

@@ -17,7 +17,12 @@ maximum as the dump's snapshot sees them.  The first range has no lower bound an
 last no upper bound, so together they cover every value (a primary key is never NULL);
 no two overlap.  Even cuts of the values are even ranges of rows only where the keys
 are spread evenly; a key range with few rows gives ranges that are mostly empty, which
-costs an index probe each.  A big table without such a key is read whole (logged).
+costs an index probe each.  The ranges are cheap when the key follows the heap's order
+(a serial key: index scans, each reading its part of the heap) and dear when it does
+not (bitmap heap scans, each reading most of the heap): on PostgreSQL 15, the 8 ranges
+of a 17,046-page table read 21,178 buffers in all with the key in heap order, 141,322
+with the same rows in random order (a ctid split: 17,046).  A big table without such a
+key is read whole (logged).
 
 Each range is a complete COPY stream of its own.  The workers put its blocks, tagged
 with the range's number, in the table's one bounded queue (``QUEUE_BLOCKS`` blocks per

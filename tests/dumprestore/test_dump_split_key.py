@@ -7,7 +7,8 @@ A key split dump holds the same rows as an unsplit one (order aside) whatever th
 (negative, with gaps, a huge range with few rows, the extremes of bigint, smallint),
 also while other sessions change the table during the dump (the snapshot holds); the
 ranges recorded cover every key without overlap and each chunk holds exactly the rows of
-its range; a table without such a key is read whole, saying why; the archive verifies
+its range; a table without such a key, or whose key the dumping role may not read, is
+read whole, saying why; the archive verifies
 and restores to the source table, also when its informative ``extra.split`` was
 tampered with.
 """
@@ -352,3 +353,31 @@ def test_key_split_reads_inside_the_snapshot(db, tmp_path):
     ranges = info.extra["split"]["ranges"]
     assert ranges[0][1] > 1 and ranges[-1][0] <= 20_000    # cut in 1..20000
     assert _rows(path) == before
+
+
+def test_key_not_readable_read_whole(db, tmp_path, caplog):
+    """A role that may read some columns but not the key: its dump of those columns
+    cannot use key ranges (WHERE id needs SELECT on id), so the table is read whole,
+    the note naming the server's refusal, and the dump succeeds."""
+    import uuid
+    role = f"key14_{uuid.uuid4().hex[:8]}"
+    _fill(db, 20_000)
+    db.execute(f"CREATE ROLE {role} LOGIN; GRANT SELECT (v, name) ON big TO {role}; "
+               f"GRANT USAGE ON SCHEMA public TO {role}")
+    try:
+        path = tmp_path / "cols.dcz"
+        dsn = psycopg.conninfo.make_conninfo(db.dsn, user=role)
+        with caplog.at_level(logging.INFO, logger="dumpcodec"):
+            create_dump(dsn, ["public.big"], path, jobs=2, chunk_size=CHUNK,
+                        split_larger_than=1, split_method="key",
+                        columns={"big": ["v", "name"]})
+        info = _table(path)
+        assert "split" not in info.extra and info.columns == ["v", "name"]
+        with db.connect() as c:
+            assert _rows(path) == collections.Counter(
+                c.execute("SELECT v, name FROM big").fetchall())
+        assert [r for r in caplog.records if "not splitting public.big: reading the "
+                "bounds of its key id failed: permission denied" in r.getMessage()]
+    finally:
+        db.execute(f"REVOKE ALL ON big FROM {role}; REVOKE ALL ON SCHEMA public FROM {role}")
+        db.execute(f"DROP ROLE {role}")

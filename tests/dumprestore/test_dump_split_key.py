@@ -8,9 +8,8 @@ A key split dump holds the same rows as an unsplit one (order aside) whatever th
 also while other sessions change the table during the dump (the snapshot holds); the
 ranges recorded cover every key without overlap and each chunk holds exactly the rows of
 its range; a table without such a key, or whose key the dumping role may not read, is
-read whole, saying why; the archive verifies
-and restores to the source table, also when its informative ``extra.split`` was
-tampered with.
+read whole, saying why; the archive verifies and restores to the source table, also
+when its informative ``extra.split`` was tampered with.
 """
 from __future__ import annotations
 

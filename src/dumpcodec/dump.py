@@ -670,6 +670,7 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
                 progress: Optional[Progress] = None,
                 binary: bool = True,
                 split_larger_than: int = dump_split.DEFAULT_SPLIT_LARGER_THAN,
+                split_method: str = "auto",
                 storage_options: Optional[Dict[str, Any]] = None) -> DumpSummary:
     """Dump the tables ``selectors`` name into an archive at ``dest``.
 
@@ -705,12 +706,13 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
     :class:`dumpcodec.progress.Progress`, called as tables start, move and finish.
     Per-table events and warnings are logged to the ``dumpcodec.dump`` logger.
     ``split_larger_than``: with ``jobs > 1``, a table of more bytes than this (heap and
-    TOAST) is read as several ranges of its heap at once, in the same snapshot, each
-    range its own chunk members (:mod:`dumpcodec.dump_split`; 0: never split).
+    TOAST) is read as ranges at once in one snapshot (0: never): heap pages or key values
+    as ``split_method`` (``'auto'``, ``'ctid'``, ``'key'``) says, :mod:`dumpcodec.dump_split`.
 
     Raises SelectorError/SchemaError/DumpError (nothing written) or psycopg errors.
     """
     _check_arguments(jobs, id_map)
+    dump_split.check_method(split_method)
     progress = progress or Progress()
     t_start = time.perf_counter()
     source = _Source(conninfo_or_conn)
@@ -724,7 +726,7 @@ def create_dump(conninfo_or_conn: Union[str, psycopg.Connection],
                                             where, columns, binary))
         server_version, info = _archive_info(conn, exported,
                                              _sequence_schemas(sequences, selectors, chosen))
-        splits = dump_split.plan_splits(conn, plans, jobs, split_larger_than)
+        splits = dump_split.plan_splits(conn, plans, jobs, split_larger_than, split_method)
         # with jobs > 1, as many members compressed at once as there are readers
         writer = _open_writer(destination, backend, level, chunk_size, workers=jobs)
         writer.set_info(**info)

@@ -24,20 +24,24 @@ ROWS = 40_000
 CHUNK = 64 << 10
 
 
-def _fill(db, rows: int = ROWS) -> None:
+def _fill(db, rows: int = ROWS, key: str = "int", ids: str = "g") -> None:
+    """``big`` of ``rows`` rows, keyed ``key`` (the primary key's type) with the values
+    ``ids`` (SQL in ``g`` = 1..rows), less the deleted ones; ``small`` refers to its
+    first 12 keys."""
     db.execute(
-        "CREATE TABLE big (id int PRIMARY KEY, v int NOT NULL, name text, "
+        f"CREATE TABLE big (id {key} PRIMARY KEY, v int NOT NULL, name text, "
         "amount numeric(12,2), payload bytea, at timestamptz);"
         "CREATE INDEX big_v ON big (v);"
-        f"INSERT INTO big SELECT g, g % 1000, md5(g::text), g / 7.0, "
+        f"INSERT INTO big SELECT {ids}, g % 1000, md5(g::text), g / 7.0, "
         f"decode(md5(g::text), 'hex'), '2024-01-01'::timestamptz + g * interval '1 min' "
         f"FROM generate_series(1, {rows}) g;"
         # a few rows TOASTed, holes in the heap, and rows moved by an update
         "UPDATE big SET name = repeat(md5(id::text), 400) WHERE id % 5000 = 0;"
         "DELETE FROM big WHERE id % 13 = 0;"
         "UPDATE big SET v = -v WHERE id % 17 = 0;"
-        "CREATE TABLE small (id int PRIMARY KEY, big_id int REFERENCES big (id));"
-        "INSERT INTO small SELECT g, g FROM generate_series(1, 12) g WHERE g % 13 <> 0")
+        f"CREATE TABLE small (id int PRIMARY KEY, big_id {key} REFERENCES big (id));"
+        "INSERT INTO small SELECT row_number() OVER (ORDER BY id), id "
+        "FROM (SELECT id FROM big ORDER BY id LIMIT 12) b")
 
 
 def _rows(path, table_id="public.big"):
@@ -130,8 +134,10 @@ class _Meddler(Progress):
                 c.execute("UPDATE big SET v = v + 1000000, name = 'changed' "
                           "WHERE id % 3 = 0")
                 c.execute("DELETE FROM big WHERE id % 7 = 0 AND id > 100")
-                c.execute("INSERT INTO big SELECT g, 1, 'new', 0, NULL, NULL "
-                          f"FROM generate_series({ROWS + 1}, {ROWS + 5000}) g")
+                # new keys above the largest (40001.. with _fill's keys)
+                c.execute("INSERT INTO big SELECT m + g, 1, 'new', 0, NULL, NULL "
+                          "FROM generate_series(1, 5000) g, "
+                          "(SELECT max(id) AS m FROM big) b")
 
 
 def test_split_under_concurrent_changes(any_db_server, make_db, tmp_path):
@@ -231,7 +237,7 @@ def test_page_bounds():
 
 @pytest.mark.parametrize("split, message", [
     ("ctid", "'split' must be an object"),
-    ({"method": "key", "ranges": [[0, None]]}, "'split' must be an object"),
+    ({"method": "key", "ranges": [[0, None]]}, "'split.column' must be a string"),
     ({"method": "ctid", "ranges": []}, "non-empty list"),
     ({"method": "ctid", "ranges": [[0, "x"]]}, "split.ranges[0]"),
     ({"method": "ctid", "ranges": [[-1, None]]}, "split.ranges[0]"),

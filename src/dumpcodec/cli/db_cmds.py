@@ -120,6 +120,7 @@ def cmd_create(args) -> int:
                           columns=columns or None, partitions=args.partitions,
                           progress=progress, binary=args.format == "binary",
                           split_larger_than=args.split_larger_than,
+                          split_method=args.split_method,
                           storage_options=storage_options(args))
     if args.json:
         _print_json(summary.to_dict())
@@ -352,9 +353,15 @@ def register(subparsers) -> None:
     p.add_argument("--split-larger-than", type=_size_or_zero, metavar="SIZE",
                    default=256 << 20,
                    help="with -j N, a table larger than this (heap and TOAST) is read as "
-                        "several ranges of its heap at once, in the same snapshot "
-                        "(PostgreSQL 14+; default 256M; 0: never), e.g. "
+                        "several ranges at once, in the same snapshot (see "
+                        "--split-method; default 256M; 0: never), e.g. "
                         "-j 4 --split-larger-than 1G")
+    p.add_argument("--split-method", choices=("auto", "ctid", "key"), default="auto",
+                   help="how a split table is cut: ctid (ranges of heap pages, "
+                        "PostgreSQL 14+), key (ranges of a single-column smallint/"
+                        "integer/bigint primary key; tables without one are read "
+                        "whole), auto (default: ctid from 14, key before), e.g. "
+                        "--split-method key for a table whose heap is bloated")
     p.add_argument("--format", choices=("binary", "text"), default="binary",
                    help="COPY format of the data members: binary wherever the column "
                         "types allow it (default), or text for every table, e.g. "

@@ -241,6 +241,14 @@ def test_page_bounds():
     ({"method": "ctid", "ranges": []}, "non-empty list"),
     ({"method": "ctid", "ranges": [[0, "x"]]}, "split.ranges[0]"),
     ({"method": "ctid", "ranges": [[-1, None]]}, "split.ranges[0]"),
+    # a key split (dump_split's method for servers before 14)
+    ({"method": "key", "ranges": [[None, 5], [5, None]]}, "'split.column' must be"),
+    ({"method": "key", "column": 3, "ranges": [[None, None]]}, "'split.column' must be"),
+    ({"method": "key", "column": "id", "ranges": []}, "non-empty list"),
+    ({"method": "key", "column": "id", "ranges": [[None, True]]}, "split.ranges[0]"),
+    ({"method": "key", "column": "id", "ranges": [[None, 1.5]]}, "split.ranges[0]"),
+    ({"method": "key", "column": "id", "ranges": [[None, 5, 7]]}, "split.ranges[0]"),
+    ({"method": "rows", "column": "id", "ranges": [[None, None]]}, "method 'ctid' or 'key'"),
 ])
 def test_bad_split_record_refused(tmp_path, split, message):
     """A reader type-checks extra.split (a writer refuses to write a wrong one)."""

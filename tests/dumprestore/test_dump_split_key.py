@@ -278,25 +278,6 @@ def test_key_bounds():
                            and (e is None or v < e)) == 1, (low, high, n, v)
 
 
-@pytest.mark.parametrize("split, message", [
-    ({"method": "key", "ranges": [[None, 5], [5, None]]}, "'split.column' must be"),
-    ({"method": "key", "column": 3, "ranges": [[None, None]]}, "'split.column' must be"),
-    ({"method": "key", "column": "id", "ranges": []}, "non-empty list"),
-    ({"method": "key", "column": "id", "ranges": [[None, True]]}, "split.ranges[0]"),
-    ({"method": "key", "column": "id", "ranges": [[None, 1.5]]}, "split.ranges[0]"),
-    ({"method": "key", "column": "id", "ranges": [[None, 5, 7]]}, "split.ranges[0]"),
-    ({"method": "rows", "column": "id", "ranges": [[None, None]]}, "method 'ctid' or 'key'"),
-])
-def test_bad_key_split_record_refused(tmp_path, split, message):
-    """A reader type-checks a key extra.split (a writer refuses to write a wrong one)."""
-    with open_dump(tmp_path / "x.dcz", "w") as w:
-        with pytest.raises(ValueError) as exc:
-            w.add_table("public.t", None, ["a"], ["integer"], extra={"split": split})
-    assert message in str(exc.value)
-    with pytest.raises(ArchiveError):
-        mf.check_table_extra({"split": split})
-
-
 def test_key_split_record_accepted():
     """Negative and huge key values are what a key split records."""
     mf.check_table_extra({"split": {"method": "key", "column": "id", "ranges": [

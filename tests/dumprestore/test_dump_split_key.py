@@ -23,7 +23,6 @@ from dumpcodec import create_dump, open_dump, restore_dump
 from dumpcodec.archive import manifest as mf
 from dumpcodec.cli import main as cli_main
 from dumpcodec.dump_split import RANGES_PER_JOB, choose_method, key_bounds
-from dumpcodec.errors import ArchiveError
 from test_dump_split import CHUNK, _fill, _help, _live, _Meddler, _rows, _table
 
 # (primary key type, key values in g = 1..rows, rows); _fill deletes every key

@@ -48,7 +48,7 @@ from .archive.manifest import EncodedJSON
 from .errors import DumpError, SchemaError, SelectorError
 from .destination import open_destination
 from .progress import Progress
-from .schema.catalog import partition_trees, size_estimates, type_facts
+from .schema.catalog import free_sequences, partition_trees, size_estimates, type_facts
 from .schema.text_columns import EMPTY_SEARCH_PATH, dump_select_list, text_columns
 
 log = logging.getLogger(__name__)
@@ -405,45 +405,6 @@ def _parents_first(plans: List[_TablePlan]) -> List[_TablePlan]:
     return sorted(plans, key=lambda p: level((p.schema, p.name)))
 
 
-_FREE_SEQ_SQL = """
-SELECT n.nspname, c.relname, pg_catalog.format_type(s.seqtypid, NULL), s.seqstart,
-       s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
-       pg_catalog.obj_description(c.oid, 'pg_class')
-FROM pg_catalog.pg_sequence s
-JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY(%s)
-  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
-                    AND d.deptype IN ('a', 'i', 'e'))
-ORDER BY 1, 2
-"""
-
-
-def free_sequences(conn: psycopg.Connection, schemas: Sequence[str]) -> List[Dict[str, Any]]:
-    """Sequences of ``schemas`` that no table column owns, with their state.
-
-    (Owned ones travel in their table's definition.)  A sequence the user may not
-    read is left out rather than failing the dump.
-    """
-    out = []
-    for (schema_, name, dtype, start, inc, mn, mx, cache, cycle, comment) in conn.execute(
-            _FREE_SEQ_SQL, (list(schemas),)).fetchall():
-        conn.execute("SAVEPOINT dumpcodec_seq")
-        try:
-            last, called = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(
-                sql.Identifier(schema_, name))).fetchone()
-            conn.execute("RELEASE SAVEPOINT dumpcodec_seq")
-        except psycopg.Error:
-            conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_seq")
-            continue
-        out.append({"schema": schema_, "name": name, "data_type": dtype, "start": start,
-                    "increment": inc, "min_value": mn, "max_value": mx, "cache": cache,
-                    "cycle": cycle, "last_value": last, "is_called": called,
-                    "comment": comment})
-    return out
-
-
 # -- data movement --------------------------------------------------------------------
 
 def _extra(plan: _TablePlan) -> Dict[str, Any]:
@@ -516,6 +477,12 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
                     raise
                 put(dump_split.end_item(part.number, rows, nbytes, t0))
                 continue
+            held: list = []     # the last block, sent with the end: a small table is one item
+
+            def hold(block, held=held, put=put):
+                if held:
+                    put(held.pop())
+                held.append(block)
             try:
                 if plan.query is not None and plan.as_text:
                     # names of OID-alias values come out schema-qualified (as pg_dump's)
@@ -523,7 +490,7 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
                                        ).fetchone()[0]
                     conn.execute(EMPTY_SEARCH_PATH)
                     try:
-                        rows, nbytes = pump.copy_out(conn, plan.query, put)
+                        rows, nbytes = pump.copy_out(conn, plan.query, hold)
                     finally:
                         try:
                             conn.execute("SELECT pg_catalog.set_config('search_path', "
@@ -531,18 +498,18 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
                         except psycopg.Error:
                             pass      # the COPY's own error is the one to report
                 elif plan.query is not None:
-                    rows, nbytes = pump.copy_out(conn, plan.query, put)
+                    rows, nbytes = pump.copy_out(conn, plan.query, hold)
                 else:
                     rows, nbytes = 0, 0
                     if plan.format == "binary":
-                        put(_EMPTY_BINARY)
+                        held.append(_EMPTY_BINARY)
             except BaseException as exc:
                 try:
                     out.put_nowait(("error", exc))
                 except queue.Full:
                     pass          # the writer finds it in ``errors``
                 raise
-            put((_END, rows, nbytes, time.perf_counter() - t0))
+            put((_END, rows, nbytes, time.perf_counter() - t0, held[0] if held else None))
     except BaseException as exc:  # reported to the main thread through ``errors``
         errors.append(exc)
         stop.set()
@@ -565,15 +532,26 @@ def _write_whole(tw, get: Callable[[], Any], advance: Callable[[int], None]
             continue
         if item[0] == "error":
             raise item[1]
-        _, rows, nbytes, dt = item
+        _, rows, nbytes, dt, last = item
+        if last is not None:
+            tw.write(last)
+            advance(len(last))
         return rows, nbytes, dt
 
 
 class _Queues(dict):
     """A table's queue, made when a worker or the writer first asks for it (not one
-    per table up front: thousands of tables)."""
+    per table up front: thousands of tables).  ``shared``: one reader takes the tables
+    in order, and they all go through one queue (the reader is then at most
+    QUEUE_BLOCKS blocks ahead of the writer, not that many per table)."""
+
+    def __init__(self, shared: bool = False):
+        super().__init__()
+        self.shared = queue.Queue(maxsize=QUEUE_BLOCKS) if shared else None
 
     def __missing__(self, key: int) -> "queue.Queue":
+        if self.shared is not None:
+            return self.shared
         return self.setdefault(key, queue.Queue(maxsize=QUEUE_BLOCKS))   # atomic
 
 
@@ -590,7 +568,7 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
     """
     splits = splits or {}
     jobs_q: "queue.Queue" = queue.Queue()
-    outs: Dict[int, queue.Queue] = _Queues()
+    outs: Dict[int, queue.Queue] = _Queues(shared=conn is not None and not splits)
     for i, p in enumerate(plans):
         parts = splits[i].parts if i in splits else [None]
         for part in parts:
@@ -643,7 +621,7 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
                      f", {len(splits[i].parts)} ranges" if i in splits else "")
             stats.append(TableDumpStats(p.table_id, p.schema, p.name, rows, nbytes, dt,
                                         p.format, p.where, p.columns))
-            del outs[i]
+            outs.pop(i, None)
     finally:
         stop.set()
         for t in threads:

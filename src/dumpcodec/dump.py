@@ -450,6 +450,8 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
                 idx, plan, part = jobs_q.get_nowait()
             except queue.Empty:
                 break
+            if not outs.wait_turn(idx, stop):
+                break
             out = outs[idx]
 
             def put(item, out=out):
@@ -543,11 +545,32 @@ class _Queues(dict):
     """A table's queue, made when a worker or the writer first asks for it (not one
     per table up front: thousands of tables).  ``shared``: one reader takes the tables
     in order, and they all go through one queue (the reader is then at most
-    QUEUE_BLOCKS blocks ahead of the writer, not that many per table)."""
+    QUEUE_BLOCKS blocks ahead of the writer, not that many per table).  Otherwise a
+    worker starts a table only within ``window`` tables of the one being written
+    (:meth:`wait_turn`), so that at most ``window`` tables' queues fill up ahead."""
 
-    def __init__(self, shared: bool = False):
+    def __init__(self, shared: bool = False, window: int = 2):
         super().__init__()
         self.shared = queue.Queue(maxsize=QUEUE_BLOCKS) if shared else None
+        self.window = window
+        self.writing = 0           # the table the writer is on
+        self._turn = threading.Condition()
+
+    def wait_turn(self, idx: int, stop: threading.Event) -> bool:
+        """Until table ``idx`` is within the window (False: the dump stopped).  The
+        tables before it are all taken (the jobs are queued in order), so the one
+        being written is never waiting here."""
+        with self._turn:
+            while self.shared is None and idx >= self.writing + self.window:
+                if stop.is_set():
+                    return False
+                self._turn.wait(0.5)
+        return True
+
+    def write_next(self, idx: int) -> None:
+        with self._turn:
+            self.writing = idx
+            self._turn.notify_all()
 
     def __missing__(self, key: int) -> "queue.Queue":
         if self.shared is not None:
@@ -568,7 +591,7 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
     """
     splits = splits or {}
     jobs_q: "queue.Queue" = queue.Queue()
-    outs: Dict[int, queue.Queue] = _Queues(shared=conn is not None and not splits)
+    outs = _Queues(shared=conn is not None and not splits, window=2 * jobs)
     for i, p in enumerate(plans):
         parts = splits[i].parts if i in splits else [None]
         for part in parts:
@@ -592,6 +615,7 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
     stats = []
     try:
         for i, p in enumerate(plans):
+            outs.write_next(i)
             tw = _add_table(writer, p, splits.get(i))
             # the archive holds it now, encoded: at 10,000 tables the definitions are
             # a good part of the dump's memory (the worker needs only the query)

@@ -208,11 +208,13 @@ def test_parallel_dump_is_consistent_under_writes(db, conn, tmp_path):
     assert len(orders) == len(line_orders)     # and the writer's pairs are all or none
 
 
-def test_many_small_tables_reader_stays_bounded(db, conn, tmp_path, monkeypatch):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_many_small_tables_readers_stay_bounded(db, conn, tmp_path, monkeypatch, jobs):
     """At -j1 the reader sends a small table's data with its end (one hand-off) and
     all tables share one bounded queue: while the writer lags, the reader is at most
-    QUEUE_BLOCKS tables ahead (it used to run ahead through every table).  Every
-    table's member is byte for byte what COPY gives, a table of several blocks too."""
+    QUEUE_BLOCKS tables ahead; with -j2 the readers start a table only within 2 x jobs
+    tables of the one being written (both used to run ahead through every table).
+    Every table's member is byte for byte what COPY gives, one of several blocks too."""
     from dumpcodec import dump as dump_mod
     conn.execute("CREATE TABLE big (id int, t text); INSERT INTO big SELECT g, "
                  "repeat('x', 100) FROM generate_series(1, 30000) g")   # ~3.5 MB: 4 blocks
@@ -234,9 +236,10 @@ def test_many_small_tables_reader_stays_bounded(db, conn, tmp_path, monkeypatch)
     monkeypatch.setattr(pump, "copy_out", counting)
     monkeypatch.setattr(dump_mod, "_add_table", lagging)
     path = tmp_path / "m.dcz"
-    summary = create_dump(db.dsn, ["public"], str(path))
+    summary = create_dump(db.dsn, ["public"], str(path), jobs=jobs,
+                          split_larger_than=0)
     assert len(summary.tables) == 33 and len(copies) == 32      # part: no data of its own
-    assert max(ahead) <= dump_mod.QUEUE_BLOCKS + 1, ahead
+    assert max(ahead) <= (dump_mod.QUEUE_BLOCKS if jobs == 1 else 2 * jobs) + 1, ahead
     with open_dump(str(path)) as r:
         for t in r.tables():
             if t.table_id == "public.part":

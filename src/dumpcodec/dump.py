@@ -13,10 +13,10 @@ What happens, in order:
 3. Reading and writing overlap: reader threads stream tables into bounded queues
    (``QUEUE_BLOCKS`` blocks of about a megabyte each) and the calling thread, the
    single archive writer, drains them in table order and compresses, so the archive's
-   layout does not depend on timing and memory stays bounded by
-   ``jobs * QUEUE_BLOCKS`` blocks.  With ``jobs == 1`` the one reader uses the
-   snapshot connection itself; with ``jobs > 1`` each worker has its own connection
-   joined to the same snapshot (``SET TRANSACTION SNAPSHOT``).
+   layout does not depend on timing; readers keep within ``2 * jobs`` tables of the one
+   being written (one queue for all at ``jobs == 1``): memory stays bounded.  With
+   ``jobs == 1`` the one reader uses the snapshot connection itself; with ``jobs > 1``
+   each worker has its own connection joined to the same snapshot.
 4. A file destination is written under a temporary name in the same directory and
    renamed at the end; on any failure the temporary file is removed, so no partial
    archive is ever left under the requested name.  ``'-'`` writes to stdout.

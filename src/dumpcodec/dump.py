@@ -13,8 +13,8 @@ What happens, in order:
 3. Reading and writing overlap: reader threads stream tables into bounded queues
    (``QUEUE_BLOCKS`` blocks of about a megabyte each) and the calling thread, the
    single archive writer, drains them in table order and compresses, so the archive's
-   layout does not depend on timing; readers keep within ``2 * jobs`` tables of the one
-   being written (one queue for all at ``jobs == 1``): memory stays bounded.  With
+   layout does not depend on timing; the readers hold at most ``jobs * QUEUE_BLOCKS``
+   MiB ahead of the table being written (:mod:`.dump_queues`).  With
    ``jobs == 1`` the one reader uses the snapshot connection itself; with ``jobs > 1``
    each worker has its own connection joined to the same snapshot.
 4. A file destination is written under a temporary name in the same directory and
@@ -47,6 +47,7 @@ from .archive import open_dump
 from .archive.manifest import EncodedJSON
 from .errors import DumpError, SchemaError, SelectorError
 from .destination import open_destination
+from .dump_queues import TableQueues
 from .progress import Progress
 from .schema.catalog import free_sequences, partition_trees, size_estimates, type_facts
 from .schema.text_columns import EMPTY_SEARCH_PATH, dump_select_list, text_columns
@@ -450,11 +451,10 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
                 idx, plan, part = jobs_q.get_nowait()
             except queue.Empty:
                 break
-            if not outs.wait_turn(idx, stop):
-                break
             out = outs[idx]
 
-            def put(item, out=out):
+            def put(item, out=out, idx=idx):
+                outs.take(idx, item, stop)
                 # never block for good: the writer may have given up (stop is set)
                 while True:
                     if stop.is_set():
@@ -541,43 +541,6 @@ def _write_whole(tw, get: Callable[[], Any], advance: Callable[[int], None]
         return rows, nbytes, dt
 
 
-class _Queues(dict):
-    """A table's queue, made when a worker or the writer first asks for it (not one
-    per table up front: thousands of tables).  ``shared``: one reader takes the tables
-    in order, and they all go through one queue (the reader is then at most
-    QUEUE_BLOCKS blocks ahead of the writer, not that many per table).  Otherwise a
-    worker starts a table only within ``window`` tables of the one being written
-    (:meth:`wait_turn`), so that at most ``window`` tables' queues fill up ahead."""
-
-    def __init__(self, shared: bool = False, window: int = 2):
-        super().__init__()
-        self.shared = queue.Queue(maxsize=QUEUE_BLOCKS) if shared else None
-        self.window = window
-        self.writing = 0           # the table the writer is on
-        self._turn = threading.Condition()
-
-    def wait_turn(self, idx: int, stop: threading.Event) -> bool:
-        """Until table ``idx`` is within the window (False: the dump stopped).  The
-        tables before it are all taken (the jobs are queued in order), so the one
-        being written is never waiting here."""
-        with self._turn:
-            while self.shared is None and idx >= self.writing + self.window:
-                if stop.is_set():
-                    return False
-                self._turn.wait(0.5)
-        return True
-
-    def write_next(self, idx: int) -> None:
-        with self._turn:
-            self.writing = idx
-            self._turn.notify_all()
-
-    def __missing__(self, key: int) -> "queue.Queue":
-        if self.shared is not None:
-            return self.shared
-        return self.setdefault(key, queue.Queue(maxsize=QUEUE_BLOCKS))   # atomic
-
-
 def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
                    conn: Optional[psycopg.Connection] = None,
                    splits: Optional[Dict[int, dump_split.Split]] = None
@@ -591,7 +554,9 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
     """
     splits = splits or {}
     jobs_q: "queue.Queue" = queue.Queue()
-    outs = _Queues(shared=conn is not None and not splits, window=2 * jobs)
+    # the readers hold at most QUEUE_BLOCKS blocks each ahead of the table being written
+    outs = TableQueues(shared=conn is not None and not splits,
+                       budget=jobs * QUEUE_BLOCKS << 20, maxsize=QUEUE_BLOCKS)
     for i, p in enumerate(plans):
         parts = splits[i].parts if i in splits else [None]
         for part in parts:
@@ -626,12 +591,16 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
             def get(out=out, p=p):
                 while True:
                     try:
-                        return out.get(timeout=0.5)
+                        item = out.get(timeout=0.5)
                     except queue.Empty:
                         if errors:
                             raise errors[0]
                         if not any(t.is_alive() for t in threads) and out.empty():
                             raise DumpError(f"{p.table_id}: dump worker ended without data")
+                        continue
+                    if type(item) is not tuple or item[0] != "error":   # errors: not put()
+                        outs.give(item)
+                    return item
 
             advance = (lambda n, t=p.table_id: progress.advance(t, n))
             if i in splits:

@@ -210,12 +210,15 @@ def test_parallel_dump_is_consistent_under_writes(db, conn, tmp_path):
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_many_small_tables_readers_stay_bounded(db, conn, tmp_path, monkeypatch, jobs):
-    """At -j1 the reader sends a small table's data with its end (one hand-off) and
-    all tables share one bounded queue: while the writer lags, the reader is at most
-    QUEUE_BLOCKS tables ahead; with -j2 the readers start a table only within 2 x jobs
-    tables of the one being written (both used to run ahead through every table).
-    Every table's member is byte for byte what COPY gives, one of several blocks too."""
+    """At -j1 the reader sends a small table's data with its end (one hand-off).  While
+    the writer lags, the readers hold at most jobs x QUEUE_BLOCKS MiB ahead of the
+    table being written, each queued item counted as at least ITEM_COST: 2 MiB here, so
+    at most 4 items a reader (both used to run ahead through every table).  Every
+    table's member is byte for byte what COPY gives, one of several blocks too."""
     from dumpcodec import dump as dump_mod
+    from dumpcodec.dump_queues import TableQueues
+    assert dump_mod.QUEUE_BLOCKS == 8
+    monkeypatch.setattr(TableQueues, "ITEM_COST", 2 << 20)
     conn.execute("CREATE TABLE big (id int, t text); INSERT INTO big SELECT g, "
                  "repeat('x', 100) FROM generate_series(1, 30000) g")   # ~3.5 MB: 4 blocks
     conn.execute("; ".join(f"CREATE TABLE s{i:02d} (id int); INSERT INTO s{i:02d} "
@@ -239,7 +242,8 @@ def test_many_small_tables_readers_stay_bounded(db, conn, tmp_path, monkeypatch,
     summary = create_dump(db.dsn, ["public"], str(path), jobs=jobs,
                           split_larger_than=0)
     assert len(summary.tables) == 33 and len(copies) == 32      # part: no data of its own
-    assert max(ahead) <= (dump_mod.QUEUE_BLOCKS if jobs == 1 else 2 * jobs) + 1, ahead
+    # queued (4 a reader), in each reader's hands, and the table being written
+    assert max(ahead) <= 4 * jobs + jobs + 1, ahead
     with open_dump(str(path)) as r:
         for t in r.tables():
             if t.table_id == "public.part":

@@ -19,10 +19,10 @@ from .errors import DumpError
 class TableQueues(dict):
     """A table's queue, made when a worker or the writer first asks for it (not one
     per table up front: thousands of tables); ``shared``: one reader takes the tables
-    in order, and they all go through one queue.  Bytes read ahead of the table being
-    written are at most ``budget`` (an item counted as at least ITEM_COST): a worker
-    with more waits, unless its table is the one being written, and is woken when half
-    is free, so that small tables do not make it wake for each one."""
+    in order, and they all go through one queue.  Bytes queued are at most ``budget``
+    (an item counted as at least ITEM_COST) besides, with several readers, the table
+    being written (at most ``maxsize`` items a reader): a reader with more waits, and
+    is woken when half is free, so that small tables do not make it wake for each one."""
 
     ITEM_COST = 4096
 
@@ -46,7 +46,12 @@ class TableQueues(dict):
     def take(self, idx: int, item: Any, stop: threading.Event) -> None:
         n = self.cost(item)
         with self._cv:
-            while self.held and self.held + n > self.budget and idx != self.writing:
+            # one reader in table order (shared) holds only what the writer is about to
+            # take: it always waits; with several, the one on the table being written
+            # never does (its table's own queue bounds it), or it could wait for ever
+            # on tables the writer does not take before its own
+            while self.held and self.held + n > self.budget and (
+                    self.shared is not None or idx != self.writing):
                 if stop.is_set():
                     raise DumpError("dump aborted")
                 self._waiting = True

@@ -13,10 +13,10 @@ What happens, in order:
 3. Reading and writing overlap: reader threads stream tables into bounded queues
    (``QUEUE_BLOCKS`` blocks of about a megabyte each) and the calling thread, the
    single archive writer, drains them in table order and compresses, so the archive's
-   layout does not depend on timing and memory stays bounded by
-   ``jobs * QUEUE_BLOCKS`` blocks.  With ``jobs == 1`` the one reader uses the
-   snapshot connection itself; with ``jobs > 1`` each worker has its own connection
-   joined to the same snapshot (``SET TRANSACTION SNAPSHOT``).
+   layout does not depend on timing; the readers hold at most ``jobs * QUEUE_BLOCKS``
+   MiB ahead of the table being written (:mod:`.dump_queues`).  With
+   ``jobs == 1`` the one reader uses the snapshot connection itself; with ``jobs > 1``
+   each worker has its own connection joined to the same snapshot.
 4. A file destination is written under a temporary name in the same directory and
    renamed at the end; on any failure the temporary file is removed, so no partial
    archive is ever left under the requested name.  ``'-'`` writes to stdout.
@@ -47,8 +47,9 @@ from .archive import open_dump
 from .archive.manifest import EncodedJSON
 from .errors import DumpError, SchemaError, SelectorError
 from .destination import open_destination
+from .dump_queues import TableQueues
 from .progress import Progress
-from .schema.catalog import partition_trees, size_estimates, type_facts
+from .schema.catalog import free_sequences, partition_trees, size_estimates, type_facts
 from .schema.text_columns import EMPTY_SEARCH_PATH, dump_select_list, text_columns
 
 log = logging.getLogger(__name__)
@@ -405,45 +406,6 @@ def _parents_first(plans: List[_TablePlan]) -> List[_TablePlan]:
     return sorted(plans, key=lambda p: level((p.schema, p.name)))
 
 
-_FREE_SEQ_SQL = """
-SELECT n.nspname, c.relname, pg_catalog.format_type(s.seqtypid, NULL), s.seqstart,
-       s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
-       pg_catalog.obj_description(c.oid, 'pg_class')
-FROM pg_catalog.pg_sequence s
-JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY(%s)
-  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
-                    AND d.deptype IN ('a', 'i', 'e'))
-ORDER BY 1, 2
-"""
-
-
-def free_sequences(conn: psycopg.Connection, schemas: Sequence[str]) -> List[Dict[str, Any]]:
-    """Sequences of ``schemas`` that no table column owns, with their state.
-
-    (Owned ones travel in their table's definition.)  A sequence the user may not
-    read is left out rather than failing the dump.
-    """
-    out = []
-    for (schema_, name, dtype, start, inc, mn, mx, cache, cycle, comment) in conn.execute(
-            _FREE_SEQ_SQL, (list(schemas),)).fetchall():
-        conn.execute("SAVEPOINT dumpcodec_seq")
-        try:
-            last, called = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(
-                sql.Identifier(schema_, name))).fetchone()
-            conn.execute("RELEASE SAVEPOINT dumpcodec_seq")
-        except psycopg.Error:
-            conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_seq")
-            continue
-        out.append({"schema": schema_, "name": name, "data_type": dtype, "start": start,
-                    "increment": inc, "min_value": mn, "max_value": mx, "cache": cache,
-                    "cycle": cycle, "last_value": last, "is_called": called,
-                    "comment": comment})
-    return out
-
-
 # -- data movement --------------------------------------------------------------------
 
 def _extra(plan: _TablePlan) -> Dict[str, Any]:
@@ -491,7 +453,8 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
                 break
             out = outs[idx]
 
-            def put(item, out=out):
+            def put(item, out=out, idx=idx):
+                outs.take(idx, item, stop)
                 # never block for good: the writer may have given up (stop is set)
                 while True:
                     if stop.is_set():
@@ -516,6 +479,12 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
                     raise
                 put(dump_split.end_item(part.number, rows, nbytes, t0))
                 continue
+            held: list = []     # the last block, sent with the end: a small table is one item
+
+            def hold(block, held=held, put=put):
+                if held:
+                    put(held.pop())
+                held.append(block)
             try:
                 if plan.query is not None and plan.as_text:
                     # names of OID-alias values come out schema-qualified (as pg_dump's)
@@ -523,7 +492,7 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
                                        ).fetchone()[0]
                     conn.execute(EMPTY_SEARCH_PATH)
                     try:
-                        rows, nbytes = pump.copy_out(conn, plan.query, put)
+                        rows, nbytes = pump.copy_out(conn, plan.query, hold)
                     finally:
                         try:
                             conn.execute("SELECT pg_catalog.set_config('search_path', "
@@ -531,18 +500,18 @@ def _worker(conninfo: Optional[str], snapshot: Optional[str], jobs_q: "queue.Que
                         except psycopg.Error:
                             pass      # the COPY's own error is the one to report
                 elif plan.query is not None:
-                    rows, nbytes = pump.copy_out(conn, plan.query, put)
+                    rows, nbytes = pump.copy_out(conn, plan.query, hold)
                 else:
                     rows, nbytes = 0, 0
                     if plan.format == "binary":
-                        put(_EMPTY_BINARY)
+                        held.append(_EMPTY_BINARY)
             except BaseException as exc:
                 try:
                     out.put_nowait(("error", exc))
                 except queue.Full:
                     pass          # the writer finds it in ``errors``
                 raise
-            put((_END, rows, nbytes, time.perf_counter() - t0))
+            put((_END, rows, nbytes, time.perf_counter() - t0, held[0] if held else None))
     except BaseException as exc:  # reported to the main thread through ``errors``
         errors.append(exc)
         stop.set()
@@ -565,16 +534,11 @@ def _write_whole(tw, get: Callable[[], Any], advance: Callable[[int], None]
             continue
         if item[0] == "error":
             raise item[1]
-        _, rows, nbytes, dt = item
+        _, rows, nbytes, dt, last = item
+        if last is not None:
+            tw.write(last)
+            advance(len(last))
         return rows, nbytes, dt
-
-
-class _Queues(dict):
-    """A table's queue, made when a worker or the writer first asks for it (not one
-    per table up front: thousands of tables)."""
-
-    def __missing__(self, key: int) -> "queue.Queue":
-        return self.setdefault(key, queue.Queue(maxsize=QUEUE_BLOCKS))   # atomic
 
 
 def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
@@ -590,7 +554,9 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
     """
     splits = splits or {}
     jobs_q: "queue.Queue" = queue.Queue()
-    outs: Dict[int, queue.Queue] = _Queues()
+    # the readers hold at most QUEUE_BLOCKS blocks each ahead of the table being written
+    outs = TableQueues(shared=conn is not None and not splits,
+                       budget=jobs * QUEUE_BLOCKS << 20, maxsize=QUEUE_BLOCKS)
     for i, p in enumerate(plans):
         parts = splits[i].parts if i in splits else [None]
         for part in parts:
@@ -614,6 +580,7 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
     stats = []
     try:
         for i, p in enumerate(plans):
+            outs.write_next(i)
             tw = _add_table(writer, p, splits.get(i))
             # the archive holds it now, encoded: at 10,000 tables the definitions are
             # a good part of the dump's memory (the worker needs only the query)
@@ -624,12 +591,16 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
             def get(out=out, p=p):
                 while True:
                     try:
-                        return out.get(timeout=0.5)
+                        item = out.get(timeout=0.5)
                     except queue.Empty:
                         if errors:
                             raise errors[0]
                         if not any(t.is_alive() for t in threads) and out.empty():
                             raise DumpError(f"{p.table_id}: dump worker ended without data")
+                        continue
+                    if type(item) is not tuple or item[0] != "error":   # errors: not put()
+                        outs.give(item)
+                    return item
 
             advance = (lambda n, t=p.table_id: progress.advance(t, n))
             if i in splits:
@@ -643,7 +614,7 @@ def _dump_parallel(conninfo, snapshot, plans, writer, jobs, progress: Progress,
                      f", {len(splits[i].parts)} ranges" if i in splits else "")
             stats.append(TableDumpStats(p.table_id, p.schema, p.name, rows, nbytes, dt,
                                         p.format, p.where, p.columns))
-            del outs[i]
+            outs.pop(i, None)
     finally:
         stop.set()
         for t in threads:

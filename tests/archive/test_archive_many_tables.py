@@ -58,6 +58,66 @@ def test_dump_json_is_json_dumps():
         mf.dump_json(loop)
 
 
+def test_spliced_values_with_markers_or_the_walk():
+    """A document whose own values are spliced is encoded in one call with a marker
+    for each; where a marker's text shows up elsewhere (a key, a value, a spliced
+    text) the walk gives the text instead: json.dumps's text either way."""
+    rnd = random.Random(23)
+    marker = mf._MARKER % 0
+    other = mf._MARKER % 1
+    for _ in range(2000):
+        a, b = _value(rnd), _value(rnd)
+        doc = {"d": mf.encode_value(a), "k": _value(rnd), "z": mf.encode_value(b)}
+        plain = {"d": a, "k": doc["k"], "z": b}
+        assert mf.dump_json(doc) == _reference(plain)
+    for doc, plain in (
+            ({"d": mf.encode_value(1), "k": marker}, {"d": 1, "k": marker}),
+            ({"d": mf.encode_value(1), marker: 2}, {"d": 1, marker: 2}),
+            ({"d": mf.encode_value([other]), "e": mf.encode_value({"x": marker})},
+             {"d": [other], "e": {"x": marker}}),
+            ({"d": mf.encode_value(marker), "e": [marker, other]},
+             {"d": marker, "e": [marker, other]})):
+        assert mf.dump_json(doc) == _reference(plain)
+
+
+def _depth_before(data: bytes) -> int:
+    """json_depth as it was written first (split at every quote), the oracle."""
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = b"".join(data.split(b'"')[0::2]).translate(
+        bytes.maketrans(b"{}", b"[]"), bytes(c for c in range(256) if c not in b"[]{}"))
+    depth = 0
+    while skeleton:
+        shorter = skeleton.replace(b"[]", b"")
+        if len(shorter) == len(skeleton):
+            break
+        skeleton, depth = shorter, depth + 1
+    return depth
+
+
+def _depth_parsed(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth_parsed, value.values()), default=0)
+    if isinstance(value, (list, tuple)):
+        return 1 + max(map(_depth_parsed, value), default=0)
+    return 0
+
+
+@pytest.mark.parametrize("slice_size", [None, 7, 64])
+def test_json_depth_against_the_parser_and_the_first_version(slice_size, monkeypatch):
+    if slice_size:
+        monkeypatch.setattr(mf, "_DEPTH_SLICE", slice_size)
+    rnd = random.Random(41)
+    for _ in range(2000):
+        value = _value(rnd)
+        text = json.dumps(value, ensure_ascii=rnd.random() < 0.5).encode("utf-8")
+        assert mf.json_depth(text, 100) == _depth_parsed(value), text
+        # any text at all: what the first version gave (slices aside, which it had not)
+        junk = bytes(rnd.choice(b'""[]{}\\ax') for _ in range(rnd.randint(0, 40)))
+        if slice_size is None:
+            assert mf.json_depth(junk, 100) == _depth_before(junk), junk
+
+
 def test_member_header_is_tarfiles():
     rnd = random.Random(5)
     names = ["table-00000/chunk-000000.bin", "manifest.json", "a" * 100, "a" * 101,

@@ -206,3 +206,50 @@ def test_parallel_dump_is_consistent_under_writes(db, conn, tmp_path):
     assert len(line_orders) >= 20000
     assert set(line_orders) <= orders          # every child's parent is in the dump
     assert len(orders) == len(line_orders)     # and the writer's pairs are all or none
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_many_small_tables_readers_stay_bounded(db, conn, tmp_path, monkeypatch, jobs):
+    """At -j1 the reader sends a small table's data with its end (one hand-off).  While
+    the writer lags, the readers hold at most jobs x QUEUE_BLOCKS MiB ahead of the
+    table being written, each queued item counted as at least ITEM_COST: 2 MiB here, so
+    at most 4 items a reader (both used to run ahead through every table).  Every
+    table's member is byte for byte what COPY gives, one of several blocks too."""
+    from dumpcodec import dump as dump_mod
+    from dumpcodec.dump_queues import TableQueues
+    assert dump_mod.QUEUE_BLOCKS == 8
+    monkeypatch.setattr(TableQueues, "ITEM_COST", 2 << 20)
+    conn.execute("CREATE TABLE big (id int, t text); INSERT INTO big SELECT g, "
+                 "repeat('x', 100) FROM generate_series(1, 30000) g")   # ~3.5 MB: 4 blocks
+    conn.execute("; ".join(f"CREATE TABLE s{i:02d} (id int); INSERT INTO s{i:02d} "
+                           f"SELECT generate_series(1, {i % 3})" for i in range(30)))
+    conn.execute("CREATE TABLE part (id int) PARTITION BY RANGE (id); CREATE TABLE part_1 "
+                 "PARTITION OF part FOR VALUES FROM (0) TO (10); INSERT INTO part VALUES (1)")
+    copies, ahead = [], []
+    real_copy, real_add = pump.copy_out, dump_mod._add_table
+
+    def counting(conn_, query, write, *args, **kw):
+        copies.append(query)
+        return real_copy(conn_, query, write, *args, **kw)
+
+    def lagging(writer, plan, split=None):
+        ahead.append(len(copies) - len(ahead))
+        time.sleep(0.01)
+        return real_add(writer, plan, split)
+    monkeypatch.setattr(pump, "copy_out", counting)
+    monkeypatch.setattr(dump_mod, "_add_table", lagging)
+    path = tmp_path / "m.dcz"
+    summary = create_dump(db.dsn, ["public"], str(path), jobs=jobs,
+                          split_larger_than=0)
+    assert len(summary.tables) == 33 and len(copies) == 32      # part: no data of its own
+    # queued (4 a reader), in each reader's hands, and the table being written
+    assert max(ahead) <= 4 * jobs + jobs + 1, ahead
+    with open_dump(str(path)) as r:
+        for t in r.tables():
+            if t.table_id == "public.part":
+                continue
+            expected = bytearray()
+            with conn.cursor().copy(f"COPY {t.table_id} TO STDOUT (FORMAT binary)") as cp:
+                for block in cp:
+                    expected += block
+            assert b"".join(r.read_raw(t.table_id)) == expected, t.table_id

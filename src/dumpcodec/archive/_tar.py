@@ -67,6 +67,10 @@ def _tarfile_header(name: str, size: int, mtime: float) -> bytes:
 #: the header of an empty member named "x" at time 0, which member_header patches
 _TEMPLATE = _tarfile_header("x", 0, 0)
 _OCTAL_11 = 8 ** 11
+#: the template's checksum without its name, size, time and checksum fields (the
+#: checksum field counts as eight spaces)
+_TEMPLATE_SUM = (sum(_TEMPLATE) - sum(_TEMPLATE[0:100]) - sum(_TEMPLATE[124:156])
+                 + 8 * 32)
 
 
 def member_header(name: str, size: int, mtime: float) -> bytes:
@@ -77,13 +81,10 @@ def member_header(name: str, size: int, mtime: float) -> bytes:
     mtime = int(mtime)
     if len(raw) > 100 or not 0 <= size < _OCTAL_11 or not 0 <= mtime < _OCTAL_11:
         return _tarfile_header(name, size, mtime)     # a prefix field, large numbers
-    buf = bytearray(_TEMPLATE)
-    buf[0:100] = raw.ljust(100, b"\0")
-    buf[124:136] = b"%011o\0" % size
-    buf[136:148] = b"%011o\0" % mtime
-    buf[148:156] = b"        "
-    buf[148:155] = b"%06o\0" % sum(buf)
-    return bytes(buf)
+    fields = b"%011o\0%011o\0" % (size, mtime)
+    check = _TEMPLATE_SUM + sum(raw) + sum(fields)
+    return b"".join((raw, bytes(100 - len(raw)), _TEMPLATE[100:124], fields,
+                     b"%06o\0 " % check, _TEMPLATE[156:]))
 
 
 END_OF_ARCHIVE = bytes(2 * BLOCK)

@@ -197,6 +197,10 @@ def _encode(obj: Any, out: List[str]) -> None:
     if t is EncodedJSON:
         out.append(obj.text)
     elif t is dict and all(type(k) is str for k in obj):
+        text = _with_markers(obj)
+        if text is not None:
+            out.append(text)
+            return
         # the members between spliced ones in one C call each (a manifest entry: the
         # fields before its definition, the definition, the fields after it)
         items: List[str] = []
@@ -220,6 +224,36 @@ def _encode(obj: Any, out: List[str]) -> None:
         out.append("]" if obj else "[]")
     else:
         out.append(_FALLBACK.encode(obj))
+
+
+#: what stands in for the n-th spliced value of a document in :func:`_with_markers`
+#: (private-use characters: no JSON keyword or number holds them)
+_MARKER = "\ue000dumpcodec-splice-%d\ue001"
+
+
+def _with_markers(obj: Dict[str, Any]) -> Optional[str]:
+    """The text of ``obj``, whose own values include :class:`EncodedJSON`, in one C
+    call: each spliced value encoded as a marker string, then put in place of it.  A
+    marker's text (quotes included) can only appear as a whole string token, so
+    when it appears exactly once that is the one put there; otherwise (a key or a
+    value of the document that equals a marker, a spliced text holding one) None,
+    and the caller walks the document.  A header or a manifest entry: 6 us, not 20."""
+    doc = dict(obj)
+    spliced = []
+    for key, value in obj.items():
+        if type(value) is EncodedJSON:
+            marker = _MARKER % len(spliced)
+            doc[key] = marker
+            spliced.append((_encode_str(marker), value.text))
+    try:
+        text = _ENCODER.encode(doc)
+    except _Splice:
+        return None          # a spliced value deeper down: the walk
+    for quoted, value in spliced:
+        if text.count(quoted) != 1:
+            return None
+        text = text.replace(quoted, value, 1)
+    return text
 
 
 def _members(run: Dict[str, Any], items: List[str]) -> None:
@@ -267,8 +301,8 @@ def dump_json(doc: Dict[str, Any], max_depth: Optional[int] = None) -> bytes:
     return data
 
 
-# brackets only, both kinds as "[" and "]"
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# quotes and brackets only; braces read as "[" and "]"
+_NOT_QUOTES = bytes(b for b in range(256) if b not in b'"[]{}')
 _SQUARE = bytes.maketrans(b"{}", b"[]")
 #: bytes of JSON text :func:`json_depth` looks at a time
 _DEPTH_SLICE = 1 << 18
@@ -311,10 +345,14 @@ def json_depth(data: bytes, limit: int = MAX_JSON_DEPTH) -> int:
         if b"\\" in text:
             # pairs first (left to right, as a parser reads them), then escaped quotes
             text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+        # only quotes and brackets matter now (what is left of an escape is a
+        # backslash and a letter or digits); then every two quotes side by side go:
+        # nothing lies between them, so no bracket changes sides, and most strings
+        # (no bracket inside) are gone before the split (a 3 kB header: 5 us, not 15)
+        text = text.translate(None, _NOT_QUOTES).replace(b'""', b"")
         pieces = text.split(b'"')
         del text
-        parts.append(b"".join(pieces[1 if inside else 0::2]).translate(
-            _SQUARE, _NOT_BRACKETS))
+        parts.append(b"".join(pieces[1 if inside else 0::2]).translate(_SQUARE))
         inside ^= (len(pieces) - 1) % 2 == 1
         del pieces
         start = end

@@ -39,26 +39,71 @@ Decisions worth knowing:
 """
 from __future__ import annotations
 
-from typing import List
+import importlib
+from typing import TYPE_CHECKING, Any, List
 
-from .codec_types import column_type_info, live_type_oids, type_registry, type_specs
-from .capture import capture_live_if_exists, capture_table, capture_tables, capture_types
-from .compare import Comparison, Difference, compare, describe, type_widening, typmod_widening
-from .ddl import (PHASES, DDLPlan, checked_expression, column_defaults, ddl_plan,
-                  existing_types_for, free_sequence_statements)
-from .ddl_build import Step, run_steps
-from .ddl_extras import privileges_note
-from .text_columns import OID_ALIAS_TYPES, Stage, text_columns, stage_plan
-from .model import (FORMAT_VERSION, AttributeDef, ColumnDef, ConstraintDef, DomainCheck,
-                    Grant, IndexDef, IndexElem, PolicyDef, RelationName, SequenceDef,
-                    StatisticsDef, StorageParam, TableDef, TriggerDef, TypeDef, TypeRef)
-from .db_tables import get_tables_for_ids, iter_db_tables
-from .selection import (FilterRule, Resolved, Selection, all_user_tables, parse_filter,
-                        read_filter, resolve_selection)
-from .selectors import TableRef, partition_leaves, resolve_selectors
+# The names below are loaded on first use, each from its module (PEP 562), so that a
+# dump, which captures and selects, does not import the DDL and safety modules
+# (pglast's parser, the allow-list): ``from dumpcodec.schema import ddl_plan`` and
+# ``schema.ddl_plan`` work as before.
+_LAZY = {
+    "codec_types": ("column_type_info", "live_type_oids", "type_registry", "type_specs"),
+    "capture": ("capture_live_if_exists", "capture_table", "capture_tables",
+                "capture_types"),
+    "compare": ("Comparison", "Difference", "compare", "describe", "type_widening",
+                "typmod_widening"),
+    "ddl": ("PHASES", "DDLPlan", "checked_expression", "column_defaults", "ddl_plan",
+            "existing_types_for", "free_sequence_statements"),
+    "ddl_build": ("Step", "run_steps"),
+    "ddl_extras": ("privileges_note",),
+    "text_columns": ("OID_ALIAS_TYPES", "Stage", "text_columns", "stage_plan"),
+    "model": ("FORMAT_VERSION", "AttributeDef", "ColumnDef", "ConstraintDef",
+              "DomainCheck", "Grant", "IndexDef", "IndexElem", "PolicyDef",
+              "RelationName", "SequenceDef", "StatisticsDef", "StorageParam", "TableDef",
+              "TriggerDef", "TypeDef", "TypeRef"),
+    "db_tables": ("get_tables_for_ids", "iter_db_tables"),
+    "selection": ("FilterRule", "Resolved", "Selection", "all_user_tables",
+                  "parse_filter", "read_filter", "resolve_selection"),
+    "selectors": ("TableRef", "partition_leaves", "resolve_selectors"),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+# two functions named as their modules are bound now (as before): a later import of
+# the module would otherwise leave the module under the function's name
+from .compare import compare  # noqa: E402
+from .text_columns import text_columns  # noqa: E402
+
+if TYPE_CHECKING:   # what the lazy names are, for type checkers
+    from .codec_types import column_type_info, live_type_oids, type_registry, type_specs
+    from .capture import (capture_live_if_exists, capture_table, capture_tables,
+                          capture_types)
+    from .compare import (Comparison, Difference, compare, describe, type_widening,
+                          typmod_widening)
+    from .ddl import (PHASES, DDLPlan, checked_expression, column_defaults, ddl_plan,
+                      existing_types_for, free_sequence_statements)
+    from .ddl_build import Step, run_steps
+    from .ddl_extras import privileges_note
+    from .text_columns import OID_ALIAS_TYPES, Stage, text_columns, stage_plan
+    from .model import (FORMAT_VERSION, AttributeDef, ColumnDef, ConstraintDef,
+                        DomainCheck, Grant, IndexDef, IndexElem, PolicyDef, RelationName,
+                        SequenceDef, StatisticsDef, StorageParam, TableDef, TriggerDef,
+                        TypeDef, TypeRef)
+    from .db_tables import get_tables_for_ids, iter_db_tables
+    from .selection import (FilterRule, Resolved, Selection, all_user_tables,
+                            parse_filter, read_filter, resolve_selection)
+    from .selectors import TableRef, partition_leaves, resolve_selectors
 
 
-def copy_columns(tdef: TableDef) -> List[str]:
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        # a submodule not imported yet: ``from dumpcodec.schema import ddl`` imports it
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def copy_columns(tdef: "TableDef") -> List[str]:
     """The columns a COPY of this table lists, in table order (generated ones left out:
     the server computes them and refuses values for them)."""
     return [c.name for c in tdef.columns if c.generated is None]

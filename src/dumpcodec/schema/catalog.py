@@ -5,7 +5,8 @@ one fact each -- does a relation exist, which foreign keys point at a table, whi
 OIDs a set of types or sequences has -- and :func:`lock_if_exists` takes the lock
 under which a restore then reads a live table's definition.  The dump's planning
 asks its questions for all tables (or types) at once: :func:`type_facts`,
-:func:`partition_trees`, :func:`relation_sizes`.
+:func:`partition_trees`, :func:`relation_sizes`; and the free-standing
+sequences it records with their state (:func:`free_sequences`).
 """
 from __future__ import annotations
 
@@ -322,3 +323,42 @@ def relation_sizes(conn: psycopg.Connection,
                 ([s for s, _ in names], [n for _, n in names])).fetchall():
             sizes[i - 1] = size
     return sizes
+
+
+_FREE_SEQ_SQL = """
+SELECT n.nspname, c.relname, pg_catalog.format_type(s.seqtypid, NULL), s.seqstart,
+       s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
+       pg_catalog.obj_description(c.oid, 'pg_class')
+FROM pg_catalog.pg_sequence s
+JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%s)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
+                    AND d.deptype IN ('a', 'i', 'e'))
+ORDER BY 1, 2
+"""
+
+
+def free_sequences(conn: psycopg.Connection, schemas: Sequence[str]) -> List[Dict[str, Any]]:
+    """Sequences of ``schemas`` that no table column owns, with their state.
+
+    (Owned ones travel in their table's definition.)  A sequence the user may not
+    read is left out rather than failing the dump.
+    """
+    out = []
+    for (schema_, name, dtype, start, inc, mn, mx, cache, cycle, comment) in conn.execute(
+            _FREE_SEQ_SQL, (list(schemas),)).fetchall():
+        conn.execute("SAVEPOINT dumpcodec_seq")
+        try:
+            last, called = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(
+                sql.Identifier(schema_, name))).fetchone()
+            conn.execute("RELEASE SAVEPOINT dumpcodec_seq")
+        except psycopg.Error:
+            conn.execute("ROLLBACK TO SAVEPOINT dumpcodec_seq")
+            continue
+        out.append({"schema": schema_, "name": name, "data_type": dtype, "start": start,
+                    "increment": inc, "min_value": mn, "max_value": mx, "cache": cache,
+                    "cycle": cycle, "last_value": last, "is_called": called,
+                    "comment": comment})
+    return out

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Tupl
 
 from ..errors import ArchiveError
 from .limits import MAX_JSON_DEPTH
+from .split_record import check_split
 
 FORMAT_NAME = "dumpcodec-archive"
 FORMAT_VERSION = 1
@@ -832,32 +833,7 @@ def check_table_extra(extra: Dict[str, Any], where: str = "extra") -> None:
     if as_text is not None and (not isinstance(as_text, list) or not all(
             isinstance(c, str) for c in as_text)):
         raise ArchiveError(f"{where}: 'as_text' must be a list of column names")
-    _check_split(extra.get("split"), where)
-
-
-def _check_split(split: Any, where: str) -> None:
-    """``extra.split`` (a table dumped as ranges of its heap or of its key; docs/FORMAT.md
-    5.2).  Informative: nothing reads it to restore; checked so that a tool showing it
-    gets the types the format promises."""
-    if split is None:
-        return
-    method = split.get("method") if isinstance(split, dict) else None
-    if method not in ("ctid", "key"):
-        raise ArchiveError(f"{where}: 'split' must be an object with method 'ctid' or "
-                           f"'key'")
-    if method == "key" and not isinstance(split.get("column"), str):
-        raise ArchiveError(f"{where}: 'split.column' must be a string (the key column)")
-    ranges = split.get("ranges")
-    if not isinstance(ranges, list) or not ranges:
-        raise ArchiveError(f"{where}: 'split.ranges' must be a non-empty list")
-    low = 0 if method == "ctid" else None
-    for i, r in enumerate(ranges):
-        if (not isinstance(r, list) or len(r) != 2
-                or not all(v is None or (isinstance(v, int) and not isinstance(v, bool)
-                                         and (low is None or v >= low)) for v in r)):
-            what = ("first page or null, end page or null" if method == "ctid"
-                    else "first key value or null, end key value or null")
-            raise ArchiveError(f"{where}: 'split.ranges[{i}]' must be [{what}]")
+    check_split(extra.get("split"), where)
 
 
 def check_archive_info(info: Dict[str, Any], where: str = "info") -> None:

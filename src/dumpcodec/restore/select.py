@@ -28,6 +28,12 @@ from ..errors import RestoreError, SelectorError
 from ..schema.catalog import reserved_schema
 
 
+#: names a restore keeps for itself in the target schema: its state table, and the
+#: prefix of its staging tables and their keys and indexes (restore/staged.py)
+STATE_TABLE = "dumpcodec_restore_state"
+STAGE_PREFIX = "dumpcodec_stage_"
+
+
 class Item:
     """One table of the archive, as restore needs it.
 
@@ -228,13 +234,13 @@ def check_item(item: Item, schema_: str, name: str, tdef: Any, *,
                            f"server; nothing is restored into it")
     if not name:
         raise RestoreError(f"{tid}: empty table name")
-    if name == "dumpcodec_restore_state" or name.startswith("dumpcodec_stage_"):
+    if name == STATE_TABLE or name.startswith(STAGE_PREFIX):
         raise RestoreError(f"{tid}: refused: the name {name} is kept for the restore's "
                            f"own state and staging tables")
     if tdef is None:
         return
     for x in list(tdef.indexes) + list(tdef.constraints):
-        if x.name.startswith("dumpcodec_stage_"):
+        if x.name.startswith(STAGE_PREFIX):
             # a staged table's keys and indexes are built under such names
             raise RestoreError(f"{tid}: refused: the name {x.name} (an index or "
                                f"constraint) is kept for the restore's staging tables")

@@ -83,14 +83,12 @@ from ..schema import catalog
 from ..schema.safety import Allowed
 from .pool import reason, rollback
 from .results import TableRestoreResult
-from .select import Item
+from .select import STAGE_PREFIX, STATE_TABLE, Item
 from .table import ALREADY_THERE, run_batch
 
 if TYPE_CHECKING:   # pragma: no cover
     from .context import RunContext
 
-STATE_TABLE = "dumpcodec_restore_state"
-STAGE_PREFIX = "dumpcodec_stage_"
 _DONE = -1        # the chunk number of the row saying "this table is restored"
 #: from a pipe, the chunks read before a table is known to be big enough to stage are
 #: held in memory: a ``stage_larger_than`` above this counts as this
@@ -101,11 +99,6 @@ log = logging.getLogger("dumpcodec.restore")
 
 class NotStaged(Exception):
     """No state table can be made in the schema: the table takes the usual path."""
-
-
-def reserved_name(name: str) -> bool:
-    """Names a restore keeps for itself (an archive's table may not take one)."""
-    return name == STATE_TABLE or name.startswith(STAGE_PREFIX)
 
 
 def data_key(item: Item) -> str:
